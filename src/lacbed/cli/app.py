@@ -1,0 +1,13 @@
+"""The root ``lacbed`` Typer application; command modules register on it."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="lacbed",
+    help="LACBED patterns of cubic crystals: Bloch-wave simulation and a neural surrogate.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)

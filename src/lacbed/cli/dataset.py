@@ -1,0 +1,3 @@
+"""CLI commands: dataset (see the module's owner issue)."""
+
+from lacbed.cli.app import app  # noqa: F401

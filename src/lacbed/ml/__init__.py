@@ -1,0 +1,1 @@
+"""Neural surrogates (PyTorch; optional extra ``lacbed[ml]``). The only subpackage importing torch."""

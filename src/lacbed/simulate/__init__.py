@@ -1,0 +1,5 @@
+"""LACBED simulation: geometry, symmetry reduction and :func:`simulate_lacbed`."""
+
+from lacbed.simulate.pattern import LacbedPattern
+
+__all__ = ["LacbedPattern"]

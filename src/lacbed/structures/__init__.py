@@ -1,0 +1,1 @@
+"""lacbed.structures."""
