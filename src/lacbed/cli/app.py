@@ -11,3 +11,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.command("version")
+def version() -> None:
+    """Print the lacbed version."""
+    from lacbed import __version__
+
+    typer.echo(__version__)
