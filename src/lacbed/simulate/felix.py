@@ -218,7 +218,7 @@ class FelixInput:
     kappa: float = 0.078
     scattering: str = "kirkland"
     debye_waller_constant: float = 0.0
-    source: str = ""
+    source: str = field(default="", compare=False)
     values: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
