@@ -1,0 +1,137 @@
+"""Plots of LACBED patterns (matplotlib, object-oriented API: no pyplot state)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+__all__ = ["plot_pattern", "plot_comparison", "pixel_extent"]
+
+
+def pixel_extent(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float]:
+    """imshow extent (left, right, bottom, top) of pixel centres ``x`` (columns), ``y`` (rows).
+
+    The edges lie half a pixel beyond the first and last centres; use with ``origin="lower"`` so
+    row 0 (−y) is at the bottom, as in Felix's convention (PHYSICS.md §6).
+    """
+    x = np.asarray(x, float)
+    y = np.asarray(y, float)
+    dx = (x[-1] - x[0]) / max(len(x) - 1, 1)
+    dy = (y[-1] - y[0]) / max(len(y) - 1, 1)
+    return (x[0] - dx / 2, x[-1] + dx / 2, y[0] - dy / 2, y[-1] + dy / 2)
+
+
+def _axes_values(pattern, units: str) -> tuple[np.ndarray, np.ndarray, str]:
+    if units == "mrad":
+        return pattern.tilt_x_mrad, pattern.tilt_y_mrad, "mrad"
+    if units in ("1/A", "1/Å", "invA"):
+        return np.asarray(pattern.kx), np.asarray(pattern.ky), "1/Å"
+    raise ValueError(f"units must be 'mrad' or '1/A', got {units!r}")
+
+
+def plot_pattern(
+    pattern,
+    *,
+    units: str = "mrad",
+    cmap: str = "gray",
+    panel_size: float = 3.2,
+    title: str | None = None,
+) -> Figure:
+    """One panel per thickness of a :class:`~lacbed.simulate.LacbedPattern`, zone axis at 0.
+
+    Parameters
+    ----------
+    pattern : LacbedPattern
+        The pattern (intensities (n_thickness, size, size), kx/ky [1/Å]).
+    units : {"mrad", "1/A"}
+        Axis units: beam tilt [mrad] or tangential wave-vector component [1/Å].
+    cmap : str
+        Colour map.
+    panel_size : float
+        Width of one panel [inch].
+    title : str, optional
+        Figure title (default: the crystal name from the settings, if any).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    arr = np.asarray(pattern.intensities)
+    if arr.ndim == 2:
+        arr = arr[None]
+    n = arr.shape[0]
+    x, y, label = _axes_values(pattern, units)
+    extent = pixel_extent(x, y)
+    fig = Figure(figsize=(panel_size * n + 0.6, panel_size + 0.6), layout="constrained")
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    for i, ax in enumerate(axes):
+        im = ax.imshow(arr[i], origin="lower", extent=extent, cmap=cmap, interpolation="nearest")
+        ax.set_title(f"t = {float(pattern.thickness_nm[i]):g} nm", fontsize=9)
+        ax.set_xlabel(f"x [100] ({label})", fontsize=8)
+        if i == 0:
+            ax.set_ylabel(f"y [010] ({label})", fontsize=8)
+        ax.tick_params(labelsize=7)
+        fig.colorbar(im, ax=ax, shrink=0.8).ax.tick_params(labelsize=7)
+    if title is None:
+        settings = getattr(pattern, "settings", {}) or {}
+        crystal = settings.get("crystal")
+        name = crystal.get("name") if isinstance(crystal, dict) else crystal
+        title = f"{name} [001] 000 LACBED" if name else None
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_comparison(
+    images: Sequence[np.ndarray],
+    titles: Sequence[str],
+    *,
+    extent: tuple[float, float, float, float] | None = None,
+    axis_label: str = "1/Å",
+    diff_of: tuple[int, int] | None = (0, 1),
+    panel_size: float = 3.2,
+    suptitle: str | None = None,
+) -> Figure:
+    """Images side by side (same grey scale), plus the difference of two of them.
+
+    Parameters
+    ----------
+    images : sequence of ndarray (size, size)
+        Images in Felix's convention (arr[row, col], origin lower).
+    titles : sequence of str
+        Panel titles.
+    extent : tuple, optional
+        imshow extent (see :func:`pixel_extent`).
+    axis_label : str
+        Axis units label.
+    diff_of : (i, j) or None
+        Add a panel images[i] − images[j] (diverging colour map); None for none.
+    """
+    imgs = [np.asarray(im, float) for im in images]
+    n = len(imgs) + (diff_of is not None)
+    fig = Figure(figsize=(panel_size * n + 0.6, panel_size + 0.6), layout="constrained")
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    vmin = min(float(im.min()) for im in imgs)
+    vmax = max(float(im.max()) for im in imgs)
+    for ax, im, t in zip(axes, imgs, titles, strict=False):
+        h = ax.imshow(im, origin="lower", extent=extent, cmap="gray", vmin=vmin, vmax=vmax)
+        ax.set_title(t, fontsize=9)
+        ax.set_xlabel(f"x ({axis_label})", fontsize=8)
+        ax.tick_params(labelsize=7)
+    fig.colorbar(h, ax=axes[len(imgs) - 1], shrink=0.8).ax.tick_params(labelsize=7)
+    axes[0].set_ylabel(f"y ({axis_label})", fontsize=8)
+    if diff_of is not None:
+        i, j = diff_of
+        d = imgs[i] - imgs[j]
+        lim = float(np.abs(d).max()) or 1.0
+        ax = axes[-1]
+        h = ax.imshow(d, origin="lower", extent=extent, cmap="RdBu_r", vmin=-lim, vmax=lim)
+        ax.set_title(f"{titles[i]} − {titles[j]}", fontsize=9)
+        ax.set_xlabel(f"x ({axis_label})", fontsize=8)
+        ax.tick_params(labelsize=7)
+        fig.colorbar(h, ax=ax, shrink=0.8).ax.tick_params(labelsize=7)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    return fig
