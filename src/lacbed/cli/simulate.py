@@ -1,3 +1,356 @@
-"""CLI commands: simulate (see the module's owner issue)."""
+"""``lacbed simulate``: the bright-field (000) LACBED pattern of a cubic crystal at [001].
 
-from lacbed.cli.app import app  # noqa: F401
+Contract (issue 3)::
+
+    lacbed simulate X.cif -o OUT --thickness T [T ...]      (T in nm)
+    lacbed simulate --felix-inp felix.inp felix.cif -o OUT   (settings from a Felix input file)
+
+OUT by suffix: ``.npy`` (float32; (size, size) for one thickness, (n_thickness, size, size)
+otherwise), ``.h5`` (the stack plus all metadata), ``.png`` (one panel per thickness).
+
+With ``--felix-inp`` every setting comes from the Felix file, and an option given explicitly on
+the command line overrides the file's value (e.g. ``--thickness 100`` or ``--solver exact``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from typer.core import TyperCommand
+
+from lacbed.cli.app import app
+from lacbed.errors import SettingsError
+
+__all__ = ["simulate", "expand_multi_value_options"]
+
+SCATTERING = ("kirkland", "peng", "lobato", "doyle-turner")
+ABSORPTION = ("none", "proportional", "bird-king")
+SOLVERS = ("fast", "exact")
+BACKENDS = ("numpy", "torch")
+PNG_UNITS = ("mrad", "1/A")
+#: Options that take several values after one flag (``--thickness 50 100 150``).
+MULTI_VALUE_OPTIONS = ("--thickness", "-t")
+#: A progress bar appears once a run has taken this long [s].
+PROGRESS_AFTER_S = 2.0
+
+
+def _number_list(token: str) -> list[str] | None:
+    """Split ``"50,100"`` → ``["50", "100"]`` if every piece is a number, else None."""
+    pieces = [p for p in re.split(r"[,\s]+", token.strip()) if p]
+    if not pieces:
+        return None
+    for p in pieces:
+        try:
+            float(p)
+        except ValueError:
+            return None
+    return pieces
+
+
+def expand_multi_value_options(
+    args: list[str], names: tuple[str, ...] = MULTI_VALUE_OPTIONS
+) -> list[str]:
+    """Rewrite ``--thickness 50 100 150`` as ``--thickness 50 --thickness 100 --thickness 150``.
+
+    click options take one value per flag; this lets one flag take every following token that is
+    a number (or a comma-separated list of numbers, also after ``=``), so the contract's form and
+    ``--thickness 50,100,150`` both work. Tokens after ``--`` are left alone.
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        token = args[i]
+        if token == "--":
+            out.extend(args[i:])
+            break
+        name, eq, value = token.partition("=")
+        if name not in names:
+            out.append(token)
+            i += 1
+            continue
+        i += 1
+        values: list[str] = []
+        if eq:
+            values = _number_list(value) or [value]
+        else:
+            while i < len(args):
+                pieces = _number_list(args[i])
+                if pieces is None:
+                    break
+                values.extend(pieces)
+                i += 1
+        if not values:
+            out.append(token)  # let click report the missing value
+        for v in values:
+            out.extend([name, v])
+    return out
+
+
+class _MultiValueCommand(TyperCommand):
+    """A Typer command whose ``--thickness`` accepts several values after one flag."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, expand_multi_value_options(list(args)))
+
+
+class _Progress:
+    """``progress(done, total)`` callback that shows a rich bar once a run takes > 2 s."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.t0 = time.perf_counter()
+        self._bar = None
+        self._task = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self._bar is None:
+            if time.perf_counter() - self.t0 < PROGRESS_AFTER_S or done >= total:
+                return
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._bar = Progress(
+                TextColumn("simulating"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task("simulate", total=total)
+        self._bar.update(self._task, completed=done, total=total)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+def _engine():
+    """The simulation function (a seam for tests)."""
+    from lacbed.simulate import simulate_lacbed
+
+    return simulate_lacbed
+
+
+def _load_crystal(path: Path):
+    """Read a crystal file (a seam for tests)."""
+    from lacbed.crystal import load_crystal
+
+    return load_crystal(path)
+
+
+def _choice(name: str, value: str | None, allowed: tuple[str, ...]) -> str | None:
+    if value is None:
+        return None
+    v = value.strip().lower()
+    if v not in allowed:
+        raise SettingsError(f"{name} {value!r} is not one of {', '.join(allowed)}")
+    return v
+
+
+def _debye_waller(value: str | None) -> tuple[bool, float | None]:
+    """``--debye-waller``: (given, b_iso) with b_iso None for 'cif'."""
+    if value is None:
+        return False, None
+    if value.strip().lower() == "cif":
+        return True, None
+    try:
+        b = float(value)
+    except ValueError:
+        raise SettingsError(
+            f"--debye-waller {value!r} must be 'cif' or a B value ≥ 0 [Å²]"
+        ) from None
+    if not b >= 0 or b != b or b == float("inf"):
+        raise SettingsError(f"--debye-waller {value!r} must be 'cif' or a B value ≥ 0 [Å²]")
+    return True, b
+
+
+def _check_settings(kw: dict[str, Any]) -> None:
+    """Reject impossible settings before any work is done (one clear message each)."""
+    import numpy as np
+
+    t = np.asarray(kw["thickness_nm"], dtype=float)
+    if t.size == 0:
+        raise SettingsError("give at least one thickness: --thickness T [T ...] (nm)")
+    if not np.all(np.isfinite(t)) or np.any(t <= 0):
+        raise SettingsError(f"--thickness values must be > 0 nm, got {t.tolist()}")
+    if not kw["voltage_kv"] > 0 or not np.isfinite(kw["voltage_kv"]):
+        raise SettingsError(f"--voltage must be > 0 kV, got {kw['voltage_kv']}")
+    if kw["size"] < 8:
+        raise SettingsError(f"--size must be ≥ 8 pixels, got {kw['size']}")
+    hw = kw.get("half_width")
+    if hw is not None and (not hw > 0 or not np.isfinite(hw)):
+        raise SettingsError(f"--half-width must be > 0 [1/Å], got {hw}")
+    sb = kw.get("strong_beams")
+    if sb is not None and sb < 1:
+        raise SettingsError(f"--strong-beams must be ≥ 1, got {sb}")
+    mg = kw.get("max_g")
+    if mg is not None and (not mg > 0 or not np.isfinite(mg)):
+        raise SettingsError(f"--max-g must be > 0 [1/Å], got {mg}")
+    if not kw["kappa"] >= 0 or not np.isfinite(kw["kappa"]):
+        raise SettingsError(f"--kappa must be ≥ 0, got {kw['kappa']}")
+
+
+@app.command("simulate", cls=_MultiValueCommand)
+def simulate(
+    cif: Annotated[Path, typer.Argument(help="Crystal structure (CIF) of a cubic crystal.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output file: .npy, .h5 or .png.")],
+    thickness: Annotated[
+        list[float] | None,
+        typer.Option(
+            "--thickness",
+            "-t",
+            help="Thicknesses [nm]: --thickness 50 100 150 (or 50,100,150).",
+            show_default=False,
+        ),
+    ] = None,
+    felix_inp: Annotated[
+        Path | None,
+        typer.Option(
+            "--felix-inp",
+            help="Read the settings from a Felix felix.inp; explicit options override it.",
+        ),
+    ] = None,
+    voltage: Annotated[
+        float | None,
+        typer.Option("--voltage", help="Accelerating voltage [kV].  [default: 200]"),
+    ] = None,
+    size: Annotated[
+        int | None, typer.Option("--size", help="Pattern side [pixels].  [default: 128]")
+    ] = None,
+    half_width: Annotated[
+        float | None,
+        typer.Option("--half-width", help="Half-width W [1/Å].  [default: 4/a]"),
+    ] = None,
+    scattering: Annotated[
+        str | None,
+        typer.Option(
+            "--scattering",
+            help="Scattering factors: kirkland|peng|lobato|doyle-turner.  [default: kirkland]",
+        ),
+    ] = None,
+    absorption: Annotated[
+        str | None,
+        typer.Option(
+            "--absorption", help="Absorption: none|proportional|bird-king.  [default: bird-king]"
+        ),
+    ] = None,
+    kappa: Annotated[
+        float | None,
+        typer.Option("--kappa", help="U′/U for --absorption proportional.  [default: 0.078]"),
+    ] = None,
+    debye_waller: Annotated[
+        str | None,
+        typer.Option("--debye-waller", help="'cif' (the CIF's B) or one B [Å²] for all atoms."),
+    ] = None,
+    strong_beams: Annotated[
+        int | None,
+        typer.Option("--strong-beams", help="Strong beams.  [default: adaptive, converged]"),
+    ] = None,
+    max_g: Annotated[
+        float | None, typer.Option("--max-g", help="Beam-pool limit |g| [1/Å].")
+    ] = None,
+    solver: Annotated[
+        str | None,
+        typer.Option("--solver", help="fast (Hermitian + 1st-order absorption) | exact."),
+    ] = None,
+    backend: Annotated[
+        str | None, typer.Option("--backend", help="numpy | torch.  [default: numpy]")
+    ] = None,
+    png_units: Annotated[
+        str, typer.Option("--png-units", help="Axis units of a .png: mrad | 1/A.")
+    ] = "mrad",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no summary.")] = False,
+) -> None:
+    """Simulate the 000 LACBED pattern of a cubic crystal at [001] and write it to OUT.
+
+    Pixel convention as Felix: arr[row, col], col → +x = [100], row → +y = [010], zone axis at
+    the centre.
+    """
+    import numpy as np
+
+    from lacbed.simulate.io import check_output_suffix, write_pattern
+
+    suffix = check_output_suffix(output)
+    png_units = _choice("--png-units", png_units, PNG_UNITS) or "mrad"
+    if not cif.exists():
+        raise FileNotFoundError(2, "No such file", str(cif))
+
+    # Settings: lacbed defaults < felix.inp < explicit command-line options.
+    kw: dict[str, Any] = {
+        "thickness_nm": None,
+        "voltage_kv": 200.0,
+        "size": 128,
+        "half_width": None,
+        "scattering": "kirkland",
+        "absorption": "bird-king",
+        "kappa": 0.078,
+        "b_iso": None,
+        "strong_beams": None,
+        "max_g": None,
+        "solver": "fast",
+        "backend": "numpy",
+    }
+    felix = None
+    if felix_inp is not None:
+        from lacbed.simulate.felix import read_felix_inp
+
+        if not felix_inp.exists():
+            raise FileNotFoundError(2, "No such file", str(felix_inp))
+        felix = read_felix_inp(felix_inp)
+        kw.update(felix.simulation_kwargs())
+    dw_given, b_iso = _debye_waller(debye_waller)
+    explicit = {
+        "thickness_nm": thickness or None,
+        "voltage_kv": voltage,
+        "size": size,
+        "half_width": half_width,
+        "scattering": _choice("--scattering", scattering, SCATTERING),
+        "absorption": _choice("--absorption", absorption, ABSORPTION),
+        "kappa": kappa,
+        "strong_beams": strong_beams,
+        "max_g": max_g,
+        "solver": _choice("--solver", solver, SOLVERS),
+        "backend": _choice("--backend", backend, BACKENDS),
+    }
+    kw.update({k: v for k, v in explicit.items() if v is not None})
+    if dw_given:
+        kw["b_iso"] = b_iso
+    if kw["thickness_nm"] is None:
+        raise SettingsError("give the thicknesses: --thickness T [T ...] (nm), or --felix-inp")
+    kw["thickness_nm"] = np.atleast_1d(np.asarray(kw["thickness_nm"], dtype=np.float64))
+    _check_settings(kw)
+
+    crystal = _load_crystal(cif)
+    if felix is not None and not dw_given:
+        crystal = felix.apply_debye_waller(crystal)
+
+    bar = _Progress(enabled=not quiet)
+    t0 = time.perf_counter()
+    try:
+        pattern = _engine()(crystal, progress=bar, **kw)
+    finally:
+        bar.close()
+    elapsed = time.perf_counter() - t0
+    if felix is not None:
+        record = {
+            "felix_inp": str(felix_inp),
+            "felix_values": felix.values,
+            "overridden": sorted(k for k, v in explicit.items() if v is not None),
+        }
+        pattern = dataclasses.replace(pattern, settings={**pattern.settings, **record})
+    write_pattern(pattern, output, **({"units": png_units} if suffix == ".png" else {}))
+    if not quiet:
+        shape = "×".join(str(n) for n in np.shape(pattern.intensities))
+        n_beams = len(np.asarray(pattern.beams).reshape(-1, 3))
+        typer.echo(f"wrote {output} ({shape}, {n_beams} beams, {elapsed:.2f} s)")
