@@ -210,7 +210,7 @@ def simulate(
         typer.Option(
             "--thickness",
             "-t",
-            help="Thicknesses [nm]: --thickness 50 100 150 (or 50,100,150).",
+            help="Thicknesses (nm): --thickness 50 100 150 (or 50,100,150).",
             show_default=False,
         ),
     ] = None,
@@ -223,49 +223,51 @@ def simulate(
     ] = None,
     voltage: Annotated[
         float | None,
-        typer.Option("--voltage", help="Accelerating voltage [kV].  [default: 200]"),
+        typer.Option("--voltage", help="Accelerating voltage (kV); default 200."),
     ] = None,
     size: Annotated[
-        int | None, typer.Option("--size", help="Pattern side [pixels].  [default: 128]")
+        int | None, typer.Option("--size", help="Pattern side (pixels); default 128.")
     ] = None,
     half_width: Annotated[
         float | None,
-        typer.Option("--half-width", help="Half-width W [1/Å].  [default: 4/a]"),
+        typer.Option("--half-width", help="Half-width W of the pattern (1/Å); default 4/a."),
     ] = None,
     scattering: Annotated[
         str | None,
         typer.Option(
             "--scattering",
-            help="Scattering factors: kirkland|peng|lobato|doyle-turner.  [default: kirkland]",
+            help="Scattering factors: kirkland|peng|lobato|doyle-turner; default kirkland.",
         ),
     ] = None,
     absorption: Annotated[
         str | None,
         typer.Option(
-            "--absorption", help="Absorption: none|proportional|bird-king.  [default: bird-king]"
+            "--absorption", help="Absorption: none|proportional|bird-king; default bird-king."
         ),
     ] = None,
     kappa: Annotated[
         float | None,
-        typer.Option("--kappa", help="U′/U for --absorption proportional.  [default: 0.078]"),
+        typer.Option("--kappa", help="U′/U for --absorption proportional; default 0.078."),
     ] = None,
     debye_waller: Annotated[
         str | None,
-        typer.Option("--debye-waller", help="'cif' (the CIF's B) or one B [Å²] for all atoms."),
+        typer.Option("--debye-waller", help="'cif' (the CIF's B) or one B (Å²) for all atoms."),
     ] = None,
     strong_beams: Annotated[
         int | None,
-        typer.Option("--strong-beams", help="Strong beams.  [default: adaptive, converged]"),
+        typer.Option(
+            "--strong-beams", help="Number of strong beams; default adaptive (converged)."
+        ),
     ] = None,
     max_g: Annotated[
-        float | None, typer.Option("--max-g", help="Beam-pool limit |g| [1/Å].")
+        float | None, typer.Option("--max-g", help="Beam-pool limit |g| (1/Å).")
     ] = None,
     solver: Annotated[
         str | None,
         typer.Option("--solver", help="fast (Hermitian + 1st-order absorption) | exact."),
     ] = None,
     backend: Annotated[
-        str | None, typer.Option("--backend", help="numpy | torch.  [default: numpy]")
+        str | None, typer.Option("--backend", help="numpy | torch; default numpy.")
     ] = None,
     png_units: Annotated[
         str, typer.Option("--png-units", help="Axis units of a .png: mrad | 1/A.")
@@ -274,8 +276,8 @@ def simulate(
 ) -> None:
     """Simulate the 000 LACBED pattern of a cubic crystal at [001] and write it to OUT.
 
-    Pixel convention as Felix: arr[row, col], col → +x = [100], row → +y = [010], zone axis at
-    the centre.
+    Pixel convention as Felix: arr(row, col), col → +x = (100), row → +y = (010), zone axis
+    at the centre. Thicknesses in nm, voltage in kV, half-width in 1/Å.
     """
     import numpy as np
 
