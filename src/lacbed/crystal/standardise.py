@@ -211,7 +211,7 @@ def _canonical_origin(positions: np.ndarray, contents: list, hall_number: int) -
     return positions if best is None else best
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _normaliser_translations(hall_number: int) -> np.ndarray:
     """Translations t (multiples of 1/8) with (R − 1) t a centring vector for all R; shape (k, 3)."""
     import spglib
