@@ -1,0 +1,96 @@
+"""`lacbed simulate` end to end with the real engine (tiny settings), and the Felix Si check.
+
+The fast tests use size 16 and few beams so they take seconds; the Felix comparison at the full
+reference settings is marked slow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lacbed.cli import main
+
+simulate_mod = pytest.importorskip("lacbed.simulate")
+if not hasattr(simulate_mod, "simulate_lacbed"):
+    pytest.skip("simulate_lacbed not available yet", allow_module_level=True)
+
+REF = Path("/work/shared/reference/felix/Si_001")
+for _parent in Path(__file__).resolve().parents:
+    if (_parent / "shared" / "reference" / "felix" / "Si_001").exists():
+        REF = _parent / "shared" / "reference" / "felix" / "Si_001"
+        break
+CIF = REF / "felix.cif"
+INP = REF / "felix.inp"
+needs_ref = pytest.mark.skipif(not INP.exists(), reason="Felix reference data not present")
+
+TINY = ["--size", "16", "--strong-beams", "12", "--max-g", "1.5", "-q"]
+
+
+def run(argv: list[str]) -> int:
+    with pytest.raises(SystemExit) as exc:
+        main(["simulate", *argv])
+    return int(exc.value.code or 0)
+
+
+@needs_ref
+def test_npy_and_h5_real_engine(tmp_path):
+    import h5py
+
+    out = tmp_path / "si.npy"
+    assert run([str(CIF), "-o", str(out), "--thickness", "20", "40", "60", *TINY]) == 0
+    arr = np.load(out)
+    assert arr.shape == (3, 16, 16) and arr.dtype == np.float32
+    # with absorption every intensity lies in [0, 1] (PHYSICS.md §8); float32 rounding 1e-6
+    assert np.all(arr >= -1e-6) and np.all(arr <= 1 + 1e-6)
+    # Si [001] bright field is 4mm (PHYSICS.md §7): mirror x and transpose; fast-path rounding
+    np.testing.assert_allclose(arr, arr[:, :, ::-1], atol=1e-5)
+    np.testing.assert_allclose(arr, np.swapaxes(arr, 1, 2), atol=1e-5)
+
+    h5 = tmp_path / "si.h5"
+    assert run([str(CIF), "-o", str(h5), "--thickness", "20", "40", "60", *TINY]) == 0
+    with h5py.File(h5) as f:
+        np.testing.assert_array_equal(f["intensities"][()], arr)  # same float32 numbers
+        np.testing.assert_array_equal(f["thickness_nm"][()], [20.0, 40.0, 60.0])
+        assert f["kx"].shape == (16,) and f["beams"].shape[1] == 3
+
+
+@needs_ref
+def test_single_thickness_png(tmp_path):
+    out = tmp_path / "si.npy"
+    assert run([str(CIF), "-o", str(out), "--thickness", "30", *TINY]) == 0
+    assert np.load(out).shape == (16, 16)
+    png = tmp_path / "si.png"
+    assert run([str(CIF), "-o", str(png), "--thickness", "30", "60", *TINY]) == 0
+    assert png.stat().st_size > 1000
+
+
+@needs_ref
+def test_too_many_strong_beams(tmp_path, capsys):
+    out = tmp_path / "si.npy"
+    argv = [str(CIF), "-o", str(out), "--thickness", "30", "--size", "16", "--max-g", "0.6"]
+    assert run([*argv, "--strong-beams", "5000"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lacbed: error:") and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+@pytest.mark.slow
+@needs_ref
+def test_felix_si_reference(tmp_path):
+    """Issue 3: Felix Si [001] via --felix-inp at 50, 100, 150 nm: Z ≤ 1 %.
+
+    The case is converged in the beam count (Z between 100 and 300 beams < 0.01 %), so the
+    agreement does not depend on copying Felix's per-pixel beam choice; 1 % is the issue's bound.
+    """
+    from lacbed.metrics import z_score
+
+    out = tmp_path / "felix.npy"
+    assert run(["--felix-inp", str(INP), str(CIF), "-o", str(out), "-q"]) == 0
+    ours = np.load(out)
+    ref = np.load(REF / "I_p0p0p0_stack.npy")
+    assert ours.shape == ref.shape == (3, 128, 128)
+    z = 100 * z_score(ours, ref)
+    assert np.all(z <= 1.0), z
