@@ -196,7 +196,8 @@ def _u_equivalent(aniso: np.ndarray, cell) -> float:  # noqa: ANN001
     """
     orth = np.array(cell.orth.mat.tolist())  # columns are a, b, c [Å]
     metric = orth.T @ orth  # a_i · a_j
-    rec = np.array([cell.ar, cell.br, cell.cr])  # a*_i [1/Å]
+    rc = cell.reciprocal()
+    rec = np.array([rc.a, rc.b, rc.c])  # a*_i [1/Å]
     return float(np.einsum("ij,i,j,ij->", aniso, rec, rec, metric) / 3.0)
 
 

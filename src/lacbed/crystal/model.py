@@ -145,23 +145,29 @@ class Crystal:
 
     @property
     def formula(self) -> str:
-        """Reduced chemical formula in Hill-like order, e.g. ``'GaAs'``, ``'SrTiO3'``."""
+        """Reduced chemical formula, cations first, e.g. ``'GaAs'``, ``'SrTiO3'``, ``'Fe0.9O'``.
+
+        Elements are ordered by Pauling electronegativity. Counts are divided by the greatest
+        common divisor of the fully occupied (integer) counts, or of all counts when every one is
+        an integer.
+        """
+        from math import gcd
+
+        from lacbed.crystal.elements import formula_order_key
+
         comp = self.composition
-        vals = np.array(list(comp.values()))
-        # reduce by the largest divisor that keeps integer (or near-integer) counts
-        best = 1.0
-        for d in range(int(round(vals.min())) if vals.min() >= 1 else 1, 0, -1):
-            r = vals / d
-            if np.allclose(r, np.round(r), atol=1e-3):
-                best = float(d)
-                break
+        ints = [round(v) for v in comp.values() if abs(v - round(v)) < 1e-3 and round(v) > 0]
+        div = 0
+        for v in ints:
+            div = gcd(div, int(v))
+        div = max(div, 1)
         parts = []
-        for s, v in comp.items():
-            n = v / best
+        for s in sorted(comp, key=formula_order_key):
+            n = comp[s] / div
             if abs(n - round(n)) < 1e-3:
                 n_str = "" if round(n) == 1 else str(int(round(n)))
             else:
-                n_str = f"{n:.3g}"
+                n_str = f"{n:.4g}"
             parts.append(f"{s}{n_str}")
         return "".join(parts)
 
