@@ -1,0 +1,351 @@
+"""Build a dataset of (projected potential, LACBED pattern) pairs on a Dask cluster.
+
+One task per material computes the projected potential and the 000 patterns at every requested
+thickness (:func:`compute_item`, run on a worker). The client process — and only it — writes the
+results into the dataset as the futures complete (:class:`~lacbed.dataset.store.DatasetWriter`),
+each material atomically, so a build killed at any moment loses no finished material and a rerun
+of the same command skips everything already done (succeeded or failed) and never duplicates an
+item. A material that fails (engine error, too many atoms, NaN in the result) is recorded with
+its reason and the build goes on.
+
+The same code runs on a :class:`distributed.LocalCluster` (default: processes with one thread
+each) or on an existing cluster given by its scheduler address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lacbed.dataset.store import DatasetWriter
+from lacbed.errors import SettingsError
+from lacbed.structures.entry import Entry
+
+__all__ = ["BuildReport", "BuildSettings", "build_dataset", "compute_item", "select_work"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    """Engine settings of a dataset build (identical for every item).
+
+    Attributes
+    ----------
+    size : int
+        Side of the potential and pattern images [pixels].
+    thicknesses_nm : tuple of float
+        Specimen thicknesses of the stored patterns [nm].
+    voltage_kv : float
+        Accelerating voltage [kV].
+    half_width : float or None
+        Half-width of the pattern in tangential wave vector [1/Å] (None: the engine's 4/a).
+    scattering, absorption : str
+        Scattering-factor parametrisation and absorption model (see ``lacbed simulate``).
+    strong_beams : int or None
+        Beam budget (None: the engine's adaptive default).
+    max_g : float or None
+        Largest |g| of the beam pool [1/Å] (None: the engine's default).
+    max_atoms : int or None
+        Materials with more sites in the conventional cell fail with that reason (None: no limit).
+    seed : int
+        Seed of the structure augmentation (part of the settings so that a resumed build uses the
+        same derived structures).
+    """
+
+    size: int = 128
+    thicknesses_nm: tuple[float, ...] = (100.0,)
+    voltage_kv: float = 200.0
+    half_width: float | None = None
+    scattering: str = "kirkland"
+    absorption: str = "bird-king"
+    strong_beams: int | None = None
+    max_g: float | None = None
+    max_atoms: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        t = tuple(float(x) for x in np.atleast_1d(self.thicknesses_nm))
+        object.__setattr__(self, "thicknesses_nm", t)
+        if not t or any(not (math.isfinite(x) and x > 0) for x in t):
+            raise SettingsError(f"thicknesses must be positive numbers of nm, got {list(t)}")
+        if len(set(t)) != len(t):
+            raise SettingsError(f"thicknesses must be distinct, got {list(t)}")
+        if int(self.size) < 4:
+            raise SettingsError(f"size must be at least 4 pixels, got {self.size}")
+        if not self.voltage_kv > 0:
+            raise SettingsError(f"voltage must be positive [kV], got {self.voltage_kv}")
+
+    def engine_settings(self) -> dict:
+        """Settings stored in ``dataset.json`` and compared when a build is resumed."""
+        d = asdict(self)
+        d.pop("size")
+        d.pop("thicknesses_nm")
+        return d
+
+    def simulate_kwargs(self) -> dict:
+        """Keyword arguments of :func:`lacbed.simulate.simulate_lacbed`."""
+        kw: dict[str, Any] = {
+            "voltage_kv": self.voltage_kv,
+            "size": self.size,
+            "scattering": self.scattering,
+            "absorption": self.absorption,
+        }
+        for k in ("half_width", "strong_beams", "max_g"):
+            if getattr(self, k) is not None:
+                kw[k] = getattr(self, k)
+        return kw
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {first}"[:300]
+
+
+def compute_item(crystal, settings: BuildSettings) -> dict:  # noqa: ANN001 (Crystal)
+    """Compute one material on a worker: potential, patterns and timing.
+
+    Never raises for a bad material: failures come back as ``{"status": "failed", "reason": ...}``.
+
+    Returns
+    -------
+    dict
+        ``status`` ('ok' | 'failed'), ``reason``, ``potential`` (S, S) float32 [V·Å],
+        ``patterns`` (T, S, S) float32, ``time_s``, ``n_beams``, ``worker_pid``.
+    """
+    t0 = time.perf_counter()
+    out: dict[str, Any] = {"worker_pid": os.getpid()}
+    try:
+        if settings.max_atoms is not None and crystal.n_sites > settings.max_atoms:
+            raise SettingsError(
+                f"too many atoms: {crystal.n_sites} sites > max_atoms={settings.max_atoms}"
+            )
+        from lacbed.scattering import projected_potential
+        from lacbed.simulate import simulate_lacbed
+
+        pot = np.asarray(projected_potential(crystal, size=settings.size), dtype=np.float32)
+        pattern = simulate_lacbed(crystal, settings.thicknesses_nm, **settings.simulate_kwargs())
+        pats = np.asarray(pattern.intensities, dtype=np.float32).reshape(
+            len(settings.thicknesses_nm), settings.size, settings.size
+        )
+        if not (np.all(np.isfinite(pot)) and np.all(np.isfinite(pats))):
+            raise FloatingPointError("NaN or inf in the potential or the pattern")
+        out.update(status="ok", reason=None, potential=pot, patterns=pats)
+        out["n_beams"] = int(len(getattr(pattern, "beams", ())))
+    except Exception as exc:  # every failure is a record, not a crash
+        out.update(status="failed", reason=_one_line(exc))
+    out["time_s"] = time.perf_counter() - t0
+    return out
+
+
+def _order_key(key: str) -> str:
+    return hashlib.sha1(key.encode("utf-8")).hexdigest()
+
+
+def select_work(entries: Sequence[Entry], limit: int | None = None) -> list[Entry]:
+    """The work list: entries in a fixed pseudo-random order (hash of the key), first ``limit``.
+
+    The hash order makes ``--limit N`` a diverse sample of all sources, and the selection for a
+    smaller N is a subset of that for a larger N (growing a dataset keeps what it has).
+    """
+    if limit is not None and limit < 0:
+        raise SettingsError(f"limit must be >= 0, got {limit}")
+    seen: set[str] = set()
+    uniq = []
+    for e in entries:
+        if e.key not in seen:
+            seen.add(e.key)
+            uniq.append(e)
+    ordered = sorted(uniq, key=lambda e: _order_key(e.key))
+    return ordered if limit is None else ordered[:limit]
+
+
+@dataclass
+class BuildReport:
+    """What a build did."""
+
+    n_work: int = 0
+    n_skipped_done: int = 0
+    n_ok: int = 0
+    n_failed: int = 0
+    elapsed_s: float = 0.0
+    n_workers: int = 0
+    failures: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def rate_per_hour(self) -> float:
+        """Materials finished per hour in this run."""
+        n = self.n_ok + self.n_failed
+        return 3600.0 * n / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+ProgressFn = Callable[[int, int, str, str], None]
+
+
+def build_dataset(
+    path: str | os.PathLike,
+    entries: Sequence[Entry],
+    settings: BuildSettings,
+    *,
+    limit: int | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    processes: bool = True,
+    client=None,  # noqa: ANN001 (distributed.Client)
+    compute: Callable[..., dict] = compute_item,
+    progress: ProgressFn | None = None,
+    info: dict | None = None,
+    max_in_flight: int | None = None,
+) -> BuildReport:
+    """Build (or resume) a dataset.
+
+    Parameters
+    ----------
+    path : path-like
+        Dataset directory.
+    entries : sequence of Entry
+        Materials (see :func:`lacbed.structures.load_sources`).
+    settings : BuildSettings
+        Engine settings; must match those of an existing dataset at ``path``.
+    limit : int, optional
+        Use only the first ``limit`` materials of the work list (:func:`select_work`).
+    workers : int, optional
+        Worker processes of the local cluster (default: the number of CPUs).
+    scheduler : str, optional
+        Address of an existing Dask scheduler (``tcp://host:8786``); no local cluster is started.
+    processes : bool
+        Local cluster of processes (True) or of threads in this process (False, for tests).
+    client : distributed.Client, optional
+        Use this client (overrides ``workers``/``scheduler``).
+    compute : callable
+        ``compute(crystal, settings) -> dict`` run on the workers (default :func:`compute_item`).
+    progress : callable, optional
+        ``progress(n_done, n_total, key, status)`` after each material (and once at the start
+        with key ``''``).
+    info : dict, optional
+        Extra fields for ``dataset.json`` (sources, attribution, ...).
+    max_in_flight : int, optional
+        Most materials submitted but not yet written (default: 4 per worker).
+
+    Returns
+    -------
+    BuildReport
+    """
+    work = select_work(entries, limit)
+    writer = DatasetWriter(
+        path,
+        size=settings.size,
+        thicknesses_nm=settings.thicknesses_nm,
+        settings=settings.engine_settings(),
+        n_slots=0,
+        info=info,
+    )
+    done = writer.done_keys()
+    used = writer.used_slots()
+    todo = sorted((e for e in work if e.key not in done), key=lambda e: e.key)
+    report = BuildReport(n_work=len(work), n_skipped_done=len(work) - len(todo))
+    writer.ensure_slots(len(used) + len(todo))
+    taken = set(used.values())
+    free = [s for s in range(writer.n_slots) if s not in taken]
+    slot_of = {e.key: free[i] for i, e in enumerate(todo)}
+    n_total = len(work)
+    n_done = report.n_skipped_done
+    if progress:
+        progress(n_done, n_total, "", "start")
+    t0 = time.perf_counter()
+    if not todo:
+        writer.finalize()
+        return report
+
+    from distributed import Client, LocalCluster, as_completed
+
+    own_cluster = None
+    own_client = None
+    if client is None:
+        if scheduler:
+            own_client = client = Client(scheduler)
+        else:
+            n = int(workers or os.cpu_count() or 1)
+            if n < 1:
+                raise SettingsError(f"workers must be >= 1, got {workers}")
+            own_cluster = LocalCluster(
+                n_workers=n,
+                threads_per_worker=1,
+                processes=processes,
+                dashboard_address=None,
+            )
+            own_client = client = Client(own_cluster)
+    try:
+        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+        report.n_workers = n_workers
+        cap = int(max_in_flight or 4 * n_workers)
+        queue = list(todo)
+        key_of = {}
+
+        def submit_next(ac=None):  # noqa: ANN001, ANN202
+            e = queue.pop(0)
+            fut = client.submit(
+                compute, e.crystal, settings, pure=False, key=f"lacbed-{_order_key(e.key)}"
+            )
+            key_of[fut.key] = e
+            if ac is not None:
+                ac.add(fut)
+            return fut
+
+        first = [submit_next() for _ in range(min(cap, len(queue)))]
+        ac = as_completed(first, with_results=True, raise_errors=False)
+        for fut, result in ac:
+            e = key_of.pop(fut.key)
+            meta = e.meta()
+            if isinstance(result, BaseException) or fut.status == "error":
+                res = {"status": "failed", "reason": f"task error: {_one_line(result)}"}
+            else:
+                res = result
+            meta["time_s"] = res.get("time_s")
+            if res.get("n_beams") is not None:
+                meta["n_beams"] = res["n_beams"]
+            if res["status"] == "ok":
+                writer.write_item(e.key, slot_of[e.key], res["potential"], res["patterns"], meta)
+                report.n_ok += 1
+            else:
+                writer.write_failure(e.key, res["reason"], meta)
+                report.n_failed += 1
+                report.failures[e.key] = res["reason"]
+                log.info("failed %s: %s", e.key, res["reason"])
+            fut.release()
+            n_done += 1
+            if progress:
+                progress(n_done, n_total, e.key, res["status"])
+            if queue:
+                submit_next(ac)
+    finally:
+        report.elapsed_s = time.perf_counter() - t0
+        try:
+            writer.finalize()
+        finally:
+            if own_client is not None:
+                own_client.close()
+            if own_cluster is not None:
+                own_cluster.close()
+    return report
+
+
+def describe_sources(specs: Sequence[str]) -> dict:
+    """Source specifications and their attributions, for ``dataset.json``."""
+    from lacbed.structures.sources import ATTRIBUTIONS, parse_source
+
+    names = [parse_source(s)[0] for s in specs]
+    attributions = []
+    for n in names:
+        parts = ["oqmd", "cod", "aflow"] if n == "augmented" else [n]
+        attributions += [ATTRIBUTIONS[p] for p in parts if p in ATTRIBUTIONS]
+    return {"sources": list(specs), "attribution": sorted(set(attributions))}

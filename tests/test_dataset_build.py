@@ -1,0 +1,213 @@
+"""Dataset build on Dask: resume after a kill, failures recorded, settings checked.
+
+The engine is replaced by :func:`fake_compute` (deterministic arrays derived from the crystal), so
+these tests exercise the factory — scheduling, atomic writes, resume — in a few seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lacbed.crystal import Crystal
+from lacbed.dataset import open_dataset
+from lacbed.dataset.build import BuildSettings, build_dataset, compute_item, select_work
+from lacbed.errors import SettingsError
+from lacbed.structures.entry import Entry
+
+HERE = Path(__file__).resolve().parent
+SETTINGS = BuildSettings(size=8, thicknesses_nm=(50.0, 100.0))
+
+
+def make_entries(n: int) -> list[Entry]:
+    """``n`` rock-salt crystals with different a; every 7th has a formula the fake rejects."""
+    out = []
+    for i in range(n):
+        cation = "Mg" if i % 7 else "Xe"  # the fake engine "fails" on Xe
+        c = Crystal(
+            a=4.0 + 0.01 * i,
+            symbols=(cation, "O"),
+            positions=np.array([[0, 0, 0], [0.5, 0.5, 0.5]]),
+            occupancies=np.ones(2),
+            b_iso=np.full(2, 0.5),
+            space_group_number=221,
+            space_group="Pm-3m",
+        )
+        parent = f"real:{i // 3}"
+        out.append(
+            Entry(key=f"test:{i:03d}", crystal=c, source="test", source_id=str(i), parent=parent)
+        )
+    return out
+
+
+def expected_arrays(crystal, settings):
+    s = settings.size
+    pot = np.full((s, s), crystal.a, np.float32)
+    pats = np.stack([np.full((s, s), crystal.a * t, np.float32) for t in settings.thicknesses_nm])
+    return pot, pats
+
+
+def fake_compute(crystal, settings, delay=0.0):
+    time.sleep(delay)
+    if "Xe" in crystal.symbols:
+        return {"status": "failed", "reason": "fake engine rejects Xe", "time_s": delay}
+    pot, pats = expected_arrays(crystal, settings)
+    return {"status": "ok", "reason": None, "potential": pot, "patterns": pats, "time_s": delay}
+
+
+def slow_fake_compute(crystal, settings):
+    return fake_compute(crystal, settings, delay=0.15)
+
+
+def _check_complete(path, entries):
+    ds = open_dataset(path)
+    keys = list(ds.table["key"]) + list(ds.failures["key"])
+    assert sorted(keys) == sorted(e.key for e in entries)  # nothing lost, nothing duplicated
+    assert len(set(ds.table["slot"])) == len(ds.table)  # one slot per stored item
+    by_key = {e.key: e for e in entries}
+    for _, row in ds.table.iterrows():
+        pot, pats = expected_arrays(by_key[row["key"]].crystal, SETTINGS)
+        np.testing.assert_array_equal(ds.potentials[row["slot"]], pot)
+        np.testing.assert_array_equal(ds.patterns[row["slot"]], pats)
+    assert all(r == "fake engine rejects Xe" for r in ds.failures["reason"])
+    return ds
+
+
+def test_build_records_failures_and_resumes(tmp_path):
+    entries = make_entries(15)
+    rep = build_dataset(
+        tmp_path / "ds", entries, SETTINGS, workers=2, processes=False, compute=fake_compute
+    )
+    assert rep.n_ok == 12 and rep.n_failed == 3
+    ds = _check_complete(tmp_path / "ds", entries)
+    assert (tmp_path / "ds" / "metadata.parquet").is_file()
+    assert set(ds.table["group"]) <= {f"real:{i}" for i in range(5)}
+    # rerun: nothing to do
+    rep2 = build_dataset(
+        tmp_path / "ds", entries, SETTINGS, workers=1, processes=False, compute=fake_compute
+    )
+    assert rep2.n_ok == 0 and rep2.n_failed == 0 and rep2.n_skipped_done == 15
+    _check_complete(tmp_path / "ds", entries)
+
+
+def test_growing_limit_keeps_finished_items(tmp_path):
+    entries = make_entries(12)
+    build_dataset(
+        tmp_path / "ds",
+        entries,
+        SETTINGS,
+        limit=5,
+        workers=1,
+        processes=False,
+        compute=fake_compute,
+    )
+    first = open_dataset(tmp_path / "ds")
+    slots_before = dict(zip(first.table["key"], first.table["slot"], strict=True))
+    assert len(first.table) + len(first.failures) == 5
+    build_dataset(
+        tmp_path / "ds", entries, SETTINGS, workers=1, processes=False, compute=fake_compute
+    )
+    ds = _check_complete(tmp_path / "ds", entries)
+    after = dict(zip(ds.table["key"], ds.table["slot"], strict=True))
+    assert all(after[k] == s for k, s in slots_before.items())  # finished items untouched
+
+
+def test_settings_mismatch_refused(tmp_path):
+    entries = make_entries(3)
+    build_dataset(
+        tmp_path / "ds", entries, SETTINGS, workers=1, processes=False, compute=fake_compute
+    )
+    other = BuildSettings(size=8, thicknesses_nm=(50.0, 100.0), voltage_kv=300.0)
+    with pytest.raises(SettingsError, match="existing dataset"):
+        build_dataset(
+            tmp_path / "ds", entries, other, workers=1, processes=False, compute=fake_compute
+        )
+
+
+def test_select_work_is_stable_prefix():
+    entries = make_entries(30)
+    a = [e.key for e in select_work(entries, 10)]
+    b = [e.key for e in select_work(list(reversed(entries)), 20)]
+    assert a == b[:10]
+
+
+def test_compute_item_reports_failures():
+    (entry,) = make_entries(1)
+    res = compute_item(entry.crystal, BuildSettings(size=8, max_atoms=1))
+    assert res["status"] == "failed" and "too many atoms" in res["reason"]
+
+
+def test_compute_item_catches_nan(monkeypatch):
+    import lacbed.scattering
+    import lacbed.simulate
+
+    (entry,) = make_entries(1)
+
+    def fake_potential(crystal, size=128):
+        return np.full((size, size), np.nan)
+
+    def fake_simulate(crystal, thickness_nm, **kw):
+        return None
+
+    monkeypatch.setattr(lacbed.scattering, "projected_potential", fake_potential, raising=False)
+    monkeypatch.setattr(lacbed.simulate, "simulate_lacbed", fake_simulate, raising=False)
+    res = compute_item(entry.crystal, BuildSettings(size=8))
+    assert res["status"] == "failed"
+
+
+def test_bad_settings():
+    with pytest.raises(SettingsError):
+        BuildSettings(thicknesses_nm=(0.0,))
+    with pytest.raises(SettingsError):
+        BuildSettings(thicknesses_nm=(50.0, 50.0))
+
+
+KILL_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, {here!r})
+    from test_dataset_build import SETTINGS, make_entries, slow_fake_compute
+    from lacbed.dataset.build import build_dataset
+    build_dataset({path!r}, make_entries({n}), SETTINGS, workers=2, processes=False,
+                  compute=slow_fake_compute, max_in_flight=2)
+    """
+)
+
+
+def test_killed_build_loses_nothing(tmp_path):
+    n = 40
+    path = tmp_path / "ds"
+    script = KILL_SCRIPT.format(here=str(HERE), path=str(path), n=n)
+    proc = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE)
+    items = path / "items"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if items.is_dir() and len([p for p in items.iterdir() if not p.name.startswith(".")]) >= 6:
+            break
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)  # hard kill: no cleanup code runs
+    proc.wait()
+    _, err = proc.communicate()
+    done_before = {p.name: p.read_text() for p in items.iterdir() if not p.name.startswith(".")}
+    assert 6 <= len(done_before) < n, err.decode()[-2000:]
+    recs = [json.loads(t) for t in done_before.values()]
+    entries = make_entries(n)
+    # rerun the same build in this process: it finishes the rest and rewrites nothing
+    rep = build_dataset(path, entries, SETTINGS, workers=2, processes=False, compute=fake_compute)
+    assert rep.n_skipped_done == len(done_before)
+    assert rep.n_ok + rep.n_failed == n - len(done_before)
+    for name, text in done_before.items():
+        assert (items / name).read_text() == text
+    _check_complete(path, entries)
+    assert {r["key"] for r in recs} <= {e.key for e in entries}
