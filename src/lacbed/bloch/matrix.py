@@ -1,0 +1,182 @@
+"""Excitation errors, beam selection, Bethe potentials and batched structure matrices.
+
+Conventions (used consistently by the whole engine)
+--------------------------------------------------
+* Reciprocal vectors in 1/Å without 2π; K = 1/λ is the **vacuum** wavenumber and every incident
+  wave vector lies on the vacuum Ewald sphere, |k| = K. The mean inner potential is not put into
+  K: it stays in the structure matrix as U₀ + iU′₀ on the diagonal (unlike Felix, which drops it),
+  so refraction appears as the uniform phase exp(iπU₀t/k_n) and the mean absorption as the
+  uniform factor exp(−2πU′₀t/K) in the intensity.
+* Surface normal n = ẑ = [001] (the beam direction). With ψ = Σ_g C_g exp(2πi(k + g + γn)·r) the
+  Schrödinger equation, neglecting γ² (no back-scattering), reads
+
+      (K² − |k+g|²) C_g + Σ_h V_{g−h} C_h = 2 k_n γ (1 + g_n/k_n) C_g,
+
+  with V = U + iU′ the complex potential [Å⁻²]. We always use the surface-normal metric:
+  D = diag(1 + g_n/k_n), Â = D^(−½) (diag(K² − |k+g|²) + V) D^(−½), Â B = 2k_n γ B,
+  C = D^(−½) B. For a Hermitian elastic V, Â is Hermitian. The diagonal
+  K² − |k+g|² = 2(k_n + g_n) s_g defines the exact excitation error
+  s_g = (K² − |k+g|²) / (2 (k+g)·n) (PHYSICS.md §4), valid for HOLZ beams.
+* Bethe potentials: weak beams w are folded into the strong block,
+  V^eff_gh = V_{g−h} − Σ_w V_{g−w} V_{w−h} / (K² − |k+w|²) (diagonal included).
+
+References
+----------
+.. [1] J. C. H. Spence and J. M. Zuo, *Electron Microdiffraction* (Plenum, 1992), ch. 3
+   (structure matrix, surface-normal metric).
+.. [2] P. Hirsch, A. Howie, R. Nicholson, D. Pashley and M. Whelan, *Electron Microscopy of Thin
+   Crystals* (1965), ch. 12.
+.. [3] H. Bethe, Ann. Phys. 87 (1928) 55; S. Wang and M. De Graef, Ultramicroscopy 160 (2016) 35
+   (Bethe potentials in many-beam calculations).
+.. [4] J. M. Zuo and A. L. Weickenmeier, Ultramicroscopy 57 (1995) 375 (perturbation strength
+   |U_g| / (2K|s_g|) as the beam-selection measure).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "excitation_denominators",
+    "excitation_errors",
+    "beam_importance",
+    "structure_matrices",
+]
+
+
+def excitation_denominators(k: np.ndarray, g: np.ndarray, wavenumber: float) -> np.ndarray:
+    """K² − |k + g|² for every incident wave vector and beam [Å⁻²].
+
+    Parameters
+    ----------
+    k : ndarray, shape (n_tilts, 3)
+        Incident wave vectors with |k| = K [1/Å].
+    g : ndarray, shape (n_beams, 3)
+        Reciprocal-lattice vectors [1/Å].
+    wavenumber : float
+        K [1/Å].
+
+    Returns
+    -------
+    ndarray, shape (n_tilts, n_beams)
+        Written as −(2k·g + |g|²), exact because |k| = K, and free of the cancellation in
+        K² − |k+g|².
+    """
+    k = np.asarray(k, dtype=np.float64)
+    g = np.asarray(g, dtype=np.float64)
+    return -(2.0 * k @ g.T + np.sum(g * g, axis=1)[None, :])
+
+
+def excitation_errors(k: np.ndarray, g: np.ndarray, wavenumber: float) -> np.ndarray:
+    """Exact excitation errors s_g = (K² − |k+g|²) / (2 (k+g)·n), n = ẑ [1/Å].
+
+    References
+    ----------
+    PHYSICS.md §4; Spence & Zuo (1992), Eq. (3.8). The small-angle limit is −(2k·g + g²)/(2K).
+    """
+    d = excitation_denominators(k, g, wavenumber)
+    kn = np.asarray(k, dtype=np.float64)[:, 2:3] + np.asarray(g, dtype=np.float64)[None, :, 2]
+    return d / (2.0 * kn)
+
+
+def beam_importance(
+    abs_u_table: np.ndarray, min_abs_d: np.ndarray, *, zero_index: int = 0
+) -> np.ndarray:
+    """Perturbation strength of every pool beam over a group of tilts, to second order.
+
+    First order (Zuo & Weickenmeier 1995): a_h = |U_h| / |K² − |k+h|²| (= |U_h|/(2K|s_h|)), capped
+    at 1. Second order lets a beam also be fed through an excited beam h:
+    w_g = max(|U_g|, max_h |U_{g−h}| a_h) / |K² − |k+g|²|, capped at 1. This keeps kinematically
+    forbidden but dynamically important beams (Si 200) and the HOLZ beams that couple to the
+    excited zero-layer beams. For a group of tilts the smallest |K² − |k+g|²| over the group is
+    used (the beam's closest approach to the Bragg condition).
+
+    Parameters
+    ----------
+    abs_u_table : ndarray, shape (n_pool, n_pool)
+        |U_{g−h}| [Å⁻²] for pool beams g (rows) and h (columns).
+    min_abs_d : ndarray, shape (n_pool,)
+        min over the group of |K² − |k+g|²| [Å⁻²].
+    zero_index : int
+        Index of the 000 beam in the pool.
+
+    Returns
+    -------
+    ndarray, shape (n_pool,)
+        Strength in [0, 1]; the 000 beam gets 1 (+ a tiny bonus so it always ranks first).
+    """
+    d = np.maximum(min_abs_d, 1e-30)
+    a = np.minimum(abs_u_table[:, zero_index] / d, 1.0)
+    a[zero_index] = 1.0
+    off = abs_u_table.copy()
+    np.fill_diagonal(off, 0.0)
+    feed = np.max(off * a[None, :], axis=1)
+    w = np.minimum(feed / d, 1.0)
+    w[zero_index] = 2.0
+    return w
+
+
+def structure_matrices(
+    v_table: np.ndarray,
+    k: np.ndarray,
+    g: np.ndarray,
+    wavenumber: float,
+    strong: np.ndarray,
+    weak: np.ndarray | None = None,
+    *,
+    metric: bool = True,
+) -> np.ndarray:
+    """Batched symmetrised structure matrices Â for many tilts, with Bethe potentials.
+
+    Parameters
+    ----------
+    v_table : ndarray, shape (n_pool, n_pool), complex
+        V_{g−h} = U_{g−h} + iU′_{g−h} [Å⁻²] for pool beams (diagonal U₀ + iU′₀).
+    k : ndarray, shape (n_tilts, 3)
+        Incident wave vectors, |k| = K [1/Å].
+    g : ndarray, shape (n_pool, 3)
+        Pool reciprocal vectors [1/Å].
+    wavenumber : float
+        K [1/Å].
+    strong : ndarray of int, shape (n_strong,)
+        Pool indices of the strong beams (the 000 beam first).
+    weak : ndarray of int, shape (n_weak,), optional
+        Pool indices of the weak beams folded in as Bethe potentials.
+    metric : bool
+        Apply the surface-normal metric D^(−½) · D^(−½) (module notes). Without it the diagonal
+        is 2K s_g in the small-angle sense and the eigenvalue is 2Kγ.
+
+    Returns
+    -------
+    ndarray, shape (n_tilts, n_strong, n_strong), complex128
+        Â; eigenvalues are 2k_nγ (k_n = k_z, or K without the metric).
+
+    References
+    ----------
+    Spence & Zuo (1992) ch. 3; Bethe (1928); Wang & De Graef (2016), Eq. (8).
+    """
+    strong = np.asarray(strong, dtype=np.int64)
+    k = np.asarray(k, dtype=np.float64)
+    gs = g[strong]
+    n = len(strong)
+    vss = v_table[np.ix_(strong, strong)]  # (n, n)
+    d_s = excitation_denominators(k, gs, wavenumber)  # (p, n)
+    a = np.broadcast_to(vss, (len(k), n, n)).copy()  # (p, n, n)
+    idx = np.arange(n)
+    a[:, idx, idx] += d_s
+    if weak is not None and len(weak):
+        weak = np.asarray(weak, dtype=np.int64)
+        d_w = excitation_denominators(k, g[weak], wavenumber)  # (p, m)
+        vsw = v_table[np.ix_(strong, weak)]  # (n, m)
+        vws = v_table[np.ix_(weak, strong)]  # (m, n)
+        # X[w, g, h] = V_{g-w} V_{w-h}; the correction is one real GEMM (p, m) @ (m, 2n²)
+        x = vsw.T[:, :, None] * vws[:, None, :]  # (m, n, n)
+        xr = x.view(np.float64).reshape(len(weak), 2 * n * n)
+        corr = (1.0 / d_w) @ xr  # (p, 2n²)
+        a -= corr.view(np.complex128).reshape(len(k), n, n)
+    if metric:
+        kn = k[:, 2]
+        dm = 1.0 + gs[None, :, 2] / kn[:, None]  # (p, n)
+        s = 1.0 / np.sqrt(dm)
+        a *= s[:, :, None] * s[:, None, :]
+    return a

@@ -1,0 +1,155 @@
+"""Exact checks of the pure Bloch-wave core (PHYSICS.md §8) on synthetic potentials."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lacbed.bloch.matrix import excitation_denominators, excitation_errors, structure_matrices
+from lacbed.bloch.pool import beam_pool, centring_allowed
+from lacbed.bloch.solver import solve_exact, solve_fast
+from lacbed.constants import wavenumber
+
+K200 = wavenumber(200e3)
+
+
+def _two_beam(vg: complex, v0: complex, kx: np.ndarray):
+    """Pool (000, g=(0.5,0,0) 1/Å) and a potential table with V_{±g} = vg, V_0 = v0."""
+    g = np.array([[0.0, 0.0, 0.0], [0.5, 0.0, 0.0]])
+    table = np.array([[v0, vg], [vg, v0]], dtype=np.complex128)
+    kt = np.column_stack([kx, np.zeros_like(kx)])
+    k = np.column_stack([kt, np.sqrt(K200**2 - np.sum(kt**2, axis=1))])
+    return g, table, k
+
+
+def _two_beam_analytic(s, qg, q0, t):
+    """PHYSICS.md §8 (Hirsch et al. 1965, ch. 8): φ₀, φ_g with complex q's."""
+    sig = np.sqrt(s**2 + qg**2 + 0j)
+    pre = np.exp(1j * np.pi * (q0 + s) * t)
+    phi0 = pre * (np.cos(np.pi * sig * t) - 1j * (s / sig) * np.sin(np.pi * sig * t))
+    phig = pre * 1j * (qg / sig) * np.sin(np.pi * sig * t)
+    return phi0, phig
+
+
+@pytest.mark.parametrize("absorb", [0.0, 0.1])
+def test_two_beam_exact_path_matches_analytic(absorb):
+    vg = 0.05 * (1 + 1j * absorb)
+    v0 = 0.3 + 1j * 0.3 * absorb
+    kx = np.linspace(-0.6, 0.4, 41)
+    g, table, k = _two_beam(vg, v0, kx)
+    t = np.array([100.0, 500.0, 1500.0])
+    psi = solve_exact(
+        structure_matrices(table, k, g, K200, np.array([0, 1])),
+        k[:, 2],
+        t,
+        all_beams=True,
+        g_n=g[:, 2],
+    )
+    kn = k[:, 2]
+    s = excitation_errors(k, g, K200)[:, 1]
+    phi0, phig = _two_beam_analytic(s[:, None], vg / kn[:, None], v0 / kn[:, None], t[None, :])
+    # both are the same closed-form 2x2 exponential; 1e-10 leaves room for eig round-off
+    np.testing.assert_allclose(psi[:, :, 0], phi0, atol=1e-10)
+    np.testing.assert_allclose(psi[:, :, 1], phig, atol=1e-10)
+
+
+def test_two_beam_fast_path_without_absorption_is_exact():
+    kx = np.linspace(-0.6, 0.4, 41)
+    g, table, k = _two_beam(0.05 + 0j, 0.3 + 0j, kx)
+    t = np.array([100.0, 800.0])
+    a = structure_matrices(table, k, g, K200, np.array([0, 1]))
+    psi = solve_fast(a, k[:, 2], t, all_beams=True, g_n=g[:, 2])
+    kn = k[:, 2]
+    s = excitation_errors(k, g, K200)[:, 1]
+    phi0, phig = _two_beam_analytic(s[:, None], 0.05 / kn[:, None], 0.3 / kn[:, None], t)
+    np.testing.assert_allclose(psi[:, :, 0], phi0, atol=1e-10)  # eigh round-off only
+    np.testing.assert_allclose(psi[:, :, 1], phig, atol=1e-10)
+
+
+def _random_hermitian_table(rng, hkl, a=5.0, absorb=0.0):
+    """V_{g-h} from a random 'structure' of point atoms: Hermitian elastic + absorptive parts."""
+    pos = rng.random((5, 3))
+    amp = rng.random(5) + 0.5
+    diff = hkl[:, None, :] - hkl[None, :, :]
+    gn = np.linalg.norm(diff / a, axis=-1)
+    f = np.exp(-2.0 * gn**2)  # smooth form factor
+    phase = np.exp(-2j * np.pi * np.einsum("ijk,ak->ija", diff, pos))
+    u = 0.02 * f * np.einsum("a,ija->ij", amp, phase)
+    return u + 1j * absorb * u, u
+
+
+def test_no_absorption_conserves_flux_with_holz_and_bethe():
+    rng = np.random.default_rng(1)
+    a_len = 5.0
+    hkl = beam_pool(a_len, 2.5, K200, centring="P")
+    g = hkl / a_len
+    table, _ = _random_hermitian_table(rng, hkl, a_len)
+    kt = rng.uniform(-0.3, 0.3, (16, 2))
+    k = np.column_stack([kt, np.sqrt(K200**2 - np.sum(kt**2, axis=1))])
+    holz = np.nonzero(hkl[:, 2] != 0)[0][:10]
+    strong = np.concatenate([np.arange(30), holz])
+    weak = np.setdiff1d(np.arange(len(hkl)), strong)
+    assert np.any(hkl[strong, 2] != 0)  # the strong set contains HOLZ beams
+    am = structure_matrices(table, k, g, K200, strong, weak)
+    t = np.array([200.0, 1000.0, 3000.0])
+    for solver in (solve_fast, solve_exact):
+        psi = solver(am, k[:, 2], t, all_beams=True, g_n=g[strong, 2])
+        flux = np.sum(np.abs(psi) ** 2 * (1 + g[strong, 2] / k[:, 2:3])[:, None, :], axis=-1)
+        np.testing.assert_allclose(flux, 1.0, atol=1e-10)  # unitary evolution, round-off
+
+
+def test_mean_absorption_only_gives_exact_exponential_factor():
+    rng = np.random.default_rng(2)
+    a_len = 5.0
+    hkl = beam_pool(a_len, 2.0, K200, centring="P")
+    g = hkl / a_len
+    table, _ = _random_hermitian_table(rng, hkl, a_len)
+    u0p = 0.004
+    table_abs = table + 1j * u0p * np.eye(len(hkl))
+    kt = rng.uniform(-0.3, 0.3, (8, 2))
+    k = np.column_stack([kt, np.sqrt(K200**2 - np.sum(kt**2, axis=1))])
+    zolz = np.nonzero(hkl[:, 2] == 0)[0][:30]  # g_n = 0: the metric is the identity
+    t = np.array([300.0, 1500.0])
+    for solver in (solve_fast, solve_exact):
+        i0 = np.abs(solver(structure_matrices(table, k, g, K200, zolz), k[:, 2], t)) ** 2
+        i1 = np.abs(solver(structure_matrices(table_abs, k, g, K200, zolz), k[:, 2], t)) ** 2
+        factor = np.exp(-2 * np.pi * t[None, :] * u0p / k[:, 2:3])
+        # U'_0 commutes with everything: exact to round-off for both paths
+        np.testing.assert_allclose(i1, i0 * factor, rtol=1e-10, atol=1e-14)
+
+
+def test_absorption_decreases_total_intensity():
+    rng = np.random.default_rng(3)
+    hkl = beam_pool(5.0, 2.0, K200, centring="P")
+    g = hkl / 5.0
+    table, _ = _random_hermitian_table(rng, hkl, 5.0, absorb=0.05)
+    table += 0.002j * np.eye(len(hkl))
+    kt = rng.uniform(-0.3, 0.3, (6, 2))
+    k = np.column_stack([kt, np.sqrt(K200**2 - np.sum(kt**2, axis=1))])
+    zolz = np.nonzero(hkl[:, 2] == 0)[0][:25]
+    t = np.linspace(100, 3000, 12)
+    psi = solve_exact(structure_matrices(table, k, g, K200, zolz), k[:, 2], t, all_beams=True)
+    tot = np.sum(np.abs(psi) ** 2, axis=-1)
+    assert np.all(tot <= 1.0)
+    assert np.all(np.diff(tot, axis=1) <= 1e-12)
+
+
+def test_excitation_error_small_angle_limit():
+    k = np.array([[0.01, -0.02, np.sqrt(K200**2 - 0.0005)]])
+    g = np.array([[0.3, 0.1, 0.0]])
+    s = excitation_errors(k, g, K200)[0, 0]
+    approx = -(2 * k[0] @ g[0] + g[0] @ g[0]) / (2 * K200)
+    assert abs(s - approx) < 1e-4 * abs(approx)  # differs at order g/K ~ 1e-2 of s at most
+    d = excitation_denominators(k, g, K200)[0, 0]
+    assert np.isclose(d, K200**2 - np.sum((k[0] + g[0]) ** 2), rtol=1e-9)
+
+
+def test_pool_centring_and_holz():
+    pool = beam_pool(5.431, 3.0, K200, centring="F")
+    assert tuple(pool[0]) == (0, 0, 0)
+    assert np.all(centring_allowed(pool, "F"))
+    assert {0, -1} == set(pool[:, 2].tolist())  # the l = -1 HOLZ layer at 200 kV
+    assert any((p == [2, 0, 0]).all() for p in pool)  # forbidden-by-glide 200 kept
+    # closed under the 4mm operations on (h, k)
+    s = {tuple(p) for p in pool}
+    assert all((p[1], p[0], p[2]) in s and (-p[0], p[1], p[2]) in s for p in pool)
