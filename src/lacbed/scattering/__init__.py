@@ -18,6 +18,7 @@ from lacbed.scattering.potential import projected_potential
 from lacbed.scattering.structure_factors import (
     ABSORPTION_MODELS,
     StructureFactors,
+    reflections_within,
     structure_factors,
 )
 
@@ -28,6 +29,7 @@ __all__ = [
     "absorptive_form_factor",
     "available_elements",
     "projected_potential",
+    "reflections_within",
     "scattering_factor",
     "structure_factors",
 ]

@@ -29,15 +29,16 @@ import numpy as np
 
 from lacbed.constants import PREFACTOR_V, U_PER_V, gamma, wavelength
 from lacbed.errors import SettingsError
-from lacbed.scattering.absorption import absorptive_form_factor
+from lacbed.scattering.absorption import damped_absorptive_form_factor
 from lacbed.scattering.parametrizations import normalise_parametrization, scattering_factor
 
-__all__ = ["StructureFactors", "structure_factors", "ABSORPTION_MODELS"]
+__all__ = ["ABSORPTION_MODELS", "StructureFactors", "reflections_within", "structure_factors"]
 
 ABSORPTION_MODELS = ("none", "proportional", "bird-king")
 
-#: |V_g| below this fraction of Σ_j occ_j |f_j e^{−B_j s²}| (the largest value the sum could take)
-#: is cancellation round-off and is set to exactly 0 (e.g. Si 200 for a static lattice).
+#: A real or imaginary part of Σ_j occ_j f_j e^{−B_j s²} e^{−2πi g·r_j} below this fraction of
+#: Σ_j occ_j |f_j e^{−B_j s²}| (the largest value the sum could take) is cancellation round-off
+#: and is set to exactly 0 (e.g. Si 200 for a static lattice, Im V_220 of Si).
 _ZERO_TOL = 1e-12
 
 
@@ -103,11 +104,18 @@ def _site_b(crystal, b_iso) -> np.ndarray:
     return b
 
 
-def _fourier_sum(crystal, hkl, b_site, factor) -> tuple[np.ndarray, np.ndarray]:
-    """Σ_j occ_j F_j(s) e^{−B_j s²} e^{−2πi h·x_j} and its bound Σ_j occ_j |F_j e^{−B_j s²}|.
+def _clean(total: np.ndarray, bound: np.ndarray) -> np.ndarray:
+    """Set round-off-sized real and imaginary parts to exactly 0 (see ``_ZERO_TOL``)."""
+    re = np.where(np.abs(total.real) <= _ZERO_TOL * bound, 0.0, total.real)
+    im = np.where(np.abs(total.imag) <= _ZERO_TOL * bound, 0.0, total.imag)
+    return re + 1j * im
 
-    ``factor(symbol, b, s)`` returns F_j on the unique values of s; sites sharing (element, B)
-    share one evaluation.
+
+def _fourier_sum(crystal, hkl, b_site, factor) -> tuple[np.ndarray, np.ndarray]:
+    """Σ_j occ_j F_j(s) e^{−2πi h·x_j} and its bound Σ_j occ_j |F_j(s)|.
+
+    ``factor(symbol, b, s)`` returns F_j (including the Debye–Waller factor) on the unique values
+    of s; sites sharing (element, B) share one evaluation.
     """
     # cubic cell: s² = (h² + k² + l²)/(4a²), so f is evaluated once per integer h² + k² + l²
     n2_unique, inverse = np.unique(np.sum(hkl * hkl, axis=1), return_inverse=True)
@@ -119,7 +127,7 @@ def _fourier_sum(crystal, hkl, b_site, factor) -> tuple[np.ndarray, np.ndarray]:
         species.setdefault((sym, float(b)), []).append(j)
     hkl_f = hkl.astype(np.float64)
     for (sym, b), sites in species.items():
-        amp = (factor(sym, b, s_unique) * np.exp(-b * s_unique**2))[inverse]  # (n,)
+        amp = factor(sym, b, s_unique)[inverse]  # (n,)
         x = crystal.positions[sites]  # (m, 3)
         occ = crystal.occupancies[sites]  # (m,)
         phase = np.exp(-2j * np.pi * (hkl_f @ x.T)) @ occ  # (n,)
@@ -189,10 +197,10 @@ def structure_factors(
     g_norm = np.sqrt(np.sum(g * g, axis=1))
 
     def elastic(sym: str, b: float, s_u: np.ndarray) -> np.ndarray:
-        return scattering_factor(sym, s_u, scattering)
+        return scattering_factor(sym, s_u, scattering) * np.exp(-b * s_u**2)
 
     fsum, bound = _fourier_sum(crystal, hkl, b_site, elastic)
-    fsum[np.abs(fsum) <= _ZERO_TOL * bound] = 0.0
+    fsum = _clean(fsum, bound)
     V = PREFACTOR_V / omega * fsum
     U = gam * U_PER_V * V
 
@@ -203,10 +211,12 @@ def structure_factors(
     else:
 
         def absorptive(sym: str, b: float, s_u: np.ndarray) -> np.ndarray:
-            return absorptive_form_factor(sym, b, s_u, voltage=voltage, parametrization=scattering)
+            return damped_absorptive_form_factor(
+                sym, b, s_u, voltage=voltage, parametrization=scattering
+            )
 
         asum, abound = _fourier_sum(crystal, hkl, b_site, absorptive)
-        asum[np.abs(asum) <= _ZERO_TOL * abound] = 0.0
+        asum = _clean(asum, abound)
         U_abs = gam / (np.pi * omega) * asum
 
     with np.errstate(divide="ignore"):
@@ -225,3 +235,30 @@ def structure_factors(
         scattering=scattering,
         absorption=absorption,
     )
+
+
+def reflections_within(a: float, g_max: float) -> np.ndarray:
+    """All (h, k, l) of a cubic cell with |g| = |hkl|/a ≤ g_max, sorted by |g| then h, k, l.
+
+    Parameters
+    ----------
+    a : float
+        Lattice parameter [Å].
+    g_max : float
+        Largest |g| [1/Å] (inclusive, with a 1e-9 relative margin for round-off).
+
+    Returns
+    -------
+    ndarray, shape (n, 3), int64
+        Including 000 and reflections that are absent by symmetry.
+    """
+    if not (np.isfinite(g_max) and g_max > 0):
+        raise SettingsError(f"g_max must be > 0 [1/Å], got {g_max!r}")
+    n_max = int(np.floor((g_max * a) ** 2 * (1 + 1e-9)))  # h² + k² + l² ≤ (g_max a)²
+    m = int(np.floor(np.sqrt(n_max)))
+    r = np.arange(-m, m + 1)
+    hkl = np.stack(np.meshgrid(r, r, r, indexing="ij"), axis=-1).reshape(-1, 3)
+    n2 = np.sum(hkl * hkl, axis=1)
+    hkl, n2 = hkl[n2 <= n_max], n2[n2 <= n_max]
+    order = np.lexsort((hkl[:, 2], hkl[:, 1], hkl[:, 0], n2))
+    return hkl[order]
