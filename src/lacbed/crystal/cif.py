@@ -396,21 +396,24 @@ def read_cif(
     )
     kwargs = {"name": path.stem, "source": str(path), "info": info}
     try:
-        crystal = conventional_crystal(*args, symprec=symprec, **kwargs)
-    except NonCubicError:
-        declared = info["cif_space_group_number"]
-        if declared is None and hm:
-            sg = gemmi.find_spacegroup_by_name(hm)
-            declared = sg.number if sg else None
-        if declared is None or not 195 <= declared <= 230 or symprec >= _LOOSE_SYMPREC:
-            raise
-        logger.warning(
-            "%s: cubic symmetry not found with symprec %g Å; retrying with %g Å",
-            path.name,
-            symprec,
-            _LOOSE_SYMPREC,
-        )
-        crystal = conventional_crystal(*args, symprec=_LOOSE_SYMPREC, **kwargs)
+        try:
+            crystal = conventional_crystal(*args, symprec=symprec, **kwargs)
+        except NonCubicError:
+            declared = info["cif_space_group_number"]
+            if declared is None and hm:
+                sg = gemmi.find_spacegroup_by_name(hm)
+                declared = sg.number if sg else None
+            if declared is None or not 195 <= declared <= 230 or symprec >= _LOOSE_SYMPREC:
+                raise
+            logger.warning(
+                "%s: cubic symmetry not found with symprec %g Å; retrying with %g Å",
+                path.name,
+                symprec,
+                _LOOSE_SYMPREC,
+            )
+            crystal = conventional_crystal(*args, symprec=_LOOSE_SYMPREC, **kwargs)
+    except CrystalError as exc:  # name the file in the one-line message
+        raise type(exc)(f"{path.name}: {exc}") from None
     if info["cif_space_group_number"] not in (None, crystal.space_group_number):
         logger.info(
             "%s: CIF says space group %s, the atoms have %s (#%d)",
