@@ -254,3 +254,26 @@ def test_declared_cubic_with_slightly_unequal_cell():
     assert c.info["symprec_A"] == 0.1
     # spglib's idealised cube keeps the volume: a = (a b c)^(1/3) to 1e-4 Å
     assert c.a == pytest.approx((3.6149 * 3.6149 * 3.633) ** (1 / 3), abs=1e-4)
+
+
+def test_example_helpers():
+    from lacbed.crystal import example_names, example_path
+
+    names = example_names()
+    assert {row[0] for row in EXAMPLE_TABLE} <= set(names)
+    assert example_path("si") == example_path("Si.cif")
+    assert read_cif(example_path("GaAs")).formula == "GaAs"
+    with pytest.raises(CrystalError, match="available"):
+        example_path("unobtainium")
+
+
+def test_hall_symbol_only(tmp_path):
+    text = (DATA / "cu_no_adp.cif").read_text()
+    text = text.replace(
+        "_symmetry_space_group_name_H-M 'F m -3 m'", "_space_group_name_Hall '-F 4 2 3'"
+    )
+    p = tmp_path / "hall.cif"
+    p.write_text(text)
+    c = read_cif(p)
+    assert c.n_sites == 4 and c.space_group_number == 225
+    assert c.info["cif_symmetry"].startswith("Hall")

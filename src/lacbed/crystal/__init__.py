@@ -2,6 +2,7 @@
 
 from lacbed.crystal.cif import read_cif, write_cif
 from lacbed.crystal.convert import from_ase, from_pymatgen, load_crystal
+from lacbed.crystal.examples import example_names, example_path
 from lacbed.crystal.model import Crystal, bright_field_symmetry, point_group_of
 from lacbed.crystal.standardise import DEFAULT_B, SYMPREC, conventional_crystal
 
@@ -11,6 +12,8 @@ __all__ = [
     "Crystal",
     "bright_field_symmetry",
     "conventional_crystal",
+    "example_names",
+    "example_path",
     "from_ase",
     "from_pymatgen",
     "load_crystal",
