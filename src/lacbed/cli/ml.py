@@ -1,3 +1,213 @@
-"""CLI commands: ml (see the module's owner issue)."""
+"""``lacbed train | evaluate | predict``: the neural surrogate (needs the ``lacbed[ml]`` extra).
 
-from lacbed.cli.app import app  # noqa: F401
+Contract (issue 5)::
+
+    lacbed train DATA -o RUN --model vae|resae|unet [--epochs N] [--max-train N] [--thickness T]
+                 [--seed S] [--batch-size B] [--lr LR]        (rerun: resumes from RUN)
+    lacbed evaluate RUN DATA [--split test]       → RUN/metrics.json, RUN/gallery.png
+    lacbed predict X.cif [X2.cif ...] [--model RUN] [--thickness T] -o OUT.npy|OUT.png
+
+torch is imported only inside the commands, so ``lacbed --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lacbed.cli.app import app
+from lacbed.errors import SettingsError
+
+__all__ = ["train", "evaluate", "predict"]
+
+_MODELS = ("vae", "resae", "unet")
+_PREDICT_SUFFIXES = (".npy", ".png")
+
+
+def _threads(n: int) -> None:
+    import torch
+
+    if n < 1:
+        raise SettingsError(f"--threads must be >= 1, got {n}")
+    torch.set_num_threads(n)
+
+
+def _quiet_lightning() -> None:
+    import logging
+
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+@app.command("train")
+def train(
+    data: Annotated[Path, typer.Argument(help="Dataset directory (lacbed dataset build).")],
+    out: Annotated[
+        Path, typer.Option("-o", "--out", help="Run directory (created; rerun resumes).")
+    ],
+    model: Annotated[
+        str, typer.Option(help="Model: vae (the study's baseline), resae, unet.")
+    ] = "vae",
+    epochs: Annotated[
+        int, typer.Option(help="Maximum epochs (in total, also when resuming).")
+    ] = 30,
+    max_train: Annotated[
+        int | None, typer.Option(help="Use at most N training structures (learning curves).")
+    ] = None,
+    thickness: Annotated[
+        list[float] | None,
+        typer.Option(
+            help="Thickness [nm] to train on (repeatable); default: all for a "
+            "conditioned model, the middle one for vae."
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of weights, data order and sampling.")] = 0,
+    batch_size: Annotated[int, typer.Option(help="Samples per batch.")] = 16,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 2e-3,
+    patience: Annotated[int, typer.Option(help="Early-stopping patience [epochs].")] = 8,
+    threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Train a surrogate on DATA's train split (validation on its val split)."""
+    if model not in _MODELS:
+        raise SettingsError(f"unknown model {model!r}; choose one of {', '.join(_MODELS)}")
+    _threads(threads)
+    _quiet_lightning()
+    from lacbed.ml.config import TrainConfig
+    from lacbed.ml.training import train as run_training
+
+    cfg = TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        max_train=max_train,
+        thickness_nm=tuple(thickness) if thickness else None,
+        patience=patience,
+    )
+    res = run_training(data, out, model=model, config=cfg, progress=progress)
+    typer.echo(
+        f"{'resumed' if res.resumed else 'trained'} {model}: {res.n_train} training samples, "
+        f"{res.n_val} validation samples, best validation Z = {100 * res.best_val_z:.2f} % "
+        f"→ {res.model_path}"
+    )
+
+
+@app.command("evaluate")
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="Run directory (or model file).")],
+    data: Annotated[Path, typer.Argument(help="Dataset directory.")],
+    split: Annotated[str, typer.Option(help="Split for the gallery (must be non-empty).")] = "test",
+    threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
+) -> None:
+    """Z (mean, median, P90) on every split → RUN/metrics.json; best/median/worst → RUN/gallery.png."""
+    from lacbed.dataset.splits import SPLIT_NAMES
+
+    if split not in SPLIT_NAMES:
+        raise SettingsError(f"unknown split {split!r}; choose one of {', '.join(SPLIT_NAMES)}")
+    _threads(threads)
+    from lacbed import __version__
+    from lacbed._io import atomic_path
+    from lacbed.ml.evaluate import evaluate as run_eval
+    from lacbed.ml.predict import load_model
+    from lacbed.plotting.ml import gallery_picks, plot_gallery
+
+    surrogate, info = load_model(run)
+    thick = info.data.get("thicknesses_nm") or None
+    evals = run_eval(surrogate, data, thickness_nm=thick, require=split)
+    run_dir = run if run.is_dir() else run.parent
+    metrics = {
+        "model": surrogate.config.to_dict(),
+        "dataset": str(Path(data).resolve()),
+        "thicknesses_nm": thick,
+        "z_units": "1 (multiply by 100 for %)",
+        "lacbed_version": __version__,
+        "splits": {name: ev.stats() for name, ev in evals.items()},
+    }
+    ev = evals[split]
+    picks = gallery_picks(ev.z)
+    a = ev.arrays
+    fig = plot_gallery(
+        a.potential[[i for _, (i, _) in picks]],
+        _standardized([a.pattern[i, j] for _, (i, j) in picks]),
+        [ev.predicted[i, j] for _, (i, j) in picks],
+        [ev.z[i, j] for _, (i, j) in picks],
+        labels=[f"{lab}: {a.formulas[i]} {a.thickness_nm[j]:g} nm" for lab, (i, j) in picks],
+    )
+    with atomic_path(run_dir / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(metrics, indent=1))
+    with atomic_path(run_dir / "gallery.png") as tmp:
+        fig.savefig(tmp, dpi=110)
+    for name, ev_ in evals.items():
+        s = ev_.stats()
+        if s["n"]:
+            typer.echo(
+                f"{name:5s} n={s['n']:5d}  Z mean {100 * s['mean']:6.2f} %  "
+                f"median {100 * s['median']:6.2f} %  P90 {100 * s['p90']:6.2f} %"
+            )
+        else:
+            typer.echo(f"{name:5s} n=    0")
+    typer.echo(f"wrote {run_dir / 'metrics.json'} and {run_dir / 'gallery.png'}")
+
+
+def _standardized(images):
+    from lacbed.ml.data import standardize_pattern
+
+    return standardize_pattern(__import__("numpy").stack(images))
+
+
+@app.command("predict")
+def predict(
+    cifs: Annotated[list[Path], typer.Argument(help="CIF files of cubic crystals.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="OUT.npy (float32) or OUT.png.")],
+    model: Annotated[
+        Path | None, typer.Option(help="Run directory or model file; default: the shipped model.")
+    ] = None,
+    thickness: Annotated[
+        float | None, typer.Option(help="Thickness [nm]; default: the model's middle thickness.")
+    ] = None,
+    threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
+) -> None:
+    """Predict the [001] 000 LACBED pattern of each CIF with a surrogate (batched).
+
+    The .npy holds (128, 128) for one CIF and (n, 128, 128) for several, in argument order,
+    standardised per image (zero mean, unit variance: the model is trained with Z = 1 − ZNCC,
+    which ignores scale and offset).
+    """
+    suffix = out.suffix.lower()
+    if suffix not in _PREDICT_SUFFIXES:
+        raise SettingsError(f"output must end in .npy or .png, got {out.name!r}")
+    for c in cifs:
+        if not c.is_file():
+            raise FileNotFoundError(2, "no such file", str(c))
+    _threads(threads)
+    import numpy as np
+
+    from lacbed._io import atomic_path
+    from lacbed.crystal import read_cif
+    from lacbed.ml.predict import load_model, predict_crystals
+
+    crystals = [read_cif(c) for c in cifs]  # NonCubicError etc. before anything is written
+    surrogate, info = load_model(model)
+    pred = predict_crystals(crystals, model=surrogate, info=info, thickness_nm=thickness)
+    if suffix == ".npy":
+        arr = pred[0] if len(cifs) == 1 else pred
+        with atomic_path(out) as tmp:
+            np.save(tmp, arr.astype(np.float32))
+    else:
+        from matplotlib.figure import Figure
+
+        n = len(crystals)
+        fig = Figure(figsize=(3 * n, 3.2), layout="constrained")
+        axes = np.atleast_1d(fig.subplots(1, n))
+        for ax, c, p in zip(axes, crystals, pred, strict=True):
+            ax.imshow(p, origin="lower", cmap="gray")
+            ax.set_title(f"{c.formula} (predicted)", fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, dpi=110)
+    typer.echo(f"wrote {out} ({len(cifs)} pattern{'s' if len(cifs) > 1 else ''})")

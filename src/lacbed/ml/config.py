@@ -1,0 +1,190 @@
+"""Configuration of a surrogate: the network, the input/target normalisation and the training.
+
+All three are frozen dataclasses that round-trip through plain dicts, so a checkpoint carries the
+full configuration (and the lacbed version) and can rebuild the model without any other file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from lacbed.errors import SettingsError
+
+__all__ = ["MODEL_NAMES", "ModelConfig", "Normalisation", "TrainConfig", "default_model_config"]
+
+#: Models the CLI knows, with one-line descriptions (shown by ``lacbed train --help``).
+MODEL_NAMES: dict[str, str] = {
+    "vae": "the study's VAE: 2-layer conv encoder/decoder, 12-d latent, loss Z + beta*KL",
+    "resae": "deeper residual encoder-decoder, 128-d latent, periodic padding, FiLM (t, a)",
+    "unet": "U-Net with a global-context bottleneck and FiLM conditioning on (t, a)",
+}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of a surrogate network.
+
+    Attributes
+    ----------
+    name : str
+        One of :data:`MODEL_NAMES`.
+    size : int
+        Side of the input potential and the output pattern [pixels] (the study: 128).
+    latent : int
+        Latent dimension (VAE: 12, as the study; ``resae``: 128).
+    width : int
+        Channels of the first convolution; deeper levels double it.
+    depth : int
+        Down-sampling levels of the encoder (VAE: 2, as the study).
+    beta : float
+        Weight of the KL term of the VAE loss (ignored by the deterministic models).
+    conditioned : bool
+        Whether the network receives the thickness [nm] and the lattice parameter [Å] as a
+        conditioning vector (FiLM). An unconditioned model serves one thickness.
+    symmetrize : bool
+        Average the output over the bright-field point group of each sample (4mm or 2mm,
+        given per sample); a sample flagged 'none' is left as it is.
+    """
+
+    name: str = "vae"
+    size: int = 128
+    latent: int = 12
+    width: int = 32
+    depth: int = 2
+    beta: float = 1e-3
+    conditioned: bool = False
+    symmetrize: bool = False
+
+    def __post_init__(self) -> None:
+        if self.name not in MODEL_NAMES:
+            raise SettingsError(
+                f"unknown model {self.name!r}; choose one of {', '.join(MODEL_NAMES)}"
+            )
+        if self.size < 16 or self.size % (2 ** max(self.depth, 1)) != 0:
+            raise SettingsError(
+                f"size {self.size} must be >= 16 and divisible by 2**depth = {2**self.depth}"
+            )
+        if self.latent < 1 or self.width < 1 or self.depth < 1:
+            raise SettingsError("latent, width and depth must be positive integers")
+        if self.beta < 0:
+            raise SettingsError(f"beta must be >= 0, got {self.beta}")
+
+    def to_dict(self) -> dict:
+        """Plain-dict form (stored in checkpoints)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise :class:`SettingsError`."""
+        return _from_dict(cls, d)
+
+
+def default_model_config(name: str, *, size: int = 128) -> ModelConfig:
+    """The configuration used in docs/ml.md for each named model."""
+    if name == "vae":
+        # The study: conv encoder and decoder, each two layers deep, 12-d latent.
+        return ModelConfig("vae", size=size, latent=12, width=32, depth=2, beta=1e-3)
+    if name == "resae":
+        return ModelConfig(
+            "resae", size=size, latent=128, width=8, depth=5, conditioned=True, symmetrize=True
+        )
+    if name == "unet":
+        return ModelConfig(
+            "unet", size=size, latent=128, width=8, depth=5, conditioned=True, symmetrize=True
+        )
+    raise SettingsError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """How raw arrays become network tensors (saved with every model).
+
+    Input: ``x = asinh(V_p / potential_scale)``, with ``V_p`` the projected potential [V·Å] and a
+    fixed ``potential_scale`` [V·Å]: a fixed (not per-image) scale keeps the absolute strength of
+    the potential, which controls how dynamical the pattern is; asinh compresses the heavy-atom
+    peaks. Target: every pattern is standardised per image to zero mean and unit variance, because
+    Z = 1 − ZNCC is blind to scale and offset; predictions are returned in the same standardised
+    units. Conditioning: ``thickness_nm / thickness_scale`` and ``a / a_scale``.
+    """
+
+    potential_scale: float = 100.0
+    thickness_scale: float = 100.0
+    a_scale: float = 10.0
+
+    def to_dict(self) -> dict:
+        """Plain-dict form (stored in checkpoints)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Normalisation:
+        """Inverse of :meth:`to_dict`."""
+        return _from_dict(cls, d)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training settings (all stored with the checkpoint).
+
+    Attributes
+    ----------
+    epochs : int
+        Maximum number of epochs (a rerun with a larger value continues training).
+    batch_size : int
+        Patterns per batch.
+    lr : float
+        AdamW learning rate (cosine-free; reduced on plateau).
+    weight_decay : float
+        AdamW weight decay.
+    seed : int
+        Seeds the weights, the data order and the VAE's sampling.
+    max_train : int or None
+        Use at most this many training *structures* (the first ones in a seeded shuffle);
+        for learning curves.
+    thickness_nm : tuple of float or None
+        Thicknesses to train on [nm] (snapped to the dataset's); ``None`` = all for a conditioned
+        model, the middle one otherwise.
+    patience : int
+        Early-stopping patience [epochs] on the validation Z.
+    """
+
+    epochs: int = 30
+    batch_size: int = 16
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    max_train: int | None = None
+    thickness_nm: tuple[float, ...] | None = None
+    patience: int = 8
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise SettingsError("epochs and batch size must be >= 1")
+        if not self.lr > 0:
+            raise SettingsError(f"learning rate must be > 0, got {self.lr}")
+        if self.max_train is not None and self.max_train < 1:
+            raise SettingsError(f"--max-train must be >= 1, got {self.max_train}")
+        if self.thickness_nm is not None:
+            t = tuple(float(v) for v in self.thickness_nm)
+            if not t or any(not v > 0 for v in t):
+                raise SettingsError("thicknesses must be > 0 nm")
+            object.__setattr__(self, "thickness_nm", t)
+
+    def to_dict(self) -> dict:
+        """Plain-dict form (stored in checkpoints)."""
+        d = asdict(self)
+        d["thickness_nm"] = None if self.thickness_nm is None else list(self.thickness_nm)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        """Inverse of :meth:`to_dict`."""
+        return _from_dict(cls, d)
+
+
+def _from_dict(cls, d: dict):
+    names = {f.name for f in fields(cls)}
+    unknown = set(d) - names
+    if unknown:
+        raise SettingsError(f"unknown {cls.__name__} keys {sorted(unknown)}")
+    return cls(**d)

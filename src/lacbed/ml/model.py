@@ -1,0 +1,250 @@
+"""A surrogate = network + configuration + normalisation; saving and loading model files.
+
+A model file (``RUN/model.pt``, or the shipped ``lacbed/ml/weights/default.pt``) is a
+``torch.save`` dict holding only tensors and plain Python values, so it loads with
+``weights_only=True`` (no code runs on load)::
+
+    format="lacbed-surrogate", format_version, lacbed_version, model (ModelConfig dict),
+    normalisation (Normalisation dict), train (TrainConfig dict), data (dict: dataset, split,
+    thicknesses, counts), metrics (dict, may be empty), state_dict
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from lacbed._io import atomic_path
+from lacbed.errors import LacbedError
+from lacbed.ml.config import ModelConfig, Normalisation, TrainConfig
+from lacbed.ml.losses import standardize
+from lacbed.ml.networks import build_network
+from lacbed.ml.symmetry import symmetrize
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "ModelFileError",
+    "ModelInfo",
+    "Surrogate",
+    "load_surrogate",
+    "run_model",
+    "save_surrogate",
+]
+
+log = logging.getLogger(__name__)
+
+FORMAT = "lacbed-surrogate"
+#: Bumped whenever a saved model can no longer be rebuilt by this code.
+FORMAT_VERSION = 1
+
+
+class ModelFileError(LacbedError):
+    """A model file is missing, foreign, corrupt or from an incompatible lacbed version."""
+
+
+class Surrogate(nn.Module):
+    """Network plus the settings needed to use it.
+
+    ``forward(x, cond, sym)`` returns the network's dict with ``"pred"`` replaced by the
+    (optionally symmetrised) prediction in standardised units (zero mean, unit variance).
+    """
+
+    def __init__(self, config: ModelConfig, norm: Normalisation | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.norm = norm or Normalisation()
+        self.net = build_network(config)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        cond: torch.Tensor | None = None,
+        sym: torch.Tensor | None = None,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, torch.Tensor]:
+        out = self.net(x, cond if self.config.conditioned else None, generator=generator)
+        pred = out["pred"]  # (batch, S, S)
+        if self.config.symmetrize and sym is not None:
+            pred = symmetrize(pred, sym)
+        out["pred"] = standardize(pred)
+        return out
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Everything stored in a model file besides the weights."""
+
+    lacbed_version: str
+    train: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+
+
+def save_surrogate(
+    model: Surrogate,
+    path: str | os.PathLike,
+    *,
+    train: TrainConfig | None = None,
+    data: dict | None = None,
+    metrics: dict | None = None,
+    half: bool = False,
+) -> Path:
+    """Write a model file atomically.
+
+    ``half=True`` stores floating-point weights as float16 (halves the file; used for the
+    weights shipped in the package). Loading always returns float32 weights.
+    """
+    from lacbed import __version__
+
+    sd = {
+        k: (v.detach().half() if half and v.is_floating_point() else v.detach()).clone()
+        for k, v in model.state_dict().items()
+    }
+    blob = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "lacbed_version": __version__,
+        "model": model.config.to_dict(),
+        "normalisation": model.norm.to_dict(),
+        "train": train.to_dict() if train is not None else {},
+        "data": dict(data or {}),
+        "metrics": dict(metrics or {}),
+        "state_dict": sd,
+    }
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(blob, tmp)
+    return path
+
+
+def _resolve(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    if p.is_dir():
+        if (p / "model.pt").is_file():
+            return p / "model.pt"
+        raise ModelFileError(
+            f"{p} holds no model.pt; train one with `lacbed train DATA -o {p}` "
+            "(a run directory is usable once training has finished)"
+        )
+    if not p.is_file():
+        raise ModelFileError(f"no such model file or run directory: {p}")
+    return p
+
+
+def load_surrogate(path: str | os.PathLike) -> tuple[Surrogate, ModelInfo]:
+    """Load a model file (or the ``model.pt`` of a run directory), in eval mode.
+
+    Raises
+    ------
+    ModelFileError
+        If the file is not a lacbed model, is corrupt, or was written by an incompatible
+        version (its format version differs from :data:`FORMAT_VERSION`).
+    """
+    p = _resolve(path)
+    try:
+        blob = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for foreign or corrupt files
+        raise ModelFileError(
+            f"{p} is not a lacbed model file (cannot be read by torch: {type(exc).__name__})"
+        ) from None
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+        raise ModelFileError(f"{p} is not a lacbed model file (no '{FORMAT}' header)")
+    fv = blob.get("format_version")
+    if fv != FORMAT_VERSION:
+        raise ModelFileError(
+            f"{p} is a model file of format version {fv} written by lacbed "
+            f"{blob.get('lacbed_version', '?')}; this lacbed reads format version "
+            f"{FORMAT_VERSION} only: retrain the model with `lacbed train`"
+        )
+    try:
+        config = ModelConfig.from_dict(blob["model"])
+        norm = Normalisation.from_dict(blob["normalisation"])
+        model = Surrogate(config, norm)
+        sd = {k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
+        model.load_state_dict(sd)
+    except (KeyError, TypeError, RuntimeError, LacbedError) as exc:
+        raise ModelFileError(
+            f"{p} cannot be rebuilt by lacbed: {str(exc).splitlines()[0]}"
+        ) from None
+    model.eval()
+    info = ModelInfo(
+        lacbed_version=str(blob.get("lacbed_version", "?")),
+        train=dict(blob.get("train") or {}),
+        data=dict(blob.get("data") or {}),
+        metrics=dict(blob.get("metrics") or {}),
+    )
+    return model, info
+
+
+@torch.no_grad()
+def run_model(
+    model: Surrogate,
+    potentials: np.ndarray,
+    *,
+    thickness_nm: float | np.ndarray,
+    a: np.ndarray,
+    symmetry: list[str] | tuple[str, ...] | None = None,
+    batch_size: int = 32,
+) -> np.ndarray:
+    """Predict standardised 000 patterns from projected potentials.
+
+    Parameters
+    ----------
+    model : Surrogate
+    potentials : ndarray, shape (n, S, S)
+        Projected potentials [V·Å].
+    thickness_nm : float or ndarray, shape (n,)
+        Thickness of each prediction [nm] (ignored by an unconditioned model).
+    a : ndarray, shape (n,)
+        Lattice parameters [Å].
+    symmetry : sequence of str, optional
+        Bright-field symmetry per structure ('4mm', '2mm', 'none').
+
+    Returns
+    -------
+    ndarray, shape (n, S, S) float32
+        Predicted patterns, standardised per image (zero mean, unit variance).
+
+    Raises
+    ------
+    LacbedError
+        If an input or a prediction is not finite (a prediction is never returned with NaN).
+    """
+    from lacbed.ml.data import normalize_potential
+    from lacbed.ml.symmetry import symmetry_code
+
+    pots = np.asarray(potentials)
+    if pots.ndim != 3 or pots.shape[1:] != (model.config.size, model.config.size):
+        raise LacbedError(
+            f"potentials must have shape (n, {model.config.size}, {model.config.size}), "
+            f"got {pots.shape}"
+        )
+    if not np.all(np.isfinite(pots)):
+        raise LacbedError("a projected potential contains NaN or inf")
+    n = pots.shape[0]
+    t = np.broadcast_to(np.asarray(thickness_nm, dtype=np.float64), (n,))
+    a = np.broadcast_to(np.asarray(a, dtype=np.float64), (n,))
+    sym = [symmetry_code(s) for s in (symmetry or ["none"] * n)]
+    x = torch.from_numpy(normalize_potential(pots, model.norm))[:, None]
+    cond = torch.as_tensor(
+        np.stack([t / model.norm.thickness_scale, a / model.norm.a_scale], axis=1),
+        dtype=torch.float32,
+    )
+    symt = torch.as_tensor(sym, dtype=torch.long)
+    model.eval()
+    out = []
+    for i in range(0, n, batch_size):
+        sl = slice(i, i + batch_size)
+        out.append(model(x[sl], cond[sl], symt[sl])["pred"].numpy())
+    pred = np.concatenate(out) if out else np.zeros((0, *pots.shape[1:]), np.float32)
+    if not np.all(np.isfinite(pred)):
+        raise LacbedError("the model produced a non-finite prediction; the model file is broken")
+    return pred.astype(np.float32)

@@ -1,0 +1,85 @@
+"""A deeper residual encoder–decoder with a larger latent and FiLM conditioning."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lacbed.ml.config import ModelConfig
+from lacbed.ml.networks.blocks import FiLM, ResBlock, conv3
+
+__all__ = ["ResAE", "N_COND"]
+
+#: Conditioning vector: (thickness / thickness_scale, a / a_scale).
+N_COND = 2
+
+
+class ResAE(nn.Module):
+    """Residual encoder → global average pool → latent → residual decoder.
+
+    The encoder uses circular padding: the input is one period of the projected potential, so
+    a change of cell origin is a circular shift, and with the global pooling the latent is
+    (up to the stride) independent of the arbitrary origin — the 000 pattern is too.
+    The decoder grows a (width·2^(depth−1)) × 4 × 4 seed back to size × size, with a FiLM on
+    (thickness, lattice parameter) in every block when ``conditioned``.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        w, d, s = config.width, config.depth, config.size
+        n_cond = N_COND if config.conditioned else 0
+        chans = [min(w * 2**i, 128) for i in range(d + 1)]  # channels per level
+        self.stem = conv3(1, chans[0], circular=True)
+        self.down = nn.ModuleList()
+        for i in range(d):
+            self.down.append(
+                nn.ModuleList(
+                    [
+                        # no residual block at full resolution: it would dominate the cost
+                        ResBlock(chans[i], circular=True) if i > 0 else nn.Identity(),
+                        conv3(chans[i], chans[i + 1], stride=2, circular=True),
+                    ]
+                )
+            )
+        self.to_latent = nn.Sequential(
+            nn.GroupNorm(min(8, chans[-1]), chans[-1]),
+            nn.SiLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(chans[-1], config.latent),
+        )
+        self.latent_film = FiLM(n_cond, config.latent) if n_cond else None
+        self.seed = s // 2**d
+        self.from_latent = nn.Linear(config.latent, chans[-1] * self.seed**2)
+        self.up = nn.ModuleList()
+        for i in reversed(range(d)):
+            self.up.append(
+                nn.ModuleList(
+                    [
+                        nn.Upsample(scale_factor=2, mode="nearest"),
+                        conv3(chans[i + 1], chans[i]),
+                        ResBlock(chans[i], n_cond=n_cond) if i > 0 else None,
+                    ]
+                )
+            )
+        self.head = nn.Sequential(
+            nn.GroupNorm(min(8, chans[0]), chans[0]), nn.SiLU(), nn.Conv2d(chans[0], 1, 1)
+        )
+        self._top = chans[-1]
+
+    def forward(
+        self, x: torch.Tensor, cond: torch.Tensor | None = None, *, generator=None
+    ) -> dict[str, torch.Tensor]:
+        h = self.stem(x)  # (batch, w, s, s)
+        for block, down in self.down:
+            h = down(block(h))
+        z = self.to_latent(h)  # (batch, latent)
+        if self.latent_film is not None and cond is not None:
+            z = self.latent_film(z, cond)
+        h = self.from_latent(z).view(-1, self._top, self.seed, self.seed)
+        for up, conv, block in self.up:
+            h = conv(up(h))
+            if block is not None:
+                h = block(h, cond)
+        return {"pred": self.head(h)[:, 0]}  # (batch, s, s)

@@ -1,0 +1,105 @@
+"""Predict 000 patterns for crystals with a trained surrogate (or the one shipped with lacbed)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from lacbed.errors import SettingsError
+from lacbed.ml.model import ModelFileError, ModelInfo, Surrogate, load_surrogate, run_model
+
+__all__ = ["default_model_path", "load_model", "predict_crystals", "model_thickness"]
+
+log = logging.getLogger(__name__)
+
+
+def default_model_path() -> Path:
+    """Path of the model shipped in the package (``lacbed/ml/weights/default.pt``)."""
+    return Path(str(resources.files("lacbed.ml") / "weights" / "default.pt"))
+
+
+def load_model(path: str | os.PathLike | None = None) -> tuple[Surrogate, ModelInfo]:
+    """Load a model file or run directory; ``None`` loads the shipped default model."""
+    if path is None:
+        p = default_model_path()
+        if not p.is_file():
+            raise ModelFileError(
+                "no default model is shipped with this installation; pass --model RUN"
+            )
+        return load_surrogate(p)
+    return load_surrogate(path)
+
+
+def model_thickness(info: ModelInfo, model: Surrogate, thickness_nm: float | None) -> float:
+    """Thickness [nm] to predict at: checked against what the model was trained on.
+
+    An unconditioned model serves only its training thickness; a conditioned one any thickness
+    within its training range (no extrapolation). ``None`` gives the (middle) training thickness.
+    """
+    trained = np.asarray(info.data.get("thicknesses_nm") or [], dtype=np.float64)
+    if thickness_nm is None:
+        if trained.size == 0:
+            raise SettingsError("the model file does not say its thickness; pass --thickness")
+        return float(trained[len(trained) // 2])
+    t = float(thickness_nm)
+    if not t > 0:
+        raise SettingsError(f"thickness must be > 0 nm, got {t:g}")
+    if trained.size == 0:
+        return t
+    if not model.config.conditioned:
+        if np.min(np.abs(trained - t)) > 0.5:  # 0.5 nm: far below any thickness step
+            raise SettingsError(
+                f"this model was trained at {trained[0]:g} nm only and is not thickness-"
+                f"conditioned; use --thickness {trained[0]:g} or a conditioned model"
+            )
+        return t
+    lo, hi = float(trained.min()), float(trained.max())
+    if not lo - 0.5 <= t <= hi + 0.5:
+        raise SettingsError(
+            f"thickness {t:g} nm is outside the model's training range {lo:g}-{hi:g} nm"
+        )
+    return t
+
+
+def predict_crystals(
+    crystals,
+    *,
+    model: Surrogate,
+    info: ModelInfo,
+    thickness_nm: float | None = None,
+    batch_size: int = 32,
+) -> np.ndarray:
+    """Predicted 000 patterns of crystals, standardised per image.
+
+    Parameters
+    ----------
+    crystals : sequence of lacbed.crystal.Crystal (or anything :func:`load_crystal` accepts)
+    model, info : from :func:`load_model`
+    thickness_nm : float, optional
+        Thickness [nm]; see :func:`model_thickness`.
+
+    Returns
+    -------
+    ndarray, shape (n, S, S) float32
+        Patterns in the order given (zero mean, unit variance per image: the surrogate is
+        trained with Z, which ignores scale and offset). Never contains NaN.
+    """
+    from lacbed.crystal import load_crystal
+    from lacbed.scattering import projected_potential
+
+    t = model_thickness(info, model, thickness_nm)
+    xs = [load_crystal(c) for c in crystals]
+    size = model.config.size
+    pots = np.stack([projected_potential(c, size) for c in xs]) if xs else np.zeros((0, size, size))
+    return run_model(
+        model,
+        pots,
+        thickness_nm=t,
+        a=np.array([c.a for c in xs]),
+        symmetry=[c.bright_field_symmetry for c in xs],
+        batch_size=batch_size,
+    )

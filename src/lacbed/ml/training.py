@@ -1,0 +1,252 @@
+"""Training with Lightning: the LightningModule, the Trainer set-up, resuming and export.
+
+A run directory ``RUN`` holds::
+
+    RUN/config.json            resolved configuration (model, normalisation, training, data)
+    RUN/checkpoints/last.ckpt  Lightning checkpoint of the last epoch (training resumes from it)
+    RUN/checkpoints/best.ckpt  lowest validation Z
+    RUN/logs/                  CSVLogger metrics.csv (+ TensorBoard events when installed)
+    RUN/model.pt               exported best model (see :mod:`lacbed.ml.model`)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from lacbed._io import atomic_path
+from lacbed.errors import LacbedError, SettingsError
+from lacbed.ml.config import ModelConfig, Normalisation, TrainConfig, default_model_config
+from lacbed.ml.data import PatternSamples, load_split, resolve_thicknesses
+from lacbed.ml.losses import kl_divergence, z_loss
+from lacbed.ml.model import Surrogate, save_surrogate
+
+__all__ = ["LitSurrogate", "TrainResult", "train", "make_surrogate"]
+
+log = logging.getLogger(__name__)
+
+
+def make_surrogate(config: ModelConfig, norm: Normalisation, *, seed: int) -> Surrogate:
+    """A freshly initialised surrogate; the weights depend only on ``seed`` (no global RNG use)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return Surrogate(config, norm)
+
+
+class LitSurrogate(L.LightningModule):
+    """Lightning wrapper: loss = mean Z (+ β·KL for the VAE), AdamW, LR reduced on plateau.
+
+    The constructor takes plain dicts, saved as hyper-parameters in every checkpoint together
+    with the lacbed version.
+    """
+
+    def __init__(self, model: dict, normalisation: dict, train: dict, lacbed_version: str) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.train_cfg = TrainConfig.from_dict(train)
+        self.surrogate = make_surrogate(
+            ModelConfig.from_dict(model),
+            Normalisation.from_dict(normalisation),
+            seed=self.train_cfg.seed,
+        )
+        self._gen = torch.Generator().manual_seed(self.train_cfg.seed + 1)
+
+    def forward(self, x, cond=None, sym=None):
+        return self.surrogate(x, cond, sym)
+
+    def _step(self, batch: dict, stage: str) -> torch.Tensor:
+        gen = self._gen if stage == "train" else None
+        out = self.surrogate(batch["x"], batch["cond"], batch["sym"], generator=gen)
+        z = z_loss(out["pred"], batch["y"])
+        loss = z
+        n = batch["x"].shape[0]
+        if "mu" in out:
+            kl = kl_divergence(out["mu"], out["logvar"])
+            loss = z + self.surrogate.config.beta * kl
+            self.log(f"{stage}_kl", kl, on_step=False, on_epoch=True, batch_size=n)
+        self.log(f"{stage}_z", z, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
+        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, batch_size=n)
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(
+            self.parameters(), lr=self.train_cfg.lr, weight_decay=self.train_cfg.weight_decay
+        )
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=3)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_z"}}
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Outcome of :func:`train`."""
+
+    run_dir: Path
+    model_path: Path
+    best_val_z: float
+    epochs_run: int
+    n_train: int
+    n_val: int
+    resumed: bool
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
+
+
+def train(
+    data: str | os.PathLike,
+    run_dir: str | os.PathLike,
+    *,
+    model: str = "vae",
+    config: TrainConfig | None = None,
+    model_config: ModelConfig | None = None,
+    norm: Normalisation | None = None,
+    progress: bool = False,
+    tensorboard: bool = True,
+) -> TrainResult:
+    """Train a surrogate on a dataset store, or resume the run in ``run_dir``.
+
+    Parameters
+    ----------
+    data : path-like
+        Dataset directory (``lacbed dataset build``).
+    run_dir : path-like
+        Run directory. If it holds ``checkpoints/last.ckpt`` and ``config.json``, training
+        resumes from there with the stored configuration (only ``epochs`` may change).
+    model : str
+        Model name (see :data:`lacbed.ml.config.MODEL_NAMES`).
+    config : TrainConfig
+        Training settings.
+    model_config : ModelConfig, optional
+        Overrides :func:`~lacbed.ml.config.default_model_config`.
+    progress : bool
+        Show Lightning's progress bar (the CLI does).
+    """
+    from lacbed import __version__
+    from lacbed.dataset.store import open_dataset
+
+    run = Path(run_dir)
+    cfg = config or TrainConfig()
+    ds = open_dataset(data)
+    last = run / "checkpoints" / "last.ckpt"
+    resumed = last.is_file() and (run / "config.json").is_file()
+    if resumed:
+        saved = json.loads((run / "config.json").read_text())
+        if saved["model"]["name"] != model:
+            raise SettingsError(
+                f"{run} holds a {saved['model']['name']!r} run, not {model!r}; "
+                "use another output directory for a different model"
+            )
+        mcfg = ModelConfig.from_dict(saved["model"])
+        norm = Normalisation.from_dict(saved["normalisation"])
+        cfg = replace(TrainConfig.from_dict(saved["train"]), epochs=cfg.epochs)
+        log.info("resuming %s from %s", run, last)
+    else:
+        mcfg = model_config or default_model_config(model, size=ds.size)
+        norm = norm or Normalisation()
+    if mcfg.size != ds.size:
+        raise SettingsError(
+            f"the model expects {mcfg.size}-pixel images, the dataset has {ds.size}"
+        )
+    t_idx = resolve_thicknesses(ds.thicknesses_nm, cfg.thickness_nm, conditioned=mcfg.conditioned)
+    tr = load_split(ds, "train", thickness_index=t_idx, max_items=cfg.max_train, seed=cfg.seed)
+    va = load_split(ds, "val", thickness_index=t_idx)
+    train_set, val_set = PatternSamples(tr, norm), PatternSamples(va, norm)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    train_loader = torch.utils.data.DataLoader(
+        train_set, batch_size=cfg.batch_size, shuffle=True, generator=gen, drop_last=False
+    )
+    val_loader = torch.utils.data.DataLoader(val_set, batch_size=max(cfg.batch_size, 32))
+    data_info = {
+        "dataset": str(Path(data).resolve()),
+        "dataset_version": ds.settings.get("lacbed_version"),
+        "engine_settings": ds.settings.get("settings", {}),
+        "thicknesses_nm": [float(v) for v in tr.thickness_nm],
+        "n_train_structures": len(tr),
+        "n_val_structures": len(va),
+        "n_train_samples": len(train_set),
+        "split": "grouped 85:10:5 (lacbed.dataset.splits)",
+    }
+    resolved = {
+        "model": mcfg.to_dict(),
+        "normalisation": norm.to_dict(),
+        "train": cfg.to_dict(),
+        "data": data_info,
+        "lacbed_version": __version__,
+    }
+    run.mkdir(parents=True, exist_ok=True)
+    _write_json(run / "config.json", resolved)
+
+    lit = LitSurrogate(mcfg.to_dict(), norm.to_dict(), cfg.to_dict(), __version__)
+    ckpt_best = L.pytorch.callbacks.ModelCheckpoint(
+        dirpath=run / "checkpoints",
+        filename="best",
+        monitor="val_z",
+        mode="min",
+        save_top_k=1,
+        save_last=True,
+        enable_version_counter=False,
+    )
+    early = L.pytorch.callbacks.EarlyStopping(monitor="val_z", mode="min", patience=cfg.patience)
+    loggers: list = [L.pytorch.loggers.CSVLogger(run, name="logs", version=0)]
+    if tensorboard:
+        try:
+            import tensorboard as _tb  # noqa: F401
+
+            loggers.append(L.pytorch.loggers.TensorBoardLogger(run, name="logs", version=0))
+        except ImportError:
+            pass
+    trainer = L.Trainer(
+        max_epochs=cfg.epochs,
+        accelerator="cpu",
+        devices=1,
+        callbacks=[ckpt_best, early],
+        logger=loggers,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        log_every_n_steps=max(1, min(50, len(train_loader))),
+        num_sanity_val_steps=0,
+        default_root_dir=run,
+    )
+    with warnings.catch_warnings():
+        # Lightning's advice for GPU/multi-worker set-ups does not apply on a 2-core CPU box.
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*GPU available.*")
+        warnings.filterwarnings("ignore", message=".*number of training batches.*")
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+        warnings.filterwarnings("ignore", message=".*isinstance.*treespec.*")
+        warnings.filterwarnings("ignore", category=UserWarning, module="lightning")
+        trainer.fit(lit, train_loader, val_loader, ckpt_path=str(last) if resumed else None)
+    best_path = ckpt_best.best_model_path or str(last)
+    if not Path(best_path).is_file():
+        raise LacbedError(f"training in {run} produced no checkpoint")
+    state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
+    lit.load_state_dict(state)
+    best = ckpt_best.best_model_score
+    best_val = float(best) if best is not None else float("nan")
+    model_path = save_surrogate(
+        lit.surrogate, run / "model.pt", train=cfg, data=data_info, metrics={"best_val_z": best_val}
+    )
+    return TrainResult(
+        run_dir=run,
+        model_path=model_path,
+        best_val_z=best_val,
+        epochs_run=int(trainer.current_epoch),
+        n_train=len(train_set),
+        n_val=len(val_set),
+        resumed=resumed,
+    )

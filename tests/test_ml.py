@@ -1,0 +1,328 @@
+"""Tests of the neural surrogate (lacbed.ml): losses, symmetry, networks, files, CLI end to end.
+
+Everything runs on the CPU on 32-pixel synthetic data so the file stays well under 30 s.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("lightning")
+
+from lacbed.cli import main  # noqa: E402
+from lacbed.dataset.splits import split_of_group  # noqa: E402
+from lacbed.dataset.store import DatasetWriter  # noqa: E402
+from lacbed.errors import LacbedError  # noqa: E402
+from lacbed.metrics import z_score  # noqa: E402
+from lacbed.ml.config import ModelConfig, Normalisation, TrainConfig  # noqa: E402
+from lacbed.ml.losses import z_per_image  # noqa: E402
+from lacbed.ml.model import (  # noqa: E402
+    ModelFileError,
+    load_surrogate,
+    run_model,
+    save_surrogate,
+)
+from lacbed.ml.symmetry import symmetrize  # noqa: E402
+from lacbed.ml.training import make_surrogate, train  # noqa: E402
+
+CIF_DIR = Path(__file__).parent / "data" / "cif"
+SIZE = 32  # small images keep every network and the CLI run fast
+THICK = (50.0, 100.0)
+
+
+@pytest.fixture(autouse=True)
+def _two_threads():
+    n = torch.get_num_threads()
+    torch.set_num_threads(2)  # the CI box has 2 cores
+    yield
+    torch.set_num_threads(n)
+
+
+def _groups_for_all_splits(n: int) -> list[str]:
+    """n group keys with at least two in each split (splits are a hash of the key)."""
+    want = {"train": n - 6, "val": 3, "test": 3}
+    out: list[str] = []
+    i = 0
+    while sum(want.values()):
+        g = f"family-{i}"
+        s = split_of_group(g)
+        if want[s] > 0:
+            want[s] -= 1
+            out.append(g)
+        i += 1
+    return out
+
+
+def _synthetic_item(rng: np.random.Generator, size: int):
+    """A fake 'potential' (Gaussian atoms) and fake 'patterns' that depend on it smoothly."""
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    pot = np.full((size, size), 30.0)
+    centres = rng.random((3, 2))
+    strength = rng.uniform(100, 800, 3)
+    for (cx, cy), s in zip(centres, strength, strict=True):
+        d2 = np.minimum(abs(xx - cx), 1 - abs(xx - cx)) ** 2
+        d2 = d2 + np.minimum(abs(yy - cy), 1 - abs(yy - cy)) ** 2
+        pot += s * np.exp(-d2 / 0.004)
+    r2 = ((xx - 0.5 + 0.5 / size) ** 2 + (yy - 0.5 + 0.5 / size) ** 2) / 0.25
+    k = pot.mean() / 100.0
+    pats = np.stack([0.5 + 0.4 * np.cos(2 * np.pi * k * r2 * t / 50.0) for t in THICK])
+    return pot, pats, k
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("ml") / "data"
+    groups = _groups_for_all_splits(24)
+    w = DatasetWriter(path, size=SIZE, thicknesses_nm=THICK, settings={"fake": True}, n_slots=24)
+    rng = np.random.default_rng(7)
+    for i, g in enumerate(groups):
+        pot, pats, k = _synthetic_item(rng, SIZE)
+        meta = {"formula": f"X{i}", "space_group_number": 225, "a": 4.0 + k, "group": g}
+        w.write_item(f"item-{i:02d}", i, pot, pats, meta)
+    w.finalize()
+    return path
+
+
+@pytest.fixture(scope="module")
+def no_test_data(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("ml") / "notest"
+    groups = [g for g in _groups_for_all_splits(24) if split_of_group(g) != "test"]
+    w = DatasetWriter(path, size=SIZE, thicknesses_nm=THICK, settings={}, n_slots=len(groups))
+    rng = np.random.default_rng(1)
+    for i, g in enumerate(groups):
+        pot, pats, k = _synthetic_item(rng, SIZE)
+        w.write_item(f"i{i}", i, pot, pats, {"formula": "X", "a": 4.0, "group": g})
+    w.finalize()
+    return path
+
+
+# ----------------------------------------------------------------------------- losses, symmetry
+def test_z_matches_numpy_reference():
+    rng = np.random.default_rng(0)
+    a = rng.random((5, 17, 19))
+    b = a + rng.normal(0, 0.3, a.shape)
+    b[0] = 3.0 * a[0] - 2.0  # scale and offset: Z = 0
+    b[1] = -a[1]  # anti-correlated: Z = 2
+    b[2] = 1.0  # constant image: ZNCC defined as 0, Z = 1
+    z_t = z_per_image(torch.from_numpy(a), torch.from_numpy(b)).numpy()
+    # float64 on both sides; 1e-10 leaves room for the eps regulariser only
+    np.testing.assert_allclose(z_t, z_score(a, b), atol=1e-10)
+    np.testing.assert_allclose(z_t[:3], [0.0, 2.0, 1.0], atol=1e-10)
+
+
+def test_z_gradient_is_finite_for_constant_prediction():
+    pred = torch.zeros(2, 8, 8, requires_grad=True)
+    z_per_image(pred, torch.rand(2, 8, 8)).sum().backward()
+    assert torch.isfinite(pred.grad).all()
+
+
+def test_symmetrize_projects_onto_point_group():
+    x = torch.rand(3, 16, 16, dtype=torch.float64)
+    code = torch.tensor([0, 1, 2])
+    y = symmetrize(x, code)
+    assert torch.equal(y[0], x[0])  # flag 0 leaves the image alone
+    for img in y[1:]:  # 2mm and 4mm: both mirrors
+        torch.testing.assert_close(img, img.flip(-1))
+        torch.testing.assert_close(img, img.flip(-2))
+    torch.testing.assert_close(y[2], y[2].T)  # 4mm adds the diagonal mirror
+    assert not torch.allclose(y[1], y[1].T)  # 2mm does not
+    torch.testing.assert_close(symmetrize(y, code), y)  # a projection
+
+
+# ----------------------------------------------------------------------------- networks
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        ModelConfig("unet", size=SIZE, latent=16, width=8, depth=3, conditioned=True),
+        ModelConfig("vae", size=SIZE, latent=12, width=8, depth=2, beta=0.0),
+    ],
+    ids=["unet", "vae"],
+)
+def test_model_overfits_tiny_batch(cfg):
+    rng = np.random.default_rng(3)
+    items = [_synthetic_item(rng, SIZE) for _ in range(4)]
+    x = torch.from_numpy(np.arcsinh(np.stack([p for p, _, _ in items]) / 100.0)).float()[:, None]
+    y = torch.from_numpy(np.stack([t[1] for _, t, _ in items])).float()
+    cond = torch.tensor([[1.0, 0.5]] * 4)
+    model = make_surrogate(cfg, Normalisation(), seed=0)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(150):
+        opt.zero_grad()
+        loss = z_per_image(model(x, cond, generator=gen)["pred"], y).mean()
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        z = z_per_image(model(x, cond)["pred"], y).mean().item()
+    assert z < 0.05  # from Z ≈ 1 (untrained) to < 5 % (the study's target) on 4 memorised samples
+
+
+@pytest.mark.parametrize("name", ["vae", "resae", "unet"])
+@pytest.mark.parametrize("half", [False, True])
+def test_save_load_round_trip(tmp_path, name, half):
+    from lacbed.ml.config import default_model_config
+
+    model = make_surrogate(default_model_config(name, size=SIZE), Normalisation(), seed=1)
+    model.eval()
+    path = save_surrogate(model, tmp_path / "m.pt", data={"thicknesses_nm": [50.0]}, half=half)
+    loaded, info = load_surrogate(path)
+    pots = np.random.default_rng(0).uniform(30, 900, (3, SIZE, SIZE))
+    kw = {"thickness_nm": 50.0, "a": np.array([4.0, 5.0, 6.0]), "symmetry": ["4mm", "2mm", "none"]}
+    if half:  # float16 weights: the reference is the model with its weights rounded the same way
+        model.load_state_dict({k: v.half().float() for k, v in model.state_dict().items()})
+    np.testing.assert_array_equal(run_model(loaded, pots, **kw), run_model(model, pots, **kw))
+    assert info.data["thicknesses_nm"] == [50.0]
+    assert loaded.config == model.config
+
+
+def test_foreign_and_incompatible_model_files(tmp_path):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a torch file")
+    with pytest.raises(ModelFileError, match="not a lacbed model file"):
+        load_surrogate(junk)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {}}, foreign)
+    with pytest.raises(ModelFileError, match="not a lacbed model file"):
+        load_surrogate(foreign)
+    model = make_surrogate(ModelConfig("vae", size=SIZE, width=4), Normalisation(), seed=0)
+    old = save_surrogate(model, tmp_path / "old.pt")
+    blob = torch.load(old, weights_only=True)
+    blob["format_version"] = 99
+    torch.save(blob, old)
+    with pytest.raises(ModelFileError, match="format version 99"):
+        load_surrogate(old)
+    with pytest.raises(ModelFileError, match="no model.pt"):
+        load_surrogate(tmp_path)
+
+
+def test_predictions_are_finite_or_rejected():
+    model = make_surrogate(ModelConfig("vae", size=SIZE, width=4), Normalisation(), seed=0)
+    ones = np.ones((2, SIZE, SIZE))
+    pred = run_model(model, ones * 1e30, thickness_nm=50.0, a=[4.0, 4.0])  # huge but finite
+    assert np.all(np.isfinite(pred))
+    with pytest.raises(LacbedError, match="NaN"):
+        run_model(model, ones * np.nan, thickness_nm=50.0, a=[4.0, 4.0])
+
+
+# ----------------------------------------------------------------------------- training
+def test_same_seed_same_loss(tiny_data, tmp_path):
+    cfg = TrainConfig(epochs=1, batch_size=8, seed=5)
+    r1 = train(tiny_data, tmp_path / "a", model="vae", config=cfg, tensorboard=False)
+    r2 = train(tiny_data, tmp_path / "b", model="vae", config=cfg, tensorboard=False)
+    r3 = train(
+        tiny_data,
+        tmp_path / "c",
+        model="vae",
+        config=TrainConfig(epochs=1, batch_size=8, seed=6),
+        tensorboard=False,
+    )
+    assert r1.best_val_z == r2.best_val_z
+    assert r1.best_val_z != r3.best_val_z
+
+
+def _cli(argv, capsys) -> tuple[int, str, str]:
+    try:
+        main([str(a) for a in argv])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def test_cli_train_evaluate_predict(tiny_data, tmp_path, capsys):
+    import json
+
+    run = tmp_path / "run"
+    args = ["train", tiny_data, "-o", run, "--model", "resae", "--batch-size", "8", "--no-progress"]
+    code, out, err = _cli([*args, "--epochs", "2"], capsys)
+    assert code == 0, err
+    assert (run / "model.pt").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
+    assert (run / "logs" / "version_0" / "metrics.csv").is_file()
+    code, out, _ = _cli([*args, "--epochs", "3"], capsys)  # rerun: resumes from last.ckpt
+    assert code == 0 and "resumed" in out
+
+    code, out, err = _cli(["evaluate", run, tiny_data], capsys)
+    assert code == 0, err
+    m = json.loads((run / "metrics.json").read_text())
+    for split in ("train", "val", "test"):
+        s = m["splits"][split]
+        assert s["n"] > 0 and s["median"] <= s["p90"] and 0 <= s["mean"] <= 2
+    assert set(m["splits"]["test"]["per_thickness"]) == {"50", "100"}
+    assert (run / "gallery.png").stat().st_size > 0
+
+    cifs = [CIF_DIR / "si_origin2_icsd.cif", CIF_DIR / "cu_no_adp.cif"]
+    code, _, err = _cli(
+        ["predict", *cifs, "--model", run, "--thickness", 75, "-o", tmp_path / "p.npy"], capsys
+    )
+    assert code == 0, err
+    both = np.load(tmp_path / "p.npy")
+    assert both.shape == (2, SIZE, SIZE) and both.dtype == np.float32
+    assert np.all(np.isfinite(both))
+    code, _, err = _cli(
+        ["predict", cifs[1], "--model", run, "--thickness", 75, "-o", tmp_path / "one.npy"], capsys
+    )
+    assert code == 0, err
+    one = np.load(tmp_path / "one.npy")
+    # batching does not change a prediction (1e-5: float32 convolutions in a different batch)
+    np.testing.assert_allclose(one, both[1], atol=1e-5)
+    code, _, err = _cli(["predict", *cifs, "--model", run, "-o", tmp_path / "p.png"], capsys)
+    assert code == 0, err and (tmp_path / "p.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("cif", ["bad_hexagonal_mg.cif", "bad_tetragonal_tio2.cif"])
+def test_predict_non_cubic_cif(tmp_path, capsys, cif):
+    out = tmp_path / "p.npy"
+    code, _, err = _cli(
+        ["predict", CIF_DIR / "si_origin2_icsd.cif", CIF_DIR / cif, "-o", out], capsys
+    )
+    assert code == 2
+    assert err.startswith("lacbed: error:") and len(err.strip().splitlines()) == 1
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_bad_inputs(tiny_data, no_test_data, tmp_path, capsys):
+    run = tmp_path / "r"
+    base = ["train", tiny_data, "-o", run, "--epochs", "1", "--no-progress"]
+    code, _, err = _cli([*base, "--model", "gan"], capsys)
+    assert code == 2 and "unknown model" in err
+    code, _, err = _cli([*base, "--thickness", "77"], capsys)
+    assert code == 2 and "stored thicknesses" in err
+    code, _, err = _cli(["train", tmp_path, "-o", run], capsys)
+    assert code == 2 and "not a lacbed dataset" in err
+    code, _, err = _cli([*base, "--model", "vae"], capsys)
+    assert code == 0, err
+    code, _, err = _cli(["evaluate", run, no_test_data], capsys)
+    assert code == 2 and "no 'test' split" in err
+    assert not (run / "metrics.json").exists()
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"\x00" * 10)
+    out = tmp_path / "x.npy"
+    code, _, err = _cli(
+        ["predict", CIF_DIR / "si_origin2_icsd.cif", "--model", junk, "-o", out], capsys
+    )
+    assert code == 2 and "not a lacbed model file" in err and not out.exists()
+    code, _, err = _cli(
+        [
+            "predict",
+            CIF_DIR / "si_origin2_icsd.cif",
+            "--model",
+            run,
+            "--thickness",
+            "50",
+            "-o",
+            out,
+        ],
+        capsys,
+    )
+    assert code == 2 and "not thickness-conditioned" in err and not out.exists()
+    code, _, err = _cli(
+        ["predict", CIF_DIR / "si_origin2_icsd.cif", "--model", run, "-o", tmp_path / "x.txt"],
+        capsys,
+    )
+    assert code == 2 and ".npy or .png" in err
