@@ -277,3 +277,20 @@ def test_hall_symbol_only(tmp_path):
     c = read_cif(p)
     assert c.n_sites == 4 and c.space_group_number == 225
     assert c.info["cif_symmetry"].startswith("Hall")
+
+
+def test_write_cif_symmetry_forms(tmp_path):
+    c = read_cif(EXAMPLES / "GaAs.cif")
+    text = write_cif(c, tmp_path / "std.cif").read_text()
+    assert "_space_group_IT_number 216" in text
+    assert text.count("\nGa") == 1 and text.count("\nAs") == 1  # asymmetric unit only
+    # P 1: every atom listed
+    text = write_cif(c, tmp_path / "p1.cif", symmetry=False).read_text()
+    assert "'P 1'" in text and text.count("\nGa") == 4
+    # an origin shifted by 1/8: the operations are written, but no (wrong) standard H-M symbol
+    shifted = c.shifted([0.125, 0.0, 0.0])
+    text = write_cif(shifted, tmp_path / "nonstd.cif").read_text()
+    assert "_space_group_name_H-M_alt" not in text and "_space_group_symop_operation_xyz" in text
+    for f in ("std.cif", "p1.cif", "nonstd.cif"):
+        back = read_cif(tmp_path / f)
+        assert back.symbols == c.symbols and np.allclose(back.positions, c.positions, atol=1e-9)

@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import re
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -429,18 +430,97 @@ def _fmt(x: float) -> str:
     return f"{x:.10f}".rstrip("0").rstrip(".") if x != 0 else "0"
 
 
-def write_cif(crystal: Crystal, path: str | os.PathLike) -> Path:
+def _triplet(rot: np.ndarray, tran: np.ndarray) -> str:
+    """Symmetry operation (R, t) acting on fractional coordinates as a CIF 'x,y,z' triplet."""
+    out = []
+    for i in range(3):
+        term = ""
+        for j, v in enumerate("xyz"):
+            c = int(rot[i, j])
+            if c:
+                term += (
+                    ("-" if c < 0 else "+" if term else "")
+                    + (f"{abs(c)}*" if abs(c) != 1 else "")
+                    + v
+                )
+        t = Fraction(float(np.mod(tran[i], 1.0))).limit_denominator(48)
+        if t:
+            term += f"+{t.numerator}/{t.denominator}"
+        out.append(term or "0")
+    return ",".join(out)
+
+
+def _symmetry_for_cif(crystal: Crystal):  # noqa: ANN202
+    """(asymmetric-unit indices into the sites, sites, contents, symop triplets, gemmi group or None).
+
+    Returns None when the crystal's own symmetry cannot be written exactly.
+    """
+    import gemmi
+    import spglib
+
+    lattice = np.eye(3) * crystal.a
+    site_pos, contents = group_sites(
+        lattice, crystal.positions, crystal.symbols, crystal.occupancies, crystal.b_iso
+    )
+    kinds = sorted(set(contents))
+    types = [kinds.index(c) + 1 for c in contents]
+    try:
+        ds = spglib.get_symmetry_dataset((lattice, site_pos, types), symprec=1e-3)
+    except Exception:  # noqa: BLE001 - fall back to P 1
+        return None
+    if ds is None:
+        return None
+    ops = [
+        (np.asarray(r, int), np.mod(np.asarray(t, float), 1.0))
+        for r, t in zip(ds.rotations, ds.translations, strict=True)
+    ]
+    # CIF readers (gemmi among them) accept translations in 1/24ths only: otherwise write P 1
+    if not all(np.allclose(t * 24, np.round(t * 24), atol=1e-6) for _, t in ops):
+        return None
+    triplets = [_triplet(r, t) for r, t in ops]
+    asym = sorted(set(int(i) for i in ds.equivalent_atoms))
+    # check: the operations regenerate every site exactly from the asymmetric unit
+    gops = [gemmi.Op(t) for t in triplets]
+    regenerated = set()
+    for i in asym:
+        for op in gops:
+            x = np.mod(np.array(op.apply_to_xyz(list(site_pos[i]))), 1.0)
+            regenerated.add((contents[i], tuple(np.round(np.mod(x + 1e-7, 1.0), 5))))
+    original = {
+        (c, tuple(np.round(np.mod(p + 1e-7, 1.0), 5)))
+        for p, c in zip(site_pos, contents, strict=True)
+    }
+    if regenerated != original:
+        return None
+    # name the group only if the operations are exactly its standard-setting ones
+    sg = None
+    std = gemmi.find_spacegroup_by_number(int(ds.number))
+    for cand in [std] + [gemmi.find_spacegroup_by_name(f"{std.hm}:{c}") for c in ("1", "2")]:
+        if cand is not None and {o.triplet() for o in cand.operations()} == {
+            o.triplet() for o in gops
+        }:
+            sg = cand
+            break
+    return asym, site_pos, contents, triplets, sg
+
+
+def write_cif(crystal: Crystal, path: str | os.PathLike, *, symmetry: bool = True) -> Path:
     """Write ``crystal`` as a CIF that :func:`read_cif` reads back to the same crystal.
 
-    Every atom of the conventional cell is written (space group P 1, the crystal's real space group
-    given in ``_lacbed_space_group`` and a comment), with occupancy and B_iso [Å²]. The file is
-    written atomically (:func:`lacbed._io.atomic_path`).
+    With ``symmetry=True`` (default) the asymmetric unit is written with the crystal's symmetry
+    operations (found by spglib; the H-M symbol, Hall symbol and number are added when the
+    operations are the standard setting's); otherwise, or if the symmetry cannot be written
+    exactly, every atom of the conventional cell is listed in P 1. Occupancies and B_iso [Å²] are
+    written per atom; a mixed site is several atoms at one position. The file is written atomically
+    (:func:`lacbed._io.atomic_path`).
 
     Parameters
     ----------
     crystal : Crystal
     path : str or PathLike
         Output file.
+    symmetry : bool
+        Write the asymmetric unit and symmetry operations (True) or all atoms in P 1 (False).
 
     Returns
     -------
@@ -450,25 +530,56 @@ def write_cif(crystal: Crystal, path: str | os.PathLike) -> Path:
     path = Path(path)
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", crystal.name or crystal.formula) or "crystal"
     a = _fmt(round(crystal.a, 8))
+    sym = _symmetry_for_cif(crystal) if symmetry else None
+    formula_sum = " ".join(re.findall(r"[A-Z][a-z]?[0-9.]*", crystal.formula))
     lines = [
         f"# written by lacbed: {crystal.formula}, {crystal.space_group} "
         f"(#{crystal.space_group_number}), a = {crystal.a:.6f} Å",
-        "# all atoms of the conventional cubic cell are listed (symmetry P 1)",
+    ]
+    if crystal.source:
+        lines.append(f"# source: {crystal.source}".replace("\n", " "))
+    lines += [
         f"data_{name}",
-        f"_chemical_formula_sum '{crystal.formula}'",
+        f"_chemical_formula_sum '{formula_sum}'",
         f"_cell_length_a {a}",
         f"_cell_length_b {a}",
         f"_cell_length_c {a}",
         "_cell_angle_alpha 90",
         "_cell_angle_beta 90",
         "_cell_angle_gamma 90",
-        "_space_group_name_H-M_alt 'P 1'",
-        "_space_group_IT_number 1",
-        f"_lacbed_space_group '{crystal.space_group}'",
-        f"_lacbed_space_group_number {crystal.space_group_number}",
-        "loop_",
-        "_space_group_symop_operation_xyz",
-        "'x, y, z'",
+    ]
+    if sym is None:
+        lines += [
+            "# all atoms of the conventional cubic cell are listed (symmetry P 1)",
+            "_space_group_name_H-M_alt 'P 1'",
+            "_space_group_IT_number 1",
+            "loop_",
+            "_space_group_symop_operation_xyz",
+            "'x,y,z'",
+        ]
+        rows = [
+            (s, p, o, b)
+            for s, p, o, b in zip(
+                crystal.symbols, crystal.positions, crystal.occupancies, crystal.b_iso, strict=True
+            )
+        ]
+    else:
+        asym, site_pos, contents, triplets, sg = sym
+        if sg is not None:
+            lines += [
+                f"_space_group_name_H-M_alt '{sg.xhm()}'",
+                f"_space_group_name_Hall '{sg.hall.strip()}'",
+                f"_space_group_IT_number {sg.number}",
+            ]
+        else:
+            lines.append(
+                f"# {crystal.space_group} (#{crystal.space_group_number}) in a non-standard "
+                "setting: only the symmetry operations are given"
+            )
+        lines += ["loop_", "_space_group_symop_operation_xyz"]
+        lines += [f"'{t}'" for t in triplets]
+        rows = [(el, site_pos[i], o, b) for i in asym for el, o, b in contents[i]]
+    lines += [
         "loop_",
         "_atom_site_label",
         "_atom_site_type_symbol",
@@ -479,9 +590,7 @@ def write_cif(crystal: Crystal, path: str | os.PathLike) -> Path:
         "_atom_site_B_iso_or_equiv",
     ]
     counts: dict[str, int] = {}
-    for s, p, o, b in zip(
-        crystal.symbols, crystal.positions, crystal.occupancies, crystal.b_iso, strict=True
-    ):
+    for s, p, o, b in rows:
         counts[s] = counts.get(s, 0) + 1
         lines.append(
             f"{s}{counts[s]} {s} {_fmt(p[0])} {_fmt(p[1])} {_fmt(p[2])} {_fmt(o)} {_fmt(b)}"
