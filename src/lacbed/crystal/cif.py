@@ -299,11 +299,14 @@ def read_cif(
         if col and len(col) == len(labels):
             iso_given |= {lab for lab, v in zip(labels, col, strict=True) if _number(v) is not None}
     occ_col = _column(blk, "_atom_site_occupancy")
+    occ_text = (
+        dict(zip(labels, occ_col, strict=True)) if occ_col and len(occ_col) == len(labels) else {}
+    )
 
     sites: list[dict] = []
     default_b: list[str] = []
     b_source: dict[str, str] = {}
-    for k, s in enumerate(small.sites):
+    for s in small.sites:
         raw = s.type_symbol.strip() or s.label.strip()
         try:
             el = normalise_symbol(raw)
@@ -312,7 +315,7 @@ def read_cif(
                 f"{path.name}: unknown element {raw!r} for atom {s.label!r}"
             ) from None
         occ = float(s.occ)
-        if occ_col is not None and k < len(occ_col) and _number(occ_col[k]) is None:
+        if s.label in occ_text and _number(occ_text[s.label]) is None:
             occ = 1.0  # '?' or '.': unknown occupancy, taken as fully occupied
         if not (math.isfinite(occ) and 0 < occ <= 1 + 1e-3):
             raise CrystalError(
