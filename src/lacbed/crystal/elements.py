@@ -29,7 +29,7 @@ def normalise_symbol(symbol: str) -> str:
     for cand in (letters[:2], letters[:1]):
         el = gemmi.Element(cand.capitalize())
         if el.atomic_number > 0 and el.name.lower() == cand.lower():
-            # deuterium/tritium scatter electrons as hydrogen does (same electron cloud)
+            # deuterium (gemmi symbol D) scatters electrons as hydrogen does (same electron cloud)
             return "H" if el.atomic_number == 1 else el.name
     raise CrystalError(f"unknown element symbol {symbol!r}")
 
