@@ -45,9 +45,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Default isotropic Debye–Waller factor B [Å²] for atoms whose source gives none. 0.5 Å² is a
-#: typical room-temperature value for inorganic solids (Si 0.46, Cu 0.55, MgO Mg 0.30/O 0.34 Å²;
-#: Peng, Acta Cryst. A53 (1997) 663 and Reid, Acta Cryst. A39 (1983) 1), used as a neutral guess.
+#: Default isotropic Debye–Waller factor B [Å²] for atoms whose source gives none (recorded in
+#: ``crystal.info``). 0.5 Å² is a neutral guess of the size of room-temperature B values of inorganic
+#: solids (e.g. Si 0.46 Å², Peng, Ren, Dudarev & Whelan, Acta Cryst. A52 (1996) 456; GaAs 0.48–0.62
+#: Å², Stevenson, Acta Cryst. A50 (1994) 621; see the sources in ``lacbed/examples/*.cif``).
 DEFAULT_B = 0.5
 
 #: Symmetry tolerance passed to spglib [Å] (``symprec``). 0.01 Å accepts coordinates printed to
