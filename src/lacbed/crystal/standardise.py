@@ -304,14 +304,19 @@ def conventional_crystal(
 
     try:
         ds = spglib.get_symmetry_dataset((lattice, site_pos, types), symprec=symprec)
-    except Exception as exc:  # spglib >= 2.5 raises SpglibError
-        raise CrystalError(
-            f"spglib could not analyse the cell: {str(exc).splitlines()[0]}"
-        ) from None
+    except Exception as exc:  # spglib >= 2.5 raises SpglibError (or a DeprecationWarning as error)
+        ds = None
+        err = str(exc).strip() or type(exc).__name__
+    else:
+        err = ""
     if ds is None:
-        raise CrystalError(
-            "spglib could not determine the space group (atoms too close or cell degenerate?)"
-        )
+        try:
+            detail = str(spglib.get_error_message() or "").strip()
+        except Exception:  # noqa: BLE001 - the message is only a detail
+            detail = ""
+        if not detail or detail.lower() == "no error":
+            detail = err or "atoms too close or cell degenerate?"
+        raise CrystalError(f"spglib could not determine the space group: {detail.splitlines()[0]}")
     number = int(ds.number)
     if not 195 <= number <= 230:
         system = crystal_system(number)
