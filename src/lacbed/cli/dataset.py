@@ -1,3 +1,328 @@
-"""CLI commands: dataset (see the module's owner issue)."""
+"""``lacbed dataset build|info|show``: build datasets on Dask and inspect them."""
 
-from lacbed.cli.app import app  # noqa: F401
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from typer.core import TyperCommand
+
+from lacbed.cli.app import app
+from lacbed.errors import SettingsError
+
+__all__ = ["dataset_app"]
+
+dataset_app = typer.Typer(
+    help="Datasets of (projected potential, LACBED pattern) pairs: build, info, show.",
+    no_args_is_help=True,
+)
+app.add_typer(dataset_app, name="dataset")
+
+SCATTERING = ("kirkland", "peng", "lobato", "doyle-turner")
+ABSORPTION = ("none", "proportional", "bird-king")
+SOLVERS = ("fast", "exact")
+
+
+def _expand(args: list[str]) -> list[str]:
+    """``--thickness 50 100 150`` → one flag per value (the helper of ``lacbed simulate``)."""
+    try:
+        from lacbed.cli.simulate import expand_multi_value_options
+    except ImportError:  # pragma: no cover - simulate CLI always present in a full install
+        return args
+    return expand_multi_value_options(args, ("--thickness", "-t"))
+
+
+class _BuildCommand(TyperCommand):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, _expand(list(args)))
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    v = value.strip().lower()
+    if v not in allowed:
+        raise SettingsError(f"{name} {value!r} is not one of {', '.join(allowed)}")
+    return v
+
+
+class _RichProgress:
+    """Progress bar with count, rate (materials/h) and ETA, on stderr."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar = None
+        self.task = None
+        self.ok = 0
+        self.failed = 0
+        self.t0 = time.perf_counter()
+        self.start_done = 0
+
+    def __call__(self, done: int, total: int, key: str, status: str) -> None:
+        if status == "ok":
+            self.ok += 1
+        elif status == "failed":
+            self.failed += 1
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self.start_done = done
+            self.t0 = time.perf_counter()
+            self.bar = Progress(
+                TextColumn("building"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TextColumn("failed {task.fields[failed]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+            )
+            self.bar.start()
+            self.task = self.bar.add_task("build", total=total, completed=done, rate="", failed=0)
+        dt = time.perf_counter() - self.t0
+        n = done - self.start_done
+        rate = f"{3600 * n / dt:,.0f}/h" if dt > 0 and n else "-/h"
+        self.bar.update(self.task, completed=done, total=total, rate=rate, failed=self.failed)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@dataset_app.command("build", cls=_BuildCommand)
+def build(
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Dataset folder (created or resumed).")
+    ],
+    source: Annotated[
+        list[str],
+        typer.Option(
+            "--source",
+            "-s",
+            help="Structure source (repeatable): oqmd | aflow | cod | cifs:PATH | examples | augmented[:N].",
+        ),
+    ],
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="Use only N materials (a fixed diverse sample).")
+    ] = None,
+    thickness: Annotated[
+        list[float] | None,
+        typer.Option(
+            "--thickness",
+            "-t",
+            help="Thicknesses (nm): --thickness 50 100 150; default 100.",
+            show_default=False,
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Local worker processes; default: all CPUs.")
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option("--scheduler", help="Existing Dask scheduler, e.g. tcp://host:8786."),
+    ] = None,
+    size: Annotated[int, typer.Option("--size", help="Potential and pattern side (pixels).")] = 128,
+    voltage: Annotated[float, typer.Option("--voltage", help="Accelerating voltage (kV).")] = 200.0,
+    half_width: Annotated[
+        float | None,
+        typer.Option("--half-width", help="Half-width W of the pattern (1/Å); default 4/a."),
+    ] = None,
+    scattering: Annotated[
+        str, typer.Option("--scattering", help="kirkland|peng|lobato|doyle-turner.")
+    ] = "kirkland",
+    absorption: Annotated[
+        str, typer.Option("--absorption", help="none|proportional|bird-king.")
+    ] = "bird-king",
+    kappa: Annotated[
+        float, typer.Option("--kappa", help="U′/U for --absorption proportional.")
+    ] = 0.078,
+    strong_beams: Annotated[
+        int | None, typer.Option("--strong-beams", help="Number of strong beams; default adaptive.")
+    ] = None,
+    max_g: Annotated[
+        float | None, typer.Option("--max-g", help="Beam-pool limit |g| (1/Å).")
+    ] = None,
+    solver: Annotated[str, typer.Option("--solver", help="fast | exact.")] = "fast",
+    max_atoms: Annotated[
+        int | None, typer.Option("--max-atoms", help="Fail materials with more sites per cell.")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the structure augmentation.")] = 0,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Ignore the processed-source cache.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Build (or resume) a dataset: one Dask task per material, results written atomically.
+
+    Rerunning the same command skips finished and failed materials; different engine settings
+    for an existing folder are refused. Thicknesses in nm, voltage in kV, half-width in 1/Å.
+    """
+    from lacbed.dataset.build import BuildSettings, build_dataset, describe_sources
+    from lacbed.structures import load_sources
+
+    if workers is not None and scheduler:
+        raise SettingsError("give either --workers (local cluster) or --scheduler, not both")
+    if workers is not None and workers < 1:
+        raise SettingsError(f"--workers must be >= 1, got {workers}")
+    if limit is not None and limit < 0:
+        raise SettingsError(f"--limit must be >= 0, got {limit}")
+    if strong_beams is not None and strong_beams < 1:
+        raise SettingsError(f"--strong-beams must be >= 1, got {strong_beams}")
+    settings = BuildSettings(
+        size=size,
+        thicknesses_nm=tuple(thickness or (100.0,)),
+        voltage_kv=voltage,
+        half_width=half_width,
+        scattering=_choice("--scattering", scattering, SCATTERING),
+        absorption=_choice("--absorption", absorption, ABSORPTION),
+        kappa=kappa,
+        solver=_choice("--solver", solver, SOLVERS),
+        strong_beams=strong_beams,
+        max_g=max_g,
+        max_atoms=max_atoms,
+        seed=seed,
+    )
+    # Dask's INFO chatter (cluster start/stop) would drown the progress bar; the worker processes
+    # inherit the setting through the environment.
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+    err = typer.echo
+    if not quiet:
+        err(f"loading structures from {', '.join(source)} ...", err=True)
+    res = load_sources(source, use_cache=not no_cache, seed=seed)
+    info = describe_sources(source)
+    info["skipped_at_load"] = dict(res.skipped)
+    bar = _RichProgress(enabled=not quiet)
+    try:
+        report = build_dataset(
+            output,
+            res.entries,
+            settings,
+            limit=limit,
+            workers=workers,
+            scheduler=scheduler,
+            progress=bar,
+            info=info,
+        )
+    finally:
+        bar.close()
+    if not quiet:
+        n = report.n_ok + report.n_failed
+        rate = (
+            f", {report.rate_per_hour:,.0f} materials/h on {report.n_workers} workers" if n else ""
+        )
+        err(
+            f"{output}: {report.n_ok} new, {report.n_failed} failed, "
+            f"{report.n_skipped_done} already done of {report.n_work}{rate}",
+            err=True,
+        )
+
+
+def _info_dict(path: Path) -> dict:
+    from collections import Counter
+
+    from lacbed.dataset import open_dataset
+
+    ds = open_dataset(path)
+    reasons = (
+        Counter(str(r).split(":")[0] for r in ds.failures["reason"]) if len(ds.failures) else {}
+    )
+    t = ds.table
+    out = {
+        "path": str(path),
+        "complete": int(len(t)),
+        "failed": int(len(ds.failures)),
+        "splits": ds.split_counts(),
+        "groups": int(t["group"].nunique()) if len(t) else 0,
+        "size": ds.size,
+        "thicknesses_nm": ds.thicknesses_nm.tolist(),
+        "settings": ds.settings.get("settings", {}),
+        "sources": ds.settings.get("sources", []),
+        "by_source": {str(k): int(v) for k, v in t["source"].value_counts().items()}
+        if len(t)
+        else {},
+        "failure_reasons": dict(reasons),
+        "n_slots": int(ds.potentials.shape[0]),
+        "lacbed_version": ds.settings.get("lacbed_version"),
+    }
+    if len(t) and "time_s" in t:
+        ts = t["time_s"].dropna().astype(float)
+        if len(ts):
+            out["time_s_per_item"] = {
+                "mean": float(ts.mean()),
+                "median": float(ts.median()),
+                "max": float(ts.max()),
+            }
+    return out
+
+
+@dataset_app.command("info")
+def info(
+    path: Annotated[Path, typer.Argument(help="Dataset folder.")],
+    output_format: Annotated[str, typer.Option("--format", help="text | json.")] = "text",
+) -> None:
+    """Counts, splits, failures and settings of a dataset."""
+    if output_format not in ("text", "json"):
+        raise SettingsError(f"--format {output_format!r} is not one of text, json")
+    d = _info_dict(path)
+    if output_format == "json":
+        typer.echo(json.dumps(d, indent=1))
+        return
+    s = d["splits"]
+    lines = [
+        f"dataset {d['path']}",
+        f"  complete  {d['complete']}   failed {d['failed']}   parent families {d['groups']}",
+        f"  splits    train {s['train']}   val {s['val']}   test {s['test']}",
+        f"  size      {d['size']} px   thicknesses {', '.join(f'{x:g}' for x in d['thicknesses_nm'])} nm",
+        f"  sources   {', '.join(d['sources']) or '-'}   by source {d['by_source']}",
+        f"  settings  {json.dumps(d['settings'])}",
+    ]
+    if d["failure_reasons"]:
+        lines.append(f"  failures  {d['failure_reasons']}")
+    if "time_s_per_item" in d:
+        ts = d["time_s_per_item"]
+        lines.append(
+            f"  time/item mean {ts['mean']:.2f} s, median {ts['median']:.2f} s, max {ts['max']:.1f} s"
+        )
+    typer.echo("\n".join(lines))
+
+
+@dataset_app.command("show")
+def show(
+    path: Annotated[Path, typer.Argument(help="Dataset folder.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Montage image (.png, .pdf, .svg).")
+    ],
+    n: Annotated[int, typer.Option("-n", "--count", help="Number of materials.")] = 6,
+    split: Annotated[
+        str | None, typer.Option("--split", help="Only from train | val | test.")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random sample.")] = 0,
+) -> None:
+    """Potential and pattern side by side for a random sample of materials."""
+    from lacbed.dataset import open_dataset
+    from lacbed.plotting.dataset import plot_montage
+
+    if n < 1:
+        raise SettingsError(f"-n must be >= 1, got {n}")
+    if output.suffix.lower() not in (".png", ".pdf", ".svg"):
+        raise SettingsError(f"--output must end in .png, .pdf or .svg, got {output.name!r}")
+    ds = open_dataset(path)
+    plot_montage(ds, output, n=n, split=split, seed=seed)
+    typer.echo(f"wrote {output}")

@@ -50,6 +50,10 @@ class BuildSettings:
         Half-width of the pattern in tangential wave vector [1/Å] (None: the engine's 4/a).
     scattering, absorption : str
         Scattering-factor parametrisation and absorption model (see ``lacbed simulate``).
+    kappa : float
+        U′/U of the proportional absorption model [-].
+    solver : str
+        'fast' or 'exact' eigen-solver.
     strong_beams : int or None
         Beam budget (None: the engine's adaptive default).
     max_g : float or None
@@ -67,6 +71,8 @@ class BuildSettings:
     half_width: float | None = None
     scattering: str = "kirkland"
     absorption: str = "bird-king"
+    kappa: float = 0.078
+    solver: str = "fast"
     strong_beams: int | None = None
     max_g: float | None = None
     max_atoms: int | None = None
@@ -98,6 +104,8 @@ class BuildSettings:
             "size": self.size,
             "scattering": self.scattering,
             "absorption": self.absorption,
+            "kappa": self.kappa,
+            "solver": self.solver,
         }
         for k in ("half_width", "strong_beams", "max_g"):
             if getattr(self, k) is not None:
@@ -281,7 +289,7 @@ def build_dataset(
                 n_workers=n,
                 threads_per_worker=1,
                 processes=processes,
-                dashboard_address=None,
+                dashboard_address=":0",  # any free port: never clash with another cluster
             )
             own_client = client = Client(own_cluster)
     try:

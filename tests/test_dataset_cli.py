@@ -1,0 +1,151 @@
+"""``lacbed dataset build|info|show`` on small datasets."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import lacbed.dataset.build as build_mod
+from lacbed.cli import main
+from lacbed.dataset import DatasetWriter, open_dataset
+
+
+def run_cli(args: list[str]) -> None:
+    """Run the ``lacbed`` command; a successful command exits with status 0."""
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code in (0, None)
+
+
+def _synthetic(path, n=30):
+    w = DatasetWriter(
+        path, size=8, thicknesses_nm=[50.0, 100.0, 150.0], settings={"x": 1}, n_slots=n
+    )
+    for i in range(n):
+        meta = {
+            "formula": f"X{i}",
+            "space_group_number": 225,
+            "a": 4.0 + i / 10,
+            "source": "t",
+            "group": f"g{i // 2}",
+        }
+        w.write_item(f"k{i:02d}", i, np.full((8, 8), i), np.full((3, 8, 8), i / n), meta)
+    w.write_failure("bad", "NaN in the pattern", {"group": "gbad"})
+    w.finalize()
+
+
+def test_info_json(tmp_path, capsys):
+    _synthetic(tmp_path / "ds")
+    run_cli(["dataset", "info", str(tmp_path / "ds"), "--format", "json"])
+    d = json.loads(capsys.readouterr().out)
+    assert d["complete"] == 30 and d["failed"] == 1
+    assert set(d["splits"]) == {"train", "val", "test"} and sum(d["splits"].values()) == 30
+    assert all(isinstance(v, int) for v in d["splits"].values())
+
+
+def test_info_text(tmp_path, capsys):
+    _synthetic(tmp_path / "ds")
+    run_cli(["dataset", "info", str(tmp_path / "ds")])
+    out = capsys.readouterr().out
+    assert "complete  30" in out and "NaN in the pattern" in out
+
+
+def test_info_not_a_dataset(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["dataset", "info", str(tmp_path)])
+    assert exc.value.code == 2
+    assert "not a lacbed dataset" in capsys.readouterr().err
+
+
+def test_show_writes_png(tmp_path):
+    _synthetic(tmp_path / "ds")
+    out = tmp_path / "m.png"
+    run_cli(["dataset", "show", str(tmp_path / "ds"), "-o", str(out), "-n", "3"])
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_build_cli_options_and_resume(tmp_path, monkeypatch, capsys):
+    """The CLI passes its options through (several thicknesses after one flag) and resumes."""
+    from test_dataset_build import fake_compute
+
+    real = build_mod.build_dataset
+    seen = {}
+
+    def threaded(path, entries, settings, **kw):
+        seen["settings"] = settings
+        kw.update(processes=False, compute=fake_compute)
+        return real(path, entries, settings, **kw)
+
+    monkeypatch.setattr(build_mod, "build_dataset", threaded)
+    args = [
+        "dataset",
+        "build",
+        "-o",
+        str(tmp_path / "ds"),
+        "--source",
+        "examples",
+        "--limit",
+        "4",
+        "--thickness",
+        "50",
+        "100",
+        "150",
+        "--size",
+        "8",
+        "--strong-beams",
+        "9",
+        "--voltage",
+        "300",
+        "--workers",
+        "2",
+        "-q",
+    ]
+    run_cli(args)
+    s = seen["settings"]
+    assert (
+        s.thicknesses_nm == (50.0, 100.0, 150.0) and s.strong_beams == 9 and s.voltage_kv == 300.0
+    )
+    ds = open_dataset(tmp_path / "ds")
+    assert len(ds.table) == 4 and ds.patterns.shape[1:] == (3, 8, 8)
+    assert ds.settings["sources"] == ["examples"]
+    run_cli(args)  # rerun: nothing new
+    assert len(open_dataset(tmp_path / "ds").table) == 4
+    with pytest.raises(SystemExit) as exc:
+        main([*args[:-3], "--voltage", "200", "-q"])  # same folder, other settings
+    assert exc.value.code == 2
+    assert "existing dataset" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # real engine on a 1-process local cluster: ~20 s
+def test_build_cli_real_engine(tmp_path):
+    out = tmp_path / "ds"
+    run_cli(
+        [
+            "dataset",
+            "build",
+            "-o",
+            str(out),
+            "--source",
+            "examples",
+            "--limit",
+            "2",
+            "--size",
+            "16",
+            "--strong-beams",
+            "8",
+            "--thickness",
+            "50",
+            "100",
+            "--workers",
+            "1",
+            "-q",
+        ]
+    )
+    ds = open_dataset(out)
+    assert len(ds.table) == 2
+    pats = np.asarray(ds.patterns[ds.table["slot"].to_numpy()])
+    assert (
+        np.all(np.isfinite(pats)) and np.all(pats >= 0) and np.all(pats <= 1.0 + 1e-6)
+    )  # |ψ₀|² ≤ 1
