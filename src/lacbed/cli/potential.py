@@ -91,7 +91,7 @@ def potential(
         str, typer.Option("--debye-waller", help="'cif' (the CIF's B) or one B (Å²) for all atoms.")
     ] = "cif",
 ) -> None:
-    """Projected potential of one unit cell along [001] (V·Å), arr[row = y, col = x]."""
+    """Projected potential of one unit cell along [001] (V·Å); rows along y, columns along x."""
     import numpy as np
 
     from lacbed._io import atomic_path

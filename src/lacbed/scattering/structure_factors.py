@@ -41,6 +41,9 @@ ABSORPTION_MODELS = ("none", "proportional", "bird-king")
 #: and is set to exactly 0 (e.g. Si 200 for a static lattice, Im V_220 of Si).
 _ZERO_TOL = 1e-12
 
+#: Largest |hkl| = g_max·a that :func:`reflections_within` accepts (~1e6 reflections).
+MAX_INDEX = 60.0
+
 
 @dataclass(frozen=True, eq=False)
 class StructureFactors:
@@ -254,6 +257,12 @@ def reflections_within(a: float, g_max: float) -> np.ndarray:
     """
     if not (np.isfinite(g_max) and g_max > 0):
         raise SettingsError(f"g_max must be > 0 [1/Å], got {g_max!r}")
+    if g_max * a > MAX_INDEX:
+        n_est = 4.0 / 3.0 * np.pi * (g_max * a) ** 3
+        raise SettingsError(
+            f"g_max = {g_max:g} 1/Å would give ~{n_est:.2g} reflections for a = {a:g} Å; "
+            f"allowed: g_max ≤ {MAX_INDEX / a:.3g} 1/Å"
+        )
     n_max = int(np.floor((g_max * a) ** 2 * (1 + 1e-9)))  # h² + k² + l² ≤ (g_max a)²
     m = int(np.floor(np.sqrt(n_max)))
     r = np.arange(-m, m + 1)
