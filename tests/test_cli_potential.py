@@ -131,6 +131,7 @@ def test_factors_format_from_suffix(tmp_path, capsys):
         (["factors", CIFS / "bad_tetragonal_tio2.cif", "-o", "{out}.csv"], "cubic"),
         (["factors", SI, "--max-g", "0", "-o", "{out}.csv"], "--max-g"),
         (["factors", SI, "--max-g", "-2", "-o", "{out}.csv"], "--max-g"),
+        (["factors", SI, "--max-g", "50", "-o", "{out}.csv"], "allowed"),
         (["factors", SI, "--scattering", "foo", "-o", "{out}.csv"], "--scattering"),
         (["factors", SI, "--absorption", "foo", "-o", "{out}.csv"], "--absorption"),
         (["factors", SI, "--format", "xml", "-o", "{out}.csv"], "--format"),

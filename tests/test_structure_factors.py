@@ -12,7 +12,7 @@ import pytest
 from lacbed.constants import PREFACTOR_V, U_PER_V, gamma, wavelength
 from lacbed.crystal import Crystal
 from lacbed.errors import LacbedError, SettingsError
-from lacbed.scattering import scattering_factor, structure_factors
+from lacbed.scattering import reflections_within, scattering_factor, structure_factors
 
 REFERENCE = Path("/work/shared/reference")
 for _parent in Path(__file__).resolve().parents:
@@ -191,6 +191,23 @@ def test_two_settings_same_magnitudes():
     b = structure_factors(other, hkl)
     np.testing.assert_allclose(np.abs(b.U), np.abs(a.U), rtol=1e-12, atol=1e-16)
     np.testing.assert_allclose(np.abs(b.U_abs), np.abs(a.U_abs), rtol=1e-12, atol=1e-16)
+
+
+def test_empty_and_single_hkl():
+    si = make_crystal("Si", 5.431, b=0.5)
+    assert len(structure_factors(si, np.zeros((0, 3), dtype=int))) == 0
+    one = structure_factors(si, [1, 1, 1])
+    assert one.hkl.shape == (1, 3) and one.U.shape == (1,)
+
+
+def test_reflections_within():
+    hkl = reflections_within(5.431, 0.6)
+    n2 = np.sum(hkl**2, axis=1)
+    assert tuple(hkl[0]) == (0, 0, 0) and np.all(np.diff(n2) >= 0)
+    assert np.all(n2 <= (0.6 * 5.431) ** 2) and len(hkl) == len(np.unique(hkl, axis=0))
+    # shells N = h²+k²+l² ≤ (0.6a)² = 10.6: N = 0,1,2,3,4,5,6,8,9,10 (7 is not a sum of three
+    # squares) with their multiplicities
+    assert len(hkl) == 1 + 6 + 12 + 8 + 6 + 24 + 24 + 12 + 30 + 24
 
 
 def test_bad_input():
