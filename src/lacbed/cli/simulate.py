@@ -137,7 +137,10 @@ class _Progress:
 
 def _engine():
     """The simulation function (a seam for tests)."""
-    from lacbed.simulate import simulate_lacbed
+    try:
+        from lacbed.simulate import simulate_lacbed
+    except ImportError:  # the package may not re-export it
+        from lacbed.simulate.engine import simulate_lacbed
 
     return simulate_lacbed
 
