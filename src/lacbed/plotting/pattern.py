@@ -77,8 +77,11 @@ def plot_pattern(
     if title is None:
         settings = getattr(pattern, "settings", {}) or {}
         crystal = settings.get("crystal")
-        name = crystal.get("name") if isinstance(crystal, dict) else crystal
-        title = f"{name} [001] 000 LACBED" if name else None
+        if isinstance(crystal, dict):
+            name = crystal.get("formula") or crystal.get("name")
+        else:
+            name = crystal
+        title = f"{name} [001], 000 LACBED" if name else None
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
