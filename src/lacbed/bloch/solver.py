@@ -96,6 +96,7 @@ def solve_fast(
     g_n: np.ndarray | None = None,
     backend: str = "numpy",
     timings: dict | None = None,
+    real: bool = False,
 ) -> np.ndarray:
     """Hermitian eigensolve with first-order absorption; amplitudes at every thickness.
 
@@ -115,6 +116,9 @@ def solve_fast(
     backend : {'numpy', 'torch'}
     timings : dict, optional
         Wall times [s] are added to its keys "eigensolve" and "assembly".
+    real : bool
+        Â is complex symmetric with real symmetric H = Re Â and Â′ = Im Â (real U_g and U′_g:
+        centrosymmetric crystal, origin on the inversion centre): real eigh, no Hermitian split.
 
     Returns
     -------
@@ -125,18 +129,22 @@ def solve_fast(
     k_n = np.asarray(k_n, dtype=np.float64)
     thickness = np.asarray(thickness, dtype=np.float64)
     t0 = time.perf_counter()
-    ah = np.conj(np.swapaxes(a, -1, -2))
-    h = 0.5 * (a + ah)
-    ap = (a - ah) / 2j  # Â′, Hermitian
-    if np.iscomplexobj(h) and not np.any(h.imag):
-        h = np.ascontiguousarray(h.real)
-        if not np.any(ap.imag):
-            ap = np.ascontiguousarray(ap.real)
+    if real:
+        # complex symmetric Â = H + iÂ′ with H, Â′ real symmetric
+        h = np.ascontiguousarray(a.real)
+        ap = np.ascontiguousarray(a.imag)
+    else:
+        ah = np.conj(np.swapaxes(a, -1, -2))
+        h = 0.5 * (a + ah)
+        ap = (a - ah) / 2j  # Â′, Hermitian
     t1 = time.perf_counter()
     w, v = eigh_batched(h, backend)  # (p, n), (p, n, n)
     t2 = time.perf_counter()
     # q_j = C_j^H A' C_j, batched: sum_g conj(C_gj) (A' C)_gj
-    q = np.einsum("pgj,pgj->pj", np.conj(v), ap @ v).real
+    if real:
+        q = np.sum(v * (ap @ v), axis=1)
+    else:
+        q = np.sum(np.conj(v) * (ap @ v), axis=1).real
     gam = (w + 1j * q) / (2.0 * k_n[:, None])  # (p, n) [1/Å]
     ph = np.exp(2j * np.pi * gam[:, :, None] * thickness[None, None, :])  # (p, n, t)
     c0 = v[:, 0, :]  # (p, n)

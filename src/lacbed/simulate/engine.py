@@ -67,7 +67,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Adaptive budget: beams with tile strength ≥ this are strong [-].
-STRONG_THRESHOLD: float = 0.02
+STRONG_THRESHOLD: float = 0.005
 #: Beams with strength ≥ this (and not strong) enter as Bethe potentials [-].
 WEAK_THRESHOLD: float = 1e-3
 #: Bounds of the adaptive strong-beam count per tile.
@@ -153,7 +153,10 @@ def _potential_table(crystal, pool, *, voltage, scattering, absorption, kappa, b
 
     n = len(pool)
     diff = (pool[:, None, :] - pool[None, :, :]).reshape(-1, 3)
-    uniq, inv = np.unique(diff, axis=0, return_inverse=True)
+    m = int(np.abs(diff).max()) + 1
+    key = ((diff[:, 0] + m) * (2 * m + 1) + diff[:, 1] + m) * (2 * m + 1) + diff[:, 2] + m
+    ukey, first, inv = np.unique(key, return_index=True, return_inverse=True)
+    uniq = diff[first]
     sf = structure_factors(
         crystal,
         uniq,
@@ -206,8 +209,7 @@ def _select(
     strong[order[:n]] = True
     if mirror is not None:
         strong |= strong[mirror]
-    weak_thr = WEAK_THRESHOLD if strong_beams is None else 0.0
-    weak = (~strong) & (w >= weak_thr)
+    weak = (~strong) & (w >= WEAK_THRESHOLD)
     # Bethe safety: coupling to the strong set small compared with the denominator
     coup = np.max(absu[:, strong], axis=1)
     weak &= coup <= BETHE_SAFETY * min_abs_d
@@ -447,7 +449,8 @@ def simulate_lacbed(
         tb = time.perf_counter()
         a = structure_matrices(v_table, k, g, K, strong, weak)  # (p, n, n)
         local["matrix_build"] += time.perf_counter() - tb
-        psi_out[pix_idx] = solve(a, k[:, 2], thickness_a, backend=backend, timings=local)
+        extra = {"real": real} if solver == "fast" else {}
+        psi_out[pix_idx] = solve(a, k[:, 2], thickness_a, backend=backend, timings=local, **extra)
         with lock:
             for key, val in local.items():
                 timings[key] += val / n_workers

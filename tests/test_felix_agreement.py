@@ -1,0 +1,64 @@
+"""Agreement with Felix v1.3 for the Si [001] reference run (PHYSICS.md §10).
+
+The run is read through the Felix input reader (``felix.inp`` + ``felix.cif``), i.e. the same
+path as ``lacbed simulate --felix-inp``. Felix omits the mean absorption U′₀, a uniform factor to
+which Z is blind, and picks its beams per pixel; Si is converged at this beam count (Z between 100
+and 300 Felix beams < 0.01 %), so agreement does not hinge on the beam choice.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lacbed.crystal import read_cif
+from lacbed.metrics import z_score
+from lacbed.simulate import simulate_lacbed
+
+FELIX = Path("/work/shared/reference/felix/Si_001")
+if not FELIX.exists():  # the reference may also sit next to the repository
+    FELIX = Path(__file__).resolve().parents[2] / "shared" / "reference" / "felix" / "Si_001"
+
+pytestmark = pytest.mark.skipif(
+    not (FELIX / "I_p0p0p0_stack.npy").exists(), reason="Felix reference data not available"
+)
+
+
+@pytest.fixture(scope="module")
+def felix_case():
+    from lacbed.simulate.felix import read_felix_inp
+
+    inp = read_felix_inp(FELIX / "felix.inp")
+    crystal = inp.apply_debye_waller(read_cif(FELIX / "felix.cif"))
+    ref = np.load(FELIX / "I_p0p0p0_stack.npy")
+    thick_nm = np.load(FELIX / "thickness_A.npy") / 10.0
+    return inp, crystal, ref, thick_nm
+
+
+def test_felix_input_settings(felix_case):
+    inp, _, ref, thick_nm = felix_case
+    kw = inp.simulation_kwargs()
+    assert kw["size"] == ref.shape[-1] == 128
+    np.testing.assert_allclose(kw["thickness_nm"], thick_nm)
+
+
+@pytest.mark.parametrize("budget", ["felix", "adaptive"])
+def test_agrees_with_felix_si_001(felix_case, budget):
+    inp, crystal, ref, thick_nm = felix_case
+    kw = inp.simulation_kwargs()
+    if budget == "adaptive":
+        kw["strong_beams"] = None  # lacbed's converged default instead of IMinStrongBeams
+    p = simulate_lacbed(crystal, **kw)
+    assert p.intensities.shape == ref.shape
+    z = 100 * z_score(p.intensities, ref)
+    # issue 3: Z <= 1 % at 50, 100 and 150 nm (measured ~0.04-0.09 %: the remaining difference is
+    # Felix's pool edge, U0 handling and per-pixel beam sets)
+    assert np.all(z <= 1.0), z
+    # the mean absorption that Felix drops: lacbed's mean intensity is lower by about
+    # exp(-2 pi t U'0 / K)
+    u0p = p.settings["U0_abs"][0]
+    factor = np.exp(-2 * np.pi * 10 * thick_nm * u0p / p.settings["wavenumber"])
+    ratio = p.intensities.mean(axis=(1, 2)) / ref.mean(axis=(1, 2))
+    np.testing.assert_allclose(ratio, factor, rtol=0.05)  # 5 %: pools and beam sets differ
