@@ -228,3 +228,23 @@ def test_unsupported_felix_value(tmp_path, engine, capsys):
     assert run(["--felix-inp", str(inp), str(CIF), "-o", str(out)]) == 2
     assert "IIncidentBeamDirection" in capsys.readouterr().err
     assert not out.exists()
+
+
+@needs_ref
+def test_progress_callback_drives_a_bar(tmp_path, monkeypatch):
+    """The CLI passes progress(done, total); with the delay set to 0 the rich bar starts/stops."""
+    seen = []
+
+    class Slow(FakeEngine):
+        def __call__(self, crystal, *, progress=None, **kw):
+            assert callable(progress)
+            for d in range(3):
+                progress(d, 2)
+                seen.append(progress._bar is not None)
+            return super().__call__(crystal, **kw)
+
+    monkeypatch.setattr(cli_sim, "PROGRESS_AFTER_S", 0.0)
+    monkeypatch.setattr(cli_sim, "_engine", lambda: Slow())
+    out = tmp_path / "x.npy"
+    assert run([str(CIF), "-o", str(out), "--thickness", "50", "--size", "16"]) == 0
+    assert seen == [True, True, True] and out.exists()
