@@ -152,7 +152,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-seconds-per-run", type=float, default=240.0)
     ap.add_argument("--out-json", default=str(ROOT / "benchmarks" / "engine_felix_si.json"))
     ap.add_argument("--no-docs", action="store_true", help="do not rewrite docs/ files")
+    ap.add_argument(
+        "--markdown-only", action="store_true", help="rewrite the markdown from --out-json only"
+    )
     args = ap.parse_args(argv)
+    if args.markdown_only:
+        write_markdown(json.loads(Path(args.out_json).read_text()))
+        return 0
 
     if FELIX_DIR is None:
         print("Felix reference data not found", file=sys.stderr)
@@ -278,6 +284,38 @@ def make_figures(pat, ref, ref_t_nm, crystal, kw, sweep) -> None:
         fig.savefig(figdir / "engine_time_vs_beams.png", dpi=110)
 
 
+FELIX_NOTES = """
+## How `--felix-inp` reads a Felix file
+
+`lacbed simulate --felix-inp felix.inp felix.cif -o OUT` reads the file by label
+(`lacbed.simulate.felix.read_felix_inp`), so reordered files and files with extra lines work;
+`# comments` and labels with units (`RAcceleratingVoltage (kV)`) are fine. Options given on the
+command line override the file (e.g. `--thickness 100`, `--solver exact`); everything else comes
+from the file.
+
+| Felix key | lacbed setting |
+|---|---|
+| `IPixelCount` | `size = 2 × IPixelCount` |
+| `ROuterConvergenceAngle` (or `RConvergenceAngle`) | `half_width` W [1/Å] |
+| `RAcceleratingVoltage (kV)` | `voltage_kv` |
+| `RInitialThickness`, `RFinalThickness`, `RDeltaThickness` [Å] | thicknesses initial, +delta, … ≤ final (Felix's count), in nm |
+| `IMinStrongBeams` | `strong_beams` (per tile of pixels, not per pixel) |
+| `IMinWeakBeams` | ignored: lacbed chooses its Bethe beams (Felix's correction is fault 4 of PHYSICS.md §11) |
+| `RgLimit` [1/Å] | `max_g`; 0 → lacbed's default pool (complete shells; not Felix fault 5) |
+| `IAbsorbFLAG` | 0 none, 1 proportional, 2 Bird–King (Felix's numbering) |
+| `RAbsorptionPer` | κ = value/100 (proportional model) |
+| `IScatterFactorMethodFLAG` | 0 Kirkland, 1 Peng, 2 Doyle–Turner, 3 Lobato (Felix's numbering; Felix's own 1 and 3 are wrong by 2π, fault 2, lacbed's are right) |
+| `RDebyeWallerConstant` | Felix's rule: each atom keeps its CIF B unless B is outside [0, 10] Å², which then takes the constant |
+| `IIncidentBeamDirection`, `IXDirection`, `INormalDirection` | must be [0,0,1], [1,0,0], [0,0,1] (any other value: an error naming the key) |
+| refinement/output keys (`IRefineModeFLAG`, `IWeightingFLAG`, `RSimplexLengthScale`, …) | ignored (debug log) |
+| unknown keys | ignored with a warning |
+
+lacbed keeps the mean absorption U′₀ that Felix drops (fault 3), so lacbed's intensities are
+Felix's times exp(−2πtU′₀/K); Z is blind to that uniform factor, and the figure applies it to
+Felix's pattern.
+"""
+
+
 def write_markdown(r: dict) -> None:
     t = r["timings_s"]
     lines = [
@@ -341,6 +379,7 @@ def write_markdown(r: dict) -> None:
             f"{row['total_s']:.2f} s | {zs} % | {row['z_percent_vs_default']:.4f} % |"
         )
     lines += ["", "![time against beams](figures/engine_time_vs_beams.png)", ""]
+    lines += FELIX_NOTES.splitlines()
     (ROOT / "docs" / "engine_benchmark.md").write_text("\n".join(lines))
 
 
