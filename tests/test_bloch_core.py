@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lacbed.bloch.matrix import excitation_denominators, excitation_errors, structure_matrices
+from lacbed.bloch.matrix import (
+    excitation_denominators,
+    excitation_errors,
+    structure_matrices,
+    structure_matrices_real,
+)
 from lacbed.bloch.pool import beam_pool, centring_allowed
 from lacbed.bloch.solver import solve_exact, solve_fast
 from lacbed.constants import wavenumber
@@ -153,3 +158,26 @@ def test_pool_centring_and_holz():
     # closed under the 4mm operations on (h, k)
     s = {tuple(p) for p in pool}
     assert all((p[1], p[0], p[2]) in s and (-p[0], p[1], p[2]) in s for p in pool)
+
+
+def test_real_build_equals_complex_build():
+    rng = np.random.default_rng(4)
+    hkl = beam_pool(5.0, 2.0, K200, centring="P")
+    g = hkl / 5.0
+    # a centrosymmetric "structure": atoms at ±r give real U_g
+    pos = rng.random((3, 3))
+    diff = hkl[:, None, :] - hkl[None, :, :]
+    u = 0.02 * np.exp(-2.0 * np.linalg.norm(diff / 5.0, axis=-1) ** 2)
+    u = u * np.sum(np.cos(2 * np.pi * np.einsum("ijk,ak->ija", diff, pos)), axis=-1)
+    table = u + 0.07j * u
+    kt = rng.uniform(-0.3, 0.3, (5, 2))
+    k = np.column_stack([kt, np.sqrt(K200**2 - np.sum(kt**2, axis=1))])
+    strong, weak = np.arange(25), np.arange(25, len(hkl))
+    a = structure_matrices(table, k, g, K200, strong, weak)
+    h, ap = structure_matrices_real(table, k, g, K200, strong, weak)
+    np.testing.assert_allclose(h, a.real, atol=1e-15)  # same sums in another order
+    np.testing.assert_allclose(ap, a.imag, atol=1e-15)
+    t = np.array([500.0])
+    np.testing.assert_allclose(
+        solve_fast((h, ap), k[:, 2], t), solve_fast(a, k[:, 2], t), atol=1e-12
+    )

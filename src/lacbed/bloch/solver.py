@@ -102,8 +102,10 @@ def solve_fast(
 
     Parameters
     ----------
-    a : ndarray, shape (p, n, n), complex
-        Symmetrised structure matrices Â (eigenvalues 2k_nγ) [Å⁻²]; beam 0 is 000.
+    a : ndarray, shape (p, n, n), complex, or tuple (h, ap)
+        Symmetrised structure matrices Â (eigenvalues 2k_nγ) [Å⁻²]; beam 0 is 000. A tuple
+        gives the Hermitian part H and Â′ = (Â − Âᴴ)/(2i) directly (e.g. from
+        :func:`lacbed.bloch.matrix.structure_matrices_real`).
     k_n : ndarray, shape (p,)
         Normal component of the incident wave vector [1/Å].
     thickness : ndarray, shape (t,)
@@ -125,15 +127,18 @@ def solve_fast(
     ndarray, complex, shape (p, t) or (p, t, n)
         ψ₀ (or ψ_g). With the metric, Σ_g |ψ_g|² (1 + g_n/k_n) is the transmitted flux.
     """
-    a = np.asarray(a)
     k_n = np.asarray(k_n, dtype=np.float64)
     thickness = np.asarray(thickness, dtype=np.float64)
     t0 = time.perf_counter()
-    if real:
+    if isinstance(a, tuple):
+        h, ap = a
+        real = not np.iscomplexobj(h)
+    elif real:
         # complex symmetric Â = H + iÂ′ with H, Â′ real symmetric
         h = np.ascontiguousarray(a.real)
         ap = np.ascontiguousarray(a.imag)
     else:
+        a = np.asarray(a)
         ah = np.conj(np.swapaxes(a, -1, -2))
         h = 0.5 * (a + ah)
         ap = (a - ah) / 2j  # Â′, Hermitian
@@ -151,7 +156,7 @@ def solve_fast(
     if not all_beams:
         out = np.einsum("pj,pjt->pt", np.abs(c0) ** 2, ph)
     else:
-        scale = _metric_scale(g_n, k_n, a.shape[-1])  # (p, n)
+        scale = _metric_scale(g_n, k_n, v.shape[-1])  # (p, n)
         out = np.einsum("pgj,pjt->ptg", v * np.conj(c0)[:, None, :], ph) * scale[:, None, :]
     _add(timings, "eigensolve", t2 - t1)
     _add(timings, "assembly", time.perf_counter() - t2 + t1 - t0)

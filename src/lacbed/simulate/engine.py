@@ -39,7 +39,12 @@ from typing import Any
 
 import numpy as np
 
-from lacbed.bloch.matrix import beam_importance, excitation_denominators, structure_matrices
+from lacbed.bloch.matrix import (
+    beam_importance,
+    excitation_denominators,
+    structure_matrices,
+    structure_matrices_real,
+)
 from lacbed.bloch.pool import beam_pool
 from lacbed.bloch.solver import BACKENDS, solve_exact, solve_fast
 from lacbed.constants import electron_constants
@@ -447,10 +452,12 @@ def simulate_lacbed(
         kt = tilts(rows[pix_idx], cols[pix_idx], size, half_width)
         k = incident_wavevectors(kt, K)
         tb = time.perf_counter()
-        a = structure_matrices(v_table, k, g, K, strong, weak)  # (p, n, n)
+        if real and solver == "fast":
+            a = structure_matrices_real(v_table, k, g, K, strong, weak)  # 2 x (p, n, n) real
+        else:
+            a = structure_matrices(v_table, k, g, K, strong, weak)  # (p, n, n) complex
         local["matrix_build"] += time.perf_counter() - tb
-        extra = {"real": real} if solver == "fast" else {}
-        psi_out[pix_idx] = solve(a, k[:, 2], thickness_a, backend=backend, timings=local, **extra)
+        psi_out[pix_idx] = solve(a, k[:, 2], thickness_a, backend=backend, timings=local)
         with lock:
             for key, val in local.items():
                 timings[key] += val / n_workers
