@@ -188,6 +188,48 @@ def _signed_permutation(r: np.ndarray) -> np.ndarray | None:
     return None
 
 
+def _lexicographic_key(positions: np.ndarray, contents: list) -> list:
+    pos = np.mod(np.round(positions, 8), 1.0)
+    return sorted((c, tuple(p)) for p, cont in zip(pos, contents, strict=True) for c in cont)
+
+
+def _canonical_cell(positions: np.ndarray, contents: list, a: float) -> tuple[np.ndarray, str]:
+    """Translate a conventional cubic cell to a canonical origin.
+
+    1. A translation-invariant form: the atom of the least frequent site content (ties: the first
+       in sorted order) that gives the lexicographically smallest sorted (element, x, y, z) list is
+       put at the origin. Any two descriptions of one structure in one orientation now coincide.
+    2. If that cell, as given, is a standard setting up to an origin shift (spglib finds an
+       identity transformation), the origin is moved to the standard origin, choosing among the
+       equivalent standard origins with :func:`_canonical_origin`. Otherwise step 1 is kept.
+
+    Returns the positions (n, 3) and which origin was used ('standard' or 'atom').
+    """
+    import spglib
+
+    kinds = sorted(set(contents))
+    count = {k: sum(c == k for c in contents) for k in kinds}
+    first = min(kinds, key=lambda k: (count[k], k))
+    best, best_key = positions, None
+    for i, c in enumerate(contents):
+        if c != first:
+            continue
+        cand = np.mod(positions - positions[i], 1.0)
+        key = _lexicographic_key(cand, contents)
+        if best_key is None or key < best_key:
+            best, best_key = cand, key
+    pos = np.mod(np.round(best, 10), 1.0)
+    types = [kinds.index(c) + 1 for c in contents]
+    try:
+        ds = spglib.get_symmetry_dataset((np.eye(3) * a, pos, types), symprec=1e-4 * a)
+    except Exception:  # noqa: BLE001 - keep the atom origin
+        ds = None
+    if ds is None or not np.allclose(ds.transformation_matrix, np.eye(3), atol=1e-9):
+        return pos, "atom"
+    shifted = np.mod(pos + np.asarray(ds.origin_shift, dtype=np.float64), 1.0)
+    return _canonical_origin(shifted, contents, int(ds.hall_number)), "standard"
+
+
 def _canonical_origin(positions: np.ndarray, contents: list, hall_number: int) -> np.ndarray:
     """Choose one origin among those that keep the standard setting, deterministically.
 
@@ -329,31 +371,22 @@ def conventional_crystal(
     a = float(np.mean(np.diag(std_lattice)))
     if not np.allclose(std_lattice, a * np.eye(3), atol=1e-6 * a):
         raise CrystalError(f"spglib returned a non-cubic conventional cell {std_lattice.tolist()}")
-    std_pos = _canonical_origin(
-        np.asarray(ds.std_positions, dtype=np.float64),
-        [kinds[int(t) - 1] for t in ds.std_types],
-        int(ds.hall_number),
-    )
+    std_contents = [kinds[int(t) - 1] for t in ds.std_types]
+    std_pos = np.asarray(ds.std_positions, dtype=np.float64)
     # Keep the input orientation when the input axes are cubic axes: r_std = R r_in, so for a
     # signed permutation R the fractional coordinates in the input frame are x_std @ R (rows).
-    # If that rotation is itself a point-group operation of the standard setting, the rotated cell
-    # is the standard one up to a translation, so the standard cell is kept as it is.
     rot = _signed_permutation(np.asarray(ds.std_rotation_matrix, dtype=np.float64))
-    if rot is None:
-        oriented = "spglib standard"
+    oriented = "spglib standard" if rot is None else "input"
+    if rot is None or np.array_equal(rot, np.eye(3)):
+        # spglib's standard setting in this frame: choose among the equivalent standard origins
+        std_pos = _canonical_origin(std_pos, std_contents, int(ds.hall_number))
+        origin = "standard"
     else:
-        oriented = "input"
-        # in the std basis (lattice a*I) the rotation acts on column vectors as rot.T
-        point_ops = spglib.get_symmetry_from_database(int(ds.hall_number))["rotations"]
-        if not any(np.array_equal(rot.T, r) for r in point_ops):
-            std_pos = std_pos @ rot
-    std_pos = np.mod(std_pos, 1.0)
-    std_pos[np.abs(std_pos - 1.0) < 1e-8] = 0.0
-    std_pos[np.abs(std_pos) < 1e-12] = 0.0
+        std_pos, origin = _canonical_cell(std_pos @ rot, std_contents, a)
 
     rows: list[tuple[str, float, float, float, float, float]] = []
-    for p, t in zip(std_pos, ds.std_types, strict=True):
-        for el, o, bb in kinds[int(t) - 1]:
+    for p, cont in zip(std_pos, std_contents, strict=True):
+        for el, o, bb in cont:
             rows.append((el, round(p[0], 10), round(p[1], 10), round(p[2], 10), o, bb))
     rows.sort()
     out_info = dict(info or {})
@@ -362,6 +395,7 @@ def conventional_crystal(
             "symprec_A": symprec,
             "hall_number": int(ds.hall_number),
             "orientation": oriented,
+            "origin": origin,
             "n_atoms_input_cell": int(n),
         }
     )
