@@ -156,9 +156,10 @@ def test_many_primitive_cells_are_fast():
     """~5000 primitive database cells are standardised in a dataset build: keep it ~ms each."""
     cells = [ase_build.bulk("GaAs", "zincblende", a=5.0 + 0.01 * i) for i in range(50)]
     cells += [ase_build.bulk("NaCl", "rocksalt", a=5.0 + 0.01 * i) for i in range(50)]
-    t0 = time.perf_counter()
+    t0 = time.process_time()  # CPU time: less sensitive to other jobs on a shared machine
     out = [from_ase(at) for at in cells]
-    dt = time.perf_counter() - t0
+    dt = time.process_time() - t0
     assert all(c.n_sites == 8 for c in out)
-    # measured ~0.5 s for these 100 cells on the 2-core dev machine; 10x margin for load
-    assert dt < 5.0
+    # measured 0.5 s CPU on an idle 2-core dev machine and 1.3 s at load average 10; a bound of
+    # 10 s (100 ms per cell) only fails if standardisation becomes pathologically slow
+    assert dt < 10.0
