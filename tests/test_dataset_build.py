@@ -211,3 +211,23 @@ def test_killed_build_loses_nothing(tmp_path):
         assert (items / name).read_text() == text
     _check_complete(path, entries)
     assert {r["key"] for r in recs} <= {e.key for e in entries}
+
+
+def test_existing_scheduler(tmp_path):
+    """``scheduler=ADDRESS`` runs the same build on a cluster the build did not start."""
+    from distributed import LocalCluster
+
+    entries = make_entries(6)
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0"
+    ) as cluster:
+        rep = build_dataset(
+            tmp_path / "ds",
+            entries,
+            SETTINGS,
+            scheduler=cluster.scheduler_address,
+            compute=fake_compute,
+        )
+        assert rep.n_workers == 1
+        assert cluster.scheduler.workers  # the cluster outlives the build's client
+    _check_complete(tmp_path / "ds", entries)

@@ -257,8 +257,9 @@ def build_dataset(
         n_slots=0,
         info=info,
     )
-    done = writer.done_keys()
-    used = writer.used_slots()
+    records = writer.records()
+    done = {r["key"] for r in records}
+    used = {r["key"]: int(r["slot"]) for r in records if r.get("status") == "ok"}
     todo = sorted((e for e in work if e.key not in done), key=lambda e: e.key)
     report = BuildReport(n_work=len(work), n_skipped_done=len(work) - len(todo))
     writer.ensure_slots(len(used) + len(todo))
