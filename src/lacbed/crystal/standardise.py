@@ -30,7 +30,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lacbed.crystal.elements import normalise_symbol
+from lacbed.crystal.elements import formula_order_key, normalise_symbol
 from lacbed.crystal.model import Crystal
 from lacbed.errors import CrystalError, NonCubicError
 
@@ -188,16 +188,21 @@ def _signed_permutation(r: np.ndarray) -> np.ndarray | None:
     return None
 
 
+def _content_key(content: SiteContent) -> tuple:
+    """Order of site contents for the canonical origin: cations first (electronegativity)."""
+    return tuple((formula_order_key(el), el, o, b) for el, o, b in content)
+
+
 def _lexicographic_key(positions: np.ndarray, contents: list) -> list:
     pos = np.mod(np.round(positions, 8), 1.0)
-    return sorted((c, tuple(p)) for p, cont in zip(pos, contents, strict=True) for c in cont)
+    return sorted((_content_key(c), tuple(p)) for p, c in zip(pos, contents, strict=True))
 
 
 def _canonical_cell(positions: np.ndarray, contents: list, a: float) -> tuple[np.ndarray, str]:
     """Translate a conventional cubic cell to a canonical origin.
 
     1. A translation-invariant form: the atom of the least frequent site content (ties: the first
-       in sorted order) that gives the lexicographically smallest sorted (element, x, y, z) list is
+       in cation-first order) that gives the smallest sorted list of (element, x, y, z) is
        put at the origin. Any two descriptions of one structure in one orientation now coincide.
     2. If that cell, as given, is a standard setting up to an origin shift (spglib finds an
        identity transformation), the origin is moved to the standard origin, choosing among the
@@ -209,7 +214,7 @@ def _canonical_cell(positions: np.ndarray, contents: list, a: float) -> tuple[np
 
     kinds = sorted(set(contents))
     count = {k: sum(c == k for c in contents) for k in kinds}
-    first = min(kinds, key=lambda k: (count[k], k))
+    first = min(kinds, key=lambda k: (count[k], _content_key(k)))
     best, best_key = positions, None
     for i, c in enumerate(contents):
         if c != first:
@@ -237,18 +242,16 @@ def _canonical_origin(positions: np.ndarray, contents: list, hall_number: int) -
     (R − 1) t is a centring translation for every point operation R (then each operation (R, τ)
     maps the shifted structure onto itself). Such t form the translational part of the Euclidean
     normaliser (International Tables A, Section 3.5; e.g. (½, ½, ½) in Fm-3m swaps Na and Cl of
-    NaCl). Among them, the one giving the lexicographically smallest sorted list of
-    (element, x, y, z) is taken, so that the same crystal gives the same coordinates from any input
-    cell.
+    NaCl). Among them, the one giving the smallest sorted list of (element, x, y, z), elements in
+    cation-first (electronegativity) order, is taken: Na rather than Cl at the origin of NaCl, Ga
+    rather than As in GaAs. The same crystal then gets the same coordinates from any input cell.
     """
     best = None
     best_key = None
     for t in _normaliser_translations(hall_number):
         pos = np.mod(positions + t, 1.0)
         pos[np.abs(pos - 1.0) < 1e-8] = 0.0
-        key = sorted(
-            (c, tuple(np.round(p, 6))) for p, cont in zip(pos, contents, strict=True) for c in cont
-        )
+        key = _lexicographic_key(pos, contents)
         if best_key is None or key < best_key:
             best, best_key = pos, key
     return positions if best is None else best
