@@ -162,7 +162,7 @@ def test_model_overfits_tiny_batch(cfg):
     assert z < 0.05  # from Z ≈ 1 (untrained) to < 5 % (the study's target) on 4 memorised samples
 
 
-@pytest.mark.parametrize("name", ["vae", "resae", "unet"])
+@pytest.mark.parametrize("name", ["vae", "resae", "unet", "spectral"])
 @pytest.mark.parametrize("half", [False, True])
 def test_save_load_round_trip(tmp_path, name, half):
     from lacbed.ml.config import default_model_config
@@ -198,6 +198,22 @@ def test_foreign_and_incompatible_model_files(tmp_path):
         load_surrogate(old)
     with pytest.raises(ModelFileError, match="no model.pt"):
         load_surrogate(tmp_path)
+
+
+def test_spectral_features_are_origin_invariant_and_exact():
+    from lacbed.ml.networks.spectral import fourier_magnitudes
+
+    size = 32
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    v = 40.0 + 300.0 * np.cos(2 * np.pi * (2 * xx + yy))  # c·V_00 = 40, |c·V_21| = |c·V_-2-1| = 150
+    x = torch.from_numpy(np.arcsinh(v / 100.0))[None, None]
+    f = fourier_magnitudes(x, 3, 100.0).reshape(7, 7).numpy() * 100.0  # [k, h] in V·Å
+    shifted = torch.roll(x, shifts=(5, -3), dims=(-2, -1))  # another cell origin
+    g = fourier_magnitudes(shifted, 3, 100.0).reshape(7, 7).numpy() * 100.0
+    np.testing.assert_allclose(g, f, atol=1e-9)  # FFT of a circular shift: phases only
+    assert f[0, 0] == pytest.approx(40.0)
+    assert f[1, 2] == pytest.approx(150.0) and f[-1, -2] == pytest.approx(150.0)
+    assert f.sum() == pytest.approx(340.0)  # nothing else (float64 round-off only)
 
 
 def test_predictions_are_finite_or_rejected():

@@ -2,7 +2,7 @@
 
 Contract (issue 5)::
 
-    lacbed train DATA -o RUN --model vae|resae|unet [--epochs N] [--max-train N] [--thickness T]
+    lacbed train DATA -o RUN --model vae|resae|unet|spectral [--epochs N] [--max-train N] [--thickness T]
                  [--seed S] [--batch-size B] [--lr LR]        (rerun: resumes from RUN)
     lacbed evaluate RUN DATA [--split test]       → RUN/metrics.json, RUN/gallery.png
     lacbed predict X.cif [X2.cif ...] [--model RUN] [--thickness T] -o OUT.npy|OUT.png
@@ -23,7 +23,7 @@ from lacbed.errors import SettingsError
 
 __all__ = ["train", "evaluate", "predict"]
 
-_MODELS = ("vae", "resae", "unet")
+_MODELS = ("vae", "resae", "unet", "spectral")
 _PREDICT_SUFFIXES = (".npy", ".png")
 
 
@@ -49,7 +49,7 @@ def train(
         Path, typer.Option("-o", "--out", help="Run directory (created; rerun resumes).")
     ],
     model: Annotated[
-        str, typer.Option(help="Model: vae (the study's baseline), resae, unet.")
+        str, typer.Option(help="Model: vae (the study's baseline), resae, unet, spectral.")
     ] = "vae",
     epochs: Annotated[
         int, typer.Option(help="Maximum epochs (in total, also when resuming).")

@@ -17,6 +17,7 @@ MODEL_NAMES: dict[str, str] = {
     "vae": "the study's VAE: 2-layer conv encoder/decoder, 12-d latent, loss Z + beta*KL",
     "resae": "deeper residual encoder-decoder, 128-d latent, periodic padding, FiLM (t, a)",
     "unet": "U-Net with a global-context bottleneck and FiLM conditioning on (t, a)",
+    "spectral": "MLP on the potential's Fourier magnitudes |V_hk0| + ResAE decoder, FiLM (t, a)",
 }
 
 
@@ -44,6 +45,8 @@ class ModelConfig:
     symmetrize : bool
         Average the output over the bright-field point group of each sample (4mm or 2mm,
         given per sample); a sample flagged 'none' is left as it is.
+    modes : int
+        Fourier orders |h|, |k| <= modes seen by the ``spectral`` encoder.
     """
 
     name: str = "vae"
@@ -54,6 +57,7 @@ class ModelConfig:
     beta: float = 1e-3
     conditioned: bool = False
     symmetrize: bool = False
+    modes: int = 8
 
     def __post_init__(self) -> None:
         if self.name not in MODEL_NAMES:
@@ -66,6 +70,8 @@ class ModelConfig:
             )
         if self.latent < 1 or self.width < 1 or self.depth < 1:
             raise SettingsError("latent, width and depth must be positive integers")
+        if not 1 <= self.modes < self.size // 2:
+            raise SettingsError(f"modes must lie in 1..{self.size // 2 - 1}, got {self.modes}")
         if self.beta < 0:
             raise SettingsError(f"beta must be >= 0, got {self.beta}")
 
@@ -91,6 +97,17 @@ def default_model_config(name: str, *, size: int = 128) -> ModelConfig:
     if name == "unet":
         return ModelConfig(
             "unet", size=size, latent=128, width=8, depth=5, conditioned=True, symmetrize=True
+        )
+    if name == "spectral":
+        return ModelConfig(
+            "spectral",
+            size=size,
+            latent=256,
+            width=8,
+            depth=5,
+            conditioned=True,
+            symmetrize=True,
+            modes=8,
         )
     raise SettingsError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
 

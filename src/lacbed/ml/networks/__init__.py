@@ -11,12 +11,13 @@ from torch import nn
 
 from lacbed.ml.config import ModelConfig
 from lacbed.ml.networks.resae import ResAE
+from lacbed.ml.networks.spectral import SpectralAE
 from lacbed.ml.networks.unet import UNet
 from lacbed.ml.networks.vae import VAE
 
-__all__ = ["build_network", "VAE", "ResAE", "UNet"]
+__all__ = ["build_network", "VAE", "ResAE", "SpectralAE", "UNet"]
 
 
 def build_network(config: ModelConfig) -> nn.Module:
     """The network described by ``config``."""
-    return {"vae": VAE, "resae": ResAE, "unet": UNet}[config.name](config)
+    return {"vae": VAE, "resae": ResAE, "unet": UNet, "spectral": SpectralAE}[config.name](config)

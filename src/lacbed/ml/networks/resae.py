@@ -24,31 +24,14 @@ class ResAE(nn.Module):
     (thickness, lattice parameter) in every block when ``conditioned``.
     """
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, *, conv_encoder: bool = True) -> None:
         super().__init__()
         self.config = config
         w, d, s = config.width, config.depth, config.size
         n_cond = N_COND if config.conditioned else 0
         chans = [min(w * 2**i, 128) for i in range(d + 1)]  # channels per level
-        self.stem = conv3(1, chans[0], circular=True)
-        self.down = nn.ModuleList()
-        for i in range(d):
-            self.down.append(
-                nn.ModuleList(
-                    [
-                        # no residual block at full resolution: it would dominate the cost
-                        ResBlock(chans[i], circular=True) if i > 0 else nn.Identity(),
-                        conv3(chans[i], chans[i + 1], stride=2, circular=True),
-                    ]
-                )
-            )
-        self.to_latent = nn.Sequential(
-            nn.GroupNorm(min(8, chans[-1]), chans[-1]),
-            nn.SiLU(),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-            nn.Linear(chans[-1], config.latent),
-        )
+        if conv_encoder:
+            self._build_encoder(chans)
         self.latent_film = FiLM(n_cond, config.latent) if n_cond else None
         self.seed = s // 2**d
         self.from_latent = nn.Linear(config.latent, chans[-1] * self.seed**2)
@@ -68,13 +51,37 @@ class ResAE(nn.Module):
         )
         self._top = chans[-1]
 
-    def forward(
-        self, x: torch.Tensor, cond: torch.Tensor | None = None, *, generator=None
-    ) -> dict[str, torch.Tensor]:
+    def _build_encoder(self, chans: list[int]) -> None:
+        d = self.config.depth
+        self.stem = conv3(1, chans[0], circular=True)
+        self.down = nn.ModuleList()
+        for i in range(d):
+            self.down.append(
+                nn.ModuleList(
+                    [
+                        # no residual block at full resolution: it would dominate the cost
+                        ResBlock(chans[i], circular=True) if i > 0 else nn.Identity(),
+                        conv3(chans[i], chans[i + 1], stride=2, circular=True),
+                    ]
+                )
+            )
+        self.to_latent = nn.Sequential(
+            nn.GroupNorm(min(8, chans[-1]), chans[-1]),
+            nn.SiLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(chans[-1], self.config.latent),
+        )
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, 1, s, s) → latent (batch, latent)."""
         h = self.stem(x)  # (batch, w, s, s)
         for block, down in self.down:
             h = down(block(h))
-        z = self.to_latent(h)  # (batch, latent)
+        return self.to_latent(h)
+
+    def decode(self, z: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        """Latent (batch, latent) → pattern (batch, s, s)."""
         if self.latent_film is not None and cond is not None:
             z = self.latent_film(z, cond)
         h = self.from_latent(z).view(-1, self._top, self.seed, self.seed)
@@ -82,4 +89,9 @@ class ResAE(nn.Module):
             h = conv(up(h))
             if block is not None:
                 h = block(h, cond)
-        return {"pred": self.head(h)[:, 0]}  # (batch, s, s)
+        return self.head(h)[:, 0]  # (batch, s, s)
+
+    def forward(
+        self, x: torch.Tensor, cond: torch.Tensor | None = None, *, generator=None
+    ) -> dict[str, torch.Tensor]:
+        return {"pred": self.decode(self.encode(x), cond)}
