@@ -181,3 +181,23 @@ def test_real_build_equals_complex_build():
     np.testing.assert_allclose(
         solve_fast((h, ap), k[:, 2], t), solve_fast(a, k[:, 2], t), atol=1e-12
     )
+
+
+def test_fast_path_error_is_second_order_in_absorption():
+    rng = np.random.default_rng(5)
+    hkl = beam_pool(5.0, 2.0, K200, centring="P")
+    g = hkl / 5.0
+    table, u = _random_hermitian_table(rng, hkl, 5.0)
+    kt = rng.uniform(-0.3, 0.3, (12, 2))
+    k = np.column_stack([kt, np.sqrt(K200**2 - np.sum(kt**2, axis=1))])
+    strong = np.nonzero(hkl[:, 2] == 0)[0][:30]
+    t = np.array([500.0, 1500.0])
+    _, u_abs = _random_hermitian_table(rng, hkl, 5.0)  # absorptive part with other phases
+    errs = []
+    for kappa in (0.1, 0.05):
+        v = u + 1j * kappa * u_abs
+        v = v + 0.3j * kappa * np.abs(u).max() * np.eye(len(hkl))
+        a = structure_matrices(v, k, g, K200, strong)
+        errs.append(np.abs(solve_fast(a, k[:, 2], t) - solve_exact(a, k[:, 2], t)).max())
+    # halving U' must cut the error ~4x (second order); 3x leaves room for higher orders
+    assert errs[1] < errs[0] / 3, errs

@@ -8,8 +8,10 @@ thicknesses from one eigensolve per tilt.
   ψ(t) = C exp(2πiγt) C⁻¹ e₀.
 * ``fast``: eigh of the Hermitian (elastic) part H = (Â + Âᴴ)/2, then first-order absorption
   γ_j → γ_j + i q_j with q_j = C_jᴴ Â′ C_j / (2k_n), Â′ = (Â − Âᴴ)/(2i);
-  ψ₀(t) = Σ_j |C₀ⱼ|² exp(2πi(γ_j + iq_j)t). The error is second order in U′. When H is real
-  (centrosymmetric crystal with the origin on an inversion centre) a real symmetric eigh is used.
+  ψ₀(t) = Σ_j |C₀ⱼ|² exp(2πi(γ_j + iq_j)t), plus the first-order coupling of the Bloch waves
+  by Â′ (Fréchet derivative of the exponential, :func:`_propagate`), so the error is second order
+  in U′ also near degeneracies (Bragg lines of weak reflections). When H is real (centrosymmetric
+  crystal with the origin on an inversion centre) a real symmetric eigh is used.
 
 References
 ----------
@@ -27,6 +29,55 @@ import numpy as np
 __all__ = ["solve_fast", "solve_exact", "eigh_batched", "BACKENDS"]
 
 BACKENDS = ("numpy", "torch")
+
+
+def _propagate(w, q, qm, c0, k_n, thickness):
+    """y_j(t) = Σ_k [exp(iτM)]_{jk} conj(C₀ₖ) to first order in Â′, M = diag(w) + iQ.
+
+    τ = 2πt/(2k_n), Q = Cᴴ Â′ C. Diagonal: the usual first-order absorption e^{iτ(w_j + iq_j)}.
+    Off-diagonal: the Fréchet derivative of exp at diag(λ), λ = w + iq, in the direction iQ_off,
+    whose (j, k) element is iQ_jk (e^{iτλ_j} − e^{iτλ_k})/(λ_j − λ_k) (the divided difference;
+    iτ e^{iτλ} in the degenerate limit). This keeps the amplitude error second order in U′ even
+    where two Bloch waves are nearly degenerate (Bragg lines of weak reflections such as GaAs 200),
+    where the diagonal-only form is off by O(|Q_jk| / |w_j − w_k|).
+
+    References
+    ----------
+    N. J. Higham, *Functions of Matrices* (SIAM, 2008), Thm. 3.11 (Fréchet derivative via divided
+    differences); Hirsch et al. (1965), ch. 12 (first-order absorption).
+    """
+    n = w.shape[1]
+    tau = (np.pi / k_n)[:, None, None] * thickness[None, None, :]  # (p, 1, t): 2πt/(2k_n)
+    beta = np.conj(c0)  # (p, n)
+    lam = w + 1j * q  # (p, n)
+    ex = np.exp(1j * tau * lam[:, :, None])  # (p, n, t)
+    y = ex * beta[:, :, None]  # (p, n, t)
+    if n < 2:
+        return y
+    e = 1j * qm
+    idx = np.arange(n)
+    e[:, idx, idx] = 0.0
+    dl = lam[:, :, None] - lam[:, None, :]  # (p, n, n)
+    # (e^{iτλ_j} − e^{iτλ_k})/(λ_j − λ_k) splits into two matrix products, R = e/dl:
+    # y_j += e^{iτλ_j} (Rβ)_j − (R (β e^{iτλ}))_j; pairs with |τ dl| < 1e-4 (cancellation) use the
+    # degenerate limit iτ (e^{iτλ_j} + e^{iτλ_k})/2 instead.
+    tmax = tau.max(axis=2)[:, :, None]  # (p, 1, 1)
+    tiny = np.abs(dl) * tmax < 1e-4
+    tiny[:, idx, idx] = False
+    skip = tiny.copy()
+    skip[:, idx, idx] = True  # e is zero there
+    r = np.where(skip, 0.0, e / np.where(skip, 1.0, dl))  # (p, n, n)
+    y += ex * (r @ beta[:, :, None]) - r @ (beta[:, :, None] * ex)
+    if tiny.any():
+        pi, ji, ki = np.nonzero(tiny)
+        add = (
+            (e[pi, ji, ki] * beta[pi, ki])[:, None]
+            * 0.5j
+            * tau[pi, 0, :]
+            * (ex[pi, ji, :] + ex[pi, ki, :])
+        )
+        np.add.at(y, (pi, ji), add)
+    return y
 
 
 def _torch():
@@ -145,19 +196,18 @@ def solve_fast(
     t1 = time.perf_counter()
     w, v = eigh_batched(h, backend)  # (p, n), (p, n, n)
     t2 = time.perf_counter()
-    # q_j = C_j^H A' C_j, batched: sum_g conj(C_gj) (A' C)_gj
-    if real:
-        q = np.sum(v * (ap @ v), axis=1)
-    else:
-        q = np.sum(np.conj(v) * (ap @ v), axis=1).real
-    gam = (w + 1j * q) / (2.0 * k_n[:, None])  # (p, n) [1/Å]
-    ph = np.exp(2j * np.pi * gam[:, :, None] * thickness[None, None, :])  # (p, n, t)
+    av = ap @ v  # (p, n, n)
+    vc = v if real else np.conj(v)
+    # Q = Cᴴ Â′ C in the Bloch-wave basis: diagonal (q_j) and first off-diagonal (j, j+1)
+    qm = np.swapaxes(vc, -1, -2) @ av  # (p, n, n): Q = Cᴴ Â′ C
+    q = np.diagonal(qm, axis1=1, axis2=2).real  # (p, n)
     c0 = v[:, 0, :]  # (p, n)
+    y = _propagate(w, q, qm, c0, k_n, thickness)  # (p, n, t)
     if not all_beams:
-        out = np.einsum("pj,pjt->pt", np.abs(c0) ** 2, ph)
+        out = np.einsum("pj,pjt->pt", c0, y)
     else:
         scale = _metric_scale(g_n, k_n, v.shape[-1])  # (p, n)
-        out = np.einsum("pgj,pjt->ptg", v * np.conj(c0)[:, None, :], ph) * scale[:, None, :]
+        out = np.einsum("pgj,pjt->ptg", v, y) * scale[:, None, :]
     _add(timings, "eigensolve", t2 - t1)
     _add(timings, "assembly", time.perf_counter() - t2 + t1 - t0)
     return out

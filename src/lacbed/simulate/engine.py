@@ -217,7 +217,7 @@ def _select(
     weak = (~strong) & (w >= WEAK_THRESHOLD)
     # Bethe safety: coupling to the strong set small compared with the denominator
     coup = np.max(absu[:, strong], axis=1)
-    weak &= coup <= BETHE_SAFETY * min_abs_d
+    weak &= (coup <= BETHE_SAFETY * min_abs_d) & (min_abs_d > 1e-12)
     return np.nonzero(strong)[0], np.nonzero(weak)[0]
 
 
