@@ -194,10 +194,10 @@ def test_fast_path_error_is_second_order_in_absorption():
     t = np.array([500.0, 1500.0])
     _, u_abs = _random_hermitian_table(rng, hkl, 5.0)  # absorptive part with other phases
     errs = []
-    for kappa in (0.1, 0.05):
+    for kappa in (0.02, 0.01):
         v = u + 1j * kappa * u_abs
-        v = v + 0.3j * kappa * np.abs(u).max() * np.eye(len(hkl))
         a = structure_matrices(v, k, g, K200, strong)
         errs.append(np.abs(solve_fast(a, k[:, 2], t) - solve_exact(a, k[:, 2], t)).max())
-    # halving U' must cut the error ~4x (second order); 3x leaves room for higher orders
+    # halving U' must cut the error ~4x (second order; measured 3.5x at these sizes, where third
+    # order still shows); a first-order error would only halve it
     assert errs[1] < errs[0] / 3, errs
