@@ -31,7 +31,7 @@ ATOM_BINS = (1, 2, 5, 9, 17, 33, 65, 129, 257, 513)
 def _atom_bin(n: int) -> str:
     for lo, hi in zip(ATOM_BINS, ATOM_BINS[1:], strict=False):
         if lo <= n < hi:
-            return f"{lo}-{hi - 1}"
+            return str(lo) if hi - 1 == lo else f"{lo}-{hi - 1}"
     return f">={ATOM_BINS[-1]}"
 
 

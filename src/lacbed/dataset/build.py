@@ -141,7 +141,10 @@ def compute_item(crystal, settings: BuildSettings) -> dict:  # noqa: ANN001 (Cry
         from lacbed.simulate import simulate_lacbed
 
         pot = np.asarray(projected_potential(crystal, size=settings.size), dtype=np.float32)
-        pattern = simulate_lacbed(crystal, settings.thicknesses_nm, **settings.simulate_kwargs())
+        # one thread per task: the cluster runs one task per core (the engine's advice for builds)
+        pattern = simulate_lacbed(
+            crystal, settings.thicknesses_nm, n_jobs=1, **settings.simulate_kwargs()
+        )
         pats = np.asarray(pattern.intensities, dtype=np.float32).reshape(
             len(settings.thicknesses_nm), settings.size, settings.size
         )
