@@ -31,6 +31,10 @@ __all__ = ["solve_fast", "solve_exact", "eigh_batched", "BACKENDS"]
 BACKENDS = ("numpy", "torch")
 
 
+#: Fast path: Bloch waves whose summed weight Σ|C₀ⱼ|² is below this are left out of ψ₀ [-].
+EXCITATION_TAIL: float = 1e-7
+
+
 def _propagate(w, q, qm, c0, k_n, thickness):
     """y_j(t) = Σ_k [exp(iτM)]_{jk} conj(C₀ₖ) to first order in Â′, M = diag(w) + iQ.
 
@@ -54,24 +58,27 @@ def _propagate(w, q, qm, c0, k_n, thickness):
     y = ex * beta[:, :, None]  # (p, n, t)
     if n < 2:
         return y
-    e = 1j * qm
-    idx = np.arange(n)
-    e[:, idx, idx] = 0.0
-    dl = lam[:, :, None] - lam[:, None, :]  # (p, n, n)
-    # (e^{iτλ_j} − e^{iτλ_k})/(λ_j − λ_k) splits into two matrix products, R = e/dl:
-    # y_j += e^{iτλ_j} (Rβ)_j − (R (β e^{iτλ}))_j; pairs with |τ dl| < 1e-4 (cancellation) use the
-    # degenerate limit iτ (e^{iτλ_j} + e^{iτλ_k})/2 instead.
+    # (e^{iτλ_j} − e^{iτλ_k})/(λ_j − λ_k) splits into two matrix products, R = iQ_off/(λ_j − λ_k):
+    # y_j += e^{iτλ_j} (Rβ)_j − (R (β e^{iτλ}))_j; pairs with |τ(λ_j − λ_k)| < 1e-4 (cancellation)
+    # use the degenerate limit iτ (e^{iτλ_j} + e^{iτλ_k})/2 instead. Real arithmetic where possible.
+    dr = w[:, :, None] - w[:, None, :]  # (p, n, n)
+    di = q[:, :, None] - q[:, None, :]
+    den = dr * dr + di * di
     tmax = tau.max(axis=2)[:, :, None]  # (p, 1, 1)
-    tiny = np.abs(dl) * tmax < 1e-4
-    tiny[:, idx, idx] = False
-    skip = tiny.copy()
-    skip[:, idx, idx] = True  # e is zero there
-    r = np.where(skip, 0.0, e / np.where(skip, 1.0, dl))  # (p, n, n)
+    tiny = den * (tmax * tmax) < 1e-8  # includes the diagonal
+    inv = np.where(tiny, 0.0, 1.0 / np.where(tiny, 1.0, den))
+    if np.iscomplexobj(qm):
+        r = 1j * qm * (dr - 1j * di) * inv
+    else:
+        qi = qm * inv
+        r = (qi * di) + 1j * (qi * dr)  # i·Q·conj(dl)/|dl|²
+    diag = tiny.reshape(len(w), n * n)[:, :: n + 1]
+    diag[:] = False
     y += ex * (r @ beta[:, :, None]) - r @ (beta[:, :, None] * ex)
     if tiny.any():
         pi, ji, ki = np.nonzero(tiny)
         add = (
-            (e[pi, ji, ki] * beta[pi, ki])[:, None]
+            (1j * qm[pi, ji, ki] * beta[pi, ki])[:, None]
             * 0.5j
             * tau[pi, 0, :]
             * (ex[pi, ji, :] + ex[pi, ki, :])
@@ -196,13 +203,22 @@ def solve_fast(
     t1 = time.perf_counter()
     w, v = eigh_batched(h, backend)  # (p, n), (p, n, n)
     t2 = time.perf_counter()
-    av = ap @ v  # (p, n, n)
+    if not all_beams:
+        # only Bloch waves excited by the incident beam matter for ψ₀: keep, per pixel, the
+        # largest |C₀ⱼ|² whose excluded sum is ≤ EXCITATION_TAIL (the same count for the batch)
+        wt = np.abs(v[:, 0, :]) ** 2  # (p, n)
+        order = np.argsort(-wt, axis=1)
+        tail = 1.0 - np.cumsum(np.take_along_axis(wt, order, axis=1), axis=1)
+        m = int(min(v.shape[-1], 1 + np.max(np.sum(tail > EXCITATION_TAIL, axis=1))))
+        sub = np.sort(order[:, :m], axis=1)  # (p, m)
+        v = np.take_along_axis(v, sub[:, None, :], axis=2)  # (p, n, m)
+        w = np.take_along_axis(w, sub, axis=1)
+    av = ap @ v  # (p, n, m)
     vc = v if real else np.conj(v)
-    # Q = Cᴴ Â′ C in the Bloch-wave basis: diagonal (q_j) and first off-diagonal (j, j+1)
-    qm = np.swapaxes(vc, -1, -2) @ av  # (p, n, n): Q = Cᴴ Â′ C
-    q = np.diagonal(qm, axis1=1, axis2=2).real  # (p, n)
-    c0 = v[:, 0, :]  # (p, n)
-    y = _propagate(w, q, qm, c0, k_n, thickness)  # (p, n, t)
+    qm = np.swapaxes(vc, -1, -2) @ av  # (p, m, m): Q = Cᴴ Â′ C
+    q = np.diagonal(qm, axis1=1, axis2=2).real  # (p, m)
+    c0 = v[:, 0, :]  # (p, m)
+    y = _propagate(w, q, qm, c0, k_n, thickness)  # (p, m, t)
     if not all_beams:
         out = np.einsum("pj,pjt->pt", c0, y)
     else:
