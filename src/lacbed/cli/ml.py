@@ -40,6 +40,7 @@ def _quiet_lightning() -> None:
 
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
 
 
 @app.command("train")
@@ -75,9 +76,10 @@ def train(
     if model not in _MODELS:
         raise SettingsError(f"unknown model {model!r}; choose one of {', '.join(_MODELS)}")
     _threads(threads)
-    _quiet_lightning()
     from lacbed.ml.config import TrainConfig
     from lacbed.ml.training import train as run_training
+
+    _quiet_lightning()  # after the import: lightning sets its loggers' levels when imported
 
     cfg = TrainConfig(
         epochs=epochs,
@@ -109,8 +111,11 @@ def evaluate(
     if split not in SPLIT_NAMES:
         raise SettingsError(f"unknown split {split!r}; choose one of {', '.join(SPLIT_NAMES)}")
     _threads(threads)
+    import numpy as np
+
     from lacbed import __version__
     from lacbed._io import atomic_path
+    from lacbed.ml.data import prepare_target
     from lacbed.ml.evaluate import evaluate as run_eval
     from lacbed.ml.predict import load_model
     from lacbed.plotting.ml import gallery_picks, plot_gallery
@@ -132,7 +137,7 @@ def evaluate(
     a = ev.arrays
     fig = plot_gallery(
         a.potential[[i for _, (i, _) in picks]],
-        _standardized([a.pattern[i, j] for _, (i, j) in picks]),
+        prepare_target(np.stack([a.pattern[i, j] for _, (i, j) in picks]), surrogate.norm),
         [ev.predicted[i, j] for _, (i, j) in picks],
         [ev.z[i, j] for _, (i, j) in picks],
         labels=[f"{lab}: {a.formulas[i]} {a.thickness_nm[j]:g} nm" for lab, (i, j) in picks],
@@ -151,12 +156,6 @@ def evaluate(
         else:
             typer.echo(f"{name:5s} n=    0")
     typer.echo(f"wrote {run_dir / 'metrics.json'} and {run_dir / 'gallery.png'}")
-
-
-def _standardized(images):
-    from lacbed.ml.data import standardize_pattern
-
-    return standardize_pattern(__import__("numpy").stack(images))
 
 
 @app.command("predict")

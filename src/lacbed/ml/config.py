@@ -121,12 +121,17 @@ class Normalisation:
     the potential, which controls how dynamical the pattern is; asinh compresses the heavy-atom
     peaks. Target: every pattern is standardised per image to zero mean and unit variance, because
     Z = 1 − ZNCC is blind to scale and offset; predictions are returned in the same standardised
-    units. Conditioning: ``thickness_nm / thickness_scale`` and ``a / a_scale``.
+    units. Before standardising, the target is clipped to [0, ``clip_max``]: I₀₀₀ ≤ 1 in an
+    absorbing crystal, and the clip stops a few unstable engine pixels (seen with small beam
+    budgets at 150–200 nm, values up to 200) from dominating a pattern's standard deviation.
+    ``None`` disables the clip. Conditioning: ``thickness_nm / thickness_scale`` and
+    ``a / a_scale``.
     """
 
     potential_scale: float = 100.0
     thickness_scale: float = 100.0
     a_scale: float = 10.0
+    clip_max: float | None = 1.0
 
     def to_dict(self) -> dict:
         """Plain-dict form (stored in checkpoints)."""

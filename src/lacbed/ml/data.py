@@ -5,7 +5,8 @@ potential [V·Å], the target its 000 pattern at that thickness. Normalisation (
 :class:`lacbed.ml.config.Normalisation` and saved with every model):
 
 - input  ``x = asinh(V_p / potential_scale)`` with a fixed scale (not per image);
-- target ``y = (I − mean I) / std I`` per image (Z is blind to scale and offset);
+- target ``y = (I − mean I) / std I`` per image (Z is blind to scale and offset), after
+  clipping I to [0, clip_max] (see :class:`~lacbed.ml.config.Normalisation`);
 - conditioning ``(t / thickness_scale, a / a_scale)`` with t [nm] and a [Å].
 """
 
@@ -28,6 +29,7 @@ __all__ = [
     "resolve_thicknesses",
     "normalize_potential",
     "standardize_pattern",
+    "prepare_target",
     "symmetry_of_space_group",
 ]
 
@@ -50,6 +52,14 @@ def standardize_pattern(pattern: np.ndarray) -> np.ndarray:
     d = p - p.mean(axis=(-2, -1), keepdims=True)
     sd = np.sqrt((d**2).mean(axis=(-2, -1), keepdims=True))
     return np.where(sd > 0, d / np.where(sd > 0, sd, 1.0), 0.0).astype(np.float32)
+
+
+def prepare_target(pattern: np.ndarray, norm: Normalisation) -> np.ndarray:
+    """Training/evaluation target: clip to [0, clip_max], then standardise per image."""
+    p = np.asarray(pattern, dtype=np.float64)
+    if norm.clip_max is not None:
+        p = np.clip(p, 0.0, norm.clip_max)
+    return standardize_pattern(p)
 
 
 def symmetry_of_space_group(space_group_number) -> str:
@@ -192,7 +202,7 @@ class PatternSamples(torch.utils.data.Dataset):
         self.norm = norm
         n, t = arrays.pattern.shape[:2]
         self._x = torch.from_numpy(normalize_potential(arrays.potential, norm))[:, None]
-        self._y = torch.from_numpy(standardize_pattern(arrays.pattern))  # (n, T, S, S)
+        self._y = torch.from_numpy(prepare_target(arrays.pattern, norm))  # (n, T, S, S)
         self._t = torch.as_tensor(arrays.thickness_nm / norm.thickness_scale, dtype=torch.float32)
         self._a = torch.as_tensor(arrays.a / norm.a_scale, dtype=torch.float32)
         self._sym = torch.as_tensor([symmetry_code(s) for s in arrays.symmetry], dtype=torch.long)

@@ -1,7 +1,7 @@
 """Evaluation of a trained surrogate on the splits of a dataset: Z statistics and gallery picks.
 
-Z = 1 − ZNCC is computed with the numpy reference :func:`lacbed.metrics.z_score` on the
-standardised target and prediction; statistics are mean, median and 90th percentile (PHYSICS.md
+Z = 1 − ZNCC is computed with the numpy reference :func:`lacbed.metrics.z_score` between the
+target (clipped as in training, :func:`lacbed.ml.data.prepare_target`) and the prediction; statistics are mean, median and 90th percentile (PHYSICS.md
 §8 asks for median and P90, not only the mean), in units of 1 (multiply by 100 for %).
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 from lacbed.dataset.splits import SPLIT_NAMES
 from lacbed.errors import LacbedError
 from lacbed.metrics import z_score
-from lacbed.ml.data import SplitArrays, load_split, resolve_thicknesses
+from lacbed.ml.data import SplitArrays, load_split, prepare_target, resolve_thicknesses
 from lacbed.ml.model import Surrogate, run_model
 
 __all__ = ["SplitEvaluation", "evaluate_split", "evaluate", "z_stats"]
@@ -76,7 +76,8 @@ def evaluate_split(
             symmetry=arrays.symmetry,
             batch_size=batch_size,
         )
-    z = z_score(arrays.pattern, pred) if n else np.zeros((0, t))
+    target = prepare_target(arrays.pattern, model.norm)
+    z = z_score(target, pred) if n else np.zeros((0, t))
     return SplitEvaluation(arrays=arrays, predicted=pred, z=np.asarray(z).reshape(n, t))
 
 

@@ -1,0 +1,98 @@
+"""Surrogate inference speed on the CPU: batched throughput and single-pattern latency.
+
+Compares with the Bloch-wave engine's time for the same pattern (Si [001], the engine's default
+settings, timed once here), and writes a JSON summary.
+
+Usage::
+
+    python benchmarks/ml_inference.py [--model RUN|FILE] [--threads 2] [--out bench.json]
+
+Without ``--model`` the model shipped in the package is used. Times are wall-clock medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+
+import numpy as np
+import torch
+
+
+def _median_time(fn, repeats: int) -> float:
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=None, help="run directory or model file (default: shipped)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--no-engine", action="store_true", help="skip timing the Bloch-wave engine")
+    ap.add_argument("--out", default=None, help="write the summary as JSON here")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from lacbed.crystal import load_crystal
+    from lacbed.crystal.examples import example_path
+    from lacbed.ml.model import run_model
+    from lacbed.ml.predict import load_model, model_thickness
+    from lacbed.scattering import projected_potential
+
+    model, info = load_model(args.model)
+    t_nm = model_thickness(info, model, None)
+    si = load_crystal(example_path("Si"))
+    size = model.config.size
+    t0 = time.perf_counter()
+    pot = projected_potential(si, size)
+    t_pot = time.perf_counter() - t0
+    pots = np.repeat(pot[None], args.batch, axis=0)
+    a = np.full(args.batch, si.a)
+    sym = [si.bright_field_symmetry] * args.batch
+
+    run_model(model, pots[:1], thickness_nm=t_nm, a=a[:1], symmetry=sym[:1])  # warm-up
+    single = _median_time(
+        lambda: run_model(model, pots[:1], thickness_nm=t_nm, a=a[:1], symmetry=sym[:1]),
+        max(args.repeats * 4, 10),
+    )
+    batched = _median_time(
+        lambda: run_model(model, pots, thickness_nm=t_nm, a=a, symmetry=sym, batch_size=args.batch),
+        args.repeats,
+    )
+    out = {
+        "model": model.config.name,
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "threads": args.threads,
+        "cpu": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "single_latency_ms": 1e3 * single,
+        "batch": args.batch,
+        "batched_patterns_per_s": args.batch / batched,
+        "projected_potential_ms": 1e3 * t_pot,
+    }
+    if not args.no_engine:
+        from lacbed.simulate import simulate_lacbed
+
+        t0 = time.perf_counter()
+        simulate_lacbed(si, [t_nm], size=size)
+        t_engine = time.perf_counter() - t0
+        out["engine_s_per_pattern_si"] = t_engine
+        out["speedup_single"] = t_engine / single
+        out["speedup_batched"] = t_engine * out["batched_patterns_per_s"]
+    text = json.dumps(out, indent=1)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as fh:
+            fh.write(text)
+
+
+if __name__ == "__main__":
+    main()

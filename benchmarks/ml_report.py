@@ -1,0 +1,124 @@
+"""Collect surrogate runs into the tables and figures of docs/ml.md.
+
+Each run directory must have been trained (``lacbed train``) and evaluated (``lacbed evaluate``).
+
+Usage::
+
+    python benchmarks/ml_report.py compare RUN [RUN ...] --fig docs/figures/ml_val_curves.png
+    python benchmarks/ml_report.py curve NAME=RUN[,RUN...] [...] --fig docs/figures/ml_learning_curve.png
+
+``compare`` prints a markdown table (test Z mean/median/P90, overall and at each thickness) and
+plots validation Z per epoch. ``curve`` plots test Z against the number of training structures,
+one line per NAME (its runs differ only in ``--max-train``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+
+def _metrics(run: Path) -> dict:
+    return json.loads((run / "metrics.json").read_text())
+
+
+def _config(run: Path) -> dict:
+    return json.loads((run / "config.json").read_text())
+
+
+def _val_curve(run: Path) -> tuple[list[float], list[float]]:
+    ep, z = [], []
+    with open(run / "logs" / "version_0" / "metrics.csv") as fh:
+        for row in csv.DictReader(fh):
+            if row.get("val_z"):
+                ep.append(float(row["epoch"]))
+                z.append(float(row["val_z"]))
+    return ep, z
+
+
+def _pct(v) -> str:
+    return "–" if v is None else f"{100 * v:.1f}"
+
+
+def compare(runs: list[Path], fig: Path | None) -> None:
+    print("| run | model | params | train structures | epochs | test Z mean | median | P90 |")
+    print("|---|---|---|---|---|---|---|---|")
+    curves = {}
+    for run in runs:
+        m, c = _metrics(run), _config(run)
+        t = m["splits"]["test"]
+        ep, z = _val_curve(run)
+        curves[run.name] = (ep, z)
+        import torch
+
+        blob = torch.load(run / "model.pt", weights_only=True)
+        n_par = sum(v.numel() for v in blob["state_dict"].values())
+        print(
+            f"| {run.name} | {c['model']['name']} | {n_par / 1e6:.2f} M | "
+            f"{c['data']['n_train_structures']} | {int(max(ep)) + 1 if ep else 0} | "
+            f"{_pct(t['mean'])} | {_pct(t['median'])} | {_pct(t['p90'])} |"
+        )
+    print()
+    print("Per thickness (test Z mean / median / P90, %):")
+    print()
+    for run in runs:
+        per = _metrics(run)["splits"]["test"]["per_thickness"]
+        cells = ", ".join(
+            f"{k} nm: {_pct(v['mean'])}/{_pct(v['median'])}/{_pct(v['p90'])}"
+            for k, v in per.items()
+        )
+        print(f"- {run.name}: {cells}")
+    if fig is not None:
+        from lacbed.plotting.ml import plot_training_curves
+
+        plot_training_curves(curves).savefig(fig, dpi=120)
+        print(f"\nwrote {fig}")
+
+
+def curve(specs: list[str], fig: Path | None) -> None:
+    data, spread = {}, {}
+    for spec in specs:
+        name, _, runs = spec.partition("=")
+        rows = []
+        for r in runs.split(","):
+            run = Path(r)
+            t = _metrics(run)["splits"]["test"]
+            rows.append(
+                (_config(run)["data"]["n_train_structures"], t["mean"], t["median"], t["p90"])
+            )
+        rows.sort()
+        data[name] = ([r[0] for r in rows], [r[1] for r in rows])
+        spread[name] = ([r[2] for r in rows], [r[3] for r in rows])
+        print(
+            f"{name}: "
+            + "; ".join(
+                f"n={n}: mean {_pct(a)} median {_pct(b)} P90 {_pct(c)}" for n, a, b, c in rows
+            )
+        )
+    if fig is not None:
+        from lacbed.plotting.ml import plot_learning_curve
+
+        plot_learning_curve(data, spread=spread).savefig(fig, dpi=120)
+        print(f"wrote {fig}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("compare")
+    a.add_argument("runs", nargs="+", type=Path)
+    a.add_argument("--fig", type=Path)
+    b = sub.add_parser("curve")
+    b.add_argument("specs", nargs="+")
+    b.add_argument("--fig", type=Path)
+    args = ap.parse_args()
+    if args.cmd == "compare":
+        compare(args.runs, args.fig)
+    else:
+        curve(args.specs, args.fig)
+
+
+if __name__ == "__main__":
+    main()
