@@ -32,7 +32,7 @@ BACKENDS = ("numpy", "torch")
 
 
 #: Fast path: Bloch waves whose summed weight Σ|C₀ⱼ|² is below this are left out of ψ₀ [-].
-EXCITATION_TAIL: float = 1e-7
+EXCITATION_TAIL: float = 1e-5
 
 
 def _propagate(w, q, qm, c0, k_n, thickness):
