@@ -59,6 +59,9 @@ def run(source: str, n: int, workers_list: list[int], settings_kw: dict) -> dict
             times = np.asarray(
                 list(ds.table["time_s"].dropna()) + list(ds.failures["time_s"].dropna()), float
             )
+            cpu = np.asarray(
+                list(ds.table["cpu_s"].dropna()) + list(ds.failures["cpu_s"].dropna()), float
+            )
             out["runs"][str(w)] = {
                 "workers": w,
                 "wall_s": wall,
@@ -71,13 +74,19 @@ def run(source: str, n: int, workers_list: list[int], settings_kw: dict) -> dict
                     "median": float(np.median(times)),
                     "max": float(times.max()),
                 },
+                "item_cpu_s": {
+                    "mean": float(cpu.mean()),
+                    "median": float(np.median(cpu)),
+                    "max": float(cpu.max()),
+                },
                 "failures": rep.failures,
             }
         r = out["runs"][str(w)]
         print(
             f"{w} worker(s): {r['materials_per_hour']:.0f} materials/h "
             f"({len(sample)} in {rep.elapsed_s:.1f} s; item mean {r['item_time_s']['mean']:.2f} s, "
-            f"max {r['item_time_s']['max']:.1f} s; {rep.n_failed} failed)",
+            f"max {r['item_time_s']['max']:.1f} s; CPU mean {r['item_cpu_s']['mean']:.2f} s; "
+            f"{rep.n_failed} failed)",
             flush=True,
         )
     if "1" in out["runs"] and "2" in out["runs"]:
@@ -88,7 +97,15 @@ def run(source: str, n: int, workers_list: list[int], settings_kw: dict) -> dict
         out["projected_hours_12000"] = {
             str(c): 12000 / (per_core_h * c * (eff if c > 1 else 1.0)) for c in (1, 2, 16, 64)
         }
+        cpu_mean = r1["item_cpu_s"]["mean"]
+        out["dedicated_core_materials_per_hour"] = 3600.0 / cpu_mean
+        out["projected_hours_12000_dedicated"] = {
+            str(c): 12000 * cpu_mean / 3600.0 / c for c in (1, 2, 16, 64)
+        }
         print(f"1 -> 2 workers: speed-up {2 * eff:.2f} (efficiency {eff:.0%})")
+        print(
+            f"CPU time per material {cpu_mean:.2f} s -> {3600 / cpu_mean:.0f}/h per dedicated core"
+        )
         for c, h in out["projected_hours_12000"].items():
             print(f"12 000 materials on {c:>2} cores: {h:.1f} h")
     return out
