@@ -72,7 +72,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Adaptive budget: beams with tile strength ≥ this are strong [-].
-STRONG_THRESHOLD: float = 0.005
+STRONG_THRESHOLD: float = 0.01
 #: Beams with strength ≥ this (and not strong) enter as Bethe potentials [-].
 WEAK_THRESHOLD: float = 1e-3
 #: Bounds of the adaptive strong-beam count per tile.
