@@ -42,6 +42,7 @@ __all__ = [
     "beam_importance",
     "structure_matrices",
     "structure_matrices_real",
+    "bethe_tensor_real",
 ]
 
 
@@ -192,6 +193,7 @@ def structure_matrices_real(
     weak: np.ndarray | None = None,
     *,
     metric: bool = True,
+    bethe: tuple | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """As :func:`structure_matrices` for real U and U′ (centrosymmetric, origin on a centre).
 
@@ -204,6 +206,8 @@ def structure_matrices_real(
         V = U + iU′ with real U, U′ [Å⁻²].
     k, g, wavenumber, strong, weak, metric
         As :func:`structure_matrices`.
+    bethe : tuple, optional
+        :func:`bethe_tensor_real` of (strong, weak), to reuse it over batches of one beam set.
 
     Returns
     -------
@@ -225,15 +229,41 @@ def structure_matrices_real(
     if weak is not None and len(weak):
         weak = np.asarray(weak, dtype=np.int64)
         inv_d = 1.0 / excitation_denominators(k, g[weak], wavenumber)  # (p, m)
-        vsw = v_table[np.ix_(strong, weak)]  # (n, m), V_{g-w}
-        vws = v_table[np.ix_(weak, strong)]  # (m, n), V_{w-h}
-        x = vsw.T[:, :, None] * vws[:, None, :]  # (m, n, n) complex
-        m = len(weak)
-        h -= (inv_d @ np.ascontiguousarray(x.real).reshape(m, n * n)).reshape(p, n, n)
-        ap -= (inv_d @ np.ascontiguousarray(x.imag).reshape(m, n * n)).reshape(p, n, n)
+        if bethe is None:
+            bethe = bethe_tensor_real(v_table, strong, weak)
+        iu0, iu1, xr, xi = bethe
+        # the correction is symmetric in (g, h): one GEMM over the upper triangle for each part
+        cr = inv_d @ xr  # (p, n(n+1)/2)
+        h[:, iu0, iu1] -= cr
+        h[:, iu1, iu0] = h[:, iu0, iu1]
+        ci = inv_d @ xi
+        ap[:, iu0, iu1] -= ci
+        ap[:, iu1, iu0] = ap[:, iu0, iu1]
     if metric:
         s = 1.0 / np.sqrt(1.0 + gs[None, :, 2] / k[:, 2:3])  # (p, n)
         sc = s[:, :, None] * s[:, None, :]
         h *= sc
         ap *= sc
     return h, ap
+
+
+def bethe_tensor_real(v_table: np.ndarray, strong: np.ndarray, weak: np.ndarray) -> tuple:
+    """Products V_{g−w} V_{w−h} over the upper triangle g ≤ h, for real U and U′.
+
+    With V = U + iU′ complex symmetric the Bethe sum Σ_w V_{g−w}V_{w−h}/(K² − |k+w|²) is
+    symmetric in (g, h), so only n(n+1)/2 entries are formed.
+
+    Returns
+    -------
+    iu0, iu1 : ndarray of int
+        Row and column indices of the upper triangle.
+    xr, xi : ndarray, shape (n_weak, n(n+1)/2)
+        Real and imaginary parts of V_{g−w}V_{w−h} [Å⁻⁴].
+    """
+    strong = np.asarray(strong, dtype=np.int64)
+    weak = np.asarray(weak, dtype=np.int64)
+    iu0, iu1 = np.triu_indices(len(strong))
+    vsw = v_table[np.ix_(strong, weak)]  # (n, m), V_{g-w}
+    vws = v_table[np.ix_(weak, strong)]  # (m, n), V_{w-h}
+    x = vsw[iu0, :].T * vws[:, iu1]  # (m, n(n+1)/2)
+    return iu0, iu1, np.ascontiguousarray(x.real), np.ascontiguousarray(x.imag)

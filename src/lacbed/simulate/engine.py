@@ -41,6 +41,7 @@ import numpy as np
 
 from lacbed.bloch.matrix import (
     beam_importance,
+    bethe_tensor_real,
     excitation_denominators,
     structure_matrices,
     structure_matrices_real,
@@ -449,6 +450,7 @@ def simulate_lacbed(
 
     lock = threading.Lock()
     state = {"done": 0}
+    bethe_cache: dict = {}  # per beam set; batches of one tile share it
 
     def work(job):
         pix_idx, strong, weak = job
@@ -457,7 +459,15 @@ def simulate_lacbed(
         k = incident_wavevectors(kt, K)
         tb = time.perf_counter()
         if real and solver == "fast":
-            a = structure_matrices_real(v_table, k, g, K, strong, weak)  # 2 x (p, n, n) real
+            key = (id(strong), id(weak))
+            bethe = bethe_cache.get(key)
+            if bethe is None and len(weak):
+                bethe = bethe_tensor_real(v_table, strong, weak)
+                with lock:
+                    bethe_cache[key] = bethe
+                    while len(bethe_cache) > n_workers + 1:  # jobs run tile by tile
+                        bethe_cache.pop(next(iter(bethe_cache)))
+            a = structure_matrices_real(v_table, k, g, K, strong, weak, bethe=bethe)
         else:
             a = structure_matrices(v_table, k, g, K, strong, weak)  # (p, n, n) complex
         local["matrix_build"] += time.perf_counter() - tb
