@@ -231,3 +231,30 @@ def test_existing_scheduler(tmp_path):
         assert rep.n_workers == 1
         assert cluster.scheduler.workers  # the cluster outlives the build's client
     _check_complete(tmp_path / "ds", entries)
+
+
+def test_compute_item_rejects_unphysical_intensity(monkeypatch):
+    """A pattern with I000 > 1 (an engine blow-up) is a failure, not a stored item."""
+    import lacbed.scattering
+    import lacbed.simulate
+    from lacbed.simulate import LacbedPattern
+
+    (entry,) = make_entries(1)
+
+    peak = {"value": 15.5}
+
+    def fake_simulate(crystal, thickness_nm, **kw):
+        size = kw["size"]
+        inten = np.full((len(thickness_nm), size, size), 0.5)
+        inten[0, 0, 0] = peak["value"]
+        ax = np.zeros(size)
+        return LacbedPattern(inten, np.asarray(thickness_nm), ax, ax, 0.025, np.zeros((1, 3)))
+
+    monkeypatch.setattr(
+        lacbed.scattering, "projected_potential", lambda c, size=128: np.ones((size, size))
+    )
+    monkeypatch.setattr(lacbed.simulate, "simulate_lacbed", fake_simulate)
+    res = compute_item(entry.crystal, SETTINGS)
+    assert res["status"] == "failed" and "unphysical" in res["reason"]
+    peak["value"] = 1.0  # the same pattern without the blow-up is stored
+    assert compute_item(entry.crystal, SETTINGS)["status"] == "ok"

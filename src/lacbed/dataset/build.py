@@ -34,6 +34,14 @@ __all__ = ["BuildReport", "BuildSettings", "build_dataset", "compute_item", "sel
 log = logging.getLogger(__name__)
 
 
+#: Largest accepted I₀₀₀. With absorption the transmitted intensity cannot exceed the incident
+#: one, |ψ₀|² ≤ 1; 1 % slack for the first-order absorption of the fast solver, far below the
+#: blow-ups (I ≫ 1) that an ill-conditioned pixel produces.
+MAX_INTENSITY = 1.01
+#: Most negative accepted I₀₀₀ (round-off of a float32 intensity that should be ≥ 0).
+MIN_INTENSITY_SLACK = 1e-6
+
+
 @dataclass(frozen=True)
 class BuildSettings:
     """Engine settings of a dataset build (identical for every item).
@@ -152,6 +160,10 @@ def compute_item(crystal, settings: BuildSettings) -> dict:  # noqa: ANN001 (Cry
         )
         if not (np.all(np.isfinite(pot)) and np.all(np.isfinite(pats))):
             raise FloatingPointError("NaN or inf in the potential or the pattern")
+        if pats.max() > MAX_INTENSITY or pats.min() < -MIN_INTENSITY_SLACK:
+            raise FloatingPointError(
+                f"unphysical pattern: I000 spans {pats.min():.3g}..{pats.max():.3g}, outside [0, 1]"
+            )
         out.update(status="ok", reason=None, potential=pot, patterns=pats)
         out["n_beams"] = int(len(getattr(pattern, "beams", ())))
     except Exception as exc:  # every failure is a record, not a crash
