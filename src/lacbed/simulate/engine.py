@@ -86,6 +86,10 @@ MAX_POOL: int = 1200
 #: A weak beam whose coupling to the strong set exceeds this fraction of |K² − |k+w|²| somewhere
 #: in the tile is left out of the Bethe sum (the perturbation series would not converge there).
 BETHE_SAFETY: float = 0.5
+#: Bytes allowed for the Bethe products of one beam set (caps the number of weak beams).
+BETHE_MEMORY: float = 1.5e8
+#: Elements allowed in one (batch, n, n) stack; larger matrices get smaller batches.
+BATCH_ELEMENTS: int = 1_500_000
 
 _SOLVERS = ("fast", "exact")
 
@@ -219,6 +223,16 @@ def _select(
     # Bethe safety: coupling to the strong set small compared with the denominator
     coup = np.max(absu[:, strong], axis=1)
     weak &= (coup <= BETHE_SAFETY * min_abs_d) & (min_abs_d > 1e-12)
+    # memory cap of the Bethe products (n_weak · n_strong² / 2 values): keep the strongest
+    n_s = int(strong.sum())
+    cap = max(16, int(BETHE_MEMORY / (8.0 * n_s * (n_s + 1))))
+    if weak.sum() > cap:
+        keep = [i for i in order if weak[i]][:cap]
+        weak = np.zeros(n_pool, dtype=bool)
+        weak[keep] = True
+    if mirror is not None:
+        weak |= weak[mirror]
+        weak &= ~strong & (min_abs_d > 1e-12)
     return np.nonzero(strong)[0], np.nonzero(weak)[0]
 
 
@@ -341,6 +355,11 @@ def simulate_lacbed(
         raise SettingsError(f"symmetry must be 'auto', '4mm', '2mm' or '1', got {symmetry!r}")
     if tile is None:
         tile = max(4, size // 8)
+    if int(tile) != tile or tile < 1:
+        raise SettingsError(f"tile must be a positive number of pixels, got {tile!r}")
+    if int(batch) != batch or batch < 1:
+        raise SettingsError(f"batch must be a positive integer, got {batch!r}")
+    tile, batch = int(tile), int(batch)
 
     # ---- crystal: centring and origin on an inversion centre
     t0 = time.perf_counter()
@@ -418,8 +437,9 @@ def simulate_lacbed(
     jobs = []
 
     def add_jobs(pix_idx, strong, weak):
-        for s0 in range(0, len(pix_idx), batch):
-            jobs.append((pix_idx[s0 : s0 + batch], strong, weak))
+        step = max(1, min(batch, BATCH_ELEMENTS // len(strong) ** 2))
+        for s0 in range(0, len(pix_idx), step):
+            jobs.append((pix_idx[s0 : s0 + step], strong, weak))
 
     if sym != "1":
         for grp, (strong, weak) in zip(tile_groups, tile_sets, strict=True):
