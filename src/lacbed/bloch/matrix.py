@@ -43,6 +43,7 @@ __all__ = [
     "structure_matrices",
     "structure_matrices_real",
     "bethe_tensor_real",
+    "bethe_tensor",
 ]
 
 
@@ -127,6 +128,7 @@ def structure_matrices(
     weak: np.ndarray | None = None,
     *,
     metric: bool = True,
+    bethe: np.ndarray | None = None,
 ) -> np.ndarray:
     """Batched symmetrised structure matrices Â for many tilts, with Bethe potentials.
 
@@ -146,7 +148,9 @@ def structure_matrices(
         Pool indices of the weak beams folded in as Bethe potentials.
     metric : bool
         Apply the surface-normal metric D^(−½) · D^(−½) (module notes). Without it the diagonal
-        is 2K s_g in the small-angle sense and the eigenvalue is 2Kγ.
+        is K² − |k+g|² and the eigenvalue is 2k_nγ (HOLZ beams then lack the 1 + g_n/k_n factor).
+    bethe : ndarray, optional
+        :func:`bethe_tensor` of (strong, weak), to reuse it over batches of one beam set.
 
     Returns
     -------
@@ -169,11 +173,9 @@ def structure_matrices(
     if weak is not None and len(weak):
         weak = np.asarray(weak, dtype=np.int64)
         d_w = excitation_denominators(k, g[weak], wavenumber)  # (p, m)
-        vsw = v_table[np.ix_(strong, weak)]  # (n, m)
-        vws = v_table[np.ix_(weak, strong)]  # (m, n)
-        # X[w, g, h] = V_{g-w} V_{w-h}; the correction is one real GEMM (p, m) @ (m, 2n²)
-        x = vsw.T[:, :, None] * vws[:, None, :]  # (m, n, n)
-        xr = x.view(np.float64).reshape(len(weak), 2 * n * n)
+        if bethe is None:
+            bethe = bethe_tensor(v_table, strong, weak)
+        xr = bethe  # (m, 2n²): X[w, g, h] = V_{g-w} V_{w-h} as (re, im) pairs
         corr = (1.0 / d_w) @ xr  # (p, 2n²)
         a -= corr.view(np.complex128).reshape(len(k), n, n)
     if metric:
@@ -267,3 +269,18 @@ def bethe_tensor_real(v_table: np.ndarray, strong: np.ndarray, weak: np.ndarray)
     vws = v_table[np.ix_(weak, strong)]  # (m, n), V_{w-h}
     x = vsw[iu0, :].T * vws[:, iu1]  # (m, n(n+1)/2)
     return iu0, iu1, np.ascontiguousarray(x.real), np.ascontiguousarray(x.imag)
+
+
+def bethe_tensor(v_table: np.ndarray, strong: np.ndarray, weak: np.ndarray) -> np.ndarray:
+    """Products X[w, g, h] = V_{g−w} V_{w−h} for the Bethe sum, as a real (m, 2n²) array.
+
+    The Bethe correction for a batch of tilts is then one real GEMM
+    (1/(K² − |k+w|²)) (p, m) @ X (m, 2n²), viewed back as complex (p, n, n).
+    """
+    strong = np.asarray(strong, dtype=np.int64)
+    weak = np.asarray(weak, dtype=np.int64)
+    n = len(strong)
+    vsw = v_table[np.ix_(strong, weak)]  # (n, m)
+    vws = v_table[np.ix_(weak, strong)]  # (m, n)
+    x = vsw.T[:, :, None] * vws[:, None, :]  # (m, n, n) complex
+    return x.view(np.float64).reshape(len(weak), 2 * n * n)

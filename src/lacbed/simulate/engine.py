@@ -41,6 +41,7 @@ import numpy as np
 
 from lacbed.bloch.matrix import (
     beam_importance,
+    bethe_tensor,
     bethe_tensor_real,
     excitation_denominators,
     structure_matrices,
@@ -223,9 +224,9 @@ def _select(
     # Bethe safety: coupling to the strong set small compared with the denominator
     coup = np.max(absu[:, strong], axis=1)
     weak &= (coup <= BETHE_SAFETY * min_abs_d) & (min_abs_d > 1e-12)
-    # memory cap of the Bethe products (n_weak · n_strong² / 2 values): keep the strongest
+    # memory cap of the Bethe products (≤ 16 n_strong² bytes per weak beam): keep the strongest
     n_s = int(strong.sum())
-    cap = max(16, int(BETHE_MEMORY / (8.0 * n_s * (n_s + 1))))
+    cap = max(16, int(BETHE_MEMORY / (16.0 * n_s * n_s)))
     if weak.sum() > cap:
         keep = [i for i in order if weak[i]][:cap]
         weak = np.zeros(n_pool, dtype=bool)
@@ -478,18 +479,19 @@ def simulate_lacbed(
         kt = tilts(rows[pix_idx], cols[pix_idx], size, half_width)
         k = incident_wavevectors(kt, K)
         tb = time.perf_counter()
-        if real and solver == "fast":
-            key = (id(strong), id(weak))
-            bethe = bethe_cache.get(key)
-            if bethe is None and len(weak):
-                bethe = bethe_tensor_real(v_table, strong, weak)
-                with lock:
-                    bethe_cache[key] = bethe
-                    while len(bethe_cache) > n_workers + 1:  # jobs run tile by tile
-                        bethe_cache.pop(next(iter(bethe_cache)))
+        use_real = real and solver == "fast"
+        key = (id(strong), id(weak))
+        bethe = bethe_cache.get(key)
+        if bethe is None and len(weak):
+            bethe = (bethe_tensor_real if use_real else bethe_tensor)(v_table, strong, weak)
+            with lock:
+                bethe_cache[key] = bethe
+                while len(bethe_cache) > n_workers + 1:  # jobs run tile by tile
+                    bethe_cache.pop(next(iter(bethe_cache)))
+        if use_real:
             a = structure_matrices_real(v_table, k, g, K, strong, weak, bethe=bethe)
         else:
-            a = structure_matrices(v_table, k, g, K, strong, weak)  # (p, n, n) complex
+            a = structure_matrices(v_table, k, g, K, strong, weak, bethe=bethe)
         local["matrix_build"] += time.perf_counter() - tb
         psi_out[pix_idx] = solve(a, k[:, 2], thickness_a, backend=backend, timings=local)
         with lock:
