@@ -258,3 +258,34 @@ def test_compute_item_rejects_unphysical_intensity(monkeypatch):
     assert res["status"] == "failed" and "unphysical" in res["reason"]
     peak["value"] = 1.0  # the same pattern without the blow-up is stored
     assert compute_item(entry.crystal, SETTINGS)["status"] == "ok"
+
+
+def test_rejected_structures_recorded_once(tmp_path):
+    from lacbed.structures.entry import Rejected
+
+    entries = make_entries(4)
+    rejected = [Rejected("cifs:bad", "cifs", "bad", "non-cubic: the structure is tetragonal")]
+    rep = build_dataset(
+        tmp_path / "ds",
+        entries,
+        SETTINGS,
+        workers=1,
+        processes=False,
+        compute=fake_compute,
+        rejected=rejected,
+    )
+    assert rep.n_rejected == 1
+    ds = open_dataset(tmp_path / "ds")
+    row = ds.failures[ds.failures["key"] == "cifs:bad"].iloc[0]
+    assert row["reason"].startswith("non-cubic") and row["source"] == "cifs"
+    rep2 = build_dataset(
+        tmp_path / "ds",
+        entries,
+        SETTINGS,
+        workers=1,
+        processes=False,
+        compute=fake_compute,
+        rejected=rejected,
+    )
+    assert rep2.n_rejected == 0 and rep2.n_skipped_done == 5
+    assert len(open_dataset(tmp_path / "ds").failures) == 2  # the Xe entry (i = 0) and cifs:bad

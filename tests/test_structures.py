@@ -78,6 +78,9 @@ def test_cif_folder_counts_skips_and_duplicates(tmp_path):
     assert sorted(e.source_id for e in res.entries) == ["a_si", "c_si_expanded"]
     assert res.skipped["duplicate"] == 1 and res.skipped["non-cubic"] == 1
     assert sum(res.skipped.values()) == 3  # duplicate + non-cubic + unreadable
+    reasons = {r.source_id: r.reason for r in res.rejected}
+    assert set(reasons) == {"d_tet", "e_junk"}
+    assert reasons["d_tet"].startswith("non-cubic: ") and "tetragonal" in reasons["d_tet"]
     # the cache gives the same answer
     again = load_source(f"cifs:{folder}")
     assert [e.key for e in again.entries] == [e.key for e in res.entries]

@@ -219,6 +219,7 @@ def build(
             scheduler=scheduler,
             progress=bar,
             info=info,
+            rejected=res.rejected,
         )
     finally:
         bar.close()
@@ -229,6 +230,7 @@ def build(
         )
         err(
             f"{output}: {report.n_ok} new, {report.n_failed} failed, "
+            f"{report.n_rejected} rejected structures recorded, "
             f"{report.n_skipped_done} already done of {report.n_work}{rate}",
             err=True,
         )

@@ -27,7 +27,7 @@ import numpy as np
 
 from lacbed.dataset.store import DatasetWriter
 from lacbed.errors import SettingsError
-from lacbed.structures.entry import Entry
+from lacbed.structures.entry import Entry, Rejected
 
 __all__ = ["BuildReport", "BuildSettings", "build_dataset", "compute_item", "select_work"]
 
@@ -178,11 +178,12 @@ def _order_key(key: str) -> str:
     return hashlib.sha1(key.encode("utf-8")).hexdigest()
 
 
-def select_work(entries: Sequence[Entry], limit: int | None = None) -> list[Entry]:
+def select_work(entries: Sequence, limit: int | None = None) -> list:
     """The work list: entries in a fixed pseudo-random order (hash of the key), first ``limit``.
 
     The hash order makes ``--limit N`` a diverse sample of all sources, and the selection for a
-    smaller N is a subset of that for a larger N (growing a dataset keeps what it has).
+    smaller N is a subset of that for a larger N (growing a dataset keeps what it has). Works for
+    anything with a ``key`` (:class:`Entry`, :class:`Rejected`); the first of equal keys is kept.
     """
     if limit is not None and limit < 0:
         raise SettingsError(f"limit must be >= 0, got {limit}")
@@ -204,13 +205,14 @@ class BuildReport:
     n_skipped_done: int = 0
     n_ok: int = 0
     n_failed: int = 0
+    n_rejected: int = 0
     elapsed_s: float = 0.0
     n_workers: int = 0
     failures: dict[str, str] = field(default_factory=dict)
 
     @property
     def rate_per_hour(self) -> float:
-        """Materials finished per hour in this run."""
+        """Materials computed (stored or failed) per hour in this run."""
         n = self.n_ok + self.n_failed
         return 3600.0 * n / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
@@ -232,6 +234,7 @@ def build_dataset(
     progress: ProgressFn | None = None,
     info: dict | None = None,
     max_in_flight: int | None = None,
+    rejected: Sequence[Rejected] = (),
 ) -> BuildReport:
     """Build (or resume) a dataset.
 
@@ -262,12 +265,17 @@ def build_dataset(
         Extra fields for ``dataset.json`` (sources, attribution, ...).
     max_in_flight : int, optional
         Most materials submitted but not yet written (default: 4 per worker).
+    rejected : sequence of Rejected
+        Source entries the readers could not use (non-cubic, invalid, ...); those that fall in the
+        work list are recorded as failed items with their reason, without running a task.
 
     Returns
     -------
     BuildReport
     """
-    work = select_work(entries, limit)
+    work_all = select_work([*entries, *rejected], limit)
+    work = [e for e in work_all if isinstance(e, Entry)]
+    pre_failed = [r for r in work_all if isinstance(r, Rejected)]
     writer = DatasetWriter(
         path,
         size=settings.size,
@@ -280,13 +288,21 @@ def build_dataset(
     done = {r["key"] for r in records}
     used = {r["key"]: int(r["slot"]) for r in records if r.get("status") == "ok"}
     todo = sorted((e for e in work if e.key not in done), key=lambda e: e.key)
-    report = BuildReport(n_work=len(work), n_skipped_done=len(work) - len(todo))
+    report = BuildReport(n_work=len(work_all), n_skipped_done=len(work_all) - len(todo))
+    for r in pre_failed:
+        if r.key in done:
+            continue
+        meta = {"source": r.source, "source_id": r.source_id, "group": r.key}
+        writer.write_failure(r.key, r.reason, meta)
+        report.n_rejected += 1
+        report.n_skipped_done -= 1
+        report.failures[r.key] = r.reason
     writer.ensure_slots(len(used) + len(todo))
     taken = set(used.values())
     free = [s for s in range(writer.n_slots) if s not in taken]
     slot_of = {e.key: free[i] for i, e in enumerate(todo)}
-    n_total = len(work)
-    n_done = report.n_skipped_done
+    n_total = len(work_all)
+    n_done = report.n_skipped_done + report.n_rejected
     if progress:
         progress(n_done, n_total, "", "start")
     t0 = time.perf_counter()

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from lacbed.crystal import Crystal
 
-__all__ = ["Entry", "LoadResult"]
+__all__ = ["Entry", "LoadResult", "Rejected"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,16 +79,41 @@ class Entry:
         }
 
 
+@dataclass(frozen=True)
+class Rejected:
+    """An entry of a source that could not be turned into a cubic crystal.
+
+    Attributes
+    ----------
+    key, source, source_id : str
+        As for :class:`Entry`.
+    reason : str
+        One line: the category ('non-cubic', 'invalid structure', ...) and the reader's message.
+    """
+
+    key: str
+    source: str
+    source_id: str
+    reason: str
+
+
 @dataclass
 class LoadResult:
-    """Entries of a source plus the number of entries skipped, by reason."""
+    """Entries of a source, the entries rejected by the readers, and skip counts by reason.
+
+    ``skipped`` counts every entry left out (rejected, duplicate, or filtered out before reading,
+    such as the non-cubic rows of the OQMD database); ``rejected`` lists those the readers tried
+    and failed on, with the reason.
+    """
 
     entries: list[Entry] = field(default_factory=list)
     skipped: Counter = field(default_factory=Counter)
     n_read: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
 
     def extend(self, other: LoadResult) -> None:
         """Append another result's entries and counts."""
         self.entries.extend(other.entries)
         self.skipped.update(other.skipped)
         self.n_read += other.n_read
+        self.rejected.extend(other.rejected)

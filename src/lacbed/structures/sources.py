@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from lacbed.errors import CrystalError, LacbedError, NonCubicError
-from lacbed.structures.entry import Entry, LoadResult
+from lacbed.structures.entry import Entry, LoadResult, Rejected
 
 __all__ = [
     "ATTRIBUTIONS",
@@ -61,7 +61,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 SOURCE_NAMES = ("oqmd", "aflow", "cod", "cifs", "examples", "augmented")
 COD_DIR = Path("/usr/share/avogadro2/crystals")
 DEFAULT_AUGMENTED_TARGET = 12_000
@@ -219,6 +219,12 @@ def _reason(exc: BaseException) -> str:
     return f"unreadable ({type(exc).__name__})"
 
 
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return f"{_reason(exc)}: {first}"[:300]
+
+
 def _read_cif_func():
     import lacbed.crystal as crystal
 
@@ -235,13 +241,14 @@ def _load_cif_folder(source: str, root: Path, files: list[Path]) -> LoadResult:
     for f in files:
         res.n_read += 1
         rel = f.relative_to(root).as_posix() if f.is_relative_to(root) else str(f)
+        sid = rel[:-4] if rel.lower().endswith(".cif") else rel
         try:
             crystal = read_cif(f)
         except Exception as exc:  # every failure is counted, none stops the load
             res.skipped[_reason(exc)] += 1
+            res.rejected.append(Rejected(f"{source}:{sid}", source, sid, _describe(exc)))
             log.debug("skipping %s: %s", f, exc)
             continue
-        sid = rel[:-4] if rel.lower().endswith(".cif") else rel
         res.entries.append(
             Entry(key=f"{source}:{sid}", crystal=crystal, source=source, source_id=sid)
         )
@@ -285,6 +292,7 @@ def _load_oqmd(path: Path) -> LoadResult:
             )
         except Exception as exc:  # counted by reason
             res.skipped[_reason(exc)] += 1
+            res.rejected.append(Rejected(f"oqmd:{sid}", "oqmd", sid, _describe(exc)))
             continue
         res.entries.append(Entry(key=f"oqmd:{sid}", crystal=crystal, source="oqmd", source_id=sid))
     n_all = db.count()
@@ -329,7 +337,12 @@ def load_source(spec: str, *, use_cache: bool = True, seed: int = 0) -> LoadResu
         parents, n_dup = dedupe(real.entries)
         real.skipped["duplicate"] += n_dup
         derived = augment(parents, target=target, seed=seed)
-        return LoadResult(entries=parents + derived, skipped=real.skipped, n_read=real.n_read)
+        return LoadResult(
+            entries=parents + derived,
+            skipped=real.skipped,
+            n_read=real.n_read,
+            rejected=real.rejected,
+        )
 
     if name == "oqmd":
         path = Path(arg).expanduser() if arg else locate("oqmd")
@@ -346,7 +359,9 @@ def load_source(spec: str, *, use_cache: bool = True, seed: int = 0) -> LoadResu
             res = _cached(
                 name, cubic, lambda: _load_cif_folder(name, root, cubic), use_cache=use_cache
             )
-            res = LoadResult(list(res.entries), Counter(res.skipped), res.n_read)
+            res = LoadResult(
+                list(res.entries), Counter(res.skipped), res.n_read, list(res.rejected)
+            )
             res.skipped["non-cubic"] += n_other
             res.n_read += n_other
         else:
@@ -354,7 +369,7 @@ def load_source(spec: str, *, use_cache: bool = True, seed: int = 0) -> LoadResu
                 name, files, lambda: _load_cif_folder(name, root, files), use_cache=use_cache
             )
     entries, n_dup = dedupe(res.entries)
-    out = LoadResult(entries, Counter(res.skipped), res.n_read)
+    out = LoadResult(entries, Counter(res.skipped), res.n_read, list(res.rejected))
     if n_dup:
         out.skipped["duplicate"] += n_dup
     return out
