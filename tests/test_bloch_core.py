@@ -201,3 +201,24 @@ def test_fast_path_error_is_second_order_in_absorption():
     # halving U' must cut the error ~4x (second order; measured 3.5x at these sizes, where third
     # order still shows); a first-order error would only halve it
     assert errs[1] < errs[0] / 3, errs
+
+
+def test_thin_crystal_kinematic_limit():
+    # PHYSICS.md §8: I_g -> (π t/ξ_g)² sinc²(π s_g t), 1/ξ_g = |U_g|/k_n; error O(t) relative
+    rng = np.random.default_rng(6)
+    hkl = beam_pool(5.0, 2.0, K200, centring="P")
+    g = hkl / 5.0
+    _, u = _random_hermitian_table(rng, hkl, 5.0)
+    zolz = np.nonzero(hkl[:, 2] == 0)[0][:25]
+    kt = rng.uniform(-0.3, 0.3, (4, 2))
+    k = np.column_stack([kt, np.sqrt(K200**2 - np.sum(kt**2, axis=1))])
+    a = structure_matrices(u, k, g, K200, zolz)
+    s = excitation_errors(k, g[zolz], K200)  # (p, n)
+    kn = k[:, 2:3]
+    errs = []
+    for t in (4.0, 2.0):
+        psi = solve_exact(a, k[:, 2], np.array([t]), all_beams=True)[:, 0, 1:]
+        kin = (np.pi * t * np.abs(u[zolz[1:], zolz[0]]) / kn) ** 2 * np.sinc(s[:, 1:] * t) ** 2
+        errs.append(np.max(np.abs(np.abs(psi) ** 2 - kin) / kin.max()))
+    assert errs[0] < 0.05  # thin: within a few % of the kinematic value
+    assert errs[1] < 0.6 * errs[0]  # and the deviation shrinks ~linearly with t
