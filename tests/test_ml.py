@@ -162,7 +162,7 @@ def test_model_overfits_tiny_batch(cfg):
     assert z < 0.05  # from Z ≈ 1 (untrained) to < 5 % (the study's target) on 4 memorised samples
 
 
-@pytest.mark.parametrize("name", ["vae", "resae", "unet", "spectral"])
+@pytest.mark.parametrize("name", ["vae", "cvae", "resae", "unet", "spectral"])
 @pytest.mark.parametrize("half", [False, True])
 def test_save_load_round_trip(tmp_path, name, half):
     from lacbed.ml.config import default_model_config

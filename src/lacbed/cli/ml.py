@@ -2,7 +2,7 @@
 
 Contract (issue 5)::
 
-    lacbed train DATA -o RUN --model vae|resae|unet|spectral [--epochs N] [--max-train N] [--thickness T]
+    lacbed train DATA -o RUN --model vae|cvae|resae|unet|spectral [--epochs N] [--max-train N] [--thickness T]
                  [--seed S] [--batch-size B] [--lr LR]        (rerun: resumes from RUN)
     lacbed evaluate RUN DATA [--split test]       → RUN/metrics.json, RUN/gallery.png
     lacbed predict X.cif [X2.cif ...] [--model RUN] [--thickness T] -o OUT.npy|OUT.png
@@ -23,7 +23,7 @@ from lacbed.errors import SettingsError
 
 __all__ = ["train", "evaluate", "predict"]
 
-_MODELS = ("vae", "resae", "unet", "spectral")
+_MODELS = ("vae", "cvae", "resae", "unet", "spectral")
 _PREDICT_SUFFIXES = (".npy", ".png")
 
 
@@ -50,7 +50,7 @@ def train(
         Path, typer.Option("-o", "--out", help="Run directory (created; rerun resumes).")
     ],
     model: Annotated[
-        str, typer.Option(help="Model: vae (the study's baseline), resae, unet, spectral.")
+        str, typer.Option(help="Model: vae (the study's baseline), cvae, resae, unet, spectral.")
     ] = "vae",
     epochs: Annotated[
         int, typer.Option(help="Maximum epochs (in total, also when resuming).")
@@ -69,6 +69,14 @@ def train(
     batch_size: Annotated[int, typer.Option(help="Samples per batch.")] = 16,
     lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 2e-3,
     patience: Annotated[int, typer.Option(help="Early-stopping patience [epochs].")] = 8,
+    symmetrize: Annotated[
+        bool | None,
+        typer.Option(
+            "--symmetrize/--no-symmetrize",
+            help="Average outputs over each crystal's 4mm/2mm bright-field group "
+            "(default: off for vae, on for the others).",
+        ),
+    ] = None,
     threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
@@ -90,7 +98,16 @@ def train(
         thickness_nm=tuple(thickness) if thickness else None,
         patience=patience,
     )
-    res = run_training(data, out, model=model, config=cfg, progress=progress)
+    mcfg = None
+    if symmetrize is not None:
+        import dataclasses
+
+        from lacbed.dataset.store import open_dataset
+        from lacbed.ml.config import default_model_config
+
+        size = open_dataset(data).size
+        mcfg = dataclasses.replace(default_model_config(model, size=size), symmetrize=symmetrize)
+    res = run_training(data, out, model=model, config=cfg, model_config=mcfg, progress=progress)
     typer.echo(
         f"{'resumed' if res.resumed else 'trained'} {model}: {res.n_train} training samples, "
         f"{res.n_val} validation samples, best validation Z = {100 * res.best_val_z:.2f} % "

@@ -15,6 +15,7 @@ __all__ = ["MODEL_NAMES", "ModelConfig", "Normalisation", "TrainConfig", "defaul
 #: Models the CLI knows, with one-line descriptions (shown by ``lacbed train --help``).
 MODEL_NAMES: dict[str, str] = {
     "vae": "the study's VAE: 2-layer conv encoder/decoder, 12-d latent, loss Z + beta*KL",
+    "cvae": "the VAE with (t, a) fed to its decoder and 4mm/2mm output averaging",
     "resae": "deeper residual encoder-decoder, 128-d latent, periodic padding, FiLM (t, a)",
     "unet": "U-Net with a global-context bottleneck and FiLM conditioning on (t, a)",
     "spectral": "MLP on the potential's Fourier magnitudes |V_hk0| + ResAE decoder, FiLM (t, a)",
@@ -90,6 +91,17 @@ def default_model_config(name: str, *, size: int = 128) -> ModelConfig:
     if name == "vae":
         # The study: conv encoder and decoder, each two layers deep, 12-d latent.
         return ModelConfig("vae", size=size, latent=12, width=32, depth=2, beta=1e-3)
+    if name == "cvae":
+        return ModelConfig(
+            "cvae",
+            size=size,
+            latent=12,
+            width=24,
+            depth=2,
+            beta=1e-3,
+            conditioned=True,
+            symmetrize=True,
+        )
     if name == "resae":
         return ModelConfig(
             "resae", size=size, latent=128, width=8, depth=5, conditioned=True, symmetrize=True

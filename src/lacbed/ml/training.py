@@ -67,7 +67,7 @@ class LitSurrogate(L.LightningModule):
         z = z_loss(out["pred"], batch["y"])
         loss = z
         n = batch["x"].shape[0]
-        if "mu" in out:
+        if "mu" in out and self.surrogate.config.beta > 0:
             kl = kl_divergence(out["mu"], out["logvar"])
             loss = z + self.surrogate.config.beta * kl
             self.log(f"{stage}_kl", kl, on_step=False, on_epoch=True, batch_size=n)

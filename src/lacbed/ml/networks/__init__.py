@@ -20,4 +20,5 @@ __all__ = ["build_network", "VAE", "ResAE", "SpectralAE", "UNet"]
 
 def build_network(config: ModelConfig) -> nn.Module:
     """The network described by ``config``."""
-    return {"vae": VAE, "resae": ResAE, "unet": UNet, "spectral": SpectralAE}[config.name](config)
+    nets = {"vae": VAE, "cvae": VAE, "resae": ResAE, "unet": UNet, "spectral": SpectralAE}
+    return nets[config.name](config)

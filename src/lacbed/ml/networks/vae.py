@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from lacbed.ml.config import ModelConfig
+from lacbed.ml.networks.resae import N_COND
 
 __all__ = ["VAE"]
 
@@ -24,6 +25,9 @@ class VAE(nn.Module):
     linear to (μ, log σ²). Decoder: linear → ``depth`` stride-2 4×4 transposed convolutions.
     With the study's ``depth = 2`` a 128×128 input becomes 64 × 32 × 32 features.
     In evaluation mode the decoder uses z = μ (deterministic predictions).
+    With ``config.conditioned`` (the ``cvae`` model) the decoder receives [z, cond], cond =
+    (thickness, lattice parameter): the input image is in fractional coordinates, so without it
+    the network cannot know a, which moves the HOLZ lines.
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -38,7 +42,8 @@ class VAE(nn.Module):
         self.feat_shape = (chans[-1], s // 2**d, s // 2**d)
         n_feat = chans[-1] * (s // 2**d) ** 2
         self.to_stats = nn.Linear(n_feat, 2 * config.latent)
-        self.from_latent = nn.Linear(config.latent, n_feat)
+        n_cond = N_COND if config.conditioned else 0
+        self.from_latent = nn.Linear(config.latent + n_cond, n_feat)
         dec: list[nn.Module] = []
         rev = chans[::-1]
         for i, (c_in, c_out) in enumerate(zip(rev[:-1], rev[1:], strict=True)):
@@ -58,6 +63,10 @@ class VAE(nn.Module):
             z = mu + torch.exp(0.5 * logvar) * eps
         else:
             z = mu
+        if self.config.conditioned:
+            if cond is None:
+                raise ValueError("a conditioned VAE needs the conditioning vector (t, a)")
+            z = torch.cat([z, cond], dim=1)  # (batch, latent + 2)
         h = self.from_latent(z).view(-1, *self.feat_shape)
         out = self.decoder(h)[:, 0]  # (batch, size, size)
         return {"pred": out, "mu": mu, "logvar": logvar}
