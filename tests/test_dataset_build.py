@@ -289,3 +289,25 @@ def test_rejected_structures_recorded_once(tmp_path):
     )
     assert rep2.n_rejected == 0 and rep2.n_skipped_done == 5
     assert len(open_dataset(tmp_path / "ds").failures) == 2  # the Xe entry (i = 0) and cifs:bad
+
+
+def test_items_computed_in_work_list_order(tmp_path):
+    """A build stopped early holds the head of the hash-ordered work list (a diverse sample)."""
+    entries = make_entries(12)
+    order = []
+
+    def progress(done, total, key, status):
+        if key:
+            order.append(key)
+
+    build_dataset(
+        tmp_path / "ds",
+        entries,
+        SETTINGS,
+        workers=1,
+        processes=False,
+        compute=fake_compute,
+        progress=progress,
+        max_in_flight=1,
+    )
+    assert order == [e.key for e in select_work(entries)]

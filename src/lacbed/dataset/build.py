@@ -332,7 +332,9 @@ def build_dataset(
         n_workers = max(1, len(client.scheduler_info().get("workers", {})))
         report.n_workers = n_workers
         cap = int(max_in_flight or 4 * n_workers)
-        queue = list(todo)
+        # submit in work-list (hash) order, so a build stopped early holds a diverse sample
+        rank = {e.key: i for i, e in enumerate(work)}
+        queue = sorted(todo, key=lambda e: rank[e.key])
         key_of = {}
 
         def submit_next(ac=None):  # noqa: ANN001, ANN202
