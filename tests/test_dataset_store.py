@@ -43,6 +43,7 @@ def test_store_reads_back(tmp_path):
     assert ds.settings["settings"] == SETTINGS
     assert len(ds.table) == 4 and list(ds.failures["key"]) == ["bad"]
     assert ds.failures["reason"].iloc[0] == "non-cubic"
+    assert ds.table["space_group_number"].dtype == np.int64  # not float despite the failed row
     for _, row in ds.table.iterrows():
         pot, pat = stored[row["key"]]
         # stored as float32: exact float32 round trip

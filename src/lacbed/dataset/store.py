@@ -450,7 +450,10 @@ def open_dataset(path: str | os.PathLike) -> Dataset:
         df = pd.DataFrame(columns=[*RECORD_COLUMNS, "split"])
     ok = df[df["status"] == "ok"].reset_index(drop=True)
     if len(ok):
-        ok["slot"] = ok["slot"].astype(np.int64)
+        # failed rows may lack these fields, which turns the shared column into float
+        for col in ("slot", "space_group_number", "n_atoms"):
+            if col in ok and ok[col].notna().all():
+                ok[col] = ok[col].astype(np.int64)
     failed = df[df["status"] != "ok"].reset_index(drop=True)
     try:
         group = zarr.open_group(str(p / "arrays.zarr"), mode="r")
