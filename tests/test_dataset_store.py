@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lacbed.dataset import DatasetWriter, assign_splits, open_dataset, split_of_group
-from lacbed.dataset.store import DatasetError
+from lacbed.dataset.store import DatasetError, item_filename
 from lacbed.errors import LacbedError, SettingsError
 
 SETTINGS = {"voltage_kv": 200.0, "strong_beams": 10}
@@ -127,3 +127,18 @@ def test_splits_grouped_and_proportional():
     assert abs(frac["val"] - 0.10) < 0.02
     assert abs(frac["test"] - 0.05) < 0.02
     assert split_of_group("parent7") == split_of_group("parent7")
+
+
+def test_table_is_parquet_plus_newer_records(tmp_path):
+    w = _writer(tmp_path / "ds")
+    pot, pat = _arrays(3)
+    for i in range(3):
+        w.write_item(f"k{i}", i, pot, pat, {"group": f"g{i}"})
+    w.finalize()
+    w.write_item("k3", 3, pot, pat, {"group": "g3"})  # after the parquet
+    (tmp_path / "ds" / "items" / item_filename("k0")).unlink()  # a record removed by hand
+    ds = open_dataset(tmp_path / "ds")
+    assert list(ds.table["key"]) == ["k1", "k2", "k3"]
+    assert set(ds.table["split"]) <= {"train", "val", "test"}
+    w.finalize()
+    assert list(open_dataset(tmp_path / "ds").table["key"]) == ["k1", "k2", "k3"]

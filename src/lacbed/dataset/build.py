@@ -235,6 +235,7 @@ def build_dataset(
     info: dict | None = None,
     max_in_flight: int | None = None,
     rejected: Sequence[Rejected] = (),
+    finalize_every: int = 500,
 ) -> BuildReport:
     """Build (or resume) a dataset.
 
@@ -268,6 +269,9 @@ def build_dataset(
     rejected : sequence of Rejected
         Source entries the readers could not use (non-cubic, invalid, ...); those that fall in the
         work list are recorded as failed items with their reason, without running a task.
+    finalize_every : int
+        Refresh ``metadata.parquet`` after this many materials (and at the end), so readers of a
+        running build parse few records.
 
     Returns
     -------
@@ -370,6 +374,8 @@ def build_dataset(
                 log.info("failed %s: %s", e.key, res["reason"])
             fut.release()
             n_done += 1
+            if finalize_every and (report.n_ok + report.n_failed) % finalize_every == 0:
+                writer.finalize()
             if progress:
                 progress(n_done, n_total, e.key, res["status"])
             if queue:

@@ -121,6 +121,50 @@ def read_records(path: str | os.PathLike) -> list[dict]:
     return out
 
 
+def _load_table(path: Path):
+    """Table of all records: ``metadata.parquet`` plus any record written after it.
+
+    Rows whose record file no longer exists are dropped, so the record files stay the truth;
+    only records newer than the parquet file are parsed, which keeps opening a large dataset
+    fast while it is being built.
+    """
+    import pandas as pd
+
+    items = path / "items"
+    names: set[str] = set()
+    if items.is_dir():
+        with os.scandir(items) as it:
+            names = {e.name for e in it if e.name.endswith(".json") and not e.name.startswith(".")}
+    base = None
+    parquet = path / "metadata.parquet"
+    if parquet.is_file():
+        try:
+            base = pd.read_parquet(parquet)
+        except Exception as exc:  # a damaged table is rebuilt from the records
+            log.warning("ignoring unreadable %s: %s", parquet, exc)
+    known: set[str] = set()
+    if base is not None and len(base):
+        files = [item_filename(str(k)) for k in base["key"]]
+        keep = [f in names for f in files]
+        base = base[keep].drop(columns=["split"], errors="ignore")
+        known = {f for f, k in zip(files, keep, strict=True) if k}
+    records = []
+    for name in sorted(names - known):
+        try:
+            records.append(json.loads((items / name).read_text()))
+        except (OSError, json.JSONDecodeError) as exc:  # pragma: no cover - only if tampered with
+            log.warning("skipping unreadable item record %s: %s", name, exc)
+    new = _records_frame(records)
+    if base is not None and len(base):
+        df = pd.concat([base, new], ignore_index=True) if len(new) else base
+        df = df.sort_values("key", kind="stable").reset_index(drop=True)
+    else:
+        df = new
+    if len(df):
+        df["split"] = assign_splits(df["group"].fillna(df["key"]))
+    return df
+
+
 def _records_frame(records: list[dict]):
     import pandas as pd
 
@@ -337,9 +381,7 @@ class DatasetWriter:
 
     def finalize(self) -> Path:
         """Rebuild ``metadata.parquet`` from the item records; returns its path."""
-        df = _records_frame(self.records())
-        if len(df):
-            df["split"] = assign_splits(df["group"].fillna(df["key"]))
+        df = _load_table(self.path)
         out = self.path / "metadata.parquet"
         with atomic_path(out) as tmp:
             df.to_parquet(tmp, index=False)
@@ -413,8 +455,8 @@ class Dataset:
 def open_dataset(path: str | os.PathLike) -> Dataset:
     """Open a dataset directory for reading.
 
-    The item table comes from ``metadata.parquet`` when it is newer than the last item record,
-    otherwise from the records themselves (so a dataset can be read while a build runs).
+    The item table is ``metadata.parquet`` plus every record written since (so a dataset can be
+    read while a build runs, and only the new records are parsed).
 
     Raises
     ------
@@ -436,16 +478,7 @@ def open_dataset(path: str | os.PathLike) -> Dataset:
         raise DatasetError(f"{meta_path} is not valid JSON: {exc}") from None
     if settings.get("format") != "lacbed-dataset":
         raise DatasetError(f"{meta_path} does not describe a lacbed dataset")
-    parquet = p / "metadata.parquet"
-    items_dir = p / "items"
-    if parquet.is_file() and (
-        not items_dir.is_dir() or parquet.stat().st_mtime >= items_dir.stat().st_mtime
-    ):
-        df = pd.read_parquet(parquet)
-    else:
-        df = _records_frame(read_records(p))
-        if len(df):
-            df["split"] = assign_splits(df["group"].fillna(df["key"]))
+    df = _load_table(p)
     if not len(df):
         df = pd.DataFrame(columns=[*RECORD_COLUMNS, "split"])
     ok = df[df["status"] == "ok"].reset_index(drop=True)
