@@ -311,3 +311,20 @@ def test_items_computed_in_work_list_order(tmp_path):
         max_in_flight=1,
     )
     assert order == [e.key for e in select_work(entries)]
+
+
+def raising_compute(crystal, settings):
+    if "Xe" in crystal.symbols:
+        raise RuntimeError("engine crashed")
+    return fake_compute(crystal, settings)
+
+
+def test_task_exception_recorded(tmp_path):
+    """An exception escaping the task (not the usual failure dict) is a failure record too."""
+    entries = make_entries(8)
+    rep = build_dataset(
+        tmp_path / "ds", entries, SETTINGS, workers=1, processes=False, compute=raising_compute
+    )
+    assert rep.n_ok == 6 and rep.n_failed == 2
+    ds = open_dataset(tmp_path / "ds")
+    assert all(r == "task error: RuntimeError: engine crashed" for r in ds.failures["reason"])

@@ -19,6 +19,7 @@ import logging
 import math
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from lacbed.dataset.store import DatasetWriter
-from lacbed.errors import SettingsError
+from lacbed.errors import LacbedError, SettingsError
 from lacbed.structures.entry import Entry, Rejected
 
 __all__ = ["BuildReport", "BuildSettings", "build_dataset", "compute_item", "select_work"]
@@ -338,11 +339,11 @@ def build_dataset(
         cap = int(max_in_flight or 4 * n_workers)
         # submit in work-list (hash) order, so a build stopped early holds a diverse sample
         rank = {e.key: i for i, e in enumerate(work)}
-        queue = sorted(todo, key=lambda e: rank[e.key])
+        queue = deque(sorted(todo, key=lambda e: rank[e.key]))
         key_of = {}
 
         def submit_next(ac=None):  # noqa: ANN001, ANN202
-            e = queue.pop(0)
+            e = queue.popleft()
             fut = client.submit(
                 compute, e.crystal, settings, pure=False, key=f"lacbed-{_order_key(e.key)}"
             )
@@ -356,8 +357,14 @@ def build_dataset(
         for fut, result in ac:
             e = key_of.pop(fut.key)
             meta = e.meta()
-            if isinstance(result, BaseException) or fut.status == "error":
-                res = {"status": "failed", "reason": f"task error: {_one_line(result)}"}
+            if fut.status == "cancelled":
+                # the cluster went away: not the material's fault, so nothing is recorded
+                raise LacbedError(
+                    "the Dask cluster cancelled the remaining tasks (scheduler or workers lost); "
+                    "rerun the same command to resume"
+                )
+            if fut.status == "error":
+                res = {"status": "failed", "reason": f"task error: {_one_line(fut.exception())}"}
             else:
                 res = result
             meta["time_s"] = res.get("time_s")
