@@ -263,14 +263,15 @@ def _info_dict(path: Path) -> dict:
         "n_slots": int(ds.potentials.shape[0]),
         "lacbed_version": ds.settings.get("lacbed_version"),
     }
-    if len(t) and "time_s" in t:
-        ts = t["time_s"].dropna().astype(float)
-        if len(ts):
-            out["time_s_per_item"] = {
-                "mean": float(ts.mean()),
-                "median": float(ts.median()),
-                "max": float(ts.max()),
-            }
+    for col, name in (("time_s", "time_s_per_item"), ("cpu_s", "cpu_s_per_item")):
+        if len(t) and col in t:
+            ts = t[col].dropna().astype(float)
+            if len(ts):
+                out[name] = {
+                    "mean": float(ts.mean()),
+                    "median": float(ts.median()),
+                    "max": float(ts.max()),
+                }
     return out
 
 
@@ -297,11 +298,13 @@ def info(
     ]
     if d["failure_reasons"]:
         lines.append(f"  failures  {d['failure_reasons']}")
-    if "time_s_per_item" in d:
-        ts = d["time_s_per_item"]
-        lines.append(
-            f"  time/item mean {ts['mean']:.2f} s, median {ts['median']:.2f} s, max {ts['max']:.1f} s"
-        )
+    for name, label in (("time_s_per_item", "wall/item"), ("cpu_s_per_item", "CPU/item ")):
+        if name in d:
+            ts = d[name]
+            lines.append(
+                f"  {label} mean {ts['mean']:.2f} s, median {ts['median']:.2f} s, "
+                f"max {ts['max']:.1f} s"
+            )
     typer.echo("\n".join(lines))
 
 
