@@ -77,7 +77,6 @@ class _RichProgress:
                 Progress,
                 TextColumn,
                 TimeElapsedColumn,
-                TimeRemainingColumn,
             )
 
             self.start_done = done
@@ -89,16 +88,25 @@ class _RichProgress:
                 TextColumn("{task.fields[rate]}"),
                 TextColumn("failed {task.fields[failed]}"),
                 TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
+                TextColumn("ETA {task.fields[eta]}"),
                 console=Console(stderr=True),
             )
             self.bar.start()
-            self.task = self.bar.add_task("build", total=total, completed=done, rate="", failed=0)
+            self.task = self.bar.add_task(
+                "build", total=total, completed=done, rate="", failed=0, eta="-"
+            )
         dt = time.perf_counter() - self.t0
         n = done - self.start_done
+        # rate and ETA over this run (rich's own estimate looks only at the last 30 s)
         rate = f"{3600 * n / dt:,.0f}/h" if dt > 0 and n else "-/h"
-        self.bar.update(self.task, completed=done, total=total, rate=rate, failed=self.failed)
+        eta = "-"
+        if dt > 0 and n:
+            left = (total - done) * dt / n
+            h, rem = divmod(int(left), 3600)
+            eta = f"{h}:{rem // 60:02d}:{rem % 60:02d}"
+        self.bar.update(
+            self.task, completed=done, total=total, rate=rate, failed=self.failed, eta=eta
+        )
 
     def close(self) -> None:
         if self.bar is not None:
