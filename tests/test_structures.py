@@ -223,3 +223,14 @@ def test_cli_unknown_source(capsys):
         main(["structures", "list", "icsd"])
     assert exc.value.code == 2
     assert "unknown structure source" in capsys.readouterr().err
+
+
+def test_min_contact_ratio():
+    from lacbed.structures.augment import MIN_CONTACT, min_contact_ratio
+
+    si = read_cif(EXAMPLES / "Si.cif")
+    # Si–Si bond √3/4 a = 2.352 Å over 2 × 1.11 Å (Cordero covalent radius): 1.06 to 1e-2
+    assert min_contact_ratio(si) == pytest.approx(np.sqrt(3) / 4 * si.a / 2.22, rel=1e-2)
+    assert min_contact_ratio(si.scaled(si.a * 0.6)) < MIN_CONTACT
+    for e in augment(_parents(), target=40, seed=0):
+        assert min_contact_ratio(e.crystal) >= MIN_CONTACT
