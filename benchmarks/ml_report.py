@@ -7,7 +7,10 @@ Usage::
     python benchmarks/ml_report.py compare RUN [RUN ...] --fig docs/figures/ml_val_curves.png
     python benchmarks/ml_report.py curve NAME=RUN[,RUN...] [...] --fig docs/figures/ml_learning_curve.png
 
-``compare`` prints a markdown table (test Z mean/median/P90, overall and at each thickness) and
+    python benchmarks/ml_report.py paired DATA RUN [RUN ...] [--thickness 100]
+
+``paired`` scores every run on the same val + test structures and gives the mean difference to
+the first run with a bootstrap interval (paired over structures). ``compare`` prints a markdown table (test Z mean/median/P90, overall and at each thickness) and
 plots validation Z per epoch. ``curve`` plots test Z against the number of training structures,
 one line per NAME (its runs differ only in ``--max-train``).
 """
@@ -104,6 +107,44 @@ def curve(specs: list[str], fig: Path | None) -> None:
         print(f"wrote {fig}")
 
 
+def paired(runs: list[Path], data: Path, thickness: float, n_boot: int = 2000) -> None:
+    """Per-structure Z of every run on val + test at one thickness; Δ against the first run."""
+    import numpy as np
+
+    from lacbed.dataset.store import open_dataset
+    from lacbed.ml.data import load_split, resolve_thicknesses
+    from lacbed.ml.evaluate import evaluate_split
+    from lacbed.ml.predict import load_model
+
+    ds = open_dataset(data)
+    t_idx = resolve_thicknesses(ds.thicknesses_nm, [thickness], conditioned=True)
+    zs = {}
+    for run in runs:
+        model, _ = load_model(run)
+        z = []
+        for split in ("val", "test"):
+            z.append(evaluate_split(model, load_split(ds, split, thickness_index=t_idx)).z[:, 0])
+        zs[run.name] = np.concatenate(z)
+    base = runs[0].name
+    rng = np.random.default_rng(0)
+    n = len(zs[base])
+    idx = rng.integers(0, n, (n_boot, n))
+    print(
+        f"val + test, {n} structures, {thickness:g} nm; Δ = run − {base}, 90 % bootstrap interval"
+    )
+    print()
+    print("| run | Z mean | median | P90 | Δ mean | 90 % interval of Δ mean |")
+    print("|---|---|---|---|---|---|")
+    for name, z in zs.items():
+        d = z - zs[base]
+        boots = d[idx].mean(axis=1)
+        lo, hi = np.percentile(boots, [5, 95])
+        print(
+            f"| {name} | {_pct(z.mean())} | {_pct(np.median(z))} | {_pct(np.percentile(z, 90))} | "
+            f"{100 * d.mean():+.1f} | [{100 * lo:+.1f}, {100 * hi:+.1f}] |"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -113,9 +154,15 @@ def main() -> None:
     b = sub.add_parser("curve")
     b.add_argument("specs", nargs="+")
     b.add_argument("--fig", type=Path)
+    c = sub.add_parser("paired")
+    c.add_argument("data", type=Path)
+    c.add_argument("runs", nargs="+", type=Path)
+    c.add_argument("--thickness", type=float, default=100.0)
     args = ap.parse_args()
     if args.cmd == "compare":
         compare(args.runs, args.fig)
+    elif args.cmd == "paired":
+        paired(args.runs, args.data, args.thickness)
     else:
         curve(args.specs, args.fig)
 

@@ -336,7 +336,7 @@ def test_bad_inputs(tiny_data, no_test_data, tmp_path, capsys):
         ],
         capsys,
     )
-    assert code == 2 and "not thickness-conditioned" in err and not out.exists()
+    assert code == 2 and "nm only" in err and not out.exists()
     code, _, err = _cli(
         ["predict", CIF_DIR / "si_origin2_icsd.cif", "--model", run, "-o", tmp_path / "x.txt"],
         capsys,

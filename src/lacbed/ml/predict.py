@@ -50,11 +50,12 @@ def model_thickness(info: ModelInfo, model: Surrogate, thickness_nm: float | Non
         raise SettingsError(f"thickness must be > 0 nm, got {t:g}")
     if trained.size == 0:
         return t
-    if not model.config.conditioned:
+    if not model.config.conditioned or trained.size == 1:
         if np.min(np.abs(trained - t)) > 0.5:  # 0.5 nm: far below any thickness step
             raise SettingsError(
-                f"this model was trained at {trained[0]:g} nm only and is not thickness-"
-                f"conditioned; use --thickness {trained[0]:g} or a conditioned model"
+                f"this model was trained at {trained[0]:g} nm only (it is not a thickness-"
+                f"series model); use --thickness {trained[0]:g} or a model trained on several "
+                "thicknesses"
             )
         return t
     lo, hi = float(trained.min()), float(trained.max())
