@@ -234,3 +234,11 @@ def test_min_contact_ratio():
     assert min_contact_ratio(si.scaled(si.a * 0.6)) < MIN_CONTACT
     for e in augment(_parents(), target=40, seed=0):
         assert min_contact_ratio(e.crystal) >= MIN_CONTACT
+
+
+def test_oqmd_path_not_a_database(tmp_path):
+    pytest.importorskip("ase")
+    bad = tmp_path / "x.db"
+    bad.write_text("not sqlite")
+    with pytest.raises(SourceError, match="OQMD"):
+        load_source(f"oqmd:{bad}")

