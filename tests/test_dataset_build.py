@@ -328,3 +328,15 @@ def test_task_exception_recorded(tmp_path):
     assert rep.n_ok == 6 and rep.n_failed == 2
     ds = open_dataset(tmp_path / "ds")
     assert all(r == "task error: RuntimeError: engine crashed" for r in ds.failures["reason"])
+
+
+def test_unreachable_scheduler(tmp_path):
+    with pytest.raises(SettingsError, match="cannot connect"):
+        build_dataset(
+            tmp_path / "ds",
+            make_entries(2),
+            SETTINGS,
+            scheduler="tcp://127.0.0.1:1",
+            compute=fake_compute,
+            connect_timeout_s=1.0,
+        )

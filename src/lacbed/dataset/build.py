@@ -237,6 +237,7 @@ def build_dataset(
     max_in_flight: int | None = None,
     rejected: Sequence[Rejected] = (),
     finalize_every: int = 500,
+    connect_timeout_s: float = 30.0,
 ) -> BuildReport:
     """Build (or resume) a dataset.
 
@@ -273,6 +274,8 @@ def build_dataset(
     finalize_every : int
         Refresh ``metadata.parquet`` after this many materials (and at the end), so readers of a
         running build parse few records.
+    connect_timeout_s : float
+        How long to try to reach ``scheduler`` [s].
 
     Returns
     -------
@@ -321,7 +324,20 @@ def build_dataset(
     own_client = None
     if client is None:
         if scheduler:
-            own_client = client = Client(scheduler)
+            import dask
+
+            failure = None
+            try:
+                with dask.config.set({"distributed.comm.timeouts.connect": connect_timeout_s}):
+                    own_client = client = Client(scheduler, timeout=connect_timeout_s)
+            except (OSError, TimeoutError, ValueError) as exc:
+                failure = str(exc)  # raised below, outside the handler, so no frame keeps
+                # the half-made client alive through the exception context
+            if failure is not None:
+                raise SettingsError(
+                    f"cannot connect to the Dask scheduler {scheduler!r} ({failure}); start one "
+                    "with `dask scheduler` and workers with `dask worker ADDRESS --nthreads 1`"
+                )
         else:
             n = int(workers or os.cpu_count() or 1)
             if n < 1:
