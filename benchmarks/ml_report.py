@@ -32,13 +32,28 @@ def _config(run: Path) -> dict:
 
 
 def _val_curve(run: Path) -> tuple[list[float], list[float]]:
-    ep, z = [], []
-    with open(run / "logs" / "version_0" / "metrics.csv") as fh:
-        for row in csv.DictReader(fh):
-            if row.get("val_z"):
-                ep.append(float(row["epoch"]))
-                z.append(float(row["val_z"]))
-    return ep, z
+    """Validation Z per epoch from the TensorBoard events (every training segment), else CSV."""
+    by_epoch: dict[int, float] = {}
+    events = sorted((run / "logs").glob("version_*/events.out.tfevents.*"))
+    if events:
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        for ev in events:
+            acc = EventAccumulator(str(ev))
+            acc.Reload()
+            if "val_z" not in acc.Tags().get("scalars", []):
+                continue
+            steps = {e.step: e.value for e in acc.Scalars("epoch")}
+            for e in acc.Scalars("val_z"):
+                by_epoch[int(steps.get(e.step, len(by_epoch)))] = e.value
+    else:
+        for f in sorted((run / "logs").glob("version_*/metrics.csv")):
+            with open(f) as fh:
+                for row in csv.DictReader(fh):
+                    if row.get("val_z"):
+                        by_epoch[int(float(row["epoch"]))] = float(row["val_z"])
+    ep = sorted(by_epoch)
+    return [float(e) for e in ep], [by_epoch[e] for e in ep]
 
 
 def _pct(v) -> str:

@@ -5,7 +5,8 @@ A run directory ``RUN`` holds::
     RUN/config.json            resolved configuration (model, normalisation, training, data)
     RUN/checkpoints/last.ckpt  Lightning checkpoint of the last epoch (training resumes from it)
     RUN/checkpoints/best.ckpt  lowest validation Z
-    RUN/logs/                  CSVLogger metrics.csv (+ TensorBoard events when installed)
+    RUN/logs/version_N/        CSVLogger metrics.csv, one N per training segment (a resume adds
+                               one); TensorBoard events in version_0 when tensorboard is installed
     RUN/model.pt               exported best model (see :mod:`lacbed.ml.model`)
 """
 
@@ -202,7 +203,12 @@ def train(
         enable_version_counter=False,
     )
     early = L.pytorch.callbacks.EarlyStopping(monitor="val_z", mode="min", patience=cfg.patience)
-    loggers: list = [L.pytorch.loggers.CSVLogger(run, name="logs", version=0)]
+    # CSVLogger rewrites metrics.csv when a run resumes: each training segment gets its own
+    # version folder (TensorBoard appends event files to version_0 and keeps every segment).
+    csv_version = 0
+    while (run / "logs" / f"version_{csv_version}" / "metrics.csv").exists():
+        csv_version += 1
+    loggers: list = [L.pytorch.loggers.CSVLogger(run, name="logs", version=csv_version)]
     if tensorboard:
         try:
             import tensorboard as _tb  # noqa: F401
