@@ -70,5 +70,5 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("lacbed: interrupted", file=sys.stderr)
         sys.exit(130)
-    if isinstance(rv, int) and rv != 0:
-        sys.exit(rv)
+    # like click's standalone mode: always leave through SystemExit
+    sys.exit(rv if isinstance(rv, int) else 0)
