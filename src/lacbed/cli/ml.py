@@ -61,14 +61,14 @@ def train(
     thickness: Annotated[
         list[float] | None,
         typer.Option(
-            help="Thickness [nm] to train on (repeatable); default: all for a "
+            help="Thickness in nm to train on (repeatable); default: all for a "
             "conditioned model, the middle one for vae."
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of weights, data order and sampling.")] = 0,
     batch_size: Annotated[int, typer.Option(help="Samples per batch.")] = 16,
     lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 2e-3,
-    patience: Annotated[int, typer.Option(help="Early-stopping patience [epochs].")] = 8,
+    patience: Annotated[int, typer.Option(help="Early-stopping patience in epochs.")] = 8,
     symmetrize: Annotated[
         bool | None,
         typer.Option(
@@ -183,7 +183,7 @@ def predict(
         Path | None, typer.Option(help="Run directory or model file; default: the shipped model.")
     ] = None,
     thickness: Annotated[
-        float | None, typer.Option(help="Thickness [nm]; default: the model's middle thickness.")
+        float | None, typer.Option(help="Thickness in nm; default: the model's middle thickness.")
     ] = None,
     threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
 ) -> None:
