@@ -18,7 +18,17 @@ Conventions (used consistently by the whole engine)
   K² − |k+g|² = 2(k_n + g_n) s_g defines the exact excitation error
   s_g = (K² − |k+g|²) / (2 (k+g)·n) (PHYSICS.md §4), valid for HOLZ beams.
 * Bethe potentials: weak beams w are folded into the strong block,
-  V^eff_gh = V_{g−h} − Σ_w V_{g−w} V_{w−h} / (K² − |k+w|²) (diagonal included).
+  V^eff_gh = V_{g−h} − Σ_w V_{g−w} V_{w−h} / (K² − |k+w|²) (diagonal included),
+  **plus the absorption of the weak-beam admixture**, i Nᴴ U′_ww N with
+  N = D_w⁻¹ U_ws, D_w = diag(K² − |k+w|²) (so N_wh = U_{w−h}/(K² − |k+w|²)).
+  Why: to first order in U′ (the order of the fast path) the absorptive part of the effective
+  matrix is Pᴴ U′ P with P = [I; −N] (the Bloch wave with its first-order weak-beam components
+  c_w = −Σ_h U_{w−h}C_h/(K² − |k+w|²)): U′_ss − (U′_sw N + Nᴴ U′_ws) + Nᴴ U′_ww N. The plain Bethe
+  sum holds only the indefinite cross term; alone it can make the absorptive part negative in
+  some direction (gain: I₀₀₀ up to 2·10⁴ for BaPbO3 with a few hundred weak beams). With the
+  last term it is a completed square, positive semi-definite because U′ (the Fourier matrix of
+  an absorptive potential U′(r) ≥ 0) is, so there is no gain. Its diagonal alone (U′₀) is not
+  enough (the off-diagonal U′_{w−w′} matter); the full term costs m²n + mn² per tilt.
 
 References
 ----------
@@ -175,9 +185,13 @@ def structure_matrices(
         d_w = excitation_denominators(k, g[weak], wavenumber)  # (p, m)
         if bethe is None:
             bethe = bethe_tensor(v_table, strong, weak)
-        xr = bethe  # (m, 2n²): X[w, g, h] = V_{g-w} V_{w-h} as (re, im) pairs
-        corr = (1.0 / d_w) @ xr  # (p, 2n²)
+        x, uws, upww = bethe  # X (m, 2n²): V_{g-w}V_{w-h} as (re, im) pairs
+        inv_d = 1.0 / d_w
+        corr = inv_d @ x  # (p, 2n²)
         a -= corr.view(np.complex128).reshape(len(k), n, n)
+        # absorption of the weak-beam admixture, i Nᴴ U'_ww N (module notes)
+        nm = inv_d[:, :, None] * uws[None, :, :]  # (p, m, n)
+        a += 1j * (np.conj(np.swapaxes(nm, 1, 2)) @ (upww @ nm))
     if metric:
         kn = k[:, 2]
         dm = 1.0 + gs[None, :, 2] / kn[:, None]  # (p, n)
@@ -233,7 +247,7 @@ def structure_matrices_real(
         inv_d = 1.0 / excitation_denominators(k, g[weak], wavenumber)  # (p, m)
         if bethe is None:
             bethe = bethe_tensor_real(v_table, strong, weak)
-        iu0, iu1, xr, xi = bethe
+        iu0, iu1, xr, xi, uws, upww = bethe
         # the correction is symmetric in (g, h): one GEMM over the upper triangle for each part
         cr = inv_d @ xr  # (p, n(n+1)/2)
         h[:, iu0, iu1] -= cr
@@ -241,6 +255,9 @@ def structure_matrices_real(
         ci = inv_d @ xi
         ap[:, iu0, iu1] -= ci
         ap[:, iu1, iu0] = ap[:, iu0, iu1]
+        # absorption of the weak-beam admixture, Nᵀ U'_ww N (module notes)
+        nm = inv_d[:, :, None] * uws[None, :, :]  # (p, m, n)
+        ap += np.swapaxes(nm, 1, 2) @ (upww @ nm)
     if metric:
         s = 1.0 / np.sqrt(1.0 + gs[None, :, 2] / k[:, 2:3])  # (p, n)
         sc = s[:, :, None] * s[:, None, :]
@@ -250,7 +267,7 @@ def structure_matrices_real(
 
 
 def bethe_tensor_real(v_table: np.ndarray, strong: np.ndarray, weak: np.ndarray) -> tuple:
-    """Products V_{g−w} V_{w−h} over the upper triangle g ≤ h, for real U and U′.
+    """Bethe products over the upper triangle g ≤ h, for real U and U′.
 
     With V = U + iU′ complex symmetric the Bethe sum Σ_w V_{g−w}V_{w−h}/(K² − |k+w|²) is
     symmetric in (g, h), so only n(n+1)/2 entries are formed.
@@ -261,6 +278,10 @@ def bethe_tensor_real(v_table: np.ndarray, strong: np.ndarray, weak: np.ndarray)
         Row and column indices of the upper triangle.
     xr, xi : ndarray, shape (n_weak, n(n+1)/2)
         Real and imaginary parts of V_{g−w}V_{w−h} [Å⁻⁴].
+    uws : ndarray, shape (n_weak, n_strong)
+        U_{w−h} [Å⁻²].
+    upww : ndarray, shape (n_weak, n_weak)
+        U′_{w−w′} [Å⁻²] (absorption of the weak-beam admixture, module notes).
     """
     strong = np.asarray(strong, dtype=np.int64)
     weak = np.asarray(weak, dtype=np.int64)
@@ -268,14 +289,29 @@ def bethe_tensor_real(v_table: np.ndarray, strong: np.ndarray, weak: np.ndarray)
     vsw = v_table[np.ix_(strong, weak)]  # (n, m), V_{g-w}
     vws = v_table[np.ix_(weak, strong)]  # (m, n), V_{w-h}
     x = vsw[iu0, :].T * vws[:, iu1]  # (m, n(n+1)/2)
-    return iu0, iu1, np.ascontiguousarray(x.real), np.ascontiguousarray(x.imag)
+    upww = np.ascontiguousarray(v_table[np.ix_(weak, weak)].imag)
+    return (
+        iu0,
+        iu1,
+        np.ascontiguousarray(x.real),
+        np.ascontiguousarray(x.imag),
+        np.ascontiguousarray(vws.real),
+        upww,
+    )
 
 
-def bethe_tensor(v_table: np.ndarray, strong: np.ndarray, weak: np.ndarray) -> np.ndarray:
-    """Products X[w, g, h] = V_{g−w} V_{w−h} for the Bethe sum, as a real (m, 2n²) array.
+def bethe_tensor(v_table: np.ndarray, strong: np.ndarray, weak: np.ndarray) -> tuple:
+    """Bethe products for :func:`structure_matrices`.
 
-    The Bethe correction for a batch of tilts is then one real GEMM
-    (1/(K² − |k+w|²)) (p, m) @ X (m, 2n²), viewed back as complex (p, n, n).
+    Returns
+    -------
+    x : ndarray, shape (n_weak, 2 n_strong²)
+        X[w, g, h] = V_{g−w}V_{w−h} as (re, im) pairs [Å⁻⁴]; the correction for a batch of tilts
+        is one real GEMM (1/(K² − |k+w|²)) (p, m) @ X (m, 2n²), viewed back as complex (p, n, n).
+    uws : ndarray, shape (n_weak, n_strong), complex
+        U_{w−h} = (V_{w−h} + conj(V_{h−w}))/2 [Å⁻²] (U Hermitian).
+    upww : ndarray, shape (n_weak, n_weak), complex
+        U′_{w−w′} = (V_{w−w′} − conj(V_{w′−w}))/(2i) [Å⁻²] (module notes).
     """
     strong = np.asarray(strong, dtype=np.int64)
     weak = np.asarray(weak, dtype=np.int64)
@@ -283,4 +319,7 @@ def bethe_tensor(v_table: np.ndarray, strong: np.ndarray, weak: np.ndarray) -> n
     vsw = v_table[np.ix_(strong, weak)]  # (n, m)
     vws = v_table[np.ix_(weak, strong)]  # (m, n)
     x = vsw.T[:, :, None] * vws[:, None, :]  # (m, n, n) complex
-    return x.view(np.float64).reshape(len(weak), 2 * n * n)
+    uws = 0.5 * (vws + np.conj(vsw.T))
+    vww = v_table[np.ix_(weak, weak)]
+    upww = (vww - np.conj(vww.T)) / 2j
+    return x.view(np.float64).reshape(len(weak), 2 * n * n), uws, upww

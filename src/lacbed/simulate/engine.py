@@ -85,8 +85,9 @@ DEFAULT_G_MAX: float = 3.0
 #: The default g_max shrinks until the pool has at most this many beams (large cells).
 MAX_POOL: int = 1200
 #: A weak beam whose coupling to the strong set exceeds this fraction of |K² − |k+w|²| somewhere
-#: in the tile is left out of the Bethe sum (the perturbation series would not converge there).
-BETHE_SAFETY: float = 0.5
+#: in the tile is promoted to the strong set (or, past the size limit, left out of the Bethe sum):
+#: the perturbation series would not converge there, and its absorptive part can give gain.
+BETHE_SAFETY: float = 0.2
 #: Bytes allowed for the Bethe products of one beam set (caps the number of weak beams).
 BETHE_MEMORY: float = 1.5e8
 #: Elements allowed in one (batch, n, n) stack; larger matrices get smaller batches.
@@ -220,10 +221,28 @@ def _select(
     strong[order[:n]] = True
     if mirror is not None:
         strong |= strong[mirror]
-    weak = (~strong) & (w >= WEAK_THRESHOLD)
-    # Bethe safety: coupling to the strong set small compared with the denominator
-    coup = np.max(absu[:, strong], axis=1)
-    weak &= (coup <= BETHE_SAFETY * min_abs_d) & (min_abs_d > 1e-12)
+    candidate = (~strong) & (w >= WEAK_THRESHOLD) & (min_abs_d > 1e-12)
+    # Bethe validity: a candidate whose coupling to the strong set is not small compared with
+    # K² − |k+w|² somewhere in the tile (ratio > BETHE_SAFETY) would be folded in with a near
+    # zero denominator (the perturbation series diverges, and its absorptive part can give gain).
+    # Promote it to the strong set, strongest coupling first, up to `limit`; repeat, since a
+    # promoted beam brings couplings of its own; whatever is still too strongly coupled is left
+    # out of the Bethe sum.
+    limit = max(MAX_STRONG, n)
+    inv_d = 1.0 / np.maximum(min_abs_d, 1e-30)
+    for _ in range(8):
+        ratio = np.max(absu[:, strong], axis=1) * inv_d
+        bad = candidate & ~strong & (ratio > BETHE_SAFETY)
+        room = limit - int(strong.sum())
+        if not bad.any() or room <= 0:
+            break
+        idx = np.nonzero(bad)[0]
+        idx = idx[np.argsort(-ratio[idx], kind="stable")][:room]
+        strong[idx] = True
+        if mirror is not None:
+            strong |= strong[mirror]
+    ratio = np.max(absu[:, strong], axis=1) * inv_d
+    weak = candidate & ~strong & (ratio <= BETHE_SAFETY)
     # memory cap of the Bethe products (≤ 16 n_strong² bytes per weak beam): keep the strongest
     n_s = int(strong.sum())
     cap = max(16, int(BETHE_MEMORY / (16.0 * n_s * n_s)))
