@@ -102,6 +102,9 @@ def _torch():
 def eigh_batched(h: np.ndarray, backend: str = "numpy") -> tuple[np.ndarray, np.ndarray]:
     """Eigen-decomposition of a stack of Hermitian (or real symmetric) matrices.
 
+    With the numpy backend a failed batched ``heevd`` ("Eigenvalues did not converge") is retried
+    matrix by matrix with the LAPACK drivers ``heevr`` and ``heev`` (:func:`_eigh_robust`).
+
     Parameters
     ----------
     h : ndarray, shape (batch, n, n)
@@ -114,7 +117,10 @@ def eigh_batched(h: np.ndarray, backend: str = "numpy") -> tuple[np.ndarray, np.
     v : ndarray, shape (batch, n, n), eigenvectors in columns
     """
     if backend == "numpy":
-        return np.linalg.eigh(h)
+        try:
+            return np.linalg.eigh(h)
+        except np.linalg.LinAlgError:
+            return _eigh_robust(h)
     if backend == "torch":
         torch = _torch()
         dev = "cuda" if torch.cuda.is_available() else "cpu"
@@ -123,9 +129,70 @@ def eigh_batched(h: np.ndarray, backend: str = "numpy") -> tuple[np.ndarray, np.
     raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
 
 
+def _check_finite(a: np.ndarray) -> None:
+    if not np.all(np.isfinite(a)):
+        raise FloatingPointError("the structure matrix contains NaN or inf")
+
+
+def _eigh_robust(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Matrix-by-matrix eigh with fallback LAPACK drivers, for when the batched call fails.
+
+    numpy's eigh uses LAPACK ``heevd`` (divide and conquer), which can report "Eigenvalues did
+    not converge" on valid, finite matrices with clusters of nearly equal eigenvalues. Each
+    matrix is then retried with ``heevr`` (MRRR, scipy driver 'evr'), then ``heev`` (QR, 'ev').
+    A matrix with NaN or inf raises FloatingPointError (no driver can help).
+
+    References
+    ----------
+    E. Anderson et al., *LAPACK Users' Guide*, 3rd ed. (SIAM, 1999), §2.3.4.1 (symmetric
+    eigenproblem drivers).
+    """
+    import scipy.linalg
+
+    _check_finite(h)
+    w = np.empty(h.shape[:-1], dtype=np.float64)
+    v = np.empty_like(h)
+    for i in range(len(h)):
+        try:
+            w[i], v[i] = np.linalg.eigh(h[i])
+            continue
+        except np.linalg.LinAlgError:
+            pass
+        for driver in ("evr", "ev"):
+            try:
+                w[i], v[i] = scipy.linalg.eigh(h[i], driver=driver, check_finite=False)
+                break
+            except (np.linalg.LinAlgError, ValueError):
+                continue
+        else:
+            raise np.linalg.LinAlgError(
+                f"eigh failed with every LAPACK driver (heevd, heevr, heev) on a "
+                f"{h.shape[-1]}x{h.shape[-1]} matrix"
+            )
+    return w, v
+
+
+def _eig_robust(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Matrix-by-matrix eig after a failed batched call (scipy's geev as a second attempt)."""
+    import scipy.linalg
+
+    _check_finite(a)
+    w = np.empty(a.shape[:-1], dtype=np.complex128)
+    v = np.empty(a.shape, dtype=np.complex128)
+    for i in range(len(a)):
+        try:
+            w[i], v[i] = np.linalg.eig(a[i])
+        except np.linalg.LinAlgError:
+            w[i], v[i] = scipy.linalg.eig(a[i], check_finite=False)
+    return w, v
+
+
 def _eig_batched(a: np.ndarray, backend: str) -> tuple[np.ndarray, np.ndarray]:
     if backend == "numpy":
-        return np.linalg.eig(a)
+        try:
+            return np.linalg.eig(a)
+        except np.linalg.LinAlgError:
+            return _eig_robust(a)
     if backend == "torch":
         torch = _torch()
         dev = "cuda" if torch.cuda.is_available() else "cpu"

@@ -348,7 +348,8 @@ def simulate_lacbed(
         Impossible settings (thickness ≤ 0, voltage ≤ 0, size < 8 or odd, half-width ≤ 0, more
         strong beams than the pool, unknown solver/backend).
     LacbedError
-        If the result contains NaN or inf.
+        If the result contains NaN or inf, or the solve of a tile fails (the message names the
+        crystal and the settings).
     """
     t_start = time.perf_counter()
     cpu_start = time.process_time()
@@ -492,7 +493,29 @@ def simulate_lacbed(
     state = {"done": 0}
     bethe_cache: dict = {}  # per beam set; batches of one tile share it
 
+    def describe() -> str:
+        name = crystal.name or crystal.formula
+        return (
+            f"crystal {name} ({crystal.formula}, a = {crystal.a:.4f} Å, "
+            f"source {crystal.source or 'unknown'}) at {float(voltage_kv):g} kV, size {size}, "
+            f"thickness {t_nm.tolist()} nm, solver={solver!r}, backend={backend!r}, "
+            f"strong_beams={strong_beams}, absorption={absorption!r}"
+        )
+
     def work(job):
+        try:
+            _work(job)
+        except LacbedError:
+            raise
+        except Exception as exc:
+            pix_idx, strong, weak = job
+            raise LacbedError(
+                f"the Bloch-wave solve failed for {describe()} "
+                f"({len(pix_idx)} pixels, {len(strong)} strong and {len(weak)} weak beams): "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+    def _work(job):
         pix_idx, strong, weak = job
         local = dict.fromkeys(("matrix_build", "eigensolve", "assembly"), 0.0)
         kt = tilts(rows[pix_idx], cols[pix_idx], size, half_width)
@@ -538,8 +561,8 @@ def simulate_lacbed(
     timings["assembly"] += time.perf_counter() - t0
     if not np.all(np.isfinite(full)):
         raise LacbedError(
-            "the simulation produced NaN or inf intensities; try more strong beams or a smaller "
-            "half-width"
+            f"the simulation produced NaN or inf intensities for {describe()}; try more strong "
+            "beams or a smaller half-width"
         )
     timings["total"] = time.perf_counter() - t_start
     timings["cpu"] = time.process_time() - cpu_start
