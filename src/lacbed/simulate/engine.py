@@ -18,7 +18,10 @@ Pipeline (PHYSICS.md §4–7)
 
 Beam budget
 -----------
-``strong_beams=N`` takes the N strongest beams per tile (as Felix's IMinStrongBeams, but per tile).
+``strong_beams=N`` takes the N strongest beams per tile (as Felix's IMinStrongBeams, but per tile);
+it is a minimum: a further beam coupled to the strong set by more than :data:`BETHE_SAFETY` of
+its |K² − |k+w|²| somewhere in the tile is promoted to strong instead of entering as a Bethe
+potential (the perturbation series would not converge there), up to max(:data:`MAX_STRONG`, N).
 ``strong_beams=None`` (default) adapts to the material: every beam whose strength over the tile is
 at least :data:`STRONG_THRESHOLD` is strong (bounded by :data:`MIN_STRONG` and
 :data:`MAX_STRONG`), and beams down to :data:`WEAK_THRESHOLD` enter as Bethe potentials. The
@@ -311,7 +314,8 @@ def simulate_lacbed(
     b_iso : float, optional
         Debye–Waller factor for every atom [Å²]; None keeps the crystal's.
     strong_beams : int, optional
-        Strong beams per tile; None (default) adapts to the material (module notes).
+        Minimum strong beams per tile (beams too strongly coupled for a Bethe potential are added);
+        None (default) adapts to the material (module notes).
     max_g : float, optional
         Pool limit |g| ≤ max_g [1/Å]; default 3.0, reduced for large cells so the pool has at most
         :data:`MAX_POOL` beams.
