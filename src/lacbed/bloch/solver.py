@@ -116,15 +116,21 @@ def eigh_batched(h: np.ndarray, backend: str = "numpy") -> tuple[np.ndarray, np.
     w : ndarray, shape (batch, n), ascending
     v : ndarray, shape (batch, n, n), eigenvectors in columns
     """
+    return _decompose(h, backend, hermitian=True)
+
+
+def _decompose(a: np.ndarray, backend: str, *, hermitian: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Batched ``eigh`` (hermitian) or ``eig`` on the chosen backend, with the robust fallback."""
     if backend == "numpy":
         try:
-            return np.linalg.eigh(h)
+            return np.linalg.eigh(a) if hermitian else np.linalg.eig(a)
         except np.linalg.LinAlgError:
-            return _eigh_robust(h)
+            return _eigh_robust(a) if hermitian else _eig_robust(a)
     if backend == "torch":
         torch = _torch()
         dev = "cuda" if torch.cuda.is_available() else "cpu"
-        w, v = torch.linalg.eigh(torch.from_numpy(np.ascontiguousarray(h)).to(dev))
+        x = torch.from_numpy(np.ascontiguousarray(a)).to(dev)
+        w, v = torch.linalg.eigh(x) if hermitian else torch.linalg.eig(x)
         return w.cpu().numpy(), v.cpu().numpy()
     raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
 
@@ -185,20 +191,6 @@ def _eig_robust(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         except np.linalg.LinAlgError:
             w[i], v[i] = scipy.linalg.eig(a[i], check_finite=False)
     return w, v
-
-
-def _eig_batched(a: np.ndarray, backend: str) -> tuple[np.ndarray, np.ndarray]:
-    if backend == "numpy":
-        try:
-            return np.linalg.eig(a)
-        except np.linalg.LinAlgError:
-            return _eig_robust(a)
-    if backend == "torch":
-        torch = _torch()
-        dev = "cuda" if torch.cuda.is_available() else "cpu"
-        w, v = torch.linalg.eig(torch.from_numpy(np.ascontiguousarray(a)).to(dev))
-        return w.cpu().numpy(), v.cpu().numpy()
-    raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
 
 
 def _add(timings: dict | None, key: str, dt: float) -> None:
@@ -315,7 +307,7 @@ def solve_exact(
     k_n = np.asarray(k_n, dtype=np.float64)
     thickness = np.asarray(thickness, dtype=np.float64)
     t1 = time.perf_counter()
-    w, v = _eig_batched(a, backend)
+    w, v = _decompose(a, backend, hermitian=False)
     e0 = np.zeros(a.shape[:-1] + (1,), dtype=np.complex128)
     e0[:, 0, 0] = 1.0
     alpha = np.linalg.solve(v, e0)[:, :, 0]  # (p, n)
