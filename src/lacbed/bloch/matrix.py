@@ -129,6 +129,27 @@ def beam_importance(
     return w
 
 
+def metric_scale(g_n: np.ndarray, k_n: np.ndarray) -> np.ndarray:
+    """Surface-normal metric D^{-1/2} = (1 + g_n/k_n)^{-1/2} for every tilt and beam.
+
+    Parameters
+    ----------
+    g_n : ndarray, shape (n,)
+        Beam components along the surface normal [1/Å].
+    k_n : ndarray, shape (p,)
+        Incident wave-vector components along the surface normal [1/Å].
+
+    Returns
+    -------
+    ndarray, shape (p, n)
+
+    References
+    ----------
+    Spence & Zuo, *Electron Microdiffraction* (1992), ch. 3 (the same metric as Felix).
+    """
+    return 1.0 / np.sqrt(1.0 + np.asarray(g_n)[None, :] / np.asarray(k_n)[:, None])
+
+
 def structure_matrices(
     v_table: np.ndarray,
     k: np.ndarray,
@@ -193,9 +214,7 @@ def structure_matrices(
         nm = inv_d[:, :, None] * uws[None, :, :]  # (p, m, n)
         a += 1j * (np.conj(np.swapaxes(nm, 1, 2)) @ (upww @ nm))
     if metric:
-        kn = k[:, 2]
-        dm = 1.0 + gs[None, :, 2] / kn[:, None]  # (p, n)
-        s = 1.0 / np.sqrt(dm)
+        s = metric_scale(gs[:, 2], k[:, 2])  # (p, n)
         a *= s[:, :, None] * s[:, None, :]
     return a
 
@@ -259,7 +278,7 @@ def structure_matrices_real(
         nm = inv_d[:, :, None] * uws[None, :, :]  # (p, m, n)
         ap += np.swapaxes(nm, 1, 2) @ (upww @ nm)
     if metric:
-        s = 1.0 / np.sqrt(1.0 + gs[None, :, 2] / k[:, 2:3])  # (p, n)
+        s = metric_scale(gs[:, 2], k[:, 2])  # (p, n)
         sc = s[:, :, None] * s[:, None, :]
         h *= sc
         ap *= sc

@@ -26,6 +26,8 @@ import time
 
 import numpy as np
 
+from lacbed.bloch.matrix import metric_scale
+
 __all__ = ["solve_fast", "solve_exact", "eigh_batched", "BACKENDS"]
 
 BACKENDS = ("numpy", "torch")
@@ -201,7 +203,7 @@ def _add(timings: dict | None, key: str, dt: float) -> None:
 def _metric_scale(g_n: np.ndarray | None, k_n: np.ndarray, n: int) -> np.ndarray:
     if g_n is None:
         return np.ones((len(k_n), n))
-    return 1.0 / np.sqrt(1.0 + np.asarray(g_n)[None, :] / k_n[:, None])
+    return metric_scale(g_n, k_n)
 
 
 def solve_fast(
