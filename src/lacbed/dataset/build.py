@@ -167,12 +167,66 @@ def compute_item(crystal, settings: BuildSettings) -> dict:  # noqa: ANN001 (Cry
             )
         out.update(status="ok", reason=None, potential=pot, patterns=pats)
         out["n_beams"] = int(len(getattr(pattern, "beams", ())))
+        out["engine"] = engine_summary(pattern)
     except Exception as exc:  # every failure is a record, not a crash
         out.update(status="failed", reason=_one_line(exc))
     out["time_s"] = time.perf_counter() - t0
     # CPU time of this process: the cost on a dedicated core, whatever else the machine runs
     out["cpu_s"] = time.process_time() - c0
     return out
+
+
+#: Fields of ``LacbedPattern.settings`` kept in each item record (beam counts, pool, budget and
+#: the engine's own convergence estimate where it gives one).
+ENGINE_FIELDS = (
+    "n_pool",
+    "n_holz_pool",
+    "n_strong_min",
+    "n_strong_max",
+    "n_strong_mean",
+    "n_weak_mean",
+    "n_strong_union",
+    "max_g",
+    "half_width",
+    "symmetry",
+    "tile",
+    "n_tiles",
+    "real_arithmetic",
+    "beam_budget",
+    "convergence_estimate",
+    "budget_capped",
+)
+
+
+def engine_summary(pattern) -> dict:  # noqa: ANN001 (LacbedPattern)
+    """What the engine did for one material: beam counts, budget, convergence, version, timings."""
+    st = pattern.settings
+    out = {k: st[k] for k in ENGINE_FIELDS if k in st}
+    out["version"] = str(pattern.version)
+    out["timings_s"] = {k: float(v) for k, v in pattern.timings.items()}
+    return out
+
+
+def source_revision() -> str | None:
+    """``git describe --always --dirty`` of the lacbed source tree, None outside a checkout."""
+    import subprocess
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    try:
+        res = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if res.returncode != 0:
+        return None
+    return res.stdout.strip() or None
 
 
 def _order_key(key: str) -> str:
@@ -281,6 +335,9 @@ def build_dataset(
     -------
     BuildReport
     """
+    from lacbed.crystal.serialise import crystal_to_record
+
+    revision = source_revision()
     work_all = select_work([*entries, *rejected], limit)
     work = [e for e in work_all if isinstance(e, Entry)]
     pre_failed = [r for r in work_all if isinstance(r, Rejected)]
@@ -387,6 +444,9 @@ def build_dataset(
             meta["cpu_s"] = res.get("cpu_s")
             if res.get("n_beams") is not None:
                 meta["n_beams"] = res["n_beams"]
+            if res.get("engine") is not None:
+                meta["engine"] = {**res["engine"], "revision": revision}
+            meta["crystal"] = crystal_to_record(e.crystal)
             if res["status"] == "ok":
                 writer.write_item(e.key, slot_of[e.key], res["potential"], res["patterns"], meta)
                 report.n_ok += 1
