@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Annotated
@@ -111,6 +112,12 @@ class _RichProgress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.stop()
+            self.bar = None
+
+
+def _sigterm_as_interrupt(signum, frame) -> None:  # noqa: ANN001
+    """SIGTERM stops a build like Ctrl-C (finished materials are kept)."""
+    raise KeyboardInterrupt
 
 
 @dataset_app.command("build", cls=_BuildCommand)
@@ -174,12 +181,17 @@ def build(
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Ignore the processed-source cache.")
     ] = False,
+    release: Annotated[
+        Path | None,
+        typer.Option("--release", help="Skip every material already in this release folder."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Build (or resume) a dataset: one Dask task per material, results written atomically.
 
     Rerunning the same command skips finished and failed materials; different engine settings
-    for an existing folder are refused. Thicknesses in nm, voltage in kV, half-width in 1/Å.
+    for an existing folder are refused. Ctrl-C or SIGTERM stops within seconds and keeps every
+    finished material. Thicknesses in nm, voltage in kV, half-width in 1/Å.
     """
     from lacbed.dataset.build import BuildSettings, build_dataset, describe_sources
     from lacbed.structures import load_sources
@@ -213,10 +225,18 @@ def build(
     err = typer.echo
     if not quiet:
         err(f"loading structures from {', '.join(source)} ...", err=True)
+    skip: set[str] = set()
+    if release is not None:
+        from lacbed.dataset.release import is_release, release_keys
+
+        if not is_release(release):
+            raise SettingsError(f"--release {release} is not a lacbed release (no release.json)")
+        skip = release_keys(release)
     res = load_sources(source, use_cache=not no_cache, seed=seed)
     info = describe_sources(source)
     info["skipped_at_load"] = dict(res.skipped)
     bar = _RichProgress(enabled=not quiet)
+    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
         report = build_dataset(
             output,
@@ -228,8 +248,18 @@ def build(
             progress=bar,
             info=info,
             rejected=res.rejected,
+            skip_keys=skip,
         )
+    except KeyboardInterrupt:
+        bar.close()
+        err(
+            f"{output}: stopped; {bar.ok} materials finished in this run are kept "
+            "(rerun the same command to resume)",
+            err=True,
+        )
+        raise typer.Exit(130) from None
     finally:
+        signal.signal(signal.SIGTERM, previous)
         bar.close()
     if not quiet:
         n = report.n_ok + report.n_failed
@@ -239,7 +269,8 @@ def build(
         err(
             f"{output}: {report.n_ok} new, {report.n_failed} failed, "
             f"{report.n_rejected} rejected structures recorded, "
-            f"{report.n_skipped_done} already done of {report.n_work}{rate}",
+            f"{report.n_skipped_done} already done, {report.n_released} released, "
+            f"of {report.n_work}{rate}",
             err=True,
         )
 
@@ -271,6 +302,8 @@ def _info_dict(path: Path) -> dict:
         "n_slots": int(ds.potentials.shape[0]),
         "lacbed_version": ds.settings.get("lacbed_version"),
     }
+    if ds.settings.get("format") == "lacbed-release":
+        out.update(_release_info(ds))
     for col, name in (("time_s", "time_s_per_item"), ("cpu_s", "cpu_s_per_item")):
         if len(t) and col in t:
             ts = t[col].dropna().astype(float)
@@ -281,6 +314,26 @@ def _info_dict(path: Path) -> dict:
                     "max": float(ts.max()),
                 }
     return out
+
+
+def _release_info(rel) -> dict:  # noqa: ANN001 (Release)
+    from collections import Counter
+
+    status = Counter(r["status"] for r in rel.records)
+    shards = sorted((rel.path / "shards").glob("shard-*.h5"))
+    planned = sum(rel.plan.get("counts", {}).values())
+    t = rel.table
+    return {
+        "release": rel.settings.get("release"),
+        "converged": int(status.get("ok", 0)),
+        "unconverged": int(status.get("unconverged", 0)),
+        "shards": len(shards),
+        "megabytes": round(sum(p.stat().st_size for p in shards) / 1e6, 2),
+        "real_structures_planned": int(planned),
+        "real_converged": int(((t["status"] == "ok") & t["parent"].isna()).sum()) if len(t) else 0,
+        "prototypes": int(t["prototype"].nunique()) if len(t) else 0,
+        "with_convergence_estimate": int(t["convergence_estimate"].notna().sum()) if len(t) else 0,
+    }
 
 
 @dataset_app.command("info")
@@ -304,6 +357,16 @@ def info(
         f"  sources   {', '.join(d['sources']) or '-'}   by source {d['by_source']}",
         f"  settings  {json.dumps(d['settings'])}",
     ]
+    if "release" in d:
+        lines[0] = f"release {d['path']} (version {d['release']})"
+        lines.insert(
+            1,
+            f"  progress  {d['converged']} converged ({d['real_converged']} of "
+            f"{d['real_structures_planned']} real structures), {d['unconverged']} unconverged; "
+            f"{d['shards']} shards, {d['megabytes']:.1f} MB; {d['prototypes']} prototypes",
+        )
+        lines[2] = lines[2].replace("complete ", "stored   ")
+        lines[3] += f"   test-real {s['test-real']}"
     if d["failure_reasons"]:
         lines.append(f"  failures  {d['failure_reasons']}")
     for name, label in (("time_s_per_item", "wall/item"), ("cpu_s_per_item", "CPU/item ")):
@@ -339,3 +402,67 @@ def show(
     ds = open_dataset(path)
     plot_montage(ds, output, n=n, split=split, seed=seed)
     typer.echo(f"wrote {output}")
+
+
+@dataset_app.command("pack")
+def pack(
+    work: Annotated[Path, typer.Argument(help="Working dataset folder (from `dataset build`).")],
+    release: Annotated[
+        Path, typer.Option("--release", "-r", help="Release folder (created on first use).")
+    ],
+    shard_items: Annotated[
+        int, typer.Option("--shard-items", help="Most materials per new shard.")
+    ] = 400,
+    datasheet: Annotated[
+        bool, typer.Option("--datasheet/--no-datasheet", help="Regenerate REL/README.md.")
+    ] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+) -> None:
+    """Move the finished materials of a working dataset into new, write-once release shards.
+
+    Materials already in the release are skipped; no shard is ever rewritten. A new release
+    plans its prototype splits once from every real structure of the working dataset's sources
+    (about 30 ms per structure) and stores the plan in splits.json.
+    """
+    from lacbed.dataset.release import is_release, pack_release
+
+    if shard_items < 1:
+        raise SettingsError(f"--shard-items must be >= 1, got {shard_items}")
+    plan = None
+    if not (release / "splits.json").is_file():
+        plan = _plan_from_sources(work, quiet=quiet)
+    elif not is_release(release) and not quiet:
+        typer.echo(f"using the split plan in {release / 'splits.json'}", err=True)
+    report = pack_release(work, release, plan=plan, shard_items=shard_items)
+    if datasheet:
+        from lacbed.dataset.datasheet import write_datasheet
+
+        write_datasheet(release)
+    mb = report.bytes_written / 1e6
+    typer.echo(
+        f"{release}: {report.n_ok} converged, {report.n_unconverged} unconverged, "
+        f"{report.n_failed} failed materials packed into {len(report.shards)} new shard(s) "
+        f"({mb:.1f} MB); {report.n_already} already released"
+    )
+
+
+def _plan_from_sources(work: Path, *, quiet: bool) -> dict:
+    """Split plan from every real structure of the sources a working dataset was built from."""
+    from lacbed.dataset.release import plan_release_splits
+    from lacbed.dataset.store import DatasetError
+    from lacbed.structures import load_sources
+    from lacbed.structures.sources import parse_source
+
+    meta_path = work / "dataset.json"
+    if not meta_path.is_file():
+        raise DatasetError(f"{work} is not a lacbed dataset (no dataset.json)")
+    specs = json.loads(meta_path.read_text()).get("sources") or []
+    real = [s for s in specs if parse_source(s)[0] != "augmented"]
+    if any(parse_source(s)[0] == "augmented" for s in specs):
+        real += [s for s in ("oqmd", "cod", "aflow") if s not in real]
+    if not real:
+        raise DatasetError(f"{meta_path} names no structure sources to plan the splits from")
+    if not quiet:
+        typer.echo(f"planning prototype splits from {', '.join(real)} ...", err=True)
+    res = load_sources(real)
+    return plan_release_splits(res.entries)

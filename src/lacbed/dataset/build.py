@@ -14,6 +14,7 @@ each) or on an existing cluster given by its scheduler address.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -151,7 +152,8 @@ def compute_item(crystal, settings: BuildSettings) -> dict:  # noqa: ANN001 (Cry
         from lacbed.scattering import projected_potential
         from lacbed.simulate import simulate_lacbed
 
-        pot = np.asarray(projected_potential(crystal, size=settings.size), dtype=np.float32)
+        pot = projected_potential(crystal, size=settings.size, scattering=settings.scattering)
+        pot = np.asarray(pot, dtype=np.float32)
         # one thread per task: the cluster runs one task per core (the engine's advice for builds)
         pattern = simulate_lacbed(
             crystal, settings.thicknesses_nm, n_jobs=1, **settings.simulate_kwargs()
@@ -233,22 +235,46 @@ def _order_key(key: str) -> str:
     return hashlib.sha1(key.encode("utf-8")).hexdigest()
 
 
-def select_work(entries: Sequence, limit: int | None = None) -> list:
-    """The work list: entries in a fixed pseudo-random order (hash of the key), first ``limit``.
+#: Cell-size classes of the work-list strata [Å]: a < 6, 6–9, 9–12, ≥ 12.
+SIZE_EDGES: tuple[float, ...] = (6.0, 9.0, 12.0)
 
-    The hash order makes ``--limit N`` a diverse sample of all sources, and the selection for a
-    smaller N is a subset of that for a larger N (growing a dataset keeps what it has). Works for
-    anything with a ``key`` (:class:`Entry`, :class:`Rejected`); the first of equal keys is kept.
+
+def _stratum(e) -> tuple:  # noqa: ANN001 (Entry or Rejected)
+    """Work-list stratum: real or derived, space group and cell-size class."""
+    if not isinstance(e, Entry):
+        return (0, 0, 0)
+    size_class = int(np.searchsorted(SIZE_EDGES, e.a, side="right"))
+    return (int(bool(e.parent)), int(e.space_group_number), size_class)
+
+
+def select_work(entries: Sequence, limit: int | None = None) -> list:
+    """The work list: real structures first, strata interleaved in proportion; first ``limit``.
+
+    Entries are grouped into strata (real or derived, space group, cell-size class,
+    :data:`SIZE_EDGES`); inside a stratum they are in a fixed pseudo-random order (hash of the
+    key), and the i-th of a stratum of n gets the position (i + φ)/n, with a phase φ ∈ [0, 1)
+    hashed from the stratum. Sorting by (derived, position) interleaves the strata so that every
+    prefix of the list holds each stratum in proportion to its size (to within one item), and all
+    real structures come before any derived one: a build stopped at any point is a balanced sample.
+    Works for anything with a ``key`` (:class:`Entry`, :class:`Rejected`, which form one stratum);
+    the first of equal keys is kept. The order depends only on the set of entries.
     """
     if limit is not None and limit < 0:
         raise SettingsError(f"limit must be >= 0, got {limit}")
     seen: set[str] = set()
-    uniq = []
+    strata: dict[tuple, list] = {}
     for e in entries:
         if e.key not in seen:
             seen.add(e.key)
-            uniq.append(e)
-    ordered = sorted(uniq, key=lambda e: _order_key(e.key))
+            strata.setdefault(_stratum(e), []).append(e)
+    keyed = []
+    for st, members in strata.items():
+        members.sort(key=lambda e: _order_key(e.key))
+        phase = int(_order_key(repr(st))[:12], 16) / 16.0**12
+        n = len(members)
+        keyed += [(st[0], (i + phase) / n, _order_key(e.key), e) for i, e in enumerate(members)]
+    keyed.sort(key=lambda k: k[:3])
+    ordered = [k[3] for k in keyed]
     return ordered if limit is None else ordered[:limit]
 
 
@@ -261,6 +287,7 @@ class BuildReport:
     n_ok: int = 0
     n_failed: int = 0
     n_rejected: int = 0
+    n_released: int = 0
     elapsed_s: float = 0.0
     n_workers: int = 0
     failures: dict[str, str] = field(default_factory=dict)
@@ -292,6 +319,7 @@ def build_dataset(
     rejected: Sequence[Rejected] = (),
     finalize_every: int = 500,
     connect_timeout_s: float = 30.0,
+    skip_keys: frozenset[str] | set[str] = frozenset(),
 ) -> BuildReport:
     """Build (or resume) a dataset.
 
@@ -330,6 +358,9 @@ def build_dataset(
         running build parse few records.
     connect_timeout_s : float
         How long to try to reach ``scheduler`` [s].
+    skip_keys : set of str
+        Keys never to compute (the materials of a release, :func:`lacbed.dataset.release.
+        release_keys`); they count as done in the progress and the report (``n_released``).
 
     Returns
     -------
@@ -339,6 +370,12 @@ def build_dataset(
 
     revision = source_revision()
     work_all = select_work([*entries, *rejected], limit)
+    if skip_keys:
+        n_work = len(work_all)
+        work_all = [e for e in work_all if e.key not in skip_keys]
+        n_released = n_work - len(work_all)
+    else:
+        n_released = 0
     work = [e for e in work_all if isinstance(e, Entry)]
     pre_failed = [r for r in work_all if isinstance(r, Rejected)]
     writer = DatasetWriter(
@@ -353,7 +390,11 @@ def build_dataset(
     done = {r["key"] for r in records}
     used = {r["key"]: int(r["slot"]) for r in records if r.get("status") == "ok"}
     todo = sorted((e for e in work if e.key not in done), key=lambda e: e.key)
-    report = BuildReport(n_work=len(work_all), n_skipped_done=len(work_all) - len(todo))
+    report = BuildReport(
+        n_work=len(work_all) + n_released,
+        n_skipped_done=len(work_all) - len(todo),
+        n_released=n_released,
+    )
     for r in pre_failed:
         if r.key in done:
             continue
@@ -410,7 +451,8 @@ def build_dataset(
         n_workers = max(1, len(client.scheduler_info().get("workers", {})))
         report.n_workers = n_workers
         cap = int(max_in_flight or 4 * n_workers)
-        # submit in work-list (hash) order, so a build stopped early holds a diverse sample
+        worker_pids = _worker_pids(client) if own_cluster is not None and processes else []
+        # submit in work-list order, so a build stopped early holds a balanced sample
         rank = {e.key: i for i, e in enumerate(work)}
         queue = deque(sorted(todo, key=lambda e: rank[e.key]))
         key_of = {}
@@ -426,6 +468,8 @@ def build_dataset(
             return fut
 
         first = [submit_next() for _ in range(min(cap, len(queue)))]
+        # Ctrl-C or SIGTERM: the materials in flight are abandoned (the except clause below kills
+        # the local workers at once), every finished one is already written
         ac = as_completed(first, with_results=True, raise_errors=False)
         for fut, result in ac:
             e = key_of.pop(fut.key)
@@ -463,6 +507,15 @@ def build_dataset(
                 progress(n_done, n_total, e.key, res["status"])
             if queue:
                 submit_next(ac)
+    except BaseException:  # Ctrl-C, SIGTERM (raised as KeyboardInterrupt by the CLI), errors
+        if own_cluster is not None:
+            _kill(worker_pids)  # don't wait for materials in flight: they are simply not written
+            with contextlib.suppress(Exception):
+                own_client.close(timeout=2)
+            with contextlib.suppress(Exception):
+                own_cluster.close(timeout=3)
+            own_client = own_cluster = None
+        raise
     finally:
         report.elapsed_s = time.perf_counter() - t0
         try:
@@ -473,6 +526,25 @@ def build_dataset(
             if own_cluster is not None:
                 own_cluster.close()
     return report
+
+
+def _worker_pids(client) -> list[int]:  # noqa: ANN001 (distributed.Client)
+    """Process ids of the workers of a local cluster (empty when they cannot be asked)."""
+    try:
+        return [int(p) for p in client.run(os.getpid).values()]
+    except Exception:  # a worker that cannot answer is simply not killed early
+        log.debug("could not list the worker processes", exc_info=True)
+        return []
+
+
+def _kill(pids: list[int]) -> None:
+    """SIGKILL local worker processes (a stop must not wait for a material in flight)."""
+    import signal
+
+    for pid in pids:
+        if pid != os.getpid():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def describe_sources(specs: Sequence[str]) -> dict:

@@ -453,7 +453,7 @@ class Dataset:
 
 
 def open_dataset(path: str | os.PathLike) -> Dataset:
-    """Open a dataset directory for reading.
+    """Open a dataset directory, or a release (:func:`lacbed.dataset.release.open_release`).
 
     The item table is ``metadata.parquet`` plus every record written since (so a dataset can be
     read while a build runs, and only the new records are parsed).
@@ -467,6 +467,10 @@ def open_dataset(path: str | os.PathLike) -> Dataset:
     import zarr
 
     p = Path(path)
+    if (p / "release.json").is_file():
+        from lacbed.dataset.release import open_release
+
+        return open_release(p)
     meta_path = p / "dataset.json"
     if not p.is_dir() or not meta_path.is_file():
         raise DatasetError(

@@ -1,0 +1,315 @@
+"""Releases: pack a working dataset into write-once shards, read it back, splits by prototype.
+
+The working datasets here are built with a fake engine (patterns with an exact 4mm or 2mm
+symmetry, the real projected potential), so these tests exercise the format in seconds. The
+committed release itself is checked in tests/test_release_data.py.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lacbed.crystal import Crystal
+from lacbed.crystal.serialise import crystal_to_record, prototype_label
+from lacbed.dataset import open_dataset
+from lacbed.dataset.build import BuildSettings, build_dataset
+from lacbed.dataset.release import (
+    Release,
+    item_status,
+    open_release,
+    pack_release,
+    plan_release_splits,
+    release_keys,
+)
+from lacbed.dataset.splits import plan_prototype_splits, split_of_prototype
+from lacbed.dataset.store import DatasetError
+from lacbed.errors import SettingsError
+from lacbed.scattering import projected_potential
+from lacbed.structures.entry import Entry
+
+SETTINGS = BuildSettings(size=16, thicknesses_nm=(50.0, 100.0))
+
+
+def rock_salt(cation: str, a: float) -> Crystal:
+    f = [[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]]
+    pos = np.array(f + [[x + 0.5, y, z] for x, y, z in f]) % 1.0
+    return Crystal(
+        a=a,
+        symbols=(cation,) * 4 + ("O",) * 4,
+        positions=pos,
+        occupancies=np.ones(8),
+        b_iso=np.full(8, 0.5),
+        space_group_number=225,
+        space_group="Fm-3m",
+    )
+
+
+def cscl(cation: str, a: float) -> Crystal:
+    return Crystal(
+        a=a,
+        symbols=(cation, "Cl"),
+        positions=np.array([[0, 0, 0], [0.5, 0.5, 0.5]]),
+        occupancies=np.ones(2),
+        b_iso=np.full(2, 0.6),
+        space_group_number=221,
+        space_group="Pm-3m",
+    )
+
+
+def pyrite(a: float) -> Crystal:
+    """FeS2 (Pa-3, m-3: a 2mm bright field), u = 0.385."""
+    u = 0.385
+    fe = [[0, 0, 0], [0.5, 0, 0.5], [0, 0.5, 0.5], [0.5, 0.5, 0]]
+    s0 = [[u, u, u], [-u + 0.5, -u, u + 0.5], [-u, u + 0.5, -u + 0.5], [u + 0.5, -u + 0.5, -u]]
+    s = s0 + [[-x, -y, -z] for x, y, z in s0]
+    pos = np.array(fe + s) % 1.0
+    return Crystal(
+        a=a,
+        symbols=("Fe",) * 4 + ("S",) * 8,
+        positions=pos,
+        occupancies=np.ones(12),
+        b_iso=np.full(12, 0.4),
+        space_group_number=205,
+        space_group="Pa-3",
+    )
+
+
+def make_entries() -> list[Entry]:
+    out = []
+    for i, cat in enumerate(("Mg", "Ca", "Sr", "Ba", "Ni", "Co")):
+        out.append(Entry(f"t:rs-{cat}", rock_salt(cat, 4.2 + 0.2 * i), "test", str(i)))
+    for i, cat in enumerate(("Cs", "Tl", "Rb")):
+        out.append(Entry(f"t:cscl-{cat}", cscl(cat, 4.0 + 0.1 * i), "test", str(i)))
+    out.append(Entry("t:pyrite", pyrite(5.42), "test", "p"))
+    # a derived structure: follows its parent's prototype whatever its own label
+    out.append(
+        Entry("aug:t:rs-Mg|Mg->Zn", rock_salt("Zn", 4.3), "augmented", "d", parent="t:rs-Mg")
+    )
+    return out
+
+
+def fake_pattern(sym: str, size: int, n_t: int, seed: float) -> np.ndarray:
+    u = np.arange(size) - size / 2 + 0.5
+    y, x = np.meshgrid(u, u, indexing="ij")
+    if sym == "4mm":
+        base = np.cos(0.3 * seed * (x**2 + y**2) ** 0.5) + 0.3 * np.cos(0.2 * x) * np.cos(0.2 * y)
+    else:  # mirrors x and y, not the diagonal
+        base = np.cos(0.25 * seed * x) + 0.5 * np.cos(0.6 * y)
+    base = (base - base.min()) / (base.max() - base.min())
+    return np.stack([base * (0.9 - 0.1 * k) for k in range(n_t)]).astype(np.float32)
+
+
+def fake_compute(crystal, settings):
+    sym = crystal.bright_field_symmetry
+    pot = projected_potential(crystal, settings.size, scattering=settings.scattering)
+    pats = fake_pattern(sym, settings.size, len(settings.thicknesses_nm), crystal.a)
+    engine = {"symmetry": sym, "version": "test", "n_strong_max": 30, "budget_capped": False}
+    engine["convergence_estimate"] = 0.02 if "Ba" in crystal.symbols else 0.001
+    return {
+        "status": "ok",
+        "potential": pot.astype(np.float32),
+        "patterns": pats,
+        "engine": engine,
+        "cpu_s": 1.0,
+    }
+
+
+@pytest.fixture(scope="module")
+def entries():
+    return make_entries()
+
+
+@pytest.fixture(scope="module")
+def plan(entries):
+    return plan_release_splits(entries)
+
+
+@pytest.fixture()
+def work(tmp_path, entries):
+    path = tmp_path / "work"
+    build_dataset(path, entries, SETTINGS, workers=1, processes=False, compute=fake_compute)
+    return path
+
+
+def test_pack_round_trip(tmp_path, work, plan, entries):
+    rel_path = tmp_path / "rel"
+    rep = pack_release(work, rel_path, plan=plan)
+    assert (rep.n_ok, rep.n_unconverged, rep.n_failed) == (len(entries) - 1, 1, 0)
+    rel = open_dataset(rel_path)  # the one entry point for both kinds
+    assert isinstance(rel, Release)
+    ws = open_dataset(work)
+    assert len(rel) == len(entries)
+    for _, row in rel.table.iterrows():
+        pot, pat, _ = ws.item(row["key"])
+        got = rel.patterns[int(row["slot"])]
+        assert got.shape == pat.shape and got.dtype == np.float32
+        # float16 storage: relative error <= 2**-11 per pixel
+        np.testing.assert_allclose(got, pat, rtol=2.0**-11, atol=1e-7)
+        np.testing.assert_array_equal(rel.potentials[int(row["slot"])], pot)
+
+
+def test_wedge_and_symmetry_of_stored_patterns(tmp_path, work, plan, entries):
+    pack_release(work, tmp_path / "rel", plan=plan)
+    rel = open_release(tmp_path / "rel")
+    sym_of = {e.key: e.crystal.bright_field_symmetry for e in entries}
+    assert sym_of["t:pyrite"] == "2mm" and sym_of["t:rs-Mg"] == "4mm"
+    for _, row in rel.table.iterrows():
+        w, sym = rel.patterns.wedge(int(row["slot"]))
+        assert w.dtype == np.float16
+        assert sym == sym_of[row["key"]]
+        p = rel.patterns[int(row["slot"])]
+        np.testing.assert_array_equal(p, p[:, :, ::-1])  # mirror x
+        np.testing.assert_array_equal(p, p[:, ::-1, :])  # mirror y
+        if sym == "4mm":
+            np.testing.assert_array_equal(p, np.swapaxes(p, 1, 2))
+        else:
+            assert np.max(np.abs(p - np.swapaxes(p, 1, 2))) > 0.05  # no diagonal mirror
+        assert w.shape[-1] == {"4mm": 8 * 9 // 2, "2mm": 64}[sym]
+
+
+def test_unconverged_kept_out_of_splits(tmp_path, work, plan):
+    pack_release(work, tmp_path / "rel", plan=plan)
+    rel = open_release(tmp_path / "rel")
+    row = rel.table.set_index("key").loc["t:rs-Ba"]
+    assert row["status"] == "unconverged" and pd.isna(row["split"])
+    assert "0.5 %" in next(r["reason"] for r in rel.records if r["key"] == "t:rs-Ba")
+    n_split = sum(len(rel.split_slots(s)) for s in ("train", "val", "test"))
+    assert n_split == len(rel) - 1
+
+
+def test_item_status_rules():
+    ok = {"status": "ok", "engine": {"convergence_estimate": 0.004, "budget_capped": False}}
+    assert item_status(ok) == ("ok", None)
+    assert item_status({"status": "ok", "engine": {"budget_capped": True}})[0] == "unconverged"
+    assert item_status({"status": "ok", "engine": {"convergence_estimate": 0.006}})[0] == (
+        "unconverged"
+    )
+    legacy = {"status": "ok", "engine": {"n_strong_max": 400}}  # engine without an estimate
+    assert item_status(legacy, max_strong=400)[0] == "unconverged"
+    assert item_status(legacy, max_strong=500) == ("ok", None)
+    assert item_status({"status": "failed", "reason": "boom"}) == ("failed", "boom")
+
+
+def test_splits_disjoint_by_prototype_and_derived_follow_parent(tmp_path, work, plan):
+    pack_release(work, tmp_path / "rel", plan=plan)
+    rel = open_release(tmp_path / "rel")
+    t = rel.table[rel.table["split"].notna()]
+    per_proto = t.groupby("prototype")["split"].nunique()
+    assert (per_proto == 1).all()
+    by_key = t.set_index("key")
+    assert by_key.loc["aug:t:rs-Mg|Mg->Zn", "prototype"] == by_key.loc["t:rs-Mg", "prototype"]
+    assert by_key.loc["aug:t:rs-Mg|Mg->Zn", "split"] == by_key.loc["t:rs-Mg", "split"]
+    real_test = t[(t["split"] == "test") & t["parent"].isna()]
+    assert sorted(rel.table.loc[rel.split_slots("test-real"), "key"]) == sorted(real_test["key"])
+    assert by_key.loc["t:rs-Mg", "prototype"] == "AB_225_a_b"
+    assert by_key.loc["t:cscl-Cs", "prototype"] == "AB_221_a_b"
+
+
+def test_pack_is_append_only(tmp_path, work, plan, entries):
+    rel_path = tmp_path / "rel"
+    first = pack_release(work, rel_path, plan=plan, shard_items=4)
+    assert len(first.shards) == 3  # 11 materials, 4 per shard
+    before = {p.name: p.read_bytes() for p in first.shards}
+    again = pack_release(work, rel_path)
+    assert again.shards == [] and again.n_already == len(entries)
+    # more materials built later go into a new shard; the old ones are untouched
+    extra = [Entry("t:rs-Mn", rock_salt("Mn", 4.44), "test", "9")]
+    build_dataset(work, entries + extra, SETTINGS, workers=1, processes=False, compute=fake_compute)
+    more = pack_release(work, rel_path, plan=plan, shard_items=4)
+    assert [p.name for p in more.shards] == ["shard-00003.h5"] and more.n_ok == 1
+    for name, data in before.items():
+        assert (rel_path / "shards" / name).read_bytes() == data
+    assert release_keys(rel_path) == {e.key for e in entries + extra}
+
+
+def test_build_skips_released_materials(tmp_path, work, plan, entries):
+    pack_release(work, tmp_path / "rel", plan=plan)
+    keys = release_keys(tmp_path / "rel")
+    computed = []
+
+    def progress(done, total, key, status):
+        if key:
+            computed.append(key)
+
+    extra = [Entry("t:rs-Mn", rock_salt("Mn", 4.44), "test", "9")]
+    rep = build_dataset(
+        tmp_path / "work2",
+        entries + extra,
+        SETTINGS,
+        workers=1,
+        processes=False,
+        compute=fake_compute,
+        progress=progress,
+        skip_keys=keys,
+    )
+    assert computed == ["t:rs-Mn"] and rep.n_released == len(entries) and rep.n_ok == 1
+
+
+def test_settings_mismatch_refused(tmp_path, work, plan, entries):
+    pack_release(work, tmp_path / "rel", plan=plan)
+    other = tmp_path / "work-other"
+    settings = BuildSettings(size=16, thicknesses_nm=(50.0, 100.0), voltage_kv=300.0)
+    build_dataset(other, entries[:2], settings, workers=1, processes=False, compute=fake_compute)
+    with pytest.raises(SettingsError, match="new release"):
+        pack_release(other, tmp_path / "rel")
+
+
+def test_broken_inputs_refused(tmp_path, work, plan):
+    with pytest.raises(DatasetError, match="splits"):
+        pack_release(work, tmp_path / "no-plan")
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "x.txt").write_text("x")
+    with pytest.raises(DatasetError, match="not a lacbed release"):
+        pack_release(work, tmp_path / "junk", plan=plan)
+    with pytest.raises(DatasetError, match="not a lacbed release"):
+        open_release(tmp_path / "junk")
+    assert not (tmp_path / "no-plan").exists()  # nothing half-made
+
+
+def test_pack_refuses_a_record_that_does_not_rebuild_its_potential(tmp_path, work, plan):
+    items = sorted((work / "items").glob("t_rs-Mg*.json"))
+    rec = json.loads(items[0].read_text())
+    rec["crystal"]["a"] = rec["crystal"]["a"] * 1.01
+    items[0].write_text(json.dumps(rec))
+    with pytest.raises(DatasetError, match="potential rebuilt"):
+        pack_release(work, tmp_path / "rel", plan=plan)
+
+
+def test_pack_refuses_a_pattern_without_its_symmetry(tmp_path, entries, plan):
+    def broken(crystal, settings):
+        out = fake_compute(crystal, settings)
+        out["patterns"][:, 0, 1] += 0.01  # breaks 4mm and 2mm
+        return out
+
+    build_dataset(tmp_path / "w", entries[:1], SETTINGS, workers=1, processes=False, compute=broken)
+    with pytest.raises(DatasetError, match="breaks its 4mm symmetry"):
+        pack_release(tmp_path / "w", tmp_path / "rel", plan=plan)
+
+
+def test_plan_holds_fractions_by_count_and_big_prototypes_train():
+    rng = np.random.default_rng(0)
+    labels = {}
+    sizes = [300, 200, 120] + list(rng.integers(1, 12, size=400))
+    for p, n in enumerate(sizes):
+        for i in range(n):
+            labels[f"k{p}-{i}"] = f"P{p}"
+    plan = plan_prototype_splits(labels)
+    total = len(labels)
+    for name, f in zip(("train", "val", "test"), (0.85, 0.10, 0.05), strict=True):
+        assert abs(plan["counts"][name] / total - f) < 0.005
+    assert all(plan["prototypes"][f"P{p}"] == "train" for p in range(3))
+    assert plan == plan_prototype_splits(dict(reversed(list(labels.items()))))  # order-free
+    # a prototype the plan never saw falls back to a stable hash
+    assert split_of_prototype("NEW_1_a", plan) == split_of_prototype("NEW_1_a", plan)
+
+
+def test_prototype_labels_of_known_structures():
+    assert prototype_label(rock_salt("Mg", 4.2)) == "AB_225_a_b"
+    assert prototype_label(cscl("Cs", 4.1)) == "AB_221_a_b"
+    assert prototype_label(pyrite(5.42)) == "AB2_205_a_c"
+    rec = crystal_to_record(pyrite(5.42))
+    assert json.loads(json.dumps(rec)) == rec
