@@ -149,3 +149,40 @@ def test_build_cli_real_engine(tmp_path):
     assert (
         np.all(np.isfinite(pats)) and np.all(pats >= 0) and np.all(pats <= 1.0 + 1e-6)
     )  # |ψ₀|² ≤ 1
+
+
+def test_pack_info_and_build_against_a_release(tmp_path, monkeypatch, capsys):
+    """build → pack (plans the prototype splits from the sources) → info → build --release."""
+    from test_release import fake_compute
+
+    real = build_mod.build_dataset
+    computed = []
+
+    def threaded(path, entries, settings, **kw):
+        kw.update(processes=False, compute=fake_compute)
+        rep = real(path, entries, settings, **kw)
+        computed.append(rep.n_ok)
+        return rep
+
+    monkeypatch.setattr(build_mod, "build_dataset", threaded)
+    work, rel = tmp_path / "work", tmp_path / "rel"
+    build = ["dataset", "build", "-o", str(work), "--source", "examples", "--size", "16", "-q"]
+    run_cli(build)
+    run_cli(["dataset", "pack", str(work), "--release", str(rel), "-q"])
+    out = capsys.readouterr().out
+    assert "10 converged" in out and "1 new shard" in out
+    assert (rel / "README.md").read_text().startswith("# lacbed cubic LACBED dataset, release 1")
+    plan = json.loads((rel / "splits.json").read_text())
+    assert len(plan["groups"]) == 10  # the ten examples, each a real structure
+    run_cli(["dataset", "info", str(rel), "--format", "json"])
+    d = json.loads(capsys.readouterr().out)
+    assert d["converged"] == 10 and d["shards"] == 1 and d["real_structures_planned"] == 10
+    assert sum(d["splits"][s] for s in ("train", "val", "test")) == 10
+    run_cli(["dataset", "info", str(rel)])
+    assert "10 converged (10 of 10 real structures)" in capsys.readouterr().out
+    # a new working store against the release computes nothing
+    run_cli([*build[:3], str(tmp_path / "work2"), *build[4:], "--release", str(rel)])
+    assert computed[-1] == 0
+    with pytest.raises(SystemExit) as exc:
+        main([*build, "--release", str(tmp_path)])
+    assert exc.value.code == 2 and "not a lacbed release" in capsys.readouterr().err

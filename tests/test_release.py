@@ -313,3 +313,36 @@ def test_prototype_labels_of_known_structures():
     assert prototype_label(pyrite(5.42)) == "AB2_205_a_c"
     rec = crystal_to_record(pyrite(5.42))
     assert json.loads(json.dumps(rec)) == rec
+
+
+def test_failed_material_final_unless_retried(tmp_path, entries, plan):
+    def flaky(crystal, settings):
+        if "Co" in crystal.symbols:
+            return {"status": "failed", "reason": "LinAlgError: did not converge"}
+        return fake_compute(crystal, settings)
+
+    work, rel_path = tmp_path / "w", tmp_path / "rel"
+    build_dataset(work, entries, SETTINGS, workers=1, processes=False, compute=flaky)
+    assert pack_release(work, rel_path, plan=plan).n_failed == 1
+    rel = open_release(rel_path)
+    assert "t:rs-Co" in set(rel.failures["key"]) and "t:rs-Co" not in set(rel.table["key"])
+    # a plain rerun does not retry it ...
+    rep = build_dataset(work, entries, SETTINGS, workers=1, processes=False, compute=fake_compute)
+    assert rep.n_ok == 0 and pack_release(work, rel_path).shards == []
+    # ... asking does; the new record wins over the released failure
+    rep = build_dataset(
+        work,
+        entries,
+        SETTINGS,
+        workers=1,
+        processes=False,
+        compute=fake_compute,
+        retry_failed=True,
+    )
+    assert rep.n_ok == 1
+    again = pack_release(work, rel_path)
+    assert again.n_ok == 1 and len(again.shards) == 1
+    rel = open_release(rel_path)
+    assert "t:rs-Co" in set(rel.table["key"]) and "t:rs-Co" not in set(rel.failures["key"])
+    assert len(rel.records) == len(entries)
+    assert release_keys(rel_path, failed=False) == {e.key for e in entries}

@@ -185,6 +185,10 @@ def build(
         Path | None,
         typer.Option("--release", help="Skip every material already in this release folder."),
     ] = None,
+    retry_failed: Annotated[
+        bool,
+        typer.Option("--retry-failed", help="Compute again the materials recorded as failed."),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Build (or resume) a dataset: one Dask task per material, results written atomically.
@@ -231,7 +235,7 @@ def build(
 
         if not is_release(release):
             raise SettingsError(f"--release {release} is not a lacbed release (no release.json)")
-        skip = release_keys(release)
+        skip = release_keys(release, failed=not retry_failed)
     res = load_sources(source, use_cache=not no_cache, seed=seed)
     info = describe_sources(source)
     info["skipped_at_load"] = dict(res.skipped)
@@ -249,6 +253,7 @@ def build(
             info=info,
             rejected=res.rejected,
             skip_keys=skip,
+            retry_failed=retry_failed,
         )
     except KeyboardInterrupt:
         bar.close()

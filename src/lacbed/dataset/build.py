@@ -320,6 +320,7 @@ def build_dataset(
     finalize_every: int = 500,
     connect_timeout_s: float = 30.0,
     skip_keys: frozenset[str] | set[str] = frozenset(),
+    retry_failed: bool = False,
 ) -> BuildReport:
     """Build (or resume) a dataset.
 
@@ -361,6 +362,9 @@ def build_dataset(
     skip_keys : set of str
         Keys never to compute (the materials of a release, :func:`lacbed.dataset.release.
         release_keys`); they count as done in the progress and the report (``n_released``).
+    retry_failed : bool
+        Compute again the materials recorded as failed (their record is replaced); by default a
+        failure is final.
 
     Returns
     -------
@@ -387,7 +391,7 @@ def build_dataset(
         info=info,
     )
     records = writer.records()
-    done = {r["key"] for r in records}
+    done = {r["key"] for r in records if r.get("status") == "ok" or not retry_failed}
     used = {r["key"]: int(r["slot"]) for r in records if r.get("status") == "ok"}
     todo = sorted((e for e in work if e.key not in done), key=lambda e: e.key)
     report = BuildReport(

@@ -127,15 +127,19 @@ def _read_shard_index(shard: Path) -> tuple[list[str], list[dict]]:
     return keys, recs
 
 
-def release_keys(path: str | os.PathLike) -> set[str]:
-    """Keys of every material in a release (any status); empty when ``path`` is no release."""
+def release_keys(path: str | os.PathLike, *, failed: bool = True) -> set[str]:
+    """Keys of the materials in a release; empty when ``path`` is no release.
+
+    ``failed=False`` leaves out the materials whose latest record is a failure (to retry them).
+    """
     p = Path(path)
     if not is_release(p):
         return set()
-    out: set[str] = set()
+    status: dict[str, str] = {}
     for shard in _shard_paths(p):
-        out.update(_read_shard_index(shard)[0])
-    return out
+        keys, recs = _read_shard_index(shard)
+        status.update((k, r["status"]) for k, r in zip(keys, recs, strict=True))
+    return {k for k, st in status.items() if failed or st != "failed"}
 
 
 @dataclass
@@ -306,8 +310,9 @@ def pack_release(
 ) -> PackReport:
     """Move the finished materials of a working dataset into new shards of a release.
 
-    Materials already in the release are skipped (a material is never packed twice and no shard
-    is ever rewritten). Every packed pattern is checked: finite, with the symmetry the engine
+    Materials already in the release are skipped and no shard is ever rewritten; a released
+    failure that a later build computed (``--retry-failed``) is packed again, and the newer
+    record wins when the release is read. Every packed pattern is checked: finite, with the symmetry the engine
     used, and the potential rebuilt from the stored crystal record equal to the one the build
     computed.
 
@@ -343,8 +348,14 @@ def pack_release(
     elif plan is None:
         raise DatasetError(f"{rel} has no splits.json; plan the splits first (`--plan-splits`)")
     done = release_keys(rel)
+    done_ok = release_keys(rel, failed=False)
     recs = sorted(read_records(work), key=lambda r: r["key"])
-    new = [r for r in recs if r["key"] not in done]
+    # new materials, and released failures that a retried build has now computed
+    new = [
+        r
+        for r in recs
+        if r["key"] not in done or (r["key"] not in done_ok and r.get("status") == "ok")
+    ]
     report = PackReport(n_already=len(recs) - len(new))
     rel.mkdir(parents=True, exist_ok=True)
     if not is_release(rel):
@@ -365,6 +376,23 @@ def pack_release(
             setattr(report, f"n_{st}", getattr(report, f"n_{st}") + 1)
         log.info("wrote %s (%d materials)", shard, len(items))
     return report
+
+
+def _read_shard(shard: Path) -> list[tuple[dict, tuple[Path, str, int] | None]]:
+    """Records of a shard, each with where its wedge is (shard, symmetry, row) or None."""
+    import h5py
+
+    try:
+        _, recs = _read_shard_index(shard)
+        loc: dict[int, tuple[Path, str, int]] = {}
+        with h5py.File(shard, "r") as f:
+            for sym in _SYMMETRIES:
+                if f"row_{sym}" in f:
+                    for j, r in enumerate(f[f"row_{sym}"][()]):
+                        loc[int(r)] = (shard, sym, j)
+    except (OSError, KeyError, ValueError) as exc:
+        raise DatasetError(f"{shard} cannot be read: {exc}") from None
+    return [(rec, loc.get(i)) for i, rec in enumerate(recs)]
 
 
 class _Potentials:
@@ -489,8 +517,6 @@ def open_release(path: str | os.PathLike) -> Release:
     DatasetError
         If ``path`` is not a release or a shard cannot be read.
     """
-    import h5py
-
     p = Path(path)
     if not is_release(p):
         raise DatasetError(f"{p} is not a lacbed release (no release.json)")
@@ -498,36 +524,21 @@ def open_release(path: str | os.PathLike) -> Release:
     if meta.get("format") != RELEASE_FORMAT or meta.get("format_version") != FORMAT_VERSION:
         raise DatasetError(f"{p}/release.json is not a release of format {FORMAT_VERSION}")
     plan = _read_json(p / "splits.json") if (p / "splits.json").is_file() else {}
-    records, stored, failed, where = [], [], [], []
+    latest: dict[str, tuple[dict, tuple[Path, str, int] | None]] = {}
     for shard in _shard_paths(p):
-        try:
-            _, recs = _read_shard_index(shard)
-            with h5py.File(shard, "r") as f:
-                row_of = {
-                    int(r): sym
-                    for sym in _SYMMETRIES
-                    if f"row_{sym}" in f
-                    for r in f[f"row_{sym}"][()]
-                }
-                pos = {
-                    sym: {int(r): i for i, r in enumerate(f[f"row_{sym}"][()])}
-                    for sym in _SYMMETRIES
-                    if f"row_{sym}" in f
-                }
-        except (OSError, KeyError, ValueError) as exc:
-            raise DatasetError(f"{shard} cannot be read: {exc}") from None
-        for i, rec in enumerate(recs):
-            records.append(rec)
-            if i not in row_of:
-                failed.append(rec)
-                continue
-            sym = row_of[i]
-            row = dict(rec, slot=len(stored))
-            split = split_of_prototype(rec["prototype"], plan) if rec["status"] == "ok" else None
-            row["split"] = split
-            row["test_real"] = split == "test" and not rec.get("parent")
-            stored.append(row)
-            where.append((shard, sym, pos[sym][i]))
+        for rec, loc in _read_shard(shard):
+            latest[rec["key"]] = (rec, loc)  # a later shard's record wins (a retried failure)
+    records, stored, failed, where = [], [], [], []
+    for rec, loc in latest.values():
+        records.append(rec)
+        if loc is None:
+            failed.append(rec)
+            continue
+        split = split_of_prototype(rec["prototype"], plan) if rec["status"] == "ok" else None
+        row = dict(rec, slot=len(stored), split=split)
+        row["test_real"] = split == "test" and not rec.get("parent")
+        stored.append(row)
+        where.append(loc)
     table = _table(stored)
     if len(table):
         table = table.sort_values("key", kind="stable").reset_index(drop=True)
