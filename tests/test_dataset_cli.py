@@ -153,8 +153,10 @@ def test_build_cli_real_engine(tmp_path):
 
 def test_pack_info_and_build_against_a_release(tmp_path, monkeypatch, capsys):
     """build → pack (plans the prototype splits from the sources) → info → build --release."""
-    from test_release import fake_compute
+    import lacbed.dataset.release as release_mod
+    from test_release import fake_compute, fake_simulate
 
+    monkeypatch.setattr(release_mod, "resimulate", fake_simulate)
     real = build_mod.build_dataset
     computed = []
 

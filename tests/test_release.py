@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import lacbed.dataset.release as release_mod
 from lacbed.crystal import Crystal
 from lacbed.crystal.serialise import crystal_to_record, prototype_label
 from lacbed.dataset import open_dataset
@@ -116,6 +117,19 @@ def fake_compute(crystal, settings):
         "engine": engine,
         "cpu_s": 1.0,
     }
+
+
+def fake_simulate(record, size, thicknesses_nm, settings):
+    """The fake engine as the release's engine check sees it (agrees with fake_compute)."""
+    from lacbed.crystal.serialise import crystal_from_record
+
+    crystal = crystal_from_record(record["crystal"])
+    return fake_pattern(crystal.bright_field_symmetry, size, len(thicknesses_nm), crystal.a)
+
+
+@pytest.fixture(autouse=True)
+def _fake_engine_check(monkeypatch):
+    monkeypatch.setattr(release_mod, "resimulate", fake_simulate)
 
 
 @pytest.fixture(scope="module")
@@ -346,3 +360,29 @@ def test_failed_material_final_unless_retried(tmp_path, entries, plan):
     assert "t:rs-Co" in set(rel.table["key"]) and "t:rs-Co" not in set(rel.failures["key"])
     assert len(rel.records) == len(entries)
     assert release_keys(rel_path, failed=False) == {e.key for e in entries}
+
+
+def test_engine_check_recorded_and_refuses_changed_physics(tmp_path, work, plan, entries):
+    rel_path = tmp_path / "rel"
+    rep = pack_release(work, rel_path, plan=plan)
+    (check,) = rep.engine_checks  # one engine revision in the working store
+    assert len(check["materials"]) == 2 and check["max_z"] < 1e-6
+    meta = json.loads((rel_path / "release.json").read_text())
+    assert meta["engine_checks"] == [check]
+
+    # a later build by an engine whose physics changed: its items are refused
+    def changed(crystal, settings):
+        out = fake_compute(crystal, settings)
+        out["patterns"] = out["patterns"] ** 1.5
+        out["engine"]["revision"] = "new-physics"
+        return out
+
+    extra = [Entry("t:rs-Mn", rock_salt("Mn", 4.44), "test", "9")]
+    build_dataset(work, entries + extra, SETTINGS, workers=1, processes=False, compute=changed)
+    items = sorted((work / "items").glob("t_rs-Mn*.json"))
+    rec = json.loads(items[0].read_text())
+    rec["engine"]["revision"] = "new-physics"  # the build stamps its own revision
+    items[0].write_text(json.dumps(rec))
+    with pytest.raises(DatasetError, match="new release version"):
+        pack_release(work, rel_path)
+    assert release_keys(rel_path) == {e.key for e in entries}  # nothing packed

@@ -421,6 +421,13 @@ def pack(
     datasheet: Annotated[
         bool, typer.Option("--datasheet/--no-datasheet", help="Regenerate REL/README.md.")
     ] = True,
+    engine_check: Annotated[
+        bool,
+        typer.Option(
+            "--engine-check/--no-engine-check",
+            help="Re-simulate a few materials of each new engine revision (Z <= 0.1 %).",
+        ),
+    ] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
     """Move the finished materials of a working dataset into new, write-once release shards.
@@ -438,7 +445,15 @@ def pack(
         plan = _plan_from_sources(work, quiet=quiet)
     elif not is_release(release) and not quiet:
         typer.echo(f"using the split plan in {release / 'splits.json'}", err=True)
-    report = pack_release(work, release, plan=plan, shard_items=shard_items)
+    report = pack_release(
+        work, release, plan=plan, shard_items=shard_items, check_engine=engine_check
+    )
+    for c in report.engine_checks:
+        typer.echo(
+            f"engine revision {c['revision']}: {len(c['materials'])} materials re-simulated "
+            f"with {c['checked_with']}, max Z = {100 * c['max_z']:.2g} %",
+            err=True,
+        )
     if datasheet:
         from lacbed.dataset.datasheet import write_datasheet
 

@@ -70,6 +70,10 @@ CONVERGENCE_LIMIT: float = 0.005
 #: (the engine fills the pattern by exact copies; float32 storage is exact for copies).
 SYMMETRY_TOL: float = 1e-6
 _SYMMETRIES = ("4mm", "2mm", "1")
+#: Items of engine revisions whose outputs agree to this Z [fraction] belong to one release.
+ENGINE_AGREEMENT: float = 0.001
+#: Materials re-simulated per side (new items of a revision, released items) by the engine check.
+ENGINE_CHECK_ITEMS: int = 2
 
 
 def is_release(path: str | os.PathLike) -> bool:
@@ -156,6 +160,8 @@ class PackReport:
         New shard files.
     bytes_written : int
         Size of the new shards [bytes].
+    engine_checks : list of dict
+        Engine revisions checked by this pack (revision, materials, max Z).
     """
 
     n_ok: int = 0
@@ -164,6 +170,7 @@ class PackReport:
     n_already: int = 0
     shards: list[Path] = field(default_factory=list)
     bytes_written: int = 0
+    engine_checks: list[dict] = field(default_factory=list)
 
 
 def _release_meta(ds: Dataset, release_version: str) -> dict:
@@ -266,6 +273,76 @@ def _shard_items(ds: Dataset, recs: list[dict], plan: dict) -> list[dict]:
     return out
 
 
+def resimulate(record: dict, size: int, thicknesses_nm, settings: dict) -> np.ndarray:
+    """Pattern (T, S, S) of a record's crystal computed now, at the recorded settings."""
+    from lacbed.crystal.serialise import crystal_from_record
+    from lacbed.dataset.build import BuildSettings
+    from lacbed.simulate import simulate_lacbed
+
+    bs = BuildSettings(size=size, thicknesses_nm=tuple(thicknesses_nm), **settings)
+    crystal = crystal_from_record(record["crystal"])
+    pat = simulate_lacbed(crystal, bs.thicknesses_nm, n_jobs=1, **bs.simulate_kwargs())
+    return np.asarray(pat.intensities, dtype=np.float64).reshape(len(bs.thicknesses_nm), size, size)
+
+
+def _sample(recs: list[dict], k: int, seed: str) -> list[dict]:
+    """``k`` of the cheaper half (recorded CPU time) of ``recs``, chosen by a seeded hash."""
+    import hashlib
+
+    ok = sorted(recs, key=lambda r: (r.get("cpu_s") or 0.0, r["key"]))
+    cheap = ok[: max(k, (len(ok) + 1) // 2)]
+    return sorted(cheap, key=lambda r: hashlib.sha256((seed + r["key"]).encode()).hexdigest())[:k]
+
+
+def _engine_checks(ds: Dataset, new: list[dict], rel: Path, meta: dict, simulate) -> list[dict]:  # noqa: ANN001
+    """Check that the engine revisions of ``new`` items agree with the released ones.
+
+    Every revision not yet checked: :data:`ENGINE_CHECK_ITEMS` of its new items and as many
+    released materials are re-simulated with the code running now; all must agree with their
+    stored patterns to Z ≤ :data:`ENGINE_AGREEMENT` (new ≈ now ≈ released), otherwise the
+    physics changed and the items belong to a new release.
+    """
+    from lacbed.dataset.build import source_revision
+    from lacbed.metrics import z_score
+
+    checked = {c["revision"] for c in meta.get("engine_checks", [])}
+    by_rev: dict[str, list[dict]] = {}
+    for r in new:
+        if r.get("status") == "ok":
+            by_rev.setdefault(str((r.get("engine") or {}).get("revision")), []).append(r)
+    released = open_release(rel) if is_release(rel) and _shard_paths(rel) else None
+    out = []
+    size, th, settings = ds.size, ds.thicknesses_nm, ds.settings["settings"]
+    for rev in sorted(set(by_rev) - checked):
+        zs = []
+        for r in _sample(by_rev[rev], ENGINE_CHECK_ITEMS, rev):
+            stored = np.asarray(ds.patterns[int(r["slot"])], dtype=np.float64)
+            zs.append((r["key"], float(np.max(z_score(simulate(r, size, th, settings), stored)))))
+        if released is not None:
+            ok = [r for r in released.records if r["status"] == "ok"]
+            slot = dict(zip(released.table["key"], released.table["slot"], strict=True))
+            for r in _sample(ok, ENGINE_CHECK_ITEMS, rev):
+                stored = released.patterns[int(slot[r["key"]])]
+                z = z_score(simulate(r, size, th, settings), stored)
+                zs.append((r["key"], float(np.max(z))))
+        worst = max(zs, key=lambda kz: kz[1]) if zs else ("", 0.0)
+        if worst[1] > ENGINE_AGREEMENT:
+            raise DatasetError(
+                f"items of engine revision {rev} are not what this lacbed computes: "
+                f"{worst[0]} differs by Z = {100 * worst[1]:.3f} % (> {100 * ENGINE_AGREEMENT:g} %); "
+                "a change of physics starts a new release version"
+            )
+        out.append(
+            {
+                "revision": rev,
+                "checked_with": source_revision(),
+                "materials": [k for k, _ in zs],
+                "max_z": worst[1],
+            }
+        )
+    return out
+
+
 def _write_shard(path: Path, items: list[dict]) -> None:
     import h5py
 
@@ -307,6 +384,8 @@ def pack_release(
     plan: dict | None = None,
     release_version: str = "1",
     shard_items: int = SHARD_ITEMS,
+    check_engine: bool = True,
+    simulate=None,  # noqa: ANN001 (callable)
 ) -> PackReport:
     """Move the finished materials of a working dataset into new shards of a release.
 
@@ -329,6 +408,14 @@ def pack_release(
         Version of a new release (ignored when the release exists).
     shard_items : int
         Most materials per shard.
+    check_engine : bool
+        Re-simulate a few new and released materials of every engine revision not yet checked
+        (:data:`ENGINE_CHECK_ITEMS` each) and refuse to pack when they differ from the stored
+        patterns by more than Z = :data:`ENGINE_AGREEMENT`; the checks are kept in
+        ``release.json`` (``engine_checks``).
+    simulate : callable, optional
+        ``simulate(record, size, thicknesses_nm, settings) -> (T, S, S)`` used by the check
+        (default :func:`resimulate`: the engine as it is now).
 
     Returns
     -------
@@ -357,8 +444,14 @@ def pack_release(
         if r["key"] not in done or (r["key"] not in done_ok and r.get("status") == "ok")
     ]
     report = PackReport(n_already=len(recs) - len(new))
+    if is_release(rel):
+        meta = _read_json(rel / "release.json")
+    sim = simulate or resimulate
+    checks = _engine_checks(ds, new, rel, meta, sim) if check_engine else []
+    report.engine_checks = checks
     rel.mkdir(parents=True, exist_ok=True)
-    if not is_release(rel):
+    if checks or not is_release(rel):
+        meta["engine_checks"] = [*meta.get("engine_checks", []), *checks]
         _write_json(rel / "release.json", meta)
     if not (rel / "splits.json").is_file():
         _write_json(rel / "splits.json", plan)
