@@ -14,14 +14,8 @@ from lacbed.crystal import Crystal
 from lacbed.errors import LacbedError, SettingsError
 from lacbed.scattering import reflections_within, scattering_factor, structure_factors
 
-REFERENCE = Path("/work/shared/reference")
-for _parent in Path(__file__).resolve().parents:
-    if (_parent / "shared" / "reference" / "structure_factors.json").exists():
-        REFERENCE = _parent / "shared" / "reference"
-        break
-needs_ref = pytest.mark.skipif(
-    not (REFERENCE / "structure_factors.json").exists(), reason="shared reference data not present"
-)
+# reference values ship with the tests (tests/data/PROVENANCE.md); a missing file fails
+REFERENCE = Path(__file__).resolve().parent / "data"
 
 FCC = np.array([[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
 
@@ -78,7 +72,6 @@ def _reference_rows():
 TABLE_KEYS = {"kirkland": "kirkland", "lobato": "lobato", "peng": "peng", "doyle-turner": "DT"}
 
 
-@needs_ref
 @pytest.mark.parametrize("parametrization", list(TABLE_KEYS))
 def test_reference_magnitudes(parametrization):
     lattice, rows = _reference_rows()
@@ -110,7 +103,6 @@ def _felix():
     return data[:, :3].astype(int), data[:, 3:5], data[:, 5], data[:, 6]
 
 
-@needs_ref
 def test_bird_king_matches_felix():
     """Felix's columns 6-7 are Re and Im of its complex potential U_g + iU′_g."""
     hkl, g2pi, re_u, im_u = _felix()
