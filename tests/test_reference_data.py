@@ -26,7 +26,8 @@ def test_provenance_lists_the_reference_files():
     # the Felix Si [001] run and the structure-factor table (see PROVENANCE.md)
     assert "structure_factors.json" in names
     assert "felix/Si_001/I_p0p0p0_stack.npy" in names and "felix/Si_001/felix.inp" in names
-    assert len(names) == 7
+    assert "ml/default_model_Si_100nm.npy" in names
+    assert len(names) == 8
 
 
 @pytest.mark.parametrize(("name", "sha256"), sorted(_checksums().items()))
