@@ -234,3 +234,53 @@ def test_progress_callback_drives_a_bar(tmp_path, monkeypatch):
     out = tmp_path / "x.npy"
     assert run([str(CIF), "-o", str(out), "--thickness", "50", "--size", "16"]) == 0
     assert seen == [True, True, True] and out.exists()
+
+
+def test_version_flag(capsys):
+    from lacbed import __version__
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code in (0, None)
+    assert capsys.readouterr().out.strip() == __version__
+
+
+@pytest.mark.parametrize("where", ["under_a_file", "a_directory"])
+def test_unwritable_output_fails_before_any_work(tmp_path, engine, capsys, where):
+    blocker = tmp_path / "not_a_folder.txt"
+    blocker.write_text("x")
+    out = blocker / "si.npy" if where == "under_a_file" else tmp_path / "folder.npy"
+    if where == "a_directory":
+        out.mkdir()
+    assert run([str(CIF), "-o", str(out), "--thickness", "50", "--size", "16"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lacbed: error: cannot write") and len(err.splitlines()) == 1
+    assert str(out) in err and ".part" not in err  # names the user's path, not a temporary file
+    assert engine.calls == []  # nothing was simulated
+    assert {p.name for p in tmp_path.iterdir()} <= {"folder.npy", "not_a_folder.txt"}
+    assert not out.is_file()
+
+
+@pytest.mark.parametrize(
+    ("suffix", "thicknesses", "said"),
+    [
+        (".npy", ["50"], "(16×16 float32,"),
+        (".npy", ["50", "100"], "(2×16×16 float32,"),
+        (".h5", ["50"], "(1×16×16 float32,"),
+        (".png", ["50", "100"], "(2 panels of 16×16,"),
+    ],
+)
+def test_summary_states_the_shape_written(tmp_path, engine, capsys, suffix, thicknesses, said):
+    out = tmp_path / f"si{suffix}"
+    assert run([str(CIF), "-o", str(out), "--thickness", *thicknesses, "--size", "16"]) == 0
+    assert said in capsys.readouterr().out
+    if suffix == ".npy":
+        shape = said.strip("(,").split()[0]
+        assert "×".join(map(str, np.load(out).shape)) == shape
+
+
+def test_help_states_the_npy_shapes(capsys):
+    with pytest.raises(SystemExit):
+        main(["simulate", "--help"])
+    text = " ".join(capsys.readouterr().out.replace("│", " ").split())
+    assert "(size, size) for one thickness" in text and "(n_thickness, size, size)" in text

@@ -427,3 +427,20 @@ def test_zipped_install_finds_the_model_and_examples(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["resae", "[100.0]"]
+
+
+def test_predict_png_is_drawn_like_simulate():
+    """Axes in mrad with the zone axis at 0, a colour bar and the thickness on every panel."""
+    from lacbed.constants import wavelength
+    from lacbed.plotting.ml import plot_predictions
+
+    pred = np.random.default_rng(0).normal(size=(2, 16, 16))
+    fig = plot_predictions(pred, ["Si", "Cu"], [5.431, 3.615], thickness_nm=75.0)
+    images = [ax for ax in fig.axes if ax.get_images()]
+    assert len(images) == 2 and len(fig.axes) == 4  # two panels, two colour bars
+    for ax, a in zip(images, [5.431, 3.615], strict=True):
+        assert "t = 75 nm" in ax.get_title() and ax.get_xlabel() == "x [100] (mrad)"
+        left, right, bottom, top = ax.get_images()[0].get_extent()
+        edge = 1e3 * wavelength(200e3) * 4 / a  # W = 4/a [1/Å] as a tilt [mrad]
+        assert right == pytest.approx(edge) and left == pytest.approx(-edge)
+        assert bottom == pytest.approx(-edge) and top == pytest.approx(edge)
