@@ -1,6 +1,6 @@
 """Benchmark the Bloch-wave engine on the Felix Si [001] reference case (issue 3).
 
-Runs ``simulate_lacbed`` with the settings of ``reference/felix/Si_001/felix.inp`` (the same
+Runs ``simulate_lacbed`` with the settings of ``tests/data/felix/Si_001/felix.inp`` (the same
 path as ``lacbed simulate --felix-inp``) and reports
 
 1. total time, split into the engine's stages (``pattern.timings``);
@@ -22,6 +22,7 @@ Usage (from the repository root; the machine is shared, so run it niced)::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -32,11 +33,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-FELIX_DIR = None
-for _p in (ROOT.parent / "shared" / "reference" / "felix" / "Si_001",):
-    if _p.exists():
-        FELIX_DIR = _p
-FELIX_TIME_S = 149.0  # Felix v1.3 on 2 cores for this case (reference/README.md)
+FELIX_DIR = ROOT / "tests" / "data" / "felix" / "Si_001"  # see tests/data/PROVENANCE.md
+FELIX_TIME_S = 149.0  # Felix v1.3 on 2 cores for this case (tests/data/PROVENANCE.md)
 #: Felix's CPU time per pixel against strong beams, measured on this kind of machine
 #: (PHYSICS.md §11); × 128² pixels / 2 cores estimates its wall time at that beam count.
 FELIX_CPU_PER_PIXEL_S = {100: 0.018, 200: 0.078, 300: 0.21}
@@ -169,8 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         write_markdown(json.loads(Path(args.out_json).read_text()))
         return 0
 
-    if FELIX_DIR is None:
-        print("Felix reference data not found", file=sys.stderr)
+    if not (FELIX_DIR / "felix.inp").is_file():
+        print(f"Felix reference data not found in {FELIX_DIR}", file=sys.stderr)
         return 1
     import lacbed
     from lacbed.crystal import load_crystal
@@ -179,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
 
     felix = read_felix_inp(FELIX_DIR / "felix.inp")
     crystal = felix.apply_debye_waller(load_crystal(FELIX_DIR / "felix.cif"))
+    # record the input relative to the repository, not this machine's absolute path
+    crystal = dataclasses.replace(crystal, source=str((FELIX_DIR / "felix.cif").relative_to(ROOT)))
     kw = felix.simulation_kwargs()
     ref = np.load(FELIX_DIR / "I_p0p0p0_stack.npy")  # (3, 128, 128)
     ref_t_nm = np.load(FELIX_DIR / "thickness_A.npy") / 10.0

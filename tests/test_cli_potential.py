@@ -65,7 +65,7 @@ def _csv_rows(text):
 
 
 def test_factors_csv_stdout(capsys):
-    code, out, _ = run(["factors", SI, "--max-g", "0.6"], capsys)
+    code, out, _ = run(["factors", SI, "--max-g", "0.6", "--sort", "g"], capsys)
     assert code == 0
     rows = _csv_rows(out)
     assert list(rows[0]) == KEYS
@@ -177,3 +177,27 @@ def test_origin_shift_in_cif_translates_image(tmp_path):
     )
     # 1e-4 V·Å: the CIF stores coordinates to a finite number of digits
     assert best < 1e-4
+
+
+def test_factors_strongest_first_zeros_last(tmp_path, capsys):
+    out = tmp_path / "f.json"
+    assert run(["factors", SI, "--max-g", "1.2", "-o", out], capsys)[0] == 0
+    rows = json.loads(out.read_text())
+    strength = np.array([abs(complex(r["U_re"], r["U_im"])) for r in rows])
+    # non-increasing (10-figure ties of symmetry-equivalent reflections aside)
+    assert np.all(np.diff(strength) <= 1e-10 * strength[0])
+    first = [(r["h"], r["k"], r["l"]) for r in rows[:9]]
+    assert first[0] == (0, 0, 0) and {tuple(sorted(map(abs, h))) for h in first[1:]} == {(1, 1, 1)}
+    n_zero = int(np.sum(strength == 0))
+    assert n_zero > 0 and np.all(strength[-n_zero:] == 0)  # forbidden reflections at the end
+    # --sort g: the |g| order, 000 first
+    assert run(["factors", SI, "--max-g", "1.2", "--sort", "g", "-o", out], capsys)[0] == 0
+    g = np.array([r["g"] for r in json.loads(out.read_text())])
+    assert np.all(np.diff(g) >= -1e-12) and len(g) == len(rows)  # |g| to round-off
+
+
+def test_factors_unwritable_output(tmp_path, capsys):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    code, _, err = run(["factors", SI, "-o", blocker / "f.csv"], capsys)
+    assert code == 2 and "cannot write" in err and len(err.strip().splitlines()) == 1

@@ -17,14 +17,10 @@ from lacbed.cli import main
 from lacbed.cli.simulate import expand_multi_value_options
 from lacbed.simulate.pattern import LacbedPattern
 
-REF = Path("/work/shared/reference/felix/Si_001")
-for _parent in Path(__file__).resolve().parents:
-    if (_parent / "shared" / "reference" / "felix" / "Si_001").exists():
-        REF = _parent / "shared" / "reference" / "felix" / "Si_001"
-        break
+# the Felix Si [001] run's inputs ship with the tests (tests/data/PROVENANCE.md)
+REF = Path(__file__).resolve().parent / "data" / "felix" / "Si_001"
 CIF = REF / "felix.cif"
 INP = REF / "felix.inp"
-needs_ref = pytest.mark.skipif(not INP.exists(), reason="Felix reference data not present")
 
 
 class FakeEngine:
@@ -86,7 +82,6 @@ def test_expand_thickness_values():
     assert f(["-t", "-5", "a.cif"]) == ["-t", "-5", "a.cif"]  # negative kept → clear error later
 
 
-@needs_ref
 @pytest.mark.parametrize("n_t", [1, 3])
 def test_npy_contract(tmp_path, engine, n_t):
     out = tmp_path / "si.npy"
@@ -100,7 +95,6 @@ def test_npy_contract(tmp_path, engine, n_t):
     assert kw["voltage_kv"] == 200.0 and kw["half_width"] is None and kw["solver"] == "fast"
 
 
-@needs_ref
 def test_thickness_before_cif_and_all_options(tmp_path, engine):
     out = tmp_path / "si.npy"
     argv = ["--thickness", "20", "40", str(CIF), "-o", str(out), "--size", "16",
@@ -116,7 +110,6 @@ def test_thickness_before_cif_and_all_options(tmp_path, engine):
     assert (kw["strong_beams"], kw["max_g"], kw["solver"]) == (20, 2.5, "exact")
 
 
-@needs_ref
 def test_h5_contract(tmp_path, engine):
     import h5py
 
@@ -131,14 +124,12 @@ def test_h5_contract(tmp_path, engine):
             assert attr in f.attrs
 
 
-@needs_ref
 def test_png_contract(tmp_path, engine):
     out = tmp_path / "si.png"
     assert run([str(CIF), "-o", str(out), "--thickness", "50", "100", "--size", "16", "-q"]) == 0
     assert out.read_bytes()[:4] == b"\x89PNG"
 
 
-@needs_ref
 def test_felix_inp_settings_and_override(tmp_path, engine):
     out = tmp_path / "f.h5"
     assert run(["--felix-inp", str(INP), str(CIF), "-o", str(out), "-q"]) == 0
@@ -172,7 +163,6 @@ BAD = [
 ]
 
 
-@needs_ref
 @pytest.mark.parametrize(("extra", "word"), BAD)
 def test_bad_settings_leave_no_file(tmp_path, engine, capsys, extra, word):
     out = tmp_path / "x.npy"
@@ -200,7 +190,6 @@ def test_bad_cif(tmp_path, engine, capsys):
     assert not out.exists()
 
 
-@needs_ref
 def test_unknown_suffix(tmp_path, engine, capsys):
     out = tmp_path / "x.tif"
     assert run([str(CIF), "-o", str(out), "--thickness", "50"]) == 2
@@ -208,7 +197,6 @@ def test_unknown_suffix(tmp_path, engine, capsys):
     assert not out.exists() and engine.calls == []
 
 
-@needs_ref
 def test_non_finite_pattern_not_written(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(cli_sim, "_engine", lambda: FakeEngine(bad=True))
     out = tmp_path / "x.npy"
@@ -217,7 +205,6 @@ def test_non_finite_pattern_not_written(tmp_path, monkeypatch, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
-@needs_ref
 def test_unsupported_felix_value(tmp_path, engine, capsys):
     text = INP.read_text().replace(
         "IIncidentBeamDirection    = [0,0,1]", "IIncidentBeamDirection = [1,1,0]"
@@ -230,7 +217,6 @@ def test_unsupported_felix_value(tmp_path, engine, capsys):
     assert not out.exists()
 
 
-@needs_ref
 def test_progress_callback_drives_a_bar(tmp_path, monkeypatch):
     """The CLI passes progress(done, total); with the delay set to 0 the rich bar starts/stops."""
     seen = []
@@ -248,3 +234,53 @@ def test_progress_callback_drives_a_bar(tmp_path, monkeypatch):
     out = tmp_path / "x.npy"
     assert run([str(CIF), "-o", str(out), "--thickness", "50", "--size", "16"]) == 0
     assert seen == [True, True, True] and out.exists()
+
+
+def test_version_flag(capsys):
+    from lacbed import __version__
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code in (0, None)
+    assert capsys.readouterr().out.strip() == __version__
+
+
+@pytest.mark.parametrize("where", ["under_a_file", "a_directory"])
+def test_unwritable_output_fails_before_any_work(tmp_path, engine, capsys, where):
+    blocker = tmp_path / "not_a_folder.txt"
+    blocker.write_text("x")
+    out = blocker / "si.npy" if where == "under_a_file" else tmp_path / "folder.npy"
+    if where == "a_directory":
+        out.mkdir()
+    assert run([str(CIF), "-o", str(out), "--thickness", "50", "--size", "16"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lacbed: error: cannot write") and len(err.splitlines()) == 1
+    assert str(out) in err and ".part" not in err  # names the user's path, not a temporary file
+    assert engine.calls == []  # nothing was simulated
+    assert {p.name for p in tmp_path.iterdir()} <= {"folder.npy", "not_a_folder.txt"}
+    assert not out.is_file()
+
+
+@pytest.mark.parametrize(
+    ("suffix", "thicknesses", "said"),
+    [
+        (".npy", ["50"], "(16×16 float32,"),
+        (".npy", ["50", "100"], "(2×16×16 float32,"),
+        (".h5", ["50"], "(1×16×16 float32,"),
+        (".png", ["50", "100"], "(2 panels of 16×16,"),
+    ],
+)
+def test_summary_states_the_shape_written(tmp_path, engine, capsys, suffix, thicknesses, said):
+    out = tmp_path / f"si{suffix}"
+    assert run([str(CIF), "-o", str(out), "--thickness", *thicknesses, "--size", "16"]) == 0
+    assert said in capsys.readouterr().out
+    if suffix == ".npy":
+        shape = said.strip("(,").split()[0]
+        assert "×".join(map(str, np.load(out).shape)) == shape
+
+
+def test_help_states_the_npy_shapes(capsys):
+    with pytest.raises(SystemExit):
+        main(["simulate", "--help"])
+    text = " ".join(capsys.readouterr().out.replace("│", " ").split())
+    assert "(size, size) for one thickness" in text and "(n_thickness, size, size)" in text

@@ -1,7 +1,7 @@
 """`lacbed simulate` end to end with the real engine (tiny settings), and the Felix Si check.
 
-The fast tests use size 16 and few beams so they take seconds; the Felix comparison at the full
-reference settings is marked slow.
+The small tests use size 16 and few beams; the Felix comparison runs the full reference settings
+(128 px, about 3 s).
 """
 
 from __future__ import annotations
@@ -15,14 +15,10 @@ from lacbed.cli import main
 
 pytest.importorskip("lacbed.simulate.engine")
 
-REF = Path("/work/shared/reference/felix/Si_001")
-for _parent in Path(__file__).resolve().parents:
-    if (_parent / "shared" / "reference" / "felix" / "Si_001").exists():
-        REF = _parent / "shared" / "reference" / "felix" / "Si_001"
-        break
+# the Felix Si [001] run's inputs ship with the tests (tests/data/PROVENANCE.md)
+REF = Path(__file__).resolve().parent / "data" / "felix" / "Si_001"
 CIF = REF / "felix.cif"
 INP = REF / "felix.inp"
-needs_ref = pytest.mark.skipif(not INP.exists(), reason="Felix reference data not present")
 
 TINY = ["--size", "16", "--strong-beams", "12", "--max-g", "1.5", "-q"]
 
@@ -33,7 +29,6 @@ def run(argv: list[str]) -> int:
     return int(exc.value.code or 0)
 
 
-@needs_ref
 def test_npy_and_h5_real_engine(tmp_path):
     import h5py
 
@@ -55,7 +50,6 @@ def test_npy_and_h5_real_engine(tmp_path):
         assert f["kx"].shape == (16,) and f["beams"].shape[1] == 3
 
 
-@needs_ref
 def test_single_thickness_png(tmp_path):
     out = tmp_path / "si.npy"
     assert run([str(CIF), "-o", str(out), "--thickness", "30", *TINY]) == 0
@@ -65,7 +59,6 @@ def test_single_thickness_png(tmp_path):
     assert png.stat().st_size > 1000
 
 
-@needs_ref
 def test_too_many_strong_beams(tmp_path, capsys):
     out = tmp_path / "si.npy"
     argv = [str(CIF), "-o", str(out), "--thickness", "30", "--size", "16", "--max-g", "0.6"]
@@ -75,13 +68,11 @@ def test_too_many_strong_beams(tmp_path, capsys):
     assert not out.exists()
 
 
-@pytest.mark.slow
-@needs_ref
 def test_felix_si_reference(tmp_path):
-    """Issue 3: Felix Si [001] via --felix-inp at 50, 100, 150 nm: Z ≤ 1 %.
+    """Felix Si [001] via --felix-inp at 50, 100, 150 nm (the path the README advertises).
 
-    The case is converged in the beam count (Z between 100 and 300 beams < 0.01 %), so the
-    agreement does not depend on copying Felix's per-pixel beam choice; 1 % is the issue's bound.
+    Measured Z 0.0028, 0.0107, 0.0119 % (benchmarks/results/tolerances.json, "felix_agreement",
+    Felix's budget; the float32 file changes it by < 1e-6 %); the bounds are ~4x those.
     """
     from lacbed.metrics import z_score
 
@@ -91,4 +82,4 @@ def test_felix_si_reference(tmp_path):
     ref = np.load(REF / "I_p0p0p0_stack.npy")
     assert ours.shape == ref.shape == (3, 128, 128)
     z = 100 * z_score(ours, ref)
-    assert np.all(z <= 1.0), z
+    assert np.all(z <= [0.011, 0.043, 0.048]), z

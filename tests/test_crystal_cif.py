@@ -294,3 +294,23 @@ def test_write_cif_symmetry_forms(tmp_path):
     for f in ("std.cif", "p1.cif", "nonstd.cif"):
         back = read_cif(tmp_path / f)
         assert back.symbols == c.symbols and np.allclose(back.positions, c.positions, atol=1e-9)
+
+
+def test_write_cif_reports_a_symmetry_failure(tmp_path, monkeypatch, caplog):
+    """If spglib fails, write_cif says so and writes every atom in P 1 (still exact)."""
+    import logging
+
+    import spglib
+
+    si = read_cif(Path(__file__).parents[1] / "src" / "lacbed" / "examples" / "Si.cif")
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("spglib exploded")
+
+    with monkeypatch.context() as m:
+        m.setattr(spglib, "get_symmetry_dataset", fail)
+        with caplog.at_level(logging.WARNING, logger="lacbed.crystal.cif"):
+            out = write_cif(si, tmp_path / "si.cif")
+    assert "spglib exploded" in caplog.text and "P 1" in caplog.text
+    assert "_space_group_IT_number 1" in out.read_text()
+    assert read_cif(out).space_group_number == 227

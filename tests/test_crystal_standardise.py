@@ -89,3 +89,23 @@ def test_any_cell_gives_the_same_crystal(number):
     assert rot.space_group_number == ref.space_group_number
     assert rot.composition == pytest.approx(ref.composition)
     assert rot.a == pytest.approx(ref.a, rel=1e-9)  # float rounding only
+
+
+def test_spglib_failure_on_the_canonical_cell_is_logged(monkeypatch, caplog):
+    """A failing spglib call is reported, not swallowed; the origin stays on an atom."""
+    import logging
+
+    import spglib
+
+    from lacbed.crystal.standardise import _canonical_cell
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("spglib exploded")
+
+    monkeypatch.setattr(spglib, "get_symmetry_dataset", fail)
+    pos = np.array([[0.1, 0.1, 0.1], [0.35, 0.35, 0.35]])
+    with caplog.at_level(logging.WARNING, logger="lacbed.crystal.standardise"):
+        contents = [(("Ga", 1.0, 0.5),), (("As", 1.0, 0.5),)]  # (element, occupancy, B) per site
+        out, origin = _canonical_cell(pos, contents, 5.65)
+    assert origin == "atom" and np.allclose(out[0], 0.0)
+    assert "spglib exploded" in caplog.text

@@ -17,13 +17,8 @@ from lacbed.crystal import read_cif
 from lacbed.metrics import z_score
 from lacbed.simulate import simulate_lacbed
 
-FELIX = Path("/work/shared/reference/felix/Si_001")
-if not FELIX.exists():  # the reference may also sit next to the repository
-    FELIX = Path(__file__).resolve().parents[2] / "shared" / "reference" / "felix" / "Si_001"
-
-pytestmark = pytest.mark.skipif(
-    not (FELIX / "I_p0p0p0_stack.npy").exists(), reason="Felix reference data not available"
-)
+# the Felix run ships with the tests (tests/data/PROVENANCE.md); a missing file fails, never skips
+FELIX = Path(__file__).resolve().parent / "data" / "felix" / "Si_001"
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +39,12 @@ def test_felix_input_settings(felix_case):
     np.testing.assert_allclose(kw["thickness_nm"], thick_nm)
 
 
+# Z [%] at 50, 100, 150 nm, about 4x the values measured (benchmarks/results/tolerances.json,
+# "felix_agreement"): Felix's budget 0.0028, 0.0107, 0.0119 %; adaptive 0.0025, 0.0084, 0.0095 %.
+# The remaining difference is Felix's pool edge, U0 handling and per-pixel beam sets.
+Z_MAX_PERCENT = {"felix": [0.011, 0.043, 0.048], "adaptive": [0.010, 0.034, 0.038]}
+
+
 @pytest.mark.parametrize("budget", ["felix", "adaptive"])
 def test_agrees_with_felix_si_001(felix_case, budget):
     inp, crystal, ref, thick_nm = felix_case
@@ -53,12 +54,12 @@ def test_agrees_with_felix_si_001(felix_case, budget):
     p = simulate_lacbed(crystal, **kw)
     assert p.intensities.shape == ref.shape
     z = 100 * z_score(p.intensities, ref)
-    # issue 3: Z <= 1 % at 50, 100 and 150 nm (measured ~0.04-0.09 %: the remaining difference is
-    # Felix's pool edge, U0 handling and per-pixel beam sets)
-    assert np.all(z <= 1.0), z
+    assert np.all(z <= Z_MAX_PERCENT[budget]), z
     # the mean absorption that Felix drops: lacbed's mean intensity is lower by about
-    # exp(-2 pi t U'0 / K)
+    # exp(-2 pi t U'0 / K); measured ratio/factor - 1 = -0.34, -0.42, -0.53 % (Felix's budget)
+    # and -0.14, -0.24, -0.27 % (adaptive): 2 % is ~4x the worst
     u0p = p.settings["U0_abs"][0]
     factor = np.exp(-2 * np.pi * 10 * thick_nm * u0p / p.settings["wavenumber"])
+    assert np.all(factor < 0.95)  # the factor is large enough for the check to mean something
     ratio = p.intensities.mean(axis=(1, 2)) / ref.mean(axis=(1, 2))
-    np.testing.assert_allclose(ratio, factor, rtol=0.05)  # 5 %: pools and beam sets differ
+    np.testing.assert_allclose(ratio, factor, rtol=0.02)

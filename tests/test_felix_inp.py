@@ -16,20 +16,15 @@ from lacbed.simulate.felix import (
     read_felix_inp,
 )
 
-REF = Path(__file__).resolve().parents[2] / "shared" / "reference" / "felix" / "Si_001"
+# the Felix Si [001] run's input ships with the tests (tests/data/PROVENANCE.md)
+REF = Path(__file__).resolve().parent / "data" / "felix" / "Si_001"
 REF_INP = REF / "felix.inp"
-if not REF_INP.exists():  # the checkout may live elsewhere; fall back to the shared path
-    REF = Path("/work/shared/reference/felix/Si_001")
-    REF_INP = REF / "felix.inp"
-
-needs_ref = pytest.mark.skipif(not REF_INP.exists(), reason="Felix reference data not present")
 
 
 def _lines() -> list[str]:
     return REF_INP.read_text().splitlines()
 
 
-@needs_ref
 def test_reference_inp_values():
     f = read_felix_inp(REF_INP)
     assert f.pixel_count == 64 and f.size == 128
@@ -51,7 +46,6 @@ def test_reference_inp_values():
     np.testing.assert_array_equal(kw["thickness_nm"], [50.0, 100.0, 150.0])
 
 
-@needs_ref
 def test_reordered_and_extra_keys_parse_the_same(tmp_path, caplog):
     ref = read_felix_inp(REF_INP)
     body = [ln for ln in _lines() if "=" in ln and not ln.lstrip().startswith("#")]
@@ -82,7 +76,6 @@ def _with(key: str, value: str) -> str:
     return "\n".join(out) + "\n"
 
 
-@needs_ref
 @pytest.mark.parametrize(
     ("key", "value"),
     [
@@ -100,14 +93,12 @@ def test_unsupported_value_names_key(tmp_path, key, value):
         read_felix_inp(p)
 
 
-@needs_ref
 def test_direction_multiple_is_accepted(tmp_path):
     p = tmp_path / "felix.inp"
     p.write_text(_with("IIncidentBeamDirection", "[0, 0, 2]"))
     assert read_felix_inp(p).size == 128
 
 
-@needs_ref
 @pytest.mark.parametrize(
     ("flag", "scattering"),
     [("0", "kirkland"), ("1", "peng"), ("2", "doyle-turner"), ("3", "lobato")],
@@ -118,7 +109,6 @@ def test_scatter_flag_numbering(tmp_path, flag, scattering):
     assert read_felix_inp(p).scattering == scattering
 
 
-@needs_ref
 @pytest.mark.parametrize(
     ("flag", "model"), [("0", "none"), ("1", "proportional"), ("2", "bird-king")]
 )
@@ -128,14 +118,12 @@ def test_absorb_flag_numbering(tmp_path, flag, model):
     assert read_felix_inp(p).absorption == model
 
 
-@needs_ref
 def test_rglimit_zero_means_default_pool(tmp_path):
     p = tmp_path / "felix.inp"
     p.write_text(_with("RgLimit", "0.0"))
     assert read_felix_inp(p).max_g is None
 
 
-@needs_ref
 def test_missing_required_key(tmp_path):
     p = tmp_path / "felix.inp"
     p.write_text("\n".join(ln for ln in _lines() if not ln.startswith("IPixelCount")))

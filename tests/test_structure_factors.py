@@ -14,14 +14,8 @@ from lacbed.crystal import Crystal
 from lacbed.errors import LacbedError, SettingsError
 from lacbed.scattering import reflections_within, scattering_factor, structure_factors
 
-REFERENCE = Path("/work/shared/reference")
-for _parent in Path(__file__).resolve().parents:
-    if (_parent / "shared" / "reference" / "structure_factors.json").exists():
-        REFERENCE = _parent / "shared" / "reference"
-        break
-needs_ref = pytest.mark.skipif(
-    not (REFERENCE / "structure_factors.json").exists(), reason="shared reference data not present"
-)
+# reference values ship with the tests (tests/data/PROVENANCE.md); a missing file fails
+REFERENCE = Path(__file__).resolve().parent / "data"
 
 FCC = np.array([[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
 
@@ -78,7 +72,6 @@ def _reference_rows():
 TABLE_KEYS = {"kirkland": "kirkland", "lobato": "lobato", "peng": "peng", "doyle-turner": "DT"}
 
 
-@needs_ref
 @pytest.mark.parametrize("parametrization", list(TABLE_KEYS))
 def test_reference_magnitudes(parametrization):
     lattice, rows = _reference_rows()
@@ -94,14 +87,14 @@ def test_reference_magnitudes(parametrization):
         if ref["abs_Vg_V"] == 0.0:
             assert sf.V[0] == 0.0 and sf.U[0] == 0.0 and np.isinf(sf.xi_nm[0])
             continue
-        rel = abs(abs(sf.V[0]) - ref["abs_Vg_V"]) / ref["abs_Vg_V"]
-        worst = max(worst, rel)
-        # 0.1 %: the issue's tolerance; the file's 4-5 significant figures allow ~1e-4 at worst
-        # (SrTiO3 100, |V| = 0.0563 V given to 3 figures: 0.1 % of it is 6e-5 V, so add 1e-4 V).
-        assert abs(abs(sf.V[0]) - ref["abs_Vg_V"]) <= 1e-3 * ref["abs_Vg_V"] + 1e-4, row
-        assert abs(sf.U[0]) == pytest.approx(ref["abs_Ug_invA2"], rel=1e-3, abs=1e-6), row
-        assert sf.xi_nm[0] == pytest.approx(ref["xi_nm"], rel=1e-3, abs=0.01), row
-    assert worst < 1e-3
+        # Tolerances 3-5x the worst differences measured over all 36 rows of each table
+        # (benchmarks/results/tolerances.json, "structure_factor_table"): |dV| 5.6e-5 V (the file
+        # rounds V to 1e-4 V), |dU| 6.6e-7 1/A^2 (rounded to 1e-6), xi 2.0e-4 relative.
+        assert abs(abs(sf.V[0]) - ref["abs_Vg_V"]) <= 2e-4, row
+        assert abs(abs(sf.U[0]) - ref["abs_Ug_invA2"]) <= 2.5e-6, row
+        assert sf.xi_nm[0] == pytest.approx(ref["xi_nm"], rel=8e-4), row
+        worst = max(worst, abs(abs(sf.V[0]) - ref["abs_Vg_V"]))
+    assert worst > 0  # the rows were compared (a file of zeros would compare nothing)
 
 
 def _felix():
@@ -110,7 +103,6 @@ def _felix():
     return data[:, :3].astype(int), data[:, 3:5], data[:, 5], data[:, 6]
 
 
-@needs_ref
 def test_bird_king_matches_felix():
     """Felix's columns 6-7 are Re and Im of its complex potential U_g + iU′_g."""
     hkl, g2pi, re_u, im_u = _felix()
@@ -127,14 +119,16 @@ def test_bird_king_matches_felix():
     strong = np.abs(im_u) > 1e-6
     assert strong.sum() > 150
     rel_im = np.abs(total.imag[strong] - im_u[strong]) / np.abs(im_u[strong])
-    # 0.5 %: the issue's tolerance (measured worst 9e-5; Felix prints 6 figures)
-    assert rel_im.max() < 5e-3
+    # Tolerances 3-5x the measured worst (benchmarks/results/tolerances.json,
+    # "bird_king_vs_felix"): Im 9.0e-5, complex 5.0e-5, U'_0 8.7e-5 relative; Felix prints
+    # 6 significant figures and integrates the Bird-King integral its own way.
+    assert rel_im.max() < 3e-4
     # Felix drops Re U_0 (writes 0); every other complex value agrees, as does U′_0.
     rel = np.abs(total[strong & ~origin] - felix[strong & ~origin]) / np.abs(
         felix[strong & ~origin]
     )
-    assert rel.max() < 5e-3
-    assert sf.U_abs[origin][0].real == pytest.approx(im_u[origin][0], rel=5e-4)
+    assert rel.max() < 2e-4
+    assert sf.U_abs[origin][0].real == pytest.approx(im_u[origin][0], rel=3e-4)
     # The kinematically forbidden beams of the pool are zero here (Felix: round-off ~1e-17).
     assert np.all(total[~strong] == 0.0)
 

@@ -242,3 +242,44 @@ def test_oqmd_path_not_a_database(tmp_path):
     bad.write_text("not sqlite")
     with pytest.raises(SourceError, match="OQMD"):
         load_source(f"oqmd:{bad}")
+
+
+def test_cache_is_versioned_json_and_exact(tmp_path, caplog):
+    import gzip
+    import json
+    import logging
+
+    from lacbed.crystal.serialise import crystal_to_record
+    from lacbed.structures.sources import CACHE_VERSION
+
+    folder = tmp_path / "cifs"
+    folder.mkdir()
+    for name in ("Si", "GaAs", "FeS2"):
+        write_cif(read_cif(EXAMPLES / f"{name}.cif"), folder / f"{name}.cif")
+    (folder / "junk.cif").write_text("this is not a CIF\n")
+    first = load_source(f"cifs:{folder}")
+    (path,) = (tmp_path / "cache" / "structures").iterdir()
+    assert path.name.endswith(".json.gz")
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        data = json.load(fh)  # plain data: nothing is executed when it is read
+    assert data["format"] == "lacbed-structure-cache" and data["cache_version"] == CACHE_VERSION
+    assert len(data["entries"]) == 3 and len(data["rejected"]) == 1
+
+    def records(res):
+        return [(e.key, e.source_id, crystal_to_record(e.crystal)) for e in res.entries]
+
+    cached = load_source(f"cifs:{folder}")
+    assert records(cached) == records(first)  # every float exactly
+    assert cached.skipped == first.skipped and cached.rejected == first.rejected
+
+    # an outdated or corrupt cache file is reported and rebuilt, never trusted
+    data["cache_version"] = CACHE_VERSION - 1
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        json.dump(data, fh)
+    for _ in range(2):
+        with caplog.at_level(logging.WARNING, logger="lacbed.structures.sources"):
+            again = load_source(f"cifs:{folder}")
+        assert "ignoring unreadable cache" in caplog.text
+        assert records(again) == records(first)
+        caplog.clear()
+        path.write_bytes(b"\x1f\x8b not really gzip")

@@ -8,7 +8,39 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path"]
+__all__ = ["atomic_path", "check_writable"]
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """Check before any work that :func:`atomic_path` will be able to write ``path``.
+
+    The nearest existing folder of ``path`` (missing folders are created when writing) must be a
+    folder in which a file can be created; this is tried, not inferred from permission bits, so
+    read-only file systems are caught too.
+
+    Raises
+    ------
+    lacbed.errors.SettingsError
+        One line naming ``path`` and the reason.
+    """
+    from lacbed.errors import SettingsError
+
+    path = Path(path)
+    if path.is_dir():
+        raise SettingsError(f"cannot write {path}: it is a directory")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise SettingsError(f"cannot write {path}: {folder} is not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".lacbed-write-check.", dir=folder)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise SettingsError(f"cannot write {path}: {folder} is not writable ({reason})") from None
+    os.close(fd)
+    os.unlink(probe)
+    return path
 
 
 @contextlib.contextmanager

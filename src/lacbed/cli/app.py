@@ -13,6 +13,27 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from lacbed import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        help="Print the lacbed version and exit.",
+        callback=_print_version,
+        is_eager=True,
+    ),
+) -> None:
+    """LACBED patterns of cubic crystals: Bloch-wave simulation and a neural surrogate."""
+
+
 @app.command("version")
 def version() -> None:
     """Print the lacbed version."""

@@ -196,6 +196,9 @@ def predict(
     suffix = out.suffix.lower()
     if suffix not in _PREDICT_SUFFIXES:
         raise SettingsError(f"output must end in .npy or .png, got {out.name!r}")
+    from lacbed._io import check_writable
+
+    check_writable(out)
     for c in cifs:
         if not c.is_file():
             raise FileNotFoundError(2, "no such file", str(c))
@@ -214,16 +217,18 @@ def predict(
         with atomic_path(out) as tmp:
             np.save(tmp, arr.astype(np.float32))
     else:
-        from matplotlib.figure import Figure
+        from lacbed.ml.predict import model_thickness
+        from lacbed.plotting.ml import plot_predictions
 
-        n = len(crystals)
-        fig = Figure(figsize=(3 * n, 3.2), layout="constrained")
-        axes = np.atleast_1d(fig.subplots(1, n))
-        for ax, c, p in zip(axes, crystals, pred, strict=True):
-            ax.imshow(p, origin="lower", cmap="gray")
-            ax.set_title(f"{c.formula} (predicted)", fontsize=9)
-            ax.set_xticks([])
-            ax.set_yticks([])
+        engine = info.data.get("engine_settings") or {}
+        fig = plot_predictions(
+            pred,
+            [c.name or c.formula for c in crystals],
+            [c.a for c in crystals],
+            thickness_nm=model_thickness(info, surrogate, thickness),
+            voltage_kv=float(engine.get("voltage_kv") or 200.0),
+            half_width=engine.get("half_width"),
+        )
         with atomic_path(out) as tmp:
             fig.savefig(tmp, dpi=110)
     typer.echo(f"wrote {out} ({len(cifs)} pattern{'s' if len(cifs) > 1 else ''})")

@@ -5,10 +5,12 @@ Contract (issue 2)::
     lacbed potential X.cif -o pot.npy|pot.png [--size N]
     lacbed factors X.cif [--voltage 200] [--scattering kirkland|peng|lobato|doyle-turner]
                          [--absorption none|proportional|bird-king] [--max-g G]
-                         [--format csv|json] [-o FILE]
+                         [--format csv|json] [-o FILE] [--sort strength|g] [--nonzero]
 
-``factors`` writes one row per reflection with |g| ≤ G (sorted by |g|, then h, k, l), 000 and
-the reflections that are zero by symmetry included (``--nonzero`` drops the zero ones): h, k, l,
+``factors`` writes one row per reflection with |g| ≤ G, strongest first (by |U_g|, then |U′_g|,
+then |g| and h, k, l; ``--sort g`` orders by |g| instead), so ``lacbed factors X.cif | head``
+shows the reflections that matter; 000 and the reflections that are zero by symmetry are
+included, at the end (``--nonzero`` drops the zero ones). Columns: h, k, l,
 g [1/Å], V_re, V_im [V], U_re, U_im, Uabs_re, Uabs_im [Å⁻²], xi_nm [nm] (``inf`` in CSV and
 ``null`` in JSON where U_g = 0).
 """
@@ -32,6 +34,7 @@ __all__ = ["potential", "factors", "factor_rows", "FACTOR_COLUMNS"]
 SCATTERING = ("kirkland", "peng", "lobato", "doyle-turner", "peng-c4322")
 ABSORPTION = ("none", "proportional", "bird-king")
 FORMATS = ("csv", "json")
+SORTS = ("strength", "g")
 FACTOR_COLUMNS = (
     "h",
     "k",
@@ -100,6 +103,9 @@ def potential(
     suffix = output.suffix.lower()
     if suffix not in (".npy", ".png"):
         raise SettingsError(f"output {output.name!r} must end in .npy or .png")
+    from lacbed._io import check_writable
+
+    check_writable(output)
     if size < 8:
         raise SettingsError(f"--size must be ≥ 8 pixels, got {size}")
     scattering = _choice("--scattering", scattering, SCATTERING)
@@ -187,6 +193,12 @@ def factors(
     nonzero: Annotated[
         bool, typer.Option("--nonzero", help="Leave out reflections with U_g = U′_g = 0.")
     ] = False,
+    sort: Annotated[
+        str,
+        typer.Option(
+            "--sort", help="strength: strongest |U_g| first, zeros last | g: by |g|, then h, k, l."
+        ),
+    ] = "strength",
 ) -> None:
     """Structure factors V_g, U_g, U′_g and ξ_g of every reflection with |g| ≤ --max-g."""
     import numpy as np
@@ -197,6 +209,11 @@ def factors(
     if fmt is None:
         fmt = "json" if output is not None and output.suffix.lower() == ".json" else "csv"
     fmt = _choice("--format", fmt, FORMATS)
+    sort = _choice("--sort", sort, SORTS)
+    if output is not None:
+        from lacbed._io import check_writable
+
+        check_writable(output)
     scattering = _choice("--scattering", scattering, SCATTERING)
     absorption = _choice("--absorption", absorption, ABSORPTION)
     if not (math.isfinite(voltage) and voltage > 0):
@@ -217,10 +234,17 @@ def factors(
         kappa=kappa,
         b_iso=b_iso,
     )
-    rows = factor_rows(sf)
+    rows = factor_rows(sf)  # by |g|, then h, k, l (reflections_within)
+    if sort == "strength":
+        # strengths rounded to 10 figures so that symmetry-equivalent g (equal up to round-off)
+        # tie and keep the |g|, h, k, l order (a stable sort)
+        scale = max(float(np.max(np.abs(sf.U), initial=0.0)), 1e-300)
+        strong = np.round(np.abs(sf.U) / scale, 10)
+        weak = np.round(np.abs(sf.U_abs) / scale, 10)
+        order = np.lexsort((np.arange(len(rows)), -weak, -strong))
+        rows = [rows[i] for i in order]
     if nonzero:
-        keep = (sf.U != 0) | (sf.U_abs != 0)
-        rows = [r for r, k in zip(rows, np.asarray(keep).tolist(), strict=True) if k]
+        rows = [r for r in rows if r["U_re"] or r["U_im"] or r["Uabs_re"] or r["Uabs_im"]]
     text = json.dumps(rows, indent=1) + "\n" if fmt == "json" else _to_csv(rows)
     if output is None:
         typer.echo(text, nl=False)

@@ -6,7 +6,8 @@ Contract (issue 3)::
     lacbed simulate --felix-inp felix.inp felix.cif -o OUT   (settings from a Felix input file)
 
 OUT by suffix: ``.npy`` (float32; (size, size) for one thickness, (n_thickness, size, size)
-otherwise), ``.h5`` (the stack plus all metadata), ``.png`` (one panel per thickness).
+otherwise), ``.h5`` (the (n_thickness, size, size) stack, also for one thickness, plus all
+metadata), ``.png`` (one panel per thickness). The summary line states the shape written.
 
 With ``--felix-inp`` every setting comes from the Felix file, and an option given explicitly on
 the command line overrides the file's value (e.g. ``--thickness 100`` or ``--solver exact``).
@@ -207,7 +208,16 @@ def _check_settings(kw: dict[str, Any]) -> None:
 @app.command("simulate", cls=_MultiValueCommand)
 def simulate(
     cif: Annotated[Path, typer.Argument(help="Crystal structure (CIF) of a cubic crystal.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output file: .npy, .h5 or .png.")],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Output file: .npy (float32; (size, size) for one thickness, (n_thickness, "
+            "size, size) for several), .h5 (always (n_thickness, size, size), with all "
+            "metadata) or .png (one panel per thickness).",
+        ),
+    ],
     thickness: Annotated[
         list[float] | None,
         typer.Option(
@@ -284,9 +294,11 @@ def simulate(
     """
     import numpy as np
 
+    from lacbed._io import check_writable
     from lacbed.simulate.io import check_output_suffix, write_pattern
 
     suffix = check_output_suffix(output)
+    check_writable(output)  # before any work: an unwritable path fails in a second, not after
     png_units = _choice("--png-units", png_units, PNG_UNITS) or "mrad"
     if not cif.exists():
         raise FileNotFoundError(2, "No such file", str(cif))
@@ -356,6 +368,20 @@ def simulate(
         pattern = dataclasses.replace(pattern, settings={**pattern.settings, **record})
     write_pattern(pattern, output, **({"units": png_units} if suffix == ".png" else {}))
     if not quiet:
-        shape = "×".join(str(n) for n in np.shape(pattern.intensities))
-        n_beams = len(np.asarray(pattern.beams).reshape(-1, 3))
-        typer.echo(f"wrote {output} ({shape}, {n_beams} beams, {elapsed:.2f} s)")
+        typer.echo(f"wrote {output} ({_written(pattern, suffix)}, {elapsed:.2f} s)")
+
+
+def _written(pattern, suffix: str) -> str:
+    """What the file holds, for the summary line: the array shape as written, or the panels."""
+    import numpy as np
+
+    size = np.shape(pattern.intensities)[-1]
+    n_t = len(np.atleast_1d(pattern.thickness_nm))
+    n_beams = len(np.asarray(pattern.beams).reshape(-1, 3))
+    if suffix == ".png":
+        what = f"{n_t} panel{'s' if n_t > 1 else ''} of {size}×{size}"
+    elif suffix == ".npy" and n_t == 1:
+        what = f"{size}×{size} float32"
+    else:
+        what = f"{n_t}×{size}×{size} float32"
+    return f"{what}, {n_beams} beams"

@@ -363,7 +363,8 @@ def read_cif(
                     np.array([x["occ"] for x in atoms]),
                     np.array([x["b"] for x in atoms]),
                 )
-            except CrystalError:
+            except CrystalError as exc:
+                logger.debug("%s: candidate %s rejected: %s", path.name, desc, exc)
                 continue
             ok.append((desc, atoms))
         if not ok:
@@ -469,7 +470,13 @@ def _symmetry_for_cif(crystal: Crystal):  # noqa: ANN202
     types = [kinds.index(c) + 1 for c in contents]
     try:
         ds = spglib.get_symmetry_dataset((lattice, site_pos, types), symprec=1e-3)
-    except Exception:  # noqa: BLE001 - fall back to P 1
+    except Exception as exc:  # noqa: BLE001 - spglib's error types vary by version
+        logger.warning(
+            "cannot find the symmetry of %s to write it (%s: %s); writing all atoms in P 1",
+            crystal.formula,
+            type(exc).__name__,
+            str(exc).strip(),
+        )
         return None
     if ds is None:
         return None

@@ -227,7 +227,12 @@ def _canonical_cell(positions: np.ndarray, contents: list, a: float) -> tuple[np
     types = [kinds.index(c) + 1 for c in contents]
     try:
         ds = spglib.get_symmetry_dataset((np.eye(3) * a, pos, types), symprec=1e-4 * a)
-    except Exception:  # noqa: BLE001 - keep the atom origin
+    except Exception as exc:  # noqa: BLE001 - spglib's error types vary by version
+        logger.warning(
+            "spglib failed on the canonical cell (%s: %s); keeping the origin on an atom",
+            type(exc).__name__,
+            str(exc).strip(),
+        )
         ds = None
     if ds is None or not np.allclose(ds.transformation_matrix, np.eye(3), atol=1e-9):
         return pos, "atom"
@@ -357,7 +362,8 @@ def conventional_crystal(
     if ds is None:
         try:
             detail = str(spglib.get_error_message() or "").strip()
-        except Exception:  # noqa: BLE001 - the message is only a detail
+        except Exception as exc:  # noqa: BLE001 - the message is only a detail
+            logger.debug("spglib.get_error_message failed: %s", exc)
             detail = ""
         if not detail or detail.lower() == "no error":
             detail = err or "atoms too close or cell degenerate?"

@@ -91,9 +91,11 @@ def evaluate(
 ) -> dict[str, SplitEvaluation]:
     """Evaluate on every split of a dataset.
 
-    ``thickness_nm``: thicknesses to evaluate (default: those the model was trained on, i.e.
-    all for a conditioned model). The split named by ``require`` must be non-empty, otherwise
-    :class:`LacbedError` (e.g. a dataset too small to have a test split).
+    ``thickness_nm``: thicknesses to evaluate (default: those the model was trained on,
+    ``model.trained_thicknesses_nm``; for a model that does not know them, every stored thickness
+    if it is conditioned on thickness and the middle one otherwise). The split named by
+    ``require`` must be non-empty, otherwise :class:`LacbedError` (e.g. a dataset too small to
+    have a test split).
     """
     from lacbed.dataset.store import open_dataset
 
@@ -108,7 +110,11 @@ def evaluate(
             f"the dataset {ds.path} has no {require!r} split (items per split: {counts}); "
             "evaluate on a larger dataset or choose another --split"
         )
-    t_idx = resolve_thicknesses(ds.thicknesses_nm, thickness_nm, conditioned=True)
+    if thickness_nm is None and model.trained_thicknesses_nm:
+        thickness_nm = model.trained_thicknesses_nm
+    t_idx = resolve_thicknesses(
+        ds.thicknesses_nm, thickness_nm, conditioned=model.config.conditioned
+    )
     out = {}
     for name in splits:
         arrays = load_split(ds, name, thickness_index=t_idx, require=False)

@@ -54,6 +54,8 @@ class Surrogate(nn.Module):
 
     ``forward(x, cond, sym)`` returns the network's dict with ``"pred"`` replaced by the
     (optionally symmetrised) prediction in standardised units (zero mean, unit variance).
+    ``trained_thicknesses_nm`` holds the thicknesses [nm] the model was trained on (set by
+    :func:`load_surrogate` from the model file; empty when unknown).
     """
 
     def __init__(self, config: ModelConfig, norm: Normalisation | None = None) -> None:
@@ -61,6 +63,7 @@ class Surrogate(nn.Module):
         self.config = config
         self.norm = norm or Normalisation()
         self.net = build_network(config)
+        self.trained_thicknesses_nm: tuple[float, ...] = ()
 
     def forward(
         self,
@@ -181,6 +184,7 @@ def load_surrogate(path: str | os.PathLike) -> tuple[Surrogate, ModelInfo]:
         data=dict(blob.get("data") or {}),
         metrics=dict(blob.get("metrics") or {}),
     )
+    model.trained_thicknesses_nm = tuple(float(t) for t in info.data.get("thicknesses_nm") or ())
     return model, info
 
 

@@ -5,32 +5,37 @@ from __future__ import annotations
 import logging
 import os
 from importlib import resources
-from pathlib import Path
+from importlib.resources.abc import Traversable
 
 import numpy as np
 
 from lacbed.errors import SettingsError
 from lacbed.ml.model import ModelFileError, ModelInfo, Surrogate, load_surrogate, run_model
 
-__all__ = ["default_model_path", "load_model", "predict_crystals", "model_thickness"]
+__all__ = ["default_model_resource", "load_model", "predict_crystals", "model_thickness"]
 
 log = logging.getLogger(__name__)
 
 
-def default_model_path() -> Path:
-    """Path of the model shipped in the package (``lacbed/ml/weights/default.pt``)."""
-    return Path(str(resources.files("lacbed.ml") / "weights" / "default.pt"))
+def default_model_resource() -> Traversable:
+    """The model shipped in the package (``lacbed/ml/weights/default.pt``) as a resource.
+
+    A resource, not a path: in a zipped installation it has no file of its own; open it with
+    ``importlib.resources.as_file`` (as :func:`load_model` does).
+    """
+    return resources.files("lacbed.ml").joinpath("weights").joinpath("default.pt")
 
 
 def load_model(path: str | os.PathLike | None = None) -> tuple[Surrogate, ModelInfo]:
     """Load a model file or run directory; ``None`` loads the shipped default model."""
     if path is None:
-        p = default_model_path()
-        if not p.is_file():
+        res = default_model_resource()
+        if not res.is_file():
             raise ModelFileError(
                 "no default model is shipped with this installation; pass --model RUN"
             )
-        return load_surrogate(p)
+        with resources.as_file(res) as p:  # a temporary copy when the package is zipped
+            return load_surrogate(p)
     return load_surrogate(path)
 
 

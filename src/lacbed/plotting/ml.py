@@ -7,7 +7,13 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["gallery_picks", "plot_gallery", "plot_learning_curve", "plot_training_curves"]
+__all__ = [
+    "gallery_picks",
+    "plot_gallery",
+    "plot_learning_curve",
+    "plot_predictions",
+    "plot_training_curves",
+]
 
 
 def gallery_picks(z: np.ndarray) -> list[tuple[str, tuple[int, int]]]:
@@ -65,6 +71,68 @@ def plot_gallery(
             if j in (0, 3):
                 fig.colorbar(im, ax=ax, shrink=0.8)
         axes[i, 0].set_ylabel(f"{labels[i]}\nZ = {100 * z[i]:.1f} %", fontsize=8)
+    return fig
+
+
+def plot_predictions(
+    predicted: np.ndarray,
+    names: Sequence[str],
+    a: Sequence[float],
+    *,
+    thickness_nm: float,
+    voltage_kv: float = 200.0,
+    half_width: float | None = None,
+    units: str = "mrad",
+    panel_size: float = 3.2,
+) -> Figure:
+    """Surrogate predictions drawn like :func:`lacbed.plotting.pattern.plot_pattern`.
+
+    One panel per crystal with axes (beam tilt [mrad] or k [1/Å], zone axis at 0, Felix's pixel
+    convention), a colour bar and the thickness.
+
+    Parameters
+    ----------
+    predicted : ndarray, shape (n, S, S)
+        Standardised patterns (zero mean, unit variance per image).
+    names : sequence of str
+        Crystal names for the panel titles.
+    a : sequence of float
+        Lattice parameters [Å]: the default half-width of each pattern is W = 4/a.
+    thickness_nm : float
+        Thickness the model predicted at [nm].
+    voltage_kv : float
+        Accelerating voltage of the model's training data [kV] (for the mrad axes).
+    half_width : float, optional
+        W [1/Å] of the training data if it was fixed (None: 4/a, lacbed's default).
+    units : {"mrad", "1/A"}
+        Axis units.
+    """
+    from lacbed.constants import wavelength
+    from lacbed.plotting.pattern import pixel_extent
+    from lacbed.simulate.geometry import pixel_axis
+
+    if units not in ("mrad", "1/A"):
+        raise ValueError(f"units must be 'mrad' or '1/A', got {units!r}")
+    pred = np.asarray(predicted)
+    n, size = pred.shape[0], pred.shape[-1]
+    lam = wavelength(voltage_kv * 1e3)  # [Å]
+    label = "mrad" if units == "mrad" else "1/Å"
+    fig = Figure(figsize=(panel_size * n + 0.6, panel_size + 0.6), layout="constrained")
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    for i, ax in enumerate(axes):
+        k = pixel_axis(size, half_width if half_width is not None else 4.0 / a[i])  # [1/Å]
+        x = 1e3 * lam * k if units == "mrad" else k
+        im = ax.imshow(
+            pred[i], origin="lower", extent=pixel_extent(x, x), cmap="gray", interpolation="nearest"
+        )
+        ax.set_title(f"{names[i]}: t = {thickness_nm:g} nm (surrogate)", fontsize=9)
+        ax.set_xlabel(f"x [100] ({label})", fontsize=8)
+        if i == 0:
+            ax.set_ylabel(f"y [010] ({label})", fontsize=8)
+        ax.tick_params(labelsize=7)
+        cb = fig.colorbar(im, ax=ax, shrink=0.8)
+        cb.ax.tick_params(labelsize=7)
+        cb.set_label("standardised intensity", fontsize=7)
     return fig
 
 

@@ -61,6 +61,7 @@ from lacbed.simulate.symmetry import (
     find_inversion_centre,
     lattice_centring,
     representative_ops,
+    resolve_symmetry,
     wedge_pixels,
 )
 
@@ -375,7 +376,7 @@ def simulate_lacbed(
     half_width = float(half_width)
     if half_width >= 0.5 * K:
         raise SettingsError(f"half_width {half_width} 1/Å is not a small tilt (K = {K:.2f} 1/Å)")
-    sym = crystal.bright_field_symmetry if symmetry == "auto" else symmetry
+    sym = resolve_symmetry(symmetry, crystal.bright_field_symmetry)
     if sym not in ("4mm", "2mm", "1"):
         raise SettingsError(f"symmetry must be 'auto', '4mm', '2mm' or '1', got {symmetry!r}")
     if tile is None:

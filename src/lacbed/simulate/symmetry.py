@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from lacbed.errors import SettingsError
+
 __all__ = [
+    "resolve_symmetry",
     "wedge_pixels",
     "representative_ops",
     "fill_from_wedge",
@@ -31,6 +34,38 @@ __all__ = [
 
 #: Operation codes: bit 0 flips x, bit 1 flips y, bit 2 swaps x and y (applied after the flips).
 #: An op maps a full-pattern tilt to its wedge representative: k_rep = op(k).
+
+
+#: Bright-field symmetries in increasing order; each is a subgroup of the next.
+_SYMMETRY_ORDER = ("1", "2mm", "4mm")
+
+
+def resolve_symmetry(requested: str, crystal_symmetry: str) -> str:
+    """The symmetry to reduce the pixels by: the crystal's, or a lower one on request.
+
+    Parameters
+    ----------
+    requested : {'auto', '4mm', '2mm', '1'}
+        'auto' takes ``crystal_symmetry``; '1' solves every pixel.
+    crystal_symmetry : {'4mm', '2mm'}
+        The crystal's [001] bright-field symmetry (:attr:`lacbed.crystal.Crystal.bright_field_symmetry`).
+
+    Raises
+    ------
+    SettingsError
+        An unknown symmetry, or one higher than the crystal's (4mm for an m-3 or 23 crystal would
+        impose a diagonal mirror the pattern does not have).
+    """
+    if requested == "auto":
+        return crystal_symmetry
+    if requested not in _SYMMETRY_ORDER:
+        raise SettingsError(f"symmetry must be 'auto', '4mm', '2mm' or '1', got {requested!r}")
+    if _SYMMETRY_ORDER.index(requested) > _SYMMETRY_ORDER.index(crystal_symmetry):
+        raise SettingsError(
+            f"symmetry {requested!r} is higher than the crystal's [001] bright-field symmetry "
+            f"{crystal_symmetry!r}; use 'auto', {crystal_symmetry!r} or '1'"
+        )
+    return requested
 
 
 def _uv(size: int) -> tuple[np.ndarray, np.ndarray]:

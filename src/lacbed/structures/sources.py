@@ -26,18 +26,20 @@ Source specifications (the ``SOURCE`` argument of ``lacbed structures`` and
     derivatives up to N structures in all (default 12 000); see :mod:`lacbed.structures.augment`.
 
 Every entry is converted to the conventional cubic cell; entries that fail (non-cubic, unreadable,
-bad structure) are skipped and counted by reason. Processed sources are cached (pickle) in the
-user cache directory (``$LACBED_CACHE_DIR``, else ``$XDG_CACHE_HOME/lacbed``, else
-``~/.cache/lacbed``), keyed by the source files' paths, sizes and modification times.
+bad structure) are skipped and counted by reason. Processed sources are cached as gzipped JSON
+(exact crystal records, :mod:`lacbed.crystal.serialise`; a versioned format that loading never
+executes) in the user cache directory (``$LACBED_CACHE_DIR``, else ``$XDG_CACHE_HOME/lacbed``,
+else ``~/.cache/lacbed``), keyed by the source files' paths, sizes and modification times.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import importlib.util
+import json
 import logging
 import os
-import pickle
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -61,7 +63,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 4
+CACHE_VERSION = 5
+#: ``format`` field of a cache file.
+CACHE_FORMAT = "lacbed-structure-cache"
 SOURCE_NAMES = ("oqmd", "aflow", "cod", "cifs", "examples", "augmented")
 COD_DIR = Path("/usr/share/avogadro2/crystals")
 DEFAULT_AUGMENTED_TARGET = 12_000
@@ -179,27 +183,84 @@ def _fingerprint_files(paths: Iterable[Path]) -> str:
     return h.hexdigest()[:16]
 
 
+def result_to_json(res: LoadResult) -> dict:
+    """JSON-safe dict of a load result (the cache file's content; crystals as exact records)."""
+    from lacbed.crystal.serialise import crystal_to_record
+
+    return {
+        "format": CACHE_FORMAT,
+        "cache_version": CACHE_VERSION,
+        "n_read": int(res.n_read),
+        "skipped": {str(k): int(v) for k, v in res.skipped.items()},
+        "entries": [
+            {
+                "key": e.key,
+                "source": e.source,
+                "source_id": e.source_id,
+                "parent": e.parent,
+                "derivation": e.derivation,
+                "crystal": crystal_to_record(e.crystal),
+            }
+            for e in res.entries
+        ],
+        "rejected": [[r.key, r.source, r.source_id, r.reason] for r in res.rejected],
+    }
+
+
+def result_from_json(data: dict) -> LoadResult:
+    """Inverse of :func:`result_to_json`.
+
+    Raises
+    ------
+    ValueError
+        If ``data`` is not a structure cache of this :data:`CACHE_VERSION`.
+    """
+    from lacbed.crystal.serialise import crystal_from_record
+
+    if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT:
+        raise ValueError("not a lacbed structure cache")
+    if data.get("cache_version") != CACHE_VERSION:
+        raise ValueError(f"cache version {data.get('cache_version')!r} is not {CACHE_VERSION}")
+    entries = [
+        Entry(
+            key=e["key"],
+            crystal=crystal_from_record(e["crystal"]),
+            source=e["source"],
+            source_id=e["source_id"],
+            parent=e["parent"],
+            derivation=e["derivation"],
+        )
+        for e in data["entries"]
+    ]
+    return LoadResult(
+        entries=entries,
+        skipped=Counter({str(k): int(v) for k, v in data["skipped"].items()}),
+        n_read=int(data["n_read"]),
+        rejected=[Rejected(*r) for r in data["rejected"]],
+    )
+
+
 def _cached(
     name: str, files: list[Path], build: Callable[[], LoadResult], *, use_cache: bool
 ) -> LoadResult:
     if not use_cache:
         return build()
-    path = cache_dir() / "structures" / f"{name}-{_fingerprint_files(files)}.pkl"
+    path = cache_dir() / "structures" / f"{name}-{_fingerprint_files(files)}.json.gz"
     if path.is_file():
         try:
-            with path.open("rb") as fh:
-                res = pickle.load(fh)
-            if isinstance(res, LoadResult):
-                log.info("loaded %s from cache %s", name, path)
-                return res
-        except Exception as exc:  # a corrupt or outdated cache is rebuilt
+            with gzip.open(path, "rt", encoding="utf-8") as fh:
+                res = result_from_json(json.load(fh))
+            log.info("loaded %s from cache %s", name, path)
+            return res
+        except (OSError, EOFError, ValueError, KeyError, TypeError, LacbedError) as exc:
+            # a corrupt or outdated cache is rebuilt (and overwritten below)
             log.warning("ignoring unreadable cache %s: %s", path, exc)
     res = build()
     try:
         from lacbed._io import atomic_path
 
-        with atomic_path(path) as tmp, tmp.open("wb") as fh:
-            pickle.dump(res, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        with atomic_path(path) as tmp, gzip.open(tmp, "wt", encoding="utf-8") as fh:
+            json.dump(result_to_json(res), fh)
     except OSError as exc:  # a read-only cache is not an error
         log.warning("could not write cache %s: %s", path, exc)
     return res

@@ -2,8 +2,9 @@
 
 References
 ----------
-.. [1] R. Beanland, "Machine learning calculation of LACBED patterns" (study abstract,
-   ../shared/docs/study-abstract.txt): conv encoder/decoder 2 layers deep, 12-d latent.
+.. [1] R. Beanland, "Machine Learning Calculation of Large Angle Convergent Beam Electron
+   Diffraction Patterns" (conference abstract, University of Warwick): conv encoder/decoder
+   2 layers deep, 12-d latent.
 .. [2] D. P. Kingma and M. Welling, ICLR (2014): the reparameterisation z = μ + σ·ε.
 """
 
