@@ -251,7 +251,9 @@ def test_compute_item_rejects_unphysical_intensity(monkeypatch):
         return LacbedPattern(inten, np.asarray(thickness_nm), ax, ax, 0.025, np.zeros((1, 3)))
 
     monkeypatch.setattr(
-        lacbed.scattering, "projected_potential", lambda c, size=128: np.ones((size, size))
+        lacbed.scattering,
+        "projected_potential",
+        lambda c, size=128, scattering="kirkland": np.ones((size, size)),
     )
     monkeypatch.setattr(lacbed.simulate, "simulate_lacbed", fake_simulate)
     res = compute_item(entry.crystal, SETTINGS)
