@@ -128,8 +128,9 @@ def fake_simulate(record, size, thicknesses_nm, settings):
 
 
 @pytest.fixture(autouse=True)
-def _fake_engine_check(monkeypatch):
+def _fake_engine_check(monkeypatch, tmp_path):
     monkeypatch.setattr(release_mod, "resimulate", fake_simulate)
+    monkeypatch.setenv("LACBED_CACHE_DIR", str(tmp_path / "cache"))
 
 
 @pytest.fixture(scope="module")
@@ -386,3 +387,29 @@ def test_engine_check_recorded_and_refuses_changed_physics(tmp_path, work, plan,
     with pytest.raises(DatasetError, match="new release version"):
         pack_release(work, rel_path)
     assert release_keys(rel_path) == {e.key for e in entries}  # nothing packed
+
+
+def test_potential_cache_is_exact_and_reused(tmp_path, work, plan, monkeypatch):
+    pack_release(work, tmp_path / "rel", plan=plan)
+    fresh = open_release(tmp_path / "rel", cache=False)
+    rel = open_release(tmp_path / "rel", cache=tmp_path / "c")
+    first = rel.potentials[3]
+    np.testing.assert_array_equal(first, fresh.potentials[3])
+    (cached,) = (tmp_path / "c" / "release-potentials").glob("*.npy")
+
+    def no_rebuild(*a, **k):
+        raise AssertionError("rebuilt although cached")
+
+    import lacbed.scattering
+
+    monkeypatch.setattr(lacbed.scattering, "projected_potential", no_rebuild)
+    again = open_release(tmp_path / "rel", cache=tmp_path / "c")
+    np.testing.assert_array_equal(again.potentials[3], first)
+    with pytest.raises(AssertionError, match="rebuilt"):
+        again.potentials[4]  # not cached yet
+    # an unusable cache folder falls back to rebuilding, it does not fail
+    monkeypatch.undo()
+    (tmp_path / "file").write_text("x")
+    blocked = open_release(tmp_path / "rel", cache=tmp_path / "file")
+    np.testing.assert_array_equal(blocked.potentials[3], first)
+    assert cached.is_file()
