@@ -237,21 +237,25 @@ def _order_key(key: str) -> str:
 
 #: Cell-size classes of the work-list strata [Å]: a < 6, 6–9, 9–12, ≥ 12.
 SIZE_EDGES: tuple[float, ...] = (6.0, 9.0, 12.0)
+#: Classes of the heaviest element of the work-list strata (atomic number): ≤ 18, 19–54, ≥ 55.
+HEAVIEST_EDGES: tuple[int, ...] = (18, 54)
 
 
 def _stratum(e) -> tuple:  # noqa: ANN001 (Entry or Rejected)
-    """Work-list stratum: real or derived, space group and cell-size class."""
+    """Work-list stratum: real or derived, space group, cell-size and heaviest-element class."""
     if not isinstance(e, Entry):
-        return (0, 0, 0)
+        return (0, 0, 0, 0)
     size_class = int(np.searchsorted(SIZE_EDGES, e.a, side="right"))
-    return (int(bool(e.parent)), int(e.space_group_number), size_class)
+    z_max = int(np.max(e.crystal.atomic_numbers))
+    heavy_class = int(np.searchsorted(HEAVIEST_EDGES, z_max, side="left"))
+    return (int(bool(e.parent)), int(e.space_group_number), size_class, heavy_class)
 
 
 def select_work(entries: Sequence, limit: int | None = None) -> list:
     """The work list: real structures first, strata interleaved in proportion; first ``limit``.
 
-    Entries are grouped into strata (real or derived, space group, cell-size class,
-    :data:`SIZE_EDGES`); inside a stratum they are in a fixed pseudo-random order (hash of the
+    Entries are grouped into strata (real or derived, space group, cell-size class
+    :data:`SIZE_EDGES`, heaviest-element class :data:`HEAVIEST_EDGES`); inside a stratum they are in a fixed pseudo-random order (hash of the
     key), and the i-th of a stratum of n gets the position (i + φ)/n, with a phase φ ∈ [0, 1)
     hashed from the stratum. Sorting by (derived, position) interleaves the strata so that every
     prefix of the list holds each stratum in proportion to its size (to within one item), and all
