@@ -182,10 +182,27 @@ def _rebuild(rel, where: str) -> list[str]:  # noqa: ANN001
         "",
         "- At packing: every pattern finite and exactly symmetric under its class (4mm or 2mm), "
         "and the potential rebuilt from the stored crystal record equal to the build's.",
-        "- In the test suite (`tests/test_release.py`): a few random released materials are "
-        "re-simulated with the recorded settings (Z ≤ 0.5 %), every stored pattern lies in "
-        "[0, 1.01] with its symmetry, and the splits are disjoint by prototype.",
+        "- In the test suite (`tests/test_release_data.py`): two random cheap released materials "
+        "are re-simulated with the recorded settings (Z ≤ 0.5 %), every stored pattern lies in "
+        "[0, 1.01] with the symmetry of its crystal class, and the splits are disjoint by "
+        "prototype.",
+    ] + _engine_checks(rel)
+
+
+def _engine_checks(rel) -> list[str]:  # noqa: ANN001
+    checks = rel.settings.get("engine_checks", [])
+    if not checks:
+        return []
+    lines = [
+        "- Engine checks at packing (new and released materials of each engine revision "
+        "re-simulated with the code of the time; Z ≤ 0.1 % required):",
+        "",
     ]
+    rows = [
+        [c["revision"], c.get("checked_with"), len(c.get("materials", [])), f"{c['max_z']:.1e}"]
+        for c in checks
+    ]
+    return lines + _md_table(["revision", "checked with", "materials", "max Z"], rows)
 
 
 def datasheet_text(rel, where: str | None = None) -> str:  # noqa: ANN001 (Release)
