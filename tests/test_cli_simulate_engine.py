@@ -13,8 +13,6 @@ import pytest
 
 from lacbed.cli import main
 
-pytest.importorskip("lacbed.simulate.engine")
-
 # the Felix Si [001] run's inputs ship with the tests (tests/data/PROVENANCE.md)
 REF = Path(__file__).resolve().parent / "data" / "felix" / "Si_001"
 CIF = REF / "felix.cif"
