@@ -101,7 +101,7 @@ def main(argv=None) -> int:
     result = json.loads(out_path.read_text()) if out_path.is_file() else {}
     result[args.label] = {
         "engine_commit": args.commit,
-        "lacbed_path": str(Path(lacbed.__file__).resolve().parent),
+        "lacbed_version": lacbed.__version__,
         "machine": platform.platform(),
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "thickness_nm": THICK,
