@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FELIX_DIR = ROOT / "tests" / "data" / "felix" / "Si_001"  # see tests/data/PROVENANCE.md
 FELIX_TIME_S = 149.0  # Felix v1.3 on 2 cores for this case (tests/data/PROVENANCE.md)
 #: Felix's CPU time per pixel against strong beams, measured on this kind of machine
-#: (PHYSICS.md §11); × 128² pixels / 2 cores estimates its wall time at that beam count.
+#: (docs/physics.md §11); × 128² pixels / 2 cores estimates its wall time at that beam count.
 FELIX_CPU_PER_PIXEL_S = {100: 0.018, 200: 0.078, 300: 0.21}
 
 
@@ -131,7 +131,7 @@ def run_engine(crystal, kwargs: dict, repeat: int):
 
 
 def mean_absorption_factor(crystal, kwargs: dict, thickness_nm: np.ndarray) -> np.ndarray:
-    """exp(−2π t U′₀ / K): the uniform factor Felix omits (PHYSICS.md §3), one per thickness."""
+    """exp(−2π t U′₀ / K): the uniform factor Felix omits (docs/physics.md §3), one per thickness."""
     try:
         from lacbed.constants import wavenumber
         from lacbed.scattering import structure_factors
@@ -339,7 +339,7 @@ from the file.
 | `RAcceleratingVoltage (kV)` | `voltage_kv` |
 | `RInitialThickness`, `RFinalThickness`, `RDeltaThickness` [Å] | thicknesses initial, +delta, … ≤ final (Felix's count), in nm |
 | `IMinStrongBeams` | `strong_beams` (per tile of pixels, not per pixel) |
-| `IMinWeakBeams` | ignored: lacbed chooses its Bethe beams (Felix's correction is fault 4 of PHYSICS.md §11) |
+| `IMinWeakBeams` | ignored: lacbed chooses its Bethe beams (Felix's correction is fault 4 of docs/physics.md §11) |
 | `RgLimit` [1/Å] | `max_g`; 0 → lacbed's default pool (complete shells; not Felix fault 5) |
 | `IAbsorbFLAG` | 0 none, 1 proportional, 2 Bird–King (Felix's numbering) |
 | `RAbsorptionPer` | κ = value/100 (proportional model) |
@@ -414,7 +414,7 @@ def write_markdown(r: dict) -> None:
         "",
         "## Agreement with Felix",
         "",
-        "Z = 1 − ZNCC (PHYSICS.md §9) between lacbed and Felix's `I_p0p0p0_stack.npy`:",
+        "Z = 1 − ZNCC (docs/physics.md §9) between lacbed and Felix's `I_p0p0p0_stack.npy`:",
         "",
         "| thickness | Z |",
         "|---|---|",
@@ -442,7 +442,7 @@ def write_markdown(r: dict) -> None:
         )
     lines += [
         "",
-        "Felix (est.): Felix's measured CPU time per pixel on this kind of machine (PHYSICS.md §11)"
+        "Felix (est.): Felix's measured CPU time per pixel on this kind of machine (docs/physics.md §11)"
         " × 128² pixels / 2 cores; Felix picks 100–114 beams per pixel at IMinStrongBeams = 100.",
         "",
         "![time against beams](figures/engine_time_vs_beams.png)",

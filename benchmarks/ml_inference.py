@@ -5,9 +5,13 @@ settings, timed once here), and writes a JSON summary.
 
 Usage::
 
-    python benchmarks/ml_inference.py [--model RUN|FILE] [--threads 2] [--out bench.json]
+    python benchmarks/ml_inference.py [--model RUN|FILE | --architecture NAME] [--threads 2]
+                                      [--out bench.json]
 
-Without ``--model`` the model shipped in the package is used. Times are wall-clock medians.
+Without ``--model`` the model shipped in the package is used. ``--architecture vae`` times an
+untrained network of that architecture with its default 128-pixel configuration instead: the
+inference cost does not depend on the weights, so a trained run is not needed for the timing.
+Times are wall-clock medians.
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ def _median_time(fn, repeats: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="run directory or model file (default: shipped)")
+    ap.add_argument(
+        "--architecture", default=None, help="time an untrained model of this architecture"
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=5)
@@ -47,8 +54,18 @@ def main() -> None:
     from lacbed.ml.predict import load_model, model_thickness
     from lacbed.scattering import projected_potential
 
-    model, info = load_model(args.model)
-    t_nm = model_thickness(info, model, None)
+    if args.architecture:
+        from lacbed.ml.config import Normalisation, default_model_config
+        from lacbed.ml.training import make_surrogate
+
+        model = make_surrogate(
+            default_model_config(args.architecture, size=128), Normalisation(), seed=0
+        )
+        model.eval()
+        t_nm = 100.0
+    else:
+        model, info = load_model(args.model)
+        t_nm = model_thickness(info, model, None)
     si = load_crystal(example_path("Si"))
     size = model.config.size
     t0 = time.perf_counter()
@@ -69,6 +86,7 @@ def main() -> None:
     )
     out = {
         "model": model.config.name,
+        "weights": "untrained (timing only)" if args.architecture else (args.model or "shipped"),
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "threads": args.threads,
         "cpu": platform.processor() or platform.machine(),

@@ -1,4 +1,4 @@
-"""Exact checks of the pure Bloch-wave core (PHYSICS.md §8) on synthetic potentials."""
+"""Exact checks of the pure Bloch-wave core (docs/physics.md §8) on synthetic potentials."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def _two_beam(vg: complex, v0: complex, kx: np.ndarray):
 
 
 def _two_beam_analytic(s, qg, q0, t):
-    """PHYSICS.md §8 (Hirsch et al. 1965, ch. 8): φ₀, φ_g with complex q's."""
+    """docs/physics.md §8 (Hirsch et al. 1965, ch. 8): φ₀, φ_g with complex q's."""
     sig = np.sqrt(s**2 + qg**2 + 0j)
     pre = np.exp(1j * np.pi * (q0 + s) * t)
     phi0 = pre * (np.cos(np.pi * sig * t) - 1j * (s / sig) * np.sin(np.pi * sig * t))
@@ -204,7 +204,7 @@ def test_fast_path_error_is_second_order_in_absorption():
 
 
 def test_thin_crystal_kinematic_limit():
-    # PHYSICS.md §8: I_g -> (π t/ξ_g)² sinc²(π s_g t), 1/ξ_g = |U_g|/k_n; error O(t) relative
+    # docs/physics.md §8: I_g -> (π t/ξ_g)² sinc²(π s_g t), 1/ξ_g = |U_g|/k_n; error O(t) relative
     rng = np.random.default_rng(6)
     hkl = beam_pool(5.0, 2.0, K200, centring="P")
     g = hkl / 5.0

@@ -13,8 +13,6 @@ import pytest
 
 from lacbed.cli import main
 
-pytest.importorskip("lacbed.simulate.engine")
-
 # the Felix Si [001] run's inputs ship with the tests (tests/data/PROVENANCE.md)
 REF = Path(__file__).resolve().parent / "data" / "felix" / "Si_001"
 CIF = REF / "felix.cif"
@@ -36,9 +34,9 @@ def test_npy_and_h5_real_engine(tmp_path):
     assert run([str(CIF), "-o", str(out), "--thickness", "20", "40", "60", *TINY]) == 0
     arr = np.load(out)
     assert arr.shape == (3, 16, 16) and arr.dtype == np.float32
-    # with absorption every intensity lies in [0, 1] (PHYSICS.md §8); float32 rounding 1e-6
+    # with absorption every intensity lies in [0, 1] (docs/physics.md §8); float32 rounding 1e-6
     assert np.all(arr >= -1e-6) and np.all(arr <= 1 + 1e-6)
-    # Si [001] bright field is 4mm (PHYSICS.md §7): mirror x and transpose; fast-path rounding
+    # Si [001] bright field is 4mm (docs/physics.md §7): mirror x and transpose; fast-path rounding
     np.testing.assert_allclose(arr, arr[:, :, ::-1], atol=1e-5)
     np.testing.assert_allclose(arr, np.swapaxes(arr, 1, 2), atol=1e-5)
 

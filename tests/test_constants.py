@@ -1,4 +1,4 @@
-"""Relativistic constants against the values tabulated in PHYSICS.md §1 (Kirkland 2010)."""
+"""Relativistic constants against the values tabulated in docs/physics.md §1 (Kirkland 2010)."""
 
 import pytest
 
@@ -22,7 +22,7 @@ def test_wavenumber_and_sigma_200kv():
 
 
 def test_prefactors():
-    # h^2/(2 pi m0 e) = 47.87765 V Å^2 and 2 m0 e / h^2 = 0.0066484 Å^-2 V^-1 (PHYSICS.md §2)
+    # h^2/(2 pi m0 e) = 47.87765 V Å^2 and 2 m0 e / h^2 = 0.0066484 Å^-2 V^-1 (docs/physics.md §2)
     assert C.PREFACTOR_V == pytest.approx(47.87765, rel=1e-6)
     assert C.U_PER_V == pytest.approx(0.0066484, rel=1e-4)
     # consistency: U_g = gamma F/(pi Omega)  <=>  U_PER_V * PREFACTOR_V = 1/pi

@@ -158,7 +158,7 @@ def test_pattern_contents():
     assert p.settings["n_unique_pixels"] == 36
     assert np.isclose(p.settings["half_width"], 4 / cr.a)  # default W = |g_400|
     assert p.beams.shape[1] == 3 and (p.beams == 0).all(axis=1).any()
-    assert np.isclose(p.wavelength, 0.0250793, rtol=1e-5)  # PHYSICS.md §1 at 200 kV
+    assert np.isclose(p.wavelength, 0.0250793, rtol=1e-5)  # docs/physics.md §1 at 200 kV
 
 
 def test_torch_backend_matches_numpy(monkeypatch):

@@ -29,7 +29,9 @@ def test_default_budget_is_converged(name):
     n_ref = min(2 * p.settings["n_strong_max"], p.settings["n_pool"])
     ref = simulate_lacbed(cr, THICK, strong_beams=n_ref, **kw)
     z = 100 * z_score(p.intensities, ref.intensities)
-    assert np.all(z <= 0.5), z  # the convergence target
+    # 0.5 %: the project's convergence target. Measured at 64x64 on every example crystal:
+    # <= 0.103 % (SrTiO3, 150 nm; benchmarks/results/engine_convergence.json, "beams")
+    assert np.all(z <= 0.5), z
 
 
 @pytest.mark.slow

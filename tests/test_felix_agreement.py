@@ -1,4 +1,4 @@
-"""Agreement with Felix v1.3 for the Si [001] reference run (PHYSICS.md §10).
+"""Agreement with Felix v1.3 for the Si [001] reference run (docs/physics.md §10).
 
 The run is read through the Felix input reader (``felix.inp`` + ``felix.cif``), i.e. the same
 path as ``lacbed simulate --felix-inp``. Felix omits the mean absorption U′₀, a uniform factor to

@@ -28,7 +28,7 @@ def _lines() -> list[str]:
 def test_reference_inp_values():
     f = read_felix_inp(REF_INP)
     assert f.pixel_count == 64 and f.size == 128
-    assert f.half_width == 0.75  # ROuterConvergenceAngle [1/Å], PHYSICS.md §10
+    assert f.half_width == 0.75  # ROuterConvergenceAngle [1/Å], docs/physics.md §10
     assert f.voltage_kv == 200.0  # label "RAcceleratingVoltage (kV)" with a space
     assert f.strong_beams == 100
     assert f.weak_beams == 0
@@ -172,3 +172,26 @@ def test_debye_waller_rule():
     np.testing.assert_array_equal(f.apply_debye_waller(c).b_iso, [0.4632, 0.5])
     ok = c.with_b_iso(0.3)
     assert f.apply_debye_waller(ok) is ok
+
+
+def test_shipped_example_input_runs(tmp_path, capsys):
+    """The example felix.inp in the package runs with `lacbed simulate --felix-inp`."""
+    from importlib import resources
+
+    from lacbed.cli import main
+    from lacbed.crystal import example_path
+
+    inp = resources.files("lacbed").joinpath("examples", "felix", "felix.inp")
+    f = parse_felix_inp(inp.read_text(encoding="utf-8"))
+    assert f["IPixelCount"] == "32" and f["IIncidentBeamDirection"] == "[0,0,1]"
+    with resources.as_file(inp) as path:
+        settings = read_felix_inp(path)
+        assert settings.size == 64 and settings.thickness_nm == (50.0, 100.0, 150.0)
+        out = tmp_path / "si.npy"
+        with pytest.raises(SystemExit) as exc:
+            main(["simulate", "--felix-inp", str(path), str(example_path("Si")), "-o", str(out)])
+    assert exc.value.code in (0, None)
+    arr = np.load(out)
+    assert arr.shape == (3, 64, 64) and "3×64×64 float32" in capsys.readouterr().out
+    # Si [001] is 4mm: the transpose is the same pattern (fast-path rounding in float32)
+    np.testing.assert_allclose(arr, np.swapaxes(arr, 1, 2), atol=1e-5)

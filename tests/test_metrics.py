@@ -21,7 +21,7 @@ def test_zncc_matches_reference():
 def test_invariances_and_batch():
     rng = np.random.default_rng(1)
     a = rng.random((3, 16, 16))
-    # Z is blind to a uniform scale and offset (PHYSICS.md §3, §9)
+    # Z is blind to a uniform scale and offset (docs/physics.md §3, §9)
     np.testing.assert_allclose(z_score(a, 3.7 * a + 2.0), 0.0, atol=1e-12)
     np.testing.assert_allclose(z_score(a, -a), 2.0, atol=1e-12)
     assert z_score(a, a[::-1]).shape == (3,)

@@ -15,7 +15,7 @@ from lacbed.simulate.pattern import LacbedPattern
 def make_pattern(n_t: int = 3, size: int = 16, *, bad: bool = False) -> LacbedPattern:
     """A synthetic pattern in Felix's convention: I depends on (kx, ky) so axes are testable."""
     w = 0.75
-    k = (np.arange(size) - size / 2 + 0.5) * (w / (size / 2))  # PHYSICS.md §6 pixel centres
+    k = (np.arange(size) - size / 2 + 0.5) * (w / (size / 2))  # docs/physics.md §6 pixel centres
     t = np.linspace(50.0, 150.0, n_t)
     ky, kx = np.meshgrid(k, k, indexing="ij")  # rows → y, cols → x
     inten = np.stack([0.5 + 0.3 * np.cos(3 * kx + ti / 100) * np.cos(5 * ky) for ti in t])

@@ -1,7 +1,7 @@
 """Evaluation of a trained surrogate on the splits of a dataset: Z statistics and gallery picks.
 
 Z = 1 − ZNCC is computed with the numpy reference :func:`lacbed.metrics.z_score` between the
-target (clipped as in training, :func:`lacbed.ml.data.prepare_target`) and the prediction; statistics are mean, median and 90th percentile (PHYSICS.md
+target (clipped as in training, :func:`lacbed.ml.data.prepare_target`) and the prediction; statistics are mean, median and 90th percentile (docs/physics.md
 §8 asks for median and P90, not only the mean), in units of 1 (multiply by 100 for %).
 """
 

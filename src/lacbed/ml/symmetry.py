@@ -1,6 +1,6 @@
 """Point-group averaging of [001] bright-field patterns in torch.
 
-The pattern convention (PHYSICS.md §6) puts the zone axis at the image centre between pixels, so
+The pattern convention (docs/physics.md §6) puts the zone axis at the image centre between pixels, so
 the mirrors and the four-fold rotation are exact array flips and transposes. The [001]
 bright-field disc has 4mm symmetry for the point groups m-3m, -43m and 432, and 2mm (mirrors
 normal to [100] and [010]) for m-3 and 23 (Buxton, Eades, Steeds & Rackham, Phil. Trans. R. Soc.

@@ -14,7 +14,7 @@ def pixel_extent(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, flo
     """imshow extent (left, right, bottom, top) of pixel centres ``x`` (columns), ``y`` (rows).
 
     The edges lie half a pixel beyond the first and last centres; use with ``origin="lower"`` so
-    row 0 (−y) is at the bottom, as in Felix's convention (PHYSICS.md §6).
+    row 0 (−y) is at the bottom, as in Felix's convention (docs/physics.md §6).
     """
     x = np.asarray(x, float)
     y = np.asarray(y, float)

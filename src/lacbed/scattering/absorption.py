@@ -1,6 +1,6 @@
 """Absorptive (thermal-diffuse-scattering) form factors of Bird & King (1990).
 
-The absorptive form factor of an atom with Debye–Waller factor B is (Bird & King 1990; PHYSICS.md §3,
+The absorptive form factor of an atom with Debye–Waller factor B is (Bird & King 1990; docs/physics.md §3,
 written with s = sinθ/λ = |g|/2 and f(s) the elastic electron scattering factor in Å)
 
     f′(s) = (2h/(m₀v)) ∫_{ℝ²} f(|s⃗/2 + S⃗|) f(|s⃗/2 − S⃗|) [1 − exp(−2B(S² − s²/4))] d²S,

@@ -2,7 +2,7 @@
 
     V_p(x, y) = ∫₀^c V(x, y, z) dz = c Σ_{h,k} V_{hk0} e^{2πi(hx + ky)/a}    [V·Å]
 
-(PHYSICS.md §2; Kirkland 2010, Ch. 5). The image is sampled at x = col·a/size, y = row·a/size
+(docs/physics.md §2; Kirkland 2010, Ch. 5). The image is sampled at x = col·a/size, y = row·a/size
 (``arr[row, col]``), i.e. pixel (0, 0) is the cell origin.
 
 Truncation: all (h, k) with |h|, |k| < size/2 are summed, i.e. the image is the potential
@@ -58,7 +58,7 @@ def projected_potential(
 
     References
     ----------
-    PHYSICS.md §2; Kirkland (2010), Ch. 5 (projected potential).
+    docs/physics.md §2; Kirkland (2010), Ch. 5 (projected potential).
     """
     from lacbed.scattering.structure_factors import structure_factors
 

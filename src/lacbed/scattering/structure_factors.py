@@ -1,6 +1,6 @@
 """Fourier coefficients V_g and U_g of the crystal potential, with absorption.
 
-Conventions (PHYSICS.md §2–3): g = h a* [1/Å] without 2π, s = |g|/2,
+Conventions (docs/physics.md §2–3): g = h a* [1/Å] without 2π, s = |g|/2,
 
     V_g = (h²/(2πm₀eΩ)) Σ_j occ_j f_j(s) e^{−B_j s²} e^{−2πi g·r_j}    [V]
     U_g = γ (2m₀e/h²) V_g                                              [Å⁻²]

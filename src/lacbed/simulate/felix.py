@@ -3,7 +3,7 @@
 Felix (Beanland, Evans & Römer, v1.3) reads ``felix.inp`` by line position: the value of each
 line is taken after column 27 and the labels are ignored. lacbed reads the file **by label**, so
 a real Felix file, a reordered one and one with extra lines all give the same settings
-(PHYSICS.md §11).
+(docs/physics.md §11).
 
 Meaning of the supported keys (Felix v1.3 source, ``ug_matrix_mod`` and ``felixrefine``):
 
@@ -14,7 +14,7 @@ Meaning of the supported keys (Felix v1.3 source, ``ug_matrix_mod`` and ``felixr
 ``RInitialThickness`` ...      thicknesses [Å]: initial, initial+delta, ... up to final inclusive
 ``IMinStrongBeams``            strong-beam budget (lacbed uses one set per pattern, not per pixel)
 ``IMinWeakBeams``              ignored: lacbed folds weak beams in by its own rule (Felix's Bethe
-                               correction is dimensionally inconsistent, PHYSICS.md §11 fault 4)
+                               correction is dimensionally inconsistent, docs/physics.md §11 fault 4)
 ``RgLimit``                    beam-pool limit |g| [1/Å, no 2π]; 0 means "lacbed's default pool"
                                (complete shells; Felix's own RgLimit = 0 cuts mid-shell, fault 5)
 ``IAbsorbFLAG``                0 none, 1 proportional (U′ = κU), 2 Bird–King (Felix's ``SELECT CASE``)

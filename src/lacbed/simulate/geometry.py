@@ -1,4 +1,4 @@
-"""LACBED geometry: pixels ↔ incident-beam tilts (Felix convention, PHYSICS.md §6).
+"""LACBED geometry: pixels ↔ incident-beam tilts (Felix convention, docs/physics.md §6).
 
 A pattern has 2N × 2N pixels (``size`` = 2N, even). Pixel (row r, column c) has the tangential
 incident wave-vector components

@@ -1,6 +1,6 @@
 """Writing and reading LACBED patterns: ``.npy``, ``.h5`` and ``.png`` (an edge module).
 
-Pixel convention as Felix (PHYSICS.md §6): ``arr[..., row, col]``, col → +x = [100],
+Pixel convention as Felix (docs/physics.md §6): ``arr[..., row, col]``, col → +x = [100],
 row → +y = [010], zone axis at the image centre.
 
 - ``.npy``: float32; shape (size, size) for one thickness, (n_thickness, size, size) otherwise.

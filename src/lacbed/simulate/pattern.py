@@ -13,7 +13,7 @@ __all__ = ["LacbedPattern"]
 class LacbedPattern:
     """A bright-field (000) LACBED pattern for one or more thicknesses.
 
-    Pixel convention as Felix (PHYSICS.md §6): ``intensities[t, row, col]``, col → +x = [100],
+    Pixel convention as Felix (docs/physics.md §6): ``intensities[t, row, col]``, col → +x = [100],
     row → +y = [010], zone axis at the image centre (between pixels).
 
     Attributes

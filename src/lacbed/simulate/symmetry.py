@@ -1,11 +1,11 @@
 """Bright-field symmetry reduction and the crystal symmetry checks the engine needs.
 
 The [001] bright-field disc of a cubic crystal has 4mm or 2mm symmetry (Buxton et al. 1976,
-PHYSICS.md §7). Each symmetry operation S acts on tilts k_t and on beams (h, k) with l unchanged;
+docs/physics.md §7). Each symmetry operation S acts on tilts k_t and on beams (h, k) with l unchanged;
 I₀₀₀(S k_t) = I₀₀₀(k_t) when the beam set at S k_t is the image of the set at k_t. For point-group
 operations that keep z this is a symmetry of the structure matrix; for those that flip z (the -4
 of -43m, the 2-folds about x, y of 23 and 432) it follows from reciprocity (the 000 element of
-exp(iAt) equals that of exp(iAᵀt); PHYSICS.md §7), so it is exact in the Bloch-wave model too.
+exp(iAt) equals that of exp(iAᵀt); docs/physics.md §7), so it is exact in the Bloch-wave model too.
 
 Pixel coordinates: u = c − N + ½, v = r − N + ½ (half-integers). The irreducible wedge is
 u > 0, v > 0 (2mm) and additionally v ≤ u (4mm); pixels with u = v lie on the diagonal mirror.

@@ -1,7 +1,7 @@
 """An encoder on the Fourier coefficients of the projected potential, with the ResAE decoder.
 
 Physics behind it: the projected potential is the Fourier synthesis
-V_p(x, y) = c Σ V_hk0 exp(2πi(hx + ky)/a) (PHYSICS.md §2), so the 2-D FFT of the input image
+V_p(x, y) = c Σ V_hk0 exp(2πi(hx + ky)/a) (docs/physics.md §2), so the 2-D FFT of the input image
 returns c·V_hk0 on integer (h, k). The 000 LACBED pattern is shaped by the strengths of the
 zero-layer reflections (their Bragg lines lie at fixed positions in units of 1/a, because the
 pattern's half-width is 4/a) and, through the Ewald sphere, by a and the thickness. The encoder
