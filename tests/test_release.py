@@ -413,3 +413,12 @@ def test_potential_cache_is_exact_and_reused(tmp_path, work, plan, monkeypatch):
     blocked = open_release(tmp_path / "rel", cache=tmp_path / "file")
     np.testing.assert_array_equal(blocked.potentials[3], first)
     assert cached.is_file()
+
+
+def test_damaged_shard_is_a_clear_error(tmp_path, work, plan):
+    rep = pack_release(work, tmp_path / "rel", plan=plan)
+    rep.shards[0].write_bytes(rep.shards[0].read_bytes()[:1000])  # truncated
+    with pytest.raises(DatasetError, match="cannot be read"):
+        open_release(tmp_path / "rel")
+    with pytest.raises(DatasetError, match="cannot be read"):
+        release_keys(tmp_path / "rel")

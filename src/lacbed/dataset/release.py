@@ -62,7 +62,8 @@ log = logging.getLogger(__name__)
 
 RELEASE_FORMAT = "lacbed-release"
 FORMAT_VERSION = 1
-#: Materials per shard (about 4 MB at 128 px and four thicknesses).
+#: Materials per shard (about 5.5 MB at 128 px and four thicknesses: 12.8 kB of wedges per
+#: material, plus its compressed record).
 SHARD_ITEMS: int = 400
 #: An item whose convergence estimate exceeds this Z [fraction] is 'unconverged'.
 CONVERGENCE_LIMIT: float = 0.005
@@ -123,9 +124,12 @@ def _shard_paths(path: Path) -> list[Path]:
 def _read_shard_index(shard: Path) -> tuple[list[str], list[dict]]:
     import h5py
 
-    with h5py.File(shard, "r") as f:
-        keys = [k.decode() if isinstance(k, bytes) else str(k) for k in f["keys"][()]]
-        recs = json.loads(f["records"][()].tobytes().decode("utf-8"))
+    try:
+        with h5py.File(shard, "r") as f:
+            keys = [k.decode() if isinstance(k, bytes) else str(k) for k in f["keys"][()]]
+            recs = json.loads(f["records"][()].tobytes().decode("utf-8"))
+    except (OSError, KeyError, ValueError) as exc:  # h5py, a missing dataset, bad JSON
+        raise DatasetError(f"{shard} cannot be read as a release shard: {exc}") from None
     if len(recs) != len(keys):
         raise DatasetError(f"{shard}: {len(keys)} keys but {len(recs)} records")
     return keys, recs
