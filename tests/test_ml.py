@@ -270,13 +270,26 @@ def test_cli_train_evaluate_predict(tiny_data, tmp_path, capsys):
     code, out, err = _cli(["evaluate", run, tiny_data], capsys)
     assert code == 0, err
     m = json.loads((run / "metrics.json").read_text())
-    for split in ("train", "val", "test"):
+    assert set(m["splits"]) == {"val"}  # the default: val only, the test split stays untouched
+    code, out, err = _cli(["evaluate", run, tiny_data, "--split", "test-real"], capsys)
+    assert code == 0, err
+    assert "not a release" in err and "scored: test" in out  # the fallback is said, not hidden
+    m = json.loads((run / "metrics.json").read_text())
+    assert set(m["splits"]) == {"val", "test-real"}  # earlier entries are kept
+    assert m["splits"]["test-real"]["split_scored"] == "test"
+    for split in ("val", "test-real"):
         s = m["splits"][split]
         assert s["n"] > 0 and s["median"] <= s["p90"] and 0 <= s["mean"] <= 2
-    assert set(m["splits"]["test"]["per_thickness"]) == {"50", "100"}
+        assert set(s["per_thickness"]) == {"50", "100"}
+        for t, rows in s["worst"].items():
+            z = [r["z"] for r in rows]
+            assert z == sorted(z, reverse=True) and len(rows) == min(10, s["n"] // 2)
+            assert z[0] == pytest.approx(max(z)) and rows[0]["formula"].startswith("X")
+            assert max(z) >= s["per_thickness"][t]["p90"]
     from matplotlib.image import imread
 
-    assert imread(run / "gallery.png").shape[0] > 200
+    for split in ("val", "test-real"):
+        assert imread(run / f"gallery-{split}.png").shape[0] > 400  # several rows of panels
 
     cifs = [CIF_DIR / "si_origin2_icsd.cif", CIF_DIR / "cu_no_adp.cif"]
     code, _, err = _cli(
@@ -323,8 +336,10 @@ def test_bad_inputs(tiny_data, no_test_data, tmp_path, capsys):
     assert code == 2 and "not a lacbed dataset" in err
     code, _, err = _cli([*base, "--model", "vae"], capsys)
     assert code == 0, err
-    code, _, err = _cli(["evaluate", run, no_test_data], capsys)
+    code, _, err = _cli(["evaluate", run, no_test_data, "--split", "test"], capsys)
     assert code == 2 and "no 'test' split" in err
+    code, _, err = _cli(["evaluate", run, no_test_data, "--split", "dev"], capsys)
+    assert code == 2 and "unknown split" in err
     assert not (run / "metrics.json").exists()
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"\x00" * 10)
@@ -368,7 +383,40 @@ def test_evaluate_uses_the_training_thickness(tiny_data, tmp_path):
         assert ev.z.shape[1] == 1
     # a model that does not know its training thickness: unconditioned, so the middle one
     bare = make_surrogate(model.config, Normalisation(), seed=0)
-    np.testing.assert_array_equal(evaluate(bare, tiny_data)["test"].arrays.thickness_nm, [100.0])
+    ev = evaluate(bare, tiny_data, splits=("test",))["test"]
+    np.testing.assert_array_equal(ev.arrays.thickness_nm, [100.0])
+
+
+def test_evaluate_test_real_scores_only_the_real_test_materials(tiny_data):
+    """On a release 'test-real' is its own subset of 'test'; nothing else is scored."""
+    import dataclasses
+
+    from lacbed.dataset.store import Dataset, open_dataset
+    from lacbed.ml.evaluate import evaluate, resolve_split
+
+    ds = open_dataset(tiny_data)
+    test_slots = ds.split_slots("test")
+    real = test_slots[::2]  # pretend every other test material is real (not derived)
+
+    class WithTestReal(Dataset):  # the interface of lacbed.dataset.release.Release
+        def split_slots(self, name):
+            return real if name == "test-real" else super().split_slots(name)
+
+        def split_counts(self):
+            return {**super().split_counts(), "test-real": len(real)}
+
+    rel = WithTestReal(**{f.name: getattr(ds, f.name) for f in dataclasses.fields(ds)})
+    assert resolve_split(rel, "test-real") == ("test-real", None)
+    assert resolve_split(ds, "test-real")[0] == "test"
+    model = make_surrogate(
+        ModelConfig("cvae", size=SIZE, width=4, conditioned=True), Normalisation(), seed=0
+    )
+    ev = evaluate(model, rel, splits=("test-real",))["test-real"]
+    keys = set(ds.table.set_index("slot").loc[real, "key"])
+    assert set(ev.arrays.keys) == keys and len(keys) < len(test_slots)
+    assert ev.split == "test-real" and ev.z.shape == (len(real), len(THICK))
+    with pytest.raises(Exception, match="unknown split"):
+        evaluate(model, rel, splits=("tset",))
 
 
 #: SHA-256 of src/lacbed/ml/weights/default.pt that tests/data/ml/ was made with

@@ -4,7 +4,8 @@ Contract (issue 5)::
 
     lacbed train DATA -o RUN --model vae|cvae|resae|unet|spectral [--epochs N] [--max-train N] [--thickness T]
                  [--seed S] [--batch-size B] [--lr LR]        (rerun: resumes from RUN)
-    lacbed evaluate RUN DATA [--split test]       → RUN/metrics.json, RUN/gallery.png
+    lacbed evaluate RUN DATA [--split val|train|test|test-real]
+                                          → RUN/metrics.json, RUN/gallery-SPLIT.png
     lacbed predict X.cif [X2.cif ...] [--model RUN] [--thickness T] -o OUT.npy|OUT.png
 
 torch is imported only inside the commands, so ``lacbed --help`` stays fast.
@@ -118,61 +119,98 @@ def train(
 @app.command("evaluate")
 def evaluate(
     run: Annotated[Path, typer.Argument(help="Run directory (or model file).")],
-    data: Annotated[Path, typer.Argument(help="Dataset directory.")],
-    split: Annotated[str, typer.Option(help="Split for the gallery (must be non-empty).")] = "test",
+    data: Annotated[Path, typer.Argument(help="Dataset directory or release.")],
+    split: Annotated[
+        str,
+        typer.Option(
+            help="Split to score: val (default; model selection uses only val), train, or a test "
+            "split, which must be named: test-real (a release's real test materials, the "
+            "headline numbers; a working store falls back to test and says so) or test."
+        ),
+    ] = "val",
+    worst: Annotated[int, typer.Option(help="Worst cases listed per thickness and drawn.")] = 10,
     threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
 ) -> None:
-    """Z (mean, median, P90) on every split → RUN/metrics.json; best/median/worst → RUN/gallery.png."""
-    from lacbed.dataset.splits import SPLIT_NAMES
+    """Z (mean, median, P90, worst cases) per thickness on one split.
 
-    if split not in SPLIT_NAMES:
-        raise SettingsError(f"unknown split {split!r}; choose one of {', '.join(SPLIT_NAMES)}")
+    Writes RUN/metrics.json (one entry per evaluated split, earlier entries kept) and
+    RUN/gallery-SPLIT.png (the worst cases: input | target | prediction | difference).
+    """
+    from lacbed.ml.evaluate import EVAL_SPLITS
+
+    if split not in EVAL_SPLITS:
+        raise SettingsError(f"unknown split {split!r}; choose one of {', '.join(EVAL_SPLITS)}")
+    if worst < 1:
+        raise SettingsError(f"--worst must be >= 1, got {worst}")
     _threads(threads)
     import numpy as np
 
     from lacbed import __version__
     from lacbed._io import atomic_path
+    from lacbed.dataset.store import open_dataset
     from lacbed.ml.data import prepare_target
     from lacbed.ml.evaluate import evaluate as run_eval
+    from lacbed.ml.evaluate import resolve_split
     from lacbed.ml.predict import load_model
-    from lacbed.plotting.ml import gallery_picks, plot_gallery
+    from lacbed.plotting.ml import plot_gallery
 
     surrogate, info = load_model(run)
     thick = info.data.get("thicknesses_nm") or None
-    evals = run_eval(surrogate, data, thickness_nm=thick, require=split)
+    ds = open_dataset(data)
+    used, note = resolve_split(ds, split)
+    if note:
+        typer.echo(f"note: {note}", err=True)
+    ev = run_eval(surrogate, ds, splits=(split,), thickness_nm=thick)[split]
     run_dir = run if run.is_dir() else run.parent
-    metrics = {
-        "model": surrogate.config.to_dict(),
-        "dataset": str(Path(data).resolve()),
-        "thicknesses_nm": thick,
-        "z_units": "1 (multiply by 100 for %)",
-        "lacbed_version": __version__,
-        "splits": {name: ev.stats() for name, ev in evals.items()},
-    }
-    ev = evals[split]
-    picks = gallery_picks(ev.z)
-    a = ev.arrays
-    fig = plot_gallery(
-        a.potential[[i for _, (i, _) in picks]],
-        prepare_target(np.stack([a.pattern[i, j] for _, (i, j) in picks]), surrogate.norm),
-        [ev.predicted[i, j] for _, (i, j) in picks],
-        [ev.z[i, j] for _, (i, j) in picks],
-        labels=[f"{lab}: {a.formulas[i]} {a.thickness_nm[j]:g} nm" for lab, (i, j) in picks],
+    metrics_path = run_dir / "metrics.json"
+    metrics = {}
+    if metrics_path.is_file():
+        try:
+            metrics = json.loads(metrics_path.read_text())
+        except json.JSONDecodeError:
+            metrics = {}
+    stats = ev.stats(worst=worst)
+    stats.update(
+        split_scored=used,
+        note=note,
+        dataset=str(Path(data).resolve()),
+        release=bool("test-real" in ds.split_counts()),
+        thicknesses_nm=[float(t) for t in ev.arrays.thickness_nm],
     )
-    with atomic_path(run_dir / "metrics.json") as tmp:
+    metrics.update(
+        model=surrogate.config.to_dict(),
+        z_units="1 (multiply by 100 for %)",
+        lacbed_version=__version__,
+    )
+    metrics.setdefault("splits", {})[split] = stats
+    # the gallery: the worst cases over all thicknesses, worst first
+    a = ev.arrays
+    flat = np.argsort(-ev.z.ravel(), kind="stable")[: min(worst, ev.z.size)]
+    picks = [(int(k) // ev.z.shape[1], int(k) % ev.z.shape[1]) for k in flat]
+    fig = plot_gallery(
+        a.potential[[i for i, _ in picks]],
+        prepare_target(np.stack([a.pattern[i, j] for i, j in picks]), surrogate.norm),
+        [ev.predicted[i, j] for i, j in picks],
+        [ev.z[i, j] for i, j in picks],
+        labels=[f"{a.keys[i]}\n{a.formulas[i]} {a.thickness_nm[j]:g} nm" for i, j in picks],
+    )
+    gallery = run_dir / f"gallery-{split}.png"
+    with atomic_path(metrics_path) as tmp:
         tmp.write_text(json.dumps(metrics, indent=1))
-    with atomic_path(run_dir / "gallery.png") as tmp:
-        fig.savefig(tmp, dpi=110)
-    for name, ev_ in evals.items():
-        s = ev_.stats()
-        if s["n"]:
-            typer.echo(
-                f"{name:5s} n={s['n']:5d}  Z mean {100 * s['mean']:6.2f} %  "
-                f"median {100 * s['median']:6.2f} %  P90 {100 * s['p90']:6.2f} %"
-            )
-        else:
-            typer.echo(f"{name:5s} n=    0")
-    typer.echo(f"wrote {run_dir / 'metrics.json'} and {run_dir / 'gallery.png'}")
+    with atomic_path(gallery) as tmp:
+        fig.savefig(tmp, dpi=90)
+    label = split if used == split else f"{split} (scored: {used})"
+    typer.echo(f"{label}: {len(a)} structures")
+    rows = [("all", stats)] + [(f"{t} nm", s) for t, s in stats["per_thickness"].items()]
+    for name, s in rows:
+        typer.echo(
+            f"  {name:8s} n={s['n']:5d}  Z mean {100 * s['mean']:6.2f} %  "
+            f"median {100 * s['median']:6.2f} %  P90 {100 * s['p90']:6.2f} %"
+        )
+    for t, rows_ in stats["worst"].items():
+        cells = ", ".join(f"{w['formula']} ({w['key']}) {100 * w['z']:.1f}" for w in rows_)
+        typer.echo(f"  worst at {t} nm [Z %]: {cells}")
+    typer.echo(f"wrote {metrics_path} and {gallery}")
 
 
 @app.command("predict")
