@@ -419,6 +419,47 @@ def test_evaluate_test_real_scores_only_the_real_test_materials(tiny_data):
         evaluate(model, rel, splits=("tset",))
 
 
+def _load_benchmark(name: str):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_learning_curve_script(tiny_data, tmp_path):
+    """Five sizes, 1-epoch runs on the tiny dataset: one run per size, scored on val only."""
+    import json
+
+    lc = _load_benchmark("ml_learning_curve")
+    out = tmp_path / "lc"
+    argv = [tiny_data, "-o", out, "--model", "vae", "--epochs", "1", "--batch-size", "8"]
+    summary = lc.main([str(a) for a in [*argv, "--sizes", 2, 4, 6, 9, 99]])
+    n_train = open_dataset_counts(tiny_data)["train"]
+    sizes = [r["n_train_structures"] for r in summary["sizes"]]
+    assert sizes == [2, 4, 6, 9, n_train]  # 99 is clipped to the training split
+    for r in summary["sizes"]:
+        (seed,) = r["seeds"]
+        assert seed["n_train_structures"] == r["n_train_structures"]
+        assert seed["val"]["n"] > 0 and r["val_mean_min"] <= r["val_mean"] <= r["val_mean_max"]
+    assert summary["split_scored"] == "val" and np.isfinite(summary["fit"]["b"])
+    assert json.loads((out / "learning_curve.json").read_text())["sizes"][0]["val_mean"] > 0
+    assert (out / "learning_curve.png").stat().st_size > 10_000
+    with pytest.raises(SystemExit):  # fewer than five sizes is not a learning curve
+        lc.main([str(a) for a in [*argv, "--sizes", 2, 4]])
+    # the power law recovers an exact one
+    fit = lc.power_law([10, 100, 1000], [0.5, 0.5 * 10**-0.3, 0.5 * 100**-0.3])
+    assert fit["b"] == pytest.approx(-0.3) and fit["c"] == pytest.approx(0.5 * 10**0.3)
+
+
+def open_dataset_counts(path) -> dict:
+    from lacbed.dataset.store import open_dataset
+
+    return open_dataset(path).split_counts()
+
+
 #: SHA-256 of src/lacbed/ml/weights/default.pt that tests/data/ml/ was made with
 DEFAULT_WEIGHTS_SHA256 = "b8f9a7d4e03631055a5bd4cfec7f90d2076bbddcc61e3863b8135b183d7d94ce"
 
