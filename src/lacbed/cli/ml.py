@@ -78,6 +78,13 @@ def train(
             "(default: off for vae, on for the others).",
         ),
     ] = None,
+    augment: Annotated[
+        str,
+        typer.Option(
+            help="Exact-physics augmentation of training pairs: none, ops (a random one of the "
+            "8 operations of 4mm on input and target), shifts (a random cell origin), all."
+        ),
+    ] = "none",
     threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
@@ -98,6 +105,7 @@ def train(
         max_train=max_train,
         thickness_nm=tuple(thickness) if thickness else None,
         patience=patience,
+        augment=augment,
     )
     mcfg = None
     if symmetrize is not None:

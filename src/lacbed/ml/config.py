@@ -10,7 +10,17 @@ from dataclasses import asdict, dataclass, field, fields
 
 from lacbed.errors import SettingsError
 
-__all__ = ["MODEL_NAMES", "ModelConfig", "Normalisation", "TrainConfig", "default_model_config"]
+__all__ = [
+    "AUGMENT_MODES",
+    "MODEL_NAMES",
+    "ModelConfig",
+    "Normalisation",
+    "TrainConfig",
+    "default_model_config",
+]
+
+#: Training augmentations (:class:`TrainConfig`.augment).
+AUGMENT_MODES: tuple[str, ...] = ("none", "ops", "shifts", "all")
 
 #: Models the CLI knows, with one-line descriptions (shown by ``lacbed train --help``).
 MODEL_NAMES: dict[str, str] = {
@@ -179,6 +189,10 @@ class TrainConfig:
         model, the middle one otherwise.
     patience : int
         Early-stopping patience [epochs] on the validation Z.
+    augment : {'none', 'ops', 'shifts', 'all'}
+        Exact-physics augmentation of training pairs (:mod:`lacbed.ml.augment`): a random one
+        of the 8 operations of 4mm on input and target ('ops'), a random cell origin of the
+        input ('shifts'), or both ('all'). Validation data is never augmented.
     """
 
     epochs: int = 30
@@ -189,6 +203,7 @@ class TrainConfig:
     max_train: int | None = None
     thickness_nm: tuple[float, ...] | None = None
     patience: int = 8
+    augment: str = "none"
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -196,6 +211,10 @@ class TrainConfig:
             raise SettingsError("epochs and batch size must be >= 1")
         if not self.lr > 0:
             raise SettingsError(f"learning rate must be > 0, got {self.lr}")
+        if self.augment not in AUGMENT_MODES:
+            raise SettingsError(
+                f"unknown augmentation {self.augment!r}; choose one of {', '.join(AUGMENT_MODES)}"
+            )
         if self.max_train is not None and self.max_train < 1:
             raise SettingsError(f"--max-train must be >= 1, got {self.max_train}")
         if self.thickness_nm is not None:

@@ -194,12 +194,24 @@ class PatternSamples(torch.utils.data.Dataset):
 
     Each item is a dict: ``x`` (1, S, S) normalised potential, ``y`` (S, S) standardised pattern,
     ``cond`` (2,) conditioning, ``sym`` symmetry flag (int), ``index`` structure index and
-    ``t_index`` thickness index.
+    ``t_index`` thickness index. With ``augment`` (training only) each access returns a random
+    exact copy of the pair (:func:`lacbed.ml.augment.random_augment`), drawn from a generator
+    seeded with ``seed``.
     """
 
-    def __init__(self, arrays: SplitArrays, norm: Normalisation) -> None:
+    def __init__(
+        self, arrays: SplitArrays, norm: Normalisation, *, augment: str = "none", seed: int = 0
+    ) -> None:
+        from lacbed.ml.config import AUGMENT_MODES
+
+        if augment not in AUGMENT_MODES:
+            raise SettingsError(
+                f"unknown augmentation {augment!r}; choose one of {', '.join(AUGMENT_MODES)}"
+            )
         self.arrays = arrays
         self.norm = norm
+        self.augment = augment
+        self._gen = torch.Generator().manual_seed(int(seed))
         n, t = arrays.pattern.shape[:2]
         self._x = torch.from_numpy(normalize_potential(arrays.potential, norm))[:, None]
         self._y = torch.from_numpy(prepare_target(arrays.pattern, norm))  # (n, T, S, S)
@@ -213,9 +225,20 @@ class PatternSamples(torch.utils.data.Dataset):
 
     def __getitem__(self, k: int) -> dict[str, torch.Tensor]:
         i, j = self._pairs[k]
+        x, y = self._x[i], self._y[i, j]
+        if self.augment != "none":
+            from lacbed.ml.augment import random_augment
+
+            x, y = random_augment(
+                x,
+                y,
+                self._gen,
+                ops=self.augment in ("ops", "all"),
+                shifts=self.augment in ("shifts", "all"),
+            )
         return {
-            "x": self._x[i],
-            "y": self._y[i, j],
+            "x": x,
+            "y": y,
             "cond": torch.stack([self._t[j], self._a[i]]),
             "sym": self._sym[i],
             "index": torch.tensor(i),
