@@ -260,8 +260,10 @@ def test_cli_train_evaluate_predict(tiny_data, tmp_path, capsys):
 
     run = tmp_path / "run"
     args = ["train", tiny_data, "-o", run, "--model", "cvae", "--batch-size", "8", "--no-progress"]
-    code, out, err = _cli([*args, "--epochs", "2"], capsys)
+    code, out, err = _cli([*args, "--epochs", "2", "--augment", "all"], capsys)
     assert code == 0, err
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["train"]["augment"] == "all" and saved["data"]["augment"] == "all"
     assert (run / "model.pt").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
     assert (run / "logs" / "version_0" / "metrics.csv").is_file()
     code, out, _ = _cli([*args, "--epochs", "3"], capsys)  # rerun: resumes from last.ckpt
