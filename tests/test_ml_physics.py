@@ -81,3 +81,107 @@ def test_map_is_cheap():
     bragg_line_map(si, 100.0, size=128)
     # measured 29 ms of CPU on the shared 2-core machine; 1 s would still be 0.3x the engine
     assert time.process_time() - t0 < 1.0
+
+
+@pytest.fixture(scope="module")
+def crystal_data(tmp_path_factory):
+    """A 32-px working dataset of the bundled examples with their crystal records (fake
+    patterns: the engine is not needed to test the plumbing)."""
+    from lacbed.crystal import example_names
+    from lacbed.crystal.serialise import crystal_to_record
+    from lacbed.dataset.splits import split_of_group
+    from lacbed.dataset.store import DatasetWriter
+    from lacbed.scattering import projected_potential
+
+    names = example_names()
+    want = {"train": len(names) - 4, "val": 2, "test": 2}
+    groups, i = [], 0
+    while sum(want.values()):
+        g = f"fam-{i}"
+        if want[split_of_group(g)] > 0:
+            want[split_of_group(g)] -= 1
+            groups.append(g)
+        i += 1
+    path = tmp_path_factory.mktemp("phys") / "data"
+    settings = {"settings": {"voltage_kv": 200.0, "half_width": None, "scattering": "kirkland"}}
+    w = DatasetWriter(
+        path, size=32, thicknesses_nm=(50.0, 100.0), settings=settings, n_slots=len(names)
+    )
+    rng = np.random.default_rng(0)
+    for slot, (name, g) in enumerate(zip(names, groups, strict=True)):
+        c = read_cif(example_path(name))
+        meta = {
+            "formula": c.formula,
+            "space_group_number": c.space_group_number,
+            "a": c.a,
+            "group": g,
+            "crystal": crystal_to_record(c),
+        }
+        pats = rng.random((2, 32, 32)).astype(np.float32)
+        w.write_item(name, slot, projected_potential(c, 32), pats, meta)
+    w.finalize()
+    return path
+
+
+def test_physics_channel_end_to_end(crystal_data, tmp_path, monkeypatch):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("lightning")
+    import lacbed.ml.physics as physics
+    from lacbed.dataset.store import open_dataset
+    from lacbed.errors import LacbedError
+    from lacbed.ml.config import ModelConfig, Normalisation, TrainConfig
+    from lacbed.ml.data import PatternSamples, load_split
+    from lacbed.ml.evaluate import evaluate
+    from lacbed.ml.model import load_surrogate, run_model
+    from lacbed.ml.predict import predict_crystals
+    from lacbed.ml.training import train
+
+    torch.set_num_threads(1)
+    monkeypatch.setenv("LACBED_CACHE_DIR", str(tmp_path / "cache"))
+    ds = open_dataset(crystal_data)
+    arr = load_split(ds, "val", thickness_index=np.array([0, 1]), physics=True)
+    assert arr.physics.shape == (len(arr), 2, 32, 32)
+    c = read_cif(example_path(arr.keys[0]))
+    np.testing.assert_array_equal(arr.physics[0, 1], bragg_line_map(c, 100.0, size=32))
+    # second load: every map from the cache, none recomputed
+    monkeypatch.setattr(physics, "bragg_line_map", lambda *a, **k: 1 / 0)
+    again = load_split(ds, "val", thickness_index=np.array([0, 1]), physics=True)
+    np.testing.assert_array_equal(again.physics, arr.physics)
+    monkeypatch.undo()
+    monkeypatch.setenv("LACBED_CACHE_DIR", str(tmp_path / "cache"))
+    item = PatternSamples(arr, Normalisation(), augment="all")[1]  # structure 0, 100 nm
+    assert item["x"].shape == (2, 32, 32)
+    # the map channel moves with the target (4mm op on the pattern grid), never shifted
+    from lacbed.ml.augment import N_OPS, op_on_pattern
+
+    m = torch.from_numpy(arr.physics[0, 1])
+    assert any(torch.equal(item["x"][1], op_on_pattern(m, k)) for k in range(N_OPS))
+
+    mcfg = ModelConfig(
+        "unet",
+        size=32,
+        latent=16,
+        width=4,
+        depth=2,
+        conditioned=True,
+        symmetrize=True,
+        physics_channel=True,
+    )
+    res = train(
+        crystal_data,
+        tmp_path / "run",
+        model="unet",
+        model_config=mcfg,
+        config=TrainConfig(epochs=1, batch_size=4),
+        tensorboard=False,
+    )
+    model, info = load_surrogate(res.model_path)
+    assert model.config.physics_channel and model.config.in_channels == 2
+    ev = evaluate(model, ds)["val"]
+    assert ev.arrays.physics is not None and np.all(np.isfinite(ev.z))
+    pred = predict_crystals([c], model=model, info=info, thickness_nm=100.0)
+    assert pred.shape == (1, 32, 32) and np.all(np.isfinite(pred))
+    with pytest.raises(LacbedError, match="physics map"):
+        run_model(model, arr.potential[:1], thickness_nm=100.0, a=[c.a])
+    with pytest.raises(Exception, match="spectral"):
+        ModelConfig("spectral", size=32, physics_channel=True)

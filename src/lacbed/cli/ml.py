@@ -78,6 +78,14 @@ def train(
             "(default: off for vae, on for the others).",
         ),
     ] = None,
+    physics_channel: Annotated[
+        bool,
+        typer.Option(
+            "--physics-channel/--no-physics-channel",
+            help="Second input channel: a two-beam map of the Bragg lines at the sample's "
+            "thickness, computed from each crystal (~30-90 ms per map, cached).",
+        ),
+    ] = False,
     augment: Annotated[
         str,
         typer.Option(
@@ -108,14 +116,18 @@ def train(
         augment=augment,
     )
     mcfg = None
-    if symmetrize is not None:
+    if symmetrize is not None or physics_channel:
         import dataclasses
 
         from lacbed.dataset.store import open_dataset
         from lacbed.ml.config import default_model_config
 
         size = open_dataset(data).size
-        mcfg = dataclasses.replace(default_model_config(model, size=size), symmetrize=symmetrize)
+        mcfg = default_model_config(model, size=size)
+        if symmetrize is not None:
+            mcfg = dataclasses.replace(mcfg, symmetrize=symmetrize)
+        if physics_channel:
+            mcfg = dataclasses.replace(mcfg, physics_channel=True)
     res = run_training(data, out, model=model, config=cfg, model_config=mcfg, progress=progress)
     typer.echo(
         f"{'resumed' if res.resumed else 'trained'} {model}: {res.n_train} training samples, "

@@ -58,6 +58,10 @@ class ModelConfig:
         given per sample); a sample flagged 'none' is left as it is.
     modes : int
         Fourier orders |h|, |k| <= modes seen by the ``spectral`` encoder.
+    physics_channel : bool
+        Feed a second input channel: the two-beam map of the Bragg lines on the pattern's tilt
+        grid at the sample's thickness (:func:`lacbed.ml.physics.bragg_line_map`), computed
+        from the crystal (not for ``spectral``, whose encoder reads only Fourier magnitudes).
     """
 
     name: str = "vae"
@@ -69,6 +73,12 @@ class ModelConfig:
     conditioned: bool = False
     symmetrize: bool = False
     modes: int = 8
+    physics_channel: bool = False
+
+    @property
+    def in_channels(self) -> int:
+        """Input channels: the potential, plus the physics map if enabled."""
+        return 2 if self.physics_channel else 1
 
     def __post_init__(self) -> None:
         if self.name not in MODEL_NAMES:
@@ -83,6 +93,11 @@ class ModelConfig:
             raise SettingsError("latent, width and depth must be positive integers")
         if not 1 <= self.modes < self.size // 2:
             raise SettingsError(f"modes must lie in 1..{self.size // 2 - 1}, got {self.modes}")
+        if self.physics_channel and self.name == "spectral":
+            raise SettingsError(
+                "the spectral model reads only the potential's Fourier magnitudes; "
+                "choose another model for --physics-channel"
+            )
         if self.beta < 0:
             raise SettingsError(f"beta must be >= 0, got {self.beta}")
 

@@ -124,6 +124,7 @@ def evaluate_split(
             a=arrays.a,
             symmetry=arrays.symmetry,
             batch_size=batch_size,
+            physics=None if arrays.physics is None else arrays.physics[:, j],
         )
     target = prepare_target(arrays.pattern, model.norm)
     z = z_score(target, pred) if n else np.zeros((0, t))
@@ -214,6 +215,8 @@ def evaluate(
     )
     out = {}
     for name, used in resolved.items():
-        arrays = load_split(ds, used, thickness_index=t_idx, require=False)
+        arrays = load_split(
+            ds, used, thickness_index=t_idx, require=False, physics=model.config.physics_channel
+        )
         out[name] = evaluate_split(model, arrays, split=used)
     return out

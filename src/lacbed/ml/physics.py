@@ -37,9 +37,18 @@ References
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
-__all__ = ["bragg_line_map", "two_beam_integrated_intensity", "KINEMATIC_HWHM"]
+__all__ = [
+    "KINEMATIC_HWHM",
+    "MAP_VERSION",
+    "bragg_line_map",
+    "map_settings",
+    "physics_maps",
+    "two_beam_integrated_intensity",
+]
 
 #: Half width at half maximum of sinc²(πts) in units of 1/t (the root of sinc²(x) = ½ is
 #: x = 1.3916, and s = x/(πt) = 0.443/t).
@@ -170,3 +179,80 @@ def bragg_line_map(
         prof = np.where(np.abs(s) < (reach * gamma[sl] + ds[sl]), prof, 0.0)
         b += prof @ area[sl]
     return np.exp(-b).reshape(size, size).astype(np.float32)
+
+
+#: Bumped whenever :func:`bragg_line_map` changes its output (invalidates cached maps).
+MAP_VERSION = 1
+
+
+def map_settings(dataset_settings: dict) -> dict:
+    """Settings of the maps for a dataset's patterns (voltage [kV], W [1/Å] or None, scattering).
+
+    ``dataset_settings``: the ``settings`` entry of a dataset's or release's metadata (the
+    engine settings of its patterns).
+    """
+    s = dataset_settings or {}
+    return {
+        "voltage_kv": float(s.get("voltage_kv") or 200.0),
+        "half_width": None if s.get("half_width") is None else float(s["half_width"]),
+        "scattering": str(s.get("scattering") or "kirkland"),
+    }
+
+
+def physics_maps(
+    crystals,
+    thicknesses_nm,
+    *,
+    size: int,
+    voltage_kv: float = 200.0,
+    half_width: float | None = None,
+    scattering: str = "kirkland",
+    cache=None,
+) -> np.ndarray:
+    """:func:`bragg_line_map` of each crystal at each thickness, shape (n, T, size, size) float32.
+
+    ``cache``: a directory for one ``.npy`` per (crystal, settings), keyed by a SHA-256 of the
+    crystal record, the settings and :data:`MAP_VERSION` (so a cache is never stale); ``None``
+    computes every map.
+    """
+    import hashlib
+    import json
+    from pathlib import Path
+
+    from lacbed.crystal.serialise import crystal_to_record
+
+    ts = [float(t) for t in np.atleast_1d(thicknesses_nm)]
+    out = np.empty((len(crystals), len(ts), size, size), dtype=np.float32)
+    for i, c in enumerate(crystals):
+        path = None
+        if cache is not None:
+            key = json.dumps(
+                [MAP_VERSION, crystal_to_record(c), ts, size, voltage_kv, half_width, scattering],
+                sort_keys=True,
+                default=str,
+            )
+            path = Path(cache) / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.npy"
+            if path.is_file():
+                try:
+                    out[i] = np.load(path)
+                    continue
+                except (OSError, ValueError):
+                    pass
+        for j, t in enumerate(ts):
+            out[i, j] = bragg_line_map(
+                c,
+                t,
+                size=size,
+                half_width=half_width,
+                voltage_kv=voltage_kv,
+                scattering=scattering,
+            )
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+                np.save(tmp, out[i])
+                os.replace(tmp, path)
+            except OSError:
+                pass
+    return out

@@ -101,9 +101,16 @@ def predict_crystals(
     xs = [load_crystal(c) for c in crystals]
     size = model.config.size
     pots = np.stack([projected_potential(c, size) for c in xs]) if xs else np.zeros((0, size, size))
+    maps = None
+    if model.config.physics_channel:
+        from lacbed.ml.physics import map_settings, physics_maps
+
+        settings = map_settings(info.data.get("engine_settings") or {})
+        maps = physics_maps(xs, [t], size=size, **settings)[:, 0]  # (n, S, S)
     return run_model(
         model,
         pots,
+        physics=maps,
         thickness_nm=t,
         a=np.array([c.a for c in xs]),
         symmetry=[c.bright_field_symmetry for c in xs],

@@ -164,8 +164,11 @@ def train(
             f"the model expects {mcfg.size}-pixel images, the dataset has {ds.size}"
         )
     t_idx = resolve_thicknesses(ds.thicknesses_nm, cfg.thickness_nm, conditioned=mcfg.conditioned)
-    tr = load_split(ds, "train", thickness_index=t_idx, max_items=cfg.max_train, seed=cfg.seed)
-    va = load_split(ds, "val", thickness_index=t_idx)
+    phys = mcfg.physics_channel
+    tr = load_split(
+        ds, "train", thickness_index=t_idx, max_items=cfg.max_train, seed=cfg.seed, physics=phys
+    )
+    va = load_split(ds, "val", thickness_index=t_idx, physics=phys)
     train_set = PatternSamples(tr, norm, augment=cfg.augment, seed=cfg.seed + 2)
     val_set = PatternSamples(va, norm)
     gen = torch.Generator().manual_seed(cfg.seed)
