@@ -16,6 +16,7 @@ Usage (on the release, once it holds >= 2 000 materials; nice it on a shared mac
     nice -n 10 python benchmarks/ml_learning_curve.py data/lacbed-cubic -o runs/lc \\
         --model resae --sizes 100 200 400 800 1600 --seeds 0 1 2 --epochs 100 --patience 10
 
+``--augment`` and ``--physics-channel`` pass through to every run (as ``lacbed train``).
 Sizes larger than the training split are clipped to it (and said so). Defaults train for a
 few epochs only; pass the budget of the real runs. Each run uses one torch thread by default.
 """
@@ -23,6 +24,7 @@ few epochs only; pass the budget of the real runs. Each run uses one torch threa
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import time
@@ -53,11 +55,13 @@ def run_curve(
     patience: int = 10,
     thickness=None,
     batch_size: int = 16,
+    augment: str = "none",
+    physics_channel: bool = False,
     progress: bool = False,
 ) -> dict:
     """Train and score every (size, seed); return (and write) the learning-curve summary."""
     from lacbed.dataset.store import open_dataset
-    from lacbed.ml.config import TrainConfig
+    from lacbed.ml.config import TrainConfig, default_model_config
     from lacbed.ml.evaluate import evaluate
     from lacbed.ml.model import load_surrogate
     from lacbed.ml.training import train
@@ -70,6 +74,9 @@ def run_curve(
     used = sorted({min(s, n_avail) for s in wanted})
     if used != wanted:
         logging.warning("sizes clipped to the %d training structures: %s", n_avail, used)
+    mcfg = None
+    if physics_channel:
+        mcfg = dataclasses.replace(default_model_config(model, size=ds.size), physics_channel=True)
     rows = []
     for n in used:
         per_seed = []
@@ -81,10 +88,19 @@ def run_curve(
                 max_train=n,
                 patience=patience,
                 thickness_nm=tuple(thickness) if thickness else None,
+                augment=augment,
             )
             run = out / f"{model}_n{n}_s{seed}"
             t0 = time.perf_counter()
-            res = train(ds.path, run, model=model, config=cfg, progress=progress, tensorboard=False)
+            res = train(
+                ds.path,
+                run,
+                model=model,
+                config=cfg,
+                model_config=mcfg,
+                progress=progress,
+                tensorboard=False,
+            )
             train_s = time.perf_counter() - t0
             surrogate, info = load_surrogate(res.model_path)
             ev = evaluate(surrogate, ds, splits=("val",))["val"]
@@ -120,6 +136,8 @@ def run_curve(
         "epochs": epochs,
         "patience": patience,
         "thickness_nm": list(thickness) if thickness else None,
+        "augment": augment,
+        "physics_channel": physics_channel,
         "z_units": "1 (multiply by 100 for %)",
         "sizes": rows,
         "fit": power_law([r["n_train_structures"] for r in rows], [r["val_mean"] for r in rows]),
@@ -170,6 +188,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--thickness", type=float, nargs="+", default=None)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--augment", default="none", choices=["none", "ops", "shifts", "all"])
+    ap.add_argument("--physics-channel", action="store_true")
     args = ap.parse_args(argv)
     if len(set(args.sizes)) < 5:
         ap.error("a learning curve needs at least 5 distinct --sizes")
@@ -188,6 +208,8 @@ def main(argv=None) -> dict:
         patience=args.patience,
         thickness=args.thickness,
         batch_size=args.batch_size,
+        augment=args.augment,
+        physics_channel=args.physics_channel,
     )
     for r in summary["sizes"]:
         print(

@@ -438,6 +438,7 @@ def test_learning_curve_script(tiny_data, tmp_path):
     lc = _load_benchmark("ml_learning_curve")
     out = tmp_path / "lc"
     argv = [tiny_data, "-o", out, "--model", "vae", "--epochs", "1", "--batch-size", "8"]
+    argv += ["--augment", "all"]
     summary = lc.main([str(a) for a in [*argv, "--sizes", 2, 4, 6, 9, 99]])
     n_train = open_dataset_counts(tiny_data)["train"]
     sizes = [r["n_train_structures"] for r in summary["sizes"]]
@@ -447,6 +448,7 @@ def test_learning_curve_script(tiny_data, tmp_path):
         assert seed["n_train_structures"] == r["n_train_structures"]
         assert seed["val"]["n"] > 0 and r["val_mean_min"] <= r["val_mean"] <= r["val_mean_max"]
     assert summary["split_scored"] == "val" and np.isfinite(summary["fit"]["b"])
+    assert summary["augment"] == "all" and not summary["physics_channel"]
     assert json.loads((out / "learning_curve.json").read_text())["sizes"][0]["val_mean"] > 0
     assert (out / "learning_curve.png").stat().st_size > 10_000
     with pytest.raises(SystemExit):  # fewer than five sizes is not a learning curve
