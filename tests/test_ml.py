@@ -464,6 +464,64 @@ def open_dataset_counts(path) -> dict:
     return open_dataset(path).split_counts()
 
 
+def test_ensemble_spread_and_calibration(tiny_data, tmp_path, capsys):
+    """An ensemble of seeds: mean + spread, calibrated on val, used by predict."""
+    import json
+
+    from lacbed.ml.uncertainty import Ensemble, ensemble_run, spearman
+
+    cfg = ModelConfig("cvae", size=SIZE, latent=8, width=4, conditioned=True, symmetrize=True)
+    same = make_surrogate(cfg, Normalisation(), seed=0)
+    pots = np.random.default_rng(0).uniform(30, 900, (3, SIZE, SIZE))
+    kw = {"thickness_nm": 50.0, "a": np.full(3, 4.0), "symmetry": ["4mm"] * 3}
+    e = ensemble_run([same, same], pots, **kw)
+    np.testing.assert_allclose(e.spread, 0.0, atol=1e-6)  # identical members agree exactly
+    other = make_surrogate(cfg, Normalisation(), seed=1)
+    e2 = ensemble_run([same, other], pots, **kw)
+    assert np.all(e2.spread > 1e-3) and e2.mean.shape == (3, SIZE, SIZE)
+    np.testing.assert_allclose(e2.mean.std(axis=(1, 2)), 1.0, rtol=1e-4)  # standardised
+    with pytest.raises(LacbedError, match="two models"):
+        ensemble_run([same], pots, **kw)
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 45]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+
+    runs = []
+    for seed in (0, 1, 2):
+        tc = TrainConfig(epochs=1, batch_size=8, seed=seed)
+        runs.append(
+            train(
+                tiny_data, tmp_path / f"s{seed}", model="cvae", config=tc, tensorboard=False
+            ).run_dir
+        )
+    ens_path = tmp_path / "ens" / "ens.json"
+    ens_path.parent.mkdir()
+    code, out, err = _cli(
+        ["ensemble", *runs, "--data", tiny_data, "-o", ens_path, "--threads", 1], capsys
+    )
+    assert code == 0, err
+    assert "Spearman" in out
+    ens = Ensemble.load(ens_path)
+    c = ens.calibration
+    assert c["split"] == "val" and c["n"] == 2 * 3  # 3 val structures x 2 thicknesses
+    assert c["slope"] > 0 and -1 <= c["spearman"] <= 1 and 0 <= c["coverage"] <= 1
+    assert [p.resolve() for p in ens.members] == [(r / "model.pt").resolve() for r in runs]
+    cifs = [CIF_DIR / "si_origin2_icsd.cif", CIF_DIR / "cu_no_adp.cif"]
+    out_npy = tmp_path / "p.npy"
+    code, out, err = _cli(
+        ["predict", *cifs, "--model", ens_path, "--thickness", 75, "-o", out_npy], capsys
+    )
+    assert code == 0, err
+    assert np.load(out_npy).shape == (2, SIZE, SIZE)
+    errors = json.loads((tmp_path / "p.errors.json").read_text())
+    rows = errors["items"]
+    assert len(rows) == 2 and all(
+        r["estimated_z"] == pytest.approx(c["slope"] * r["spread"]) for r in rows
+    )
+    assert "estimated Z" in out
+    code, _, err = _cli(["ensemble", runs[0], "-o", tmp_path / "one.json"], capsys)
+    assert code == 2 and "at least two" in err
+
+
 #: SHA-256 of src/lacbed/ml/weights/default.pt that tests/data/ml/ was made with
 DEFAULT_WEIGHTS_SHA256 = "b8f9a7d4e03631055a5bd4cfec7f90d2076bbddcc61e3863b8135b183d7d94ce"
 

@@ -22,7 +22,7 @@ import typer
 from lacbed.cli.app import app
 from lacbed.errors import SettingsError
 
-__all__ = ["train", "evaluate", "predict"]
+__all__ = ["train", "evaluate", "ensemble", "predict"]
 
 _MODELS = ("vae", "cvae", "resae", "unet", "spectral")
 _PREDICT_SUFFIXES = (".npy", ".png")
@@ -233,12 +233,57 @@ def evaluate(
     typer.echo(f"wrote {metrics_path} and {gallery}")
 
 
+@app.command("ensemble")
+def ensemble(
+    runs: Annotated[list[Path], typer.Argument(help="Two or more run directories or model files.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Ensemble file ENS.json.")],
+    data: Annotated[
+        Path | None, typer.Option(help="Dataset or release to calibrate the spread on.")
+    ] = None,
+    split: Annotated[
+        str, typer.Option(help="Calibration split (val keeps the test split untouched).")
+    ] = "val",
+    threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
+) -> None:
+    """Group models (trained with different --seed) into an ensemble that estimates its error.
+
+    With --data, the spread (mean Z between each member and the mean) is calibrated on SPLIT:
+    Z ≈ slope · spread, and the Spearman rank correlation of spread and true Z is reported.
+    Use the file as `lacbed predict X.cif --model ENS.json`.
+    """
+    if len(runs) < 2:
+        raise SettingsError(f"an ensemble needs at least two models, got {len(runs)}")
+    if out.suffix.lower() != ".json":
+        raise SettingsError(f"the ensemble file must end in .json, got {out.name!r}")
+    _threads(threads)
+    from lacbed.ml.model import _resolve
+    from lacbed.ml.uncertainty import Ensemble, calibrate
+
+    ens = Ensemble([_resolve(r) for r in runs])
+    models = [m for m, _ in ens.load_models()]
+    if data is not None:
+        ens.calibration = calibrate(models, data, split=split)
+        c = ens.calibration
+        typer.echo(
+            f"calibrated on {c['split']} ({c['n']} samples): Z ≈ {c['slope']:.3g} × spread, "
+            f"Spearman {c['spearman']:.2f}, true Z below the estimate for "
+            f"{100 * c['coverage']:.0f} %"
+        )
+    ens.save(out)
+    typer.echo(f"wrote {out} ({len(runs)} members)")
+
+
 @app.command("predict")
 def predict(
     cifs: Annotated[list[Path], typer.Argument(help="CIF files of cubic crystals.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="OUT.npy (float32) or OUT.png.")],
     model: Annotated[
-        Path | None, typer.Option(help="Run directory or model file; default: the shipped model.")
+        Path | None,
+        typer.Option(
+            help="Run directory, model file, or ensemble file (lacbed ensemble; then the "
+            "prediction is the ensemble mean and each CIF gets an error estimate, written to "
+            "OUT's stem + .errors.json); default: the shipped model."
+        ),
     ] = None,
     thickness: Annotated[
         float | None, typer.Option(help="Thickness in nm; default: the model's middle thickness.")
@@ -268,8 +313,30 @@ def predict(
     from lacbed.ml.predict import load_model, predict_crystals
 
     crystals = [read_cif(c) for c in cifs]  # NonCubicError etc. before anything is written
-    surrogate, info = load_model(model)
-    pred = predict_crystals(crystals, model=surrogate, info=info, thickness_nm=thickness)
+    errors = None
+    if model is not None and model.suffix.lower() == ".json":
+        from lacbed.ml.uncertainty import Ensemble, predict_crystals_ensemble
+
+        ens = Ensemble.load(model)
+        surrogate, info = ens.load_models()[0]
+        res = predict_crystals_ensemble(crystals, ens, thickness_nm=thickness)
+        pred = res.mean
+        errors = {
+            "ensemble": str(model.resolve()),
+            "calibration": ens.calibration,
+            "spread_definition": "mean Z between each member and the ensemble mean",
+            "items": [
+                {
+                    "cif": str(c),
+                    "spread": float(res.spread[i]),
+                    "estimated_z": None if res.estimated_z is None else float(res.estimated_z[i]),
+                }
+                for i, c in enumerate(cifs)
+            ],
+        }
+    else:
+        surrogate, info = load_model(model)
+        pred = predict_crystals(crystals, model=surrogate, info=info, thickness_nm=thickness)
     if suffix == ".npy":
         arr = pred[0] if len(cifs) == 1 else pred
         with atomic_path(out) as tmp:
@@ -289,4 +356,13 @@ def predict(
         )
         with atomic_path(out) as tmp:
             fig.savefig(tmp, dpi=110)
+    if errors is not None:
+        err_path = out.with_name(out.stem + ".errors.json")
+        with atomic_path(err_path) as tmp:
+            tmp.write_text(json.dumps(errors, indent=1))
+        for row in errors["items"]:
+            est = row["estimated_z"]
+            cell = "uncalibrated" if est is None else f"estimated Z {100 * est:.1f} %"
+            typer.echo(f"{row['cif']}: ensemble spread {100 * row['spread']:.1f} % ({cell})")
+        typer.echo(f"wrote {err_path}")
     typer.echo(f"wrote {out} ({len(cifs)} pattern{'s' if len(cifs) > 1 else ''})")
