@@ -180,7 +180,8 @@ def evaluate(
     used, note = resolve_split(ds, split)
     if note:
         typer.echo(f"note: {note}", err=True)
-    ev = run_eval(surrogate, ds, splits=(split,), thickness_nm=thick)[split]
+    # the note is said here once; score the resolved split (no second warning from the library)
+    ev = run_eval(surrogate, ds, splits=(used,), thickness_nm=thick)[used]
     run_dir = run if run.is_dir() else run.parent
     metrics_path = run_dir / "metrics.json"
     metrics = {}
