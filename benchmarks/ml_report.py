@@ -149,7 +149,9 @@ def paired(runs: list[Path], data: Path, thickness: float, n_boot: int = 2000) -
         model, _ = load_model(run)
         z = []
         for split in ("val", "test"):
-            arr = load_split(ds, split, thickness_index=t_idx, physics=model.config.physics_channel)
+            arr = load_split(
+                ds, split, thickness_index=t_idx, physics=model.config.physics_input or False
+            )
             z.append(evaluate_split(model, arr).z[:, 0])
         zs[run.name] = np.concatenate(z)
     base = runs[0].name

@@ -185,3 +185,116 @@ def test_physics_channel_end_to_end(crystal_data, tmp_path, monkeypatch):
         run_model(model, arr.potential[:1], thickness_nm=100.0, a=[c.a])
     with pytest.raises(Exception, match="spectral"):
         ModelConfig("spectral", size=32, physics_channel=True)
+
+
+def test_fewbeam_input_is_the_engine_at_16_beams(tmp_path):
+    from lacbed.ml.physics import FEWBEAM_STRONG, physics_maps
+    from lacbed.simulate import simulate_lacbed
+
+    si = read_cif(example_path("Si"))
+    got = physics_maps([si], [50.0, 100.0], size=16, kind="fewbeam", cache=tmp_path)
+    want = simulate_lacbed(si, [50.0, 100.0], size=16, strong_beams=FEWBEAM_STRONG, n_jobs=1)
+    np.testing.assert_array_equal(got[0], want.intensities.astype(np.float32))
+    again = physics_maps([si], [50.0, 100.0], size=16, kind="fewbeam", cache=tmp_path)
+    np.testing.assert_array_equal(again, got)  # from the cache
+    bragg = physics_maps([si], [50.0, 100.0], size=16, kind="bragg", cache=tmp_path)
+    assert not np.array_equal(bragg, got)  # kinds never share a cache entry
+    with pytest.raises(ValueError, match="kind"):
+        physics_maps([si], [50.0], size=16, kind="felix")
+
+
+def test_residual_model_starts_from_the_physics_run():
+    torch = pytest.importorskip("torch")
+    from lacbed.errors import SettingsError
+    from lacbed.ml.config import ModelConfig, Normalisation
+    from lacbed.ml.data import standardize_pattern
+    from lacbed.ml.model import run_model
+    from lacbed.ml.training import make_surrogate
+
+    cfg = ModelConfig(
+        "unet",
+        size=32,
+        latent=8,
+        width=4,
+        depth=2,
+        conditioned=True,
+        physics_channel=True,
+        physics_kind="fewbeam",
+        residual=True,
+    )
+    model = make_surrogate(cfg, Normalisation(), seed=0)
+    with torch.no_grad():  # a network that outputs zero: the prediction is the physics run
+        model.net.head[-1].weight.zero_()
+        model.net.head[-1].bias.zero_()
+    rng = np.random.default_rng(0)
+    fewbeam = rng.random((2, 32, 32))
+    pred = run_model(
+        model, rng.uniform(30, 900, (2, 32, 32)), thickness_nm=100.0, a=[4.0, 5.0], physics=fewbeam
+    )
+    np.testing.assert_allclose(pred, standardize_pattern(fewbeam), atol=1e-5)  # float32
+    with pytest.raises(SettingsError, match="residual"):
+        ModelConfig("unet", size=32, physics_channel=True, residual=True)  # bragg: no residual
+    with pytest.raises(SettingsError, match="physics channel"):
+        ModelConfig("unet", size=32, physics_channel=True, physics_kind="felix")
+
+
+def test_multi_fidelity_training_end_to_end(crystal_data, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("torch")
+    pytest.importorskip("lightning")
+    from lacbed.cli import main
+    from lacbed.ml.model import load_surrogate
+
+    monkeypatch.setenv("LACBED_CACHE_DIR", str(tmp_path / "cache"))
+    run = tmp_path / "mf"
+    argv = [
+        "train",
+        str(crystal_data),
+        "-o",
+        str(run),
+        "--model",
+        "unet",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--physics-channel",
+        "--physics-kind",
+        "fewbeam",
+        "--residual",
+        "--threads",
+        "1",
+        "--no-progress",
+    ]
+    try:
+        main(argv)
+    except SystemExit as exc:
+        assert exc.code == 0, capsys.readouterr().err
+    model, _ = load_surrogate(run)
+    assert model.config.physics_input == "fewbeam" and model.config.residual
+    out = tmp_path / "p.npy"
+    try:
+        main(
+            [
+                "predict",
+                str(example_path("Cu")),
+                "--model",
+                str(run),
+                "--thickness",
+                "75",
+                "-o",
+                str(out),
+                "--threads",
+                "1",
+            ]
+        )
+    except SystemExit as exc:
+        assert exc.code == 0, capsys.readouterr().err
+    assert np.load(out).shape == (32, 32)
+    try:
+        main(
+            ["train", str(crystal_data), "-o", str(tmp_path / "x"), "--residual", "--threads", "1"]
+        )
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    assert code == 2 and "need --physics-channel" in capsys.readouterr().err

@@ -86,6 +86,20 @@ def train(
             "thickness, computed from each crystal (~30-90 ms per map, cached).",
         ),
     ] = False,
+    physics_kind: Annotated[
+        str,
+        typer.Option(
+            help="With --physics-channel: bragg (the Bragg-line map) or fewbeam (a 16-beam "
+            "engine run, the multi-fidelity mode; ~0.3-0.7 s per crystal, cached)."
+        ),
+    ] = "bragg",
+    residual: Annotated[
+        bool,
+        typer.Option(
+            "--residual/--no-residual",
+            help="With --physics-kind fewbeam: predict a correction to the few-beam run.",
+        ),
+    ] = False,
     augment: Annotated[
         str,
         typer.Option(
@@ -116,6 +130,8 @@ def train(
         augment=augment,
     )
     mcfg = None
+    if (physics_kind != "bragg" or residual) and not physics_channel:
+        raise SettingsError("--physics-kind and --residual need --physics-channel")
     if symmetrize is not None or physics_channel:
         import dataclasses
 
@@ -127,7 +143,9 @@ def train(
         if symmetrize is not None:
             mcfg = dataclasses.replace(mcfg, symmetrize=symmetrize)
         if physics_channel:
-            mcfg = dataclasses.replace(mcfg, physics_channel=True)
+            mcfg = dataclasses.replace(
+                mcfg, physics_channel=True, physics_kind=physics_kind, residual=residual
+            )
     res = run_training(data, out, model=model, config=cfg, model_config=mcfg, progress=progress)
     typer.echo(
         f"{'resumed' if res.resumed else 'trained'} {model}: {res.n_train} training samples, "

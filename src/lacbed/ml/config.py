@@ -59,9 +59,16 @@ class ModelConfig:
     modes : int
         Fourier orders |h|, |k| <= modes seen by the ``spectral`` encoder.
     physics_channel : bool
-        Feed a second input channel: the two-beam map of the Bragg lines on the pattern's tilt
-        grid at the sample's thickness (:func:`lacbed.ml.physics.bragg_line_map`), computed
-        from the crystal (not for ``spectral``, whose encoder reads only Fourier magnitudes).
+        Feed a second input channel computed from the crystal on the pattern's tilt grid at the
+        sample's thickness (not for ``spectral``, whose encoder reads only Fourier magnitudes).
+    physics_kind : {'bragg', 'fewbeam'}
+        What that channel is: the two-beam map of the Bragg lines
+        (:func:`lacbed.ml.physics.bragg_line_map`, ms) or a few-beam engine run
+        (:data:`lacbed.ml.physics.FEWBEAM_STRONG` strong beams, tenths of a second): the
+        multi-fidelity mode.
+    residual : bool
+        Predict a correction: the output is the network's plus the standardised physics
+        channel (only with ``physics_kind='fewbeam'``: a residual on physics).
     """
 
     name: str = "vae"
@@ -74,6 +81,13 @@ class ModelConfig:
     symmetrize: bool = False
     modes: int = 8
     physics_channel: bool = False
+    physics_kind: str = "bragg"
+    residual: bool = False
+
+    @property
+    def physics_input(self) -> str | None:
+        """The kind of physics channel, or None without one."""
+        return self.physics_kind if self.physics_channel else None
 
     @property
     def in_channels(self) -> int:
@@ -98,6 +112,12 @@ class ModelConfig:
                 "the spectral model reads only the potential's Fourier magnitudes; "
                 "choose another model for --physics-channel"
             )
+        if self.physics_kind not in ("bragg", "fewbeam"):
+            raise SettingsError(
+                f"unknown physics channel {self.physics_kind!r}; choose bragg or fewbeam"
+            )
+        if self.residual and self.physics_input != "fewbeam":
+            raise SettingsError("a residual model needs the few-beam physics channel (fewbeam)")
         if self.beta < 0:
             raise SettingsError(f"beta must be >= 0, got {self.beta}")
 

@@ -139,7 +139,7 @@ def load_split(
     max_items: int | None = None,
     seed: int = 0,
     require: bool = True,
-    physics: bool = False,
+    physics: bool | str = False,
     cache=True,
 ) -> SplitArrays:
     """Read one split of a :class:`lacbed.dataset.store.Dataset` into memory.
@@ -156,8 +156,8 @@ def load_split(
         Seed of that subset.
     require : bool
         Raise :class:`LacbedError` if the split is empty.
-    physics : bool
-        Also compute the two-beam Bragg-line maps (:func:`lacbed.ml.physics.physics_maps`) from
+    physics : bool or {'bragg', 'fewbeam'}
+        Also compute physics maps (:func:`lacbed.ml.physics.physics_maps`; True = 'bragg') from
         each item's crystal record, with the dataset's engine settings.
     cache : bool or path-like
         Where maps are cached: True for ``<lacbed cache dir>/physics-maps``
@@ -191,7 +191,8 @@ def load_split(
     rows = table.loc[keep] if keep else table.iloc[:0]
     maps = None
     if physics:
-        maps = _physics_maps(dataset, [str(k) for k in rows["key"]], ti, cache)
+        kind = "bragg" if physics is True else str(physics)
+        maps = _physics_maps(dataset, [str(k) for k in rows["key"]], ti, cache, kind)
     return SplitArrays(
         potential=np.stack(pots) if pots else np.zeros((0, size, size), np.float32),
         pattern=np.stack(pats) if pats else np.zeros((0, len(ti), size, size), np.float32),
@@ -226,7 +227,7 @@ def _crystals_of(dataset, keys: list[str]) -> list:
     return out
 
 
-def _physics_maps(dataset, keys: list[str], t_index: np.ndarray, cache) -> np.ndarray:
+def _physics_maps(dataset, keys: list[str], t_index: np.ndarray, cache, kind: str) -> np.ndarray:
     from lacbed.ml.physics import map_settings, physics_maps
 
     if cache is True:
@@ -238,7 +239,12 @@ def _physics_maps(dataset, keys: list[str], t_index: np.ndarray, cache) -> np.nd
     crystals = _crystals_of(dataset, keys)
     settings = map_settings(dataset.settings.get("settings", {}))
     return physics_maps(
-        crystals, dataset.thicknesses_nm[t_index], size=dataset.size, cache=cache, **settings
+        crystals,
+        dataset.thicknesses_nm[t_index],
+        size=dataset.size,
+        cache=cache,
+        kind=kind,
+        **settings,
     )
 
 

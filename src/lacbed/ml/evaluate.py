@@ -216,7 +216,11 @@ def evaluate(
     out = {}
     for name, used in resolved.items():
         arrays = load_split(
-            ds, used, thickness_index=t_idx, require=False, physics=model.config.physics_channel
+            ds,
+            used,
+            thickness_index=t_idx,
+            require=False,
+            physics=model.config.physics_input or False,
         )
         out[name] = evaluate_split(model, arrays, split=used)
     return out

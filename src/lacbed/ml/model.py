@@ -75,6 +75,8 @@ class Surrogate(nn.Module):
     ) -> dict[str, torch.Tensor]:
         out = self.net(x, cond if self.config.conditioned else None, generator=generator)
         pred = out["pred"]  # (batch, S, S)
+        if self.config.residual:  # a correction to the cheap physics run in channel 1
+            pred = pred + standardize(x[:, 1])
         if self.config.symmetrize and sym is not None:
             pred = symmetrize(pred, sym)
         out["pred"] = standardize(pred)

@@ -121,7 +121,8 @@ def model_inputs(crystals, model: Surrogate, info: ModelInfo, thickness_nm: floa
         from lacbed.ml.physics import map_settings, physics_maps
 
         settings = map_settings(info.data.get("engine_settings") or {})
-        maps = physics_maps(xs, [thickness_nm], size=size, **settings)[:, 0]  # (n, S, S)
+        kind = model.config.physics_kind
+        maps = physics_maps(xs, [thickness_nm], size=size, kind=kind, **settings)[:, 0]
     return {
         "potentials": pots,
         "physics": maps,

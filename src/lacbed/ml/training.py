@@ -164,7 +164,7 @@ def train(
             f"the model expects {mcfg.size}-pixel images, the dataset has {ds.size}"
         )
     t_idx = resolve_thicknesses(ds.thicknesses_nm, cfg.thickness_nm, conditioned=mcfg.conditioned)
-    phys = mcfg.physics_channel
+    phys = mcfg.physics_input or False
     tr = load_split(
         ds, "train", thickness_index=t_idx, max_items=cfg.max_train, seed=cfg.seed, physics=phys
     )

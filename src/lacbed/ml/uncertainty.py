@@ -143,7 +143,7 @@ def calibrate(models, data, *, split: str = "val", thickness_nm=None) -> dict:
     if thickness_nm is None and m0.trained_thicknesses_nm:
         thickness_nm = m0.trained_thicknesses_nm
     t_idx = resolve_thicknesses(ds.thicknesses_nm, thickness_nm, conditioned=m0.config.conditioned)
-    arr = load_split(ds, used, thickness_index=t_idx, physics=m0.config.physics_channel)
+    arr = load_split(ds, used, thickness_index=t_idx, physics=m0.config.physics_input or False)
     spreads, zs = [], []
     for j, t in enumerate(arr.thickness_nm):
         ens = ensemble_run(
