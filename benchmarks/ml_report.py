@@ -27,6 +27,17 @@ def _metrics(run: Path) -> dict:
     return json.loads((run / "metrics.json").read_text())
 
 
+def _test(run: Path) -> dict:
+    """Test statistics of a run: its 'test-real' entry (a release), else its 'test' entry."""
+    splits = _metrics(run)["splits"]
+    for name in ("test-real", "test"):
+        if name in splits:
+            return splits[name]
+    raise SystemExit(
+        f"{run}: no test evaluation; run `lacbed evaluate {run} DATA --split test-real`"
+    )
+
+
 def _config(run: Path) -> dict:
     return json.loads((run / "config.json").read_text())
 
@@ -65,8 +76,8 @@ def compare(runs: list[Path], fig: Path | None) -> None:
     print("|---|---|---|---|---|---|---|---|")
     curves = {}
     for run in runs:
-        m, c = _metrics(run), _config(run)
-        t = m["splits"]["test"]
+        c = _config(run)
+        t = _test(run)
         ep, z = _val_curve(run)
         curves[run.name] = (ep, z)
         import torch
@@ -82,7 +93,7 @@ def compare(runs: list[Path], fig: Path | None) -> None:
     print("Per thickness (test Z mean / median / P90, %):")
     print()
     for run in runs:
-        per = _metrics(run)["splits"]["test"]["per_thickness"]
+        per = _test(run)["per_thickness"]
         cells = ", ".join(
             f"{k} nm: {_pct(v['mean'])}/{_pct(v['median'])}/{_pct(v['p90'])}"
             for k, v in per.items()
@@ -102,7 +113,7 @@ def curve(specs: list[str], fig: Path | None) -> None:
         rows = []
         for r in runs.split(","):
             run = Path(r)
-            t = _metrics(run)["splits"]["test"]
+            t = _test(run)
             rows.append(
                 (_config(run)["data"]["n_train_structures"], t["mean"], t["median"], t["p90"])
             )
@@ -138,7 +149,10 @@ def paired(runs: list[Path], data: Path, thickness: float, n_boot: int = 2000) -
         model, _ = load_model(run)
         z = []
         for split in ("val", "test"):
-            z.append(evaluate_split(model, load_split(ds, split, thickness_index=t_idx)).z[:, 0])
+            arr = load_split(
+                ds, split, thickness_index=t_idx, physics=model.config.physics_input or False
+            )
+            z.append(evaluate_split(model, arr).z[:, 0])
         zs[run.name] = np.concatenate(z)
     base = runs[0].name
     rng = np.random.default_rng(0)

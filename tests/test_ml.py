@@ -260,8 +260,10 @@ def test_cli_train_evaluate_predict(tiny_data, tmp_path, capsys):
 
     run = tmp_path / "run"
     args = ["train", tiny_data, "-o", run, "--model", "cvae", "--batch-size", "8", "--no-progress"]
-    code, out, err = _cli([*args, "--epochs", "2"], capsys)
+    code, out, err = _cli([*args, "--epochs", "2", "--augment", "all"], capsys)
     assert code == 0, err
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["train"]["augment"] == "all" and saved["data"]["augment"] == "all"
     assert (run / "model.pt").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
     assert (run / "logs" / "version_0" / "metrics.csv").is_file()
     code, out, _ = _cli([*args, "--epochs", "3"], capsys)  # rerun: resumes from last.ckpt
@@ -270,13 +272,26 @@ def test_cli_train_evaluate_predict(tiny_data, tmp_path, capsys):
     code, out, err = _cli(["evaluate", run, tiny_data], capsys)
     assert code == 0, err
     m = json.loads((run / "metrics.json").read_text())
-    for split in ("train", "val", "test"):
+    assert set(m["splits"]) == {"val"}  # the default: val only, the test split stays untouched
+    code, out, err = _cli(["evaluate", run, tiny_data, "--split", "test-real"], capsys)
+    assert code == 0, err
+    assert "not a release" in err and "scored: test" in out  # the fallback is said, not hidden
+    m = json.loads((run / "metrics.json").read_text())
+    assert set(m["splits"]) == {"val", "test-real"}  # earlier entries are kept
+    assert m["splits"]["test-real"]["split_scored"] == "test"
+    for split in ("val", "test-real"):
         s = m["splits"][split]
         assert s["n"] > 0 and s["median"] <= s["p90"] and 0 <= s["mean"] <= 2
-    assert set(m["splits"]["test"]["per_thickness"]) == {"50", "100"}
+        assert set(s["per_thickness"]) == {"50", "100"}
+        for t, rows in s["worst"].items():
+            z = [r["z"] for r in rows]
+            assert z == sorted(z, reverse=True) and len(rows) == min(10, s["n"] // 2)
+            assert z[0] == pytest.approx(max(z)) and rows[0]["formula"].startswith("X")
+            assert max(z) >= s["per_thickness"][t]["p90"]
     from matplotlib.image import imread
 
-    assert imread(run / "gallery.png").shape[0] > 200
+    for split in ("val", "test-real"):
+        assert imread(run / f"gallery-{split}.png").shape[0] > 400  # several rows of panels
 
     cifs = [CIF_DIR / "si_origin2_icsd.cif", CIF_DIR / "cu_no_adp.cif"]
     code, _, err = _cli(
@@ -323,8 +338,10 @@ def test_bad_inputs(tiny_data, no_test_data, tmp_path, capsys):
     assert code == 2 and "not a lacbed dataset" in err
     code, _, err = _cli([*base, "--model", "vae"], capsys)
     assert code == 0, err
-    code, _, err = _cli(["evaluate", run, no_test_data], capsys)
+    code, _, err = _cli(["evaluate", run, no_test_data, "--split", "test"], capsys)
     assert code == 2 and "no 'test' split" in err
+    code, _, err = _cli(["evaluate", run, no_test_data, "--split", "dev"], capsys)
+    assert code == 2 and "unknown split" in err
     assert not (run / "metrics.json").exists()
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"\x00" * 10)
@@ -368,7 +385,141 @@ def test_evaluate_uses_the_training_thickness(tiny_data, tmp_path):
         assert ev.z.shape[1] == 1
     # a model that does not know its training thickness: unconditioned, so the middle one
     bare = make_surrogate(model.config, Normalisation(), seed=0)
-    np.testing.assert_array_equal(evaluate(bare, tiny_data)["test"].arrays.thickness_nm, [100.0])
+    ev = evaluate(bare, tiny_data, splits=("test",))["test"]
+    np.testing.assert_array_equal(ev.arrays.thickness_nm, [100.0])
+
+
+def test_evaluate_test_real_scores_only_the_real_test_materials(tiny_data):
+    """On a release 'test-real' is its own subset of 'test'; nothing else is scored."""
+    import dataclasses
+
+    from lacbed.dataset.store import Dataset, open_dataset
+    from lacbed.ml.evaluate import evaluate, resolve_split
+
+    ds = open_dataset(tiny_data)
+    test_slots = ds.split_slots("test")
+    real = test_slots[::2]  # pretend every other test material is real (not derived)
+
+    class WithTestReal(Dataset):  # the interface of lacbed.dataset.release.Release
+        def split_slots(self, name):
+            return real if name == "test-real" else super().split_slots(name)
+
+        def split_counts(self):
+            return {**super().split_counts(), "test-real": len(real)}
+
+    rel = WithTestReal(**{f.name: getattr(ds, f.name) for f in dataclasses.fields(ds)})
+    assert resolve_split(rel, "test-real") == ("test-real", None)
+    assert resolve_split(ds, "test-real")[0] == "test"
+    model = make_surrogate(
+        ModelConfig("cvae", size=SIZE, width=4, conditioned=True), Normalisation(), seed=0
+    )
+    ev = evaluate(model, rel, splits=("test-real",))["test-real"]
+    keys = set(ds.table.set_index("slot").loc[real, "key"])
+    assert set(ev.arrays.keys) == keys and len(keys) < len(test_slots)
+    assert ev.split == "test-real" and ev.z.shape == (len(real), len(THICK))
+    with pytest.raises(Exception, match="unknown split"):
+        evaluate(model, rel, splits=("tset",))
+
+
+def _load_benchmark(name: str):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_learning_curve_script(tiny_data, tmp_path):
+    """Five sizes, 1-epoch runs on the tiny dataset: one run per size, scored on val only."""
+    import json
+
+    lc = _load_benchmark("ml_learning_curve")
+    out = tmp_path / "lc"
+    argv = [tiny_data, "-o", out, "--model", "vae", "--epochs", "1", "--batch-size", "8"]
+    argv += ["--augment", "all"]
+    summary = lc.main([str(a) for a in [*argv, "--sizes", 2, 4, 6, 9, 99]])
+    n_train = open_dataset_counts(tiny_data)["train"]
+    sizes = [r["n_train_structures"] for r in summary["sizes"]]
+    assert sizes == [2, 4, 6, 9, n_train]  # 99 is clipped to the training split
+    for r in summary["sizes"]:
+        (seed,) = r["seeds"]
+        assert seed["n_train_structures"] == r["n_train_structures"]
+        assert seed["val"]["n"] > 0 and r["val_mean_min"] <= r["val_mean"] <= r["val_mean_max"]
+    assert summary["split_scored"] == "val" and np.isfinite(summary["fit"]["b"])
+    assert summary["augment"] == "all" and not summary["physics_channel"]
+    assert json.loads((out / "learning_curve.json").read_text())["sizes"][0]["val_mean"] > 0
+    assert (out / "learning_curve.png").stat().st_size > 10_000
+    with pytest.raises(SystemExit):  # fewer than five sizes is not a learning curve
+        lc.main([str(a) for a in [*argv, "--sizes", 2, 4]])
+    # the power law recovers an exact one
+    fit = lc.power_law([10, 100, 1000], [0.5, 0.5 * 10**-0.3, 0.5 * 100**-0.3])
+    assert fit["b"] == pytest.approx(-0.3) and fit["c"] == pytest.approx(0.5 * 10**0.3)
+
+
+def open_dataset_counts(path) -> dict:
+    from lacbed.dataset.store import open_dataset
+
+    return open_dataset(path).split_counts()
+
+
+def test_ensemble_spread_and_calibration(tiny_data, tmp_path, capsys):
+    """An ensemble of seeds: mean + spread, calibrated on val, used by predict."""
+    import json
+
+    from lacbed.ml.uncertainty import Ensemble, ensemble_run, spearman
+
+    cfg = ModelConfig("cvae", size=SIZE, latent=8, width=4, conditioned=True, symmetrize=True)
+    same = make_surrogate(cfg, Normalisation(), seed=0)
+    pots = np.random.default_rng(0).uniform(30, 900, (3, SIZE, SIZE))
+    kw = {"thickness_nm": 50.0, "a": np.full(3, 4.0), "symmetry": ["4mm"] * 3}
+    e = ensemble_run([same, same], pots, **kw)
+    np.testing.assert_allclose(e.spread, 0.0, atol=1e-6)  # identical members agree exactly
+    other = make_surrogate(cfg, Normalisation(), seed=1)
+    e2 = ensemble_run([same, other], pots, **kw)
+    assert np.all(e2.spread > 1e-3) and e2.mean.shape == (3, SIZE, SIZE)
+    np.testing.assert_allclose(e2.mean.std(axis=(1, 2)), 1.0, rtol=1e-4)  # standardised
+    with pytest.raises(LacbedError, match="two models"):
+        ensemble_run([same], pots, **kw)
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 45]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+
+    runs = []
+    for seed in (0, 1, 2):
+        tc = TrainConfig(epochs=1, batch_size=8, seed=seed)
+        runs.append(
+            train(
+                tiny_data, tmp_path / f"s{seed}", model="cvae", config=tc, tensorboard=False
+            ).run_dir
+        )
+    ens_path = tmp_path / "ens" / "ens.json"
+    ens_path.parent.mkdir()
+    code, out, err = _cli(
+        ["ensemble", *runs, "--data", tiny_data, "-o", ens_path, "--threads", 1], capsys
+    )
+    assert code == 0, err
+    assert "Spearman" in out
+    ens = Ensemble.load(ens_path)
+    c = ens.calibration
+    assert c["split"] == "val" and c["n"] == 2 * 3  # 3 val structures x 2 thicknesses
+    assert c["slope"] > 0 and -1 <= c["spearman"] <= 1 and 0 <= c["coverage"] <= 1
+    assert [p.resolve() for p in ens.members] == [(r / "model.pt").resolve() for r in runs]
+    cifs = [CIF_DIR / "si_origin2_icsd.cif", CIF_DIR / "cu_no_adp.cif"]
+    out_npy = tmp_path / "p.npy"
+    code, out, err = _cli(
+        ["predict", *cifs, "--model", ens_path, "--thickness", 75, "-o", out_npy], capsys
+    )
+    assert code == 0, err
+    assert np.load(out_npy).shape == (2, SIZE, SIZE)
+    errors = json.loads((tmp_path / "p.errors.json").read_text())
+    rows = errors["items"]
+    assert len(rows) == 2 and all(
+        r["estimated_z"] == pytest.approx(c["slope"] * r["spread"]) for r in rows
+    )
+    assert "estimated Z" in out
+    code, _, err = _cli(["ensemble", runs[0], "-o", tmp_path / "one.json"], capsys)
+    assert code == 2 and "at least two" in err
 
 
 #: SHA-256 of src/lacbed/ml/weights/default.pt that tests/data/ml/ was made with

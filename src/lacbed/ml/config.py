@@ -10,7 +10,17 @@ from dataclasses import asdict, dataclass, field, fields
 
 from lacbed.errors import SettingsError
 
-__all__ = ["MODEL_NAMES", "ModelConfig", "Normalisation", "TrainConfig", "default_model_config"]
+__all__ = [
+    "AUGMENT_MODES",
+    "MODEL_NAMES",
+    "ModelConfig",
+    "Normalisation",
+    "TrainConfig",
+    "default_model_config",
+]
+
+#: Training augmentations (:class:`TrainConfig`.augment).
+AUGMENT_MODES: tuple[str, ...] = ("none", "ops", "shifts", "all")
 
 #: Models the CLI knows, with one-line descriptions (shown by ``lacbed train --help``).
 MODEL_NAMES: dict[str, str] = {
@@ -48,6 +58,17 @@ class ModelConfig:
         given per sample); a sample flagged 'none' is left as it is.
     modes : int
         Fourier orders |h|, |k| <= modes seen by the ``spectral`` encoder.
+    physics_channel : bool
+        Feed a second input channel computed from the crystal on the pattern's tilt grid at the
+        sample's thickness (not for ``spectral``, whose encoder reads only Fourier magnitudes).
+    physics_kind : {'bragg', 'fewbeam'}
+        What that channel is: the two-beam map of the Bragg lines
+        (:func:`lacbed.ml.physics.bragg_line_map`, ms) or a few-beam engine run
+        (:data:`lacbed.ml.physics.FEWBEAM_STRONG` strong beams, tenths of a second): the
+        multi-fidelity mode.
+    residual : bool
+        Predict a correction: the output is the network's plus the standardised physics
+        channel (only with ``physics_kind='fewbeam'``: a residual on physics).
     """
 
     name: str = "vae"
@@ -59,6 +80,19 @@ class ModelConfig:
     conditioned: bool = False
     symmetrize: bool = False
     modes: int = 8
+    physics_channel: bool = False
+    physics_kind: str = "bragg"
+    residual: bool = False
+
+    @property
+    def physics_input(self) -> str | None:
+        """The kind of physics channel, or None without one."""
+        return self.physics_kind if self.physics_channel else None
+
+    @property
+    def in_channels(self) -> int:
+        """Input channels: the potential, plus the physics map if enabled."""
+        return 2 if self.physics_channel else 1
 
     def __post_init__(self) -> None:
         if self.name not in MODEL_NAMES:
@@ -73,6 +107,17 @@ class ModelConfig:
             raise SettingsError("latent, width and depth must be positive integers")
         if not 1 <= self.modes < self.size // 2:
             raise SettingsError(f"modes must lie in 1..{self.size // 2 - 1}, got {self.modes}")
+        if self.physics_channel and self.name == "spectral":
+            raise SettingsError(
+                "the spectral model reads only the potential's Fourier magnitudes; "
+                "choose another model for --physics-channel"
+            )
+        if self.physics_kind not in ("bragg", "fewbeam"):
+            raise SettingsError(
+                f"unknown physics channel {self.physics_kind!r}; choose bragg or fewbeam"
+            )
+        if self.residual and self.physics_input != "fewbeam":
+            raise SettingsError("a residual model needs the few-beam physics channel (fewbeam)")
         if self.beta < 0:
             raise SettingsError(f"beta must be >= 0, got {self.beta}")
 
@@ -179,6 +224,10 @@ class TrainConfig:
         model, the middle one otherwise.
     patience : int
         Early-stopping patience [epochs] on the validation Z.
+    augment : {'none', 'ops', 'shifts', 'all'}
+        Exact-physics augmentation of training pairs (:mod:`lacbed.ml.augment`): a random one
+        of the 8 operations of 4mm on input and target ('ops'), a random cell origin of the
+        input ('shifts'), or both ('all'). Validation data is never augmented.
     """
 
     epochs: int = 30
@@ -189,6 +238,7 @@ class TrainConfig:
     max_train: int | None = None
     thickness_nm: tuple[float, ...] | None = None
     patience: int = 8
+    augment: str = "none"
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -196,6 +246,10 @@ class TrainConfig:
             raise SettingsError("epochs and batch size must be >= 1")
         if not self.lr > 0:
             raise SettingsError(f"learning rate must be > 0, got {self.lr}")
+        if self.augment not in AUGMENT_MODES:
+            raise SettingsError(
+                f"unknown augmentation {self.augment!r}; choose one of {', '.join(AUGMENT_MODES)}"
+            )
         if self.max_train is not None and self.max_train < 1:
             raise SettingsError(f"--max-train must be >= 1, got {self.max_train}")
         if self.thickness_nm is not None:

@@ -90,6 +90,8 @@ class SplitArrays:
         Bright-field symmetry per structure ('4mm', '2mm' or 'none').
     keys, formulas : tuple of str
         Item keys and formulas.
+    physics : ndarray, shape (n, T, S, S) float32, optional
+        Two-beam Bragg-line maps at each thickness (:mod:`lacbed.ml.physics`), when loaded.
     """
 
     potential: np.ndarray
@@ -99,6 +101,7 @@ class SplitArrays:
     symmetry: tuple[str, ...]
     keys: tuple[str, ...]
     formulas: tuple[str, ...]
+    physics: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.potential.shape[0])
@@ -136,6 +139,8 @@ def load_split(
     max_items: int | None = None,
     seed: int = 0,
     require: bool = True,
+    physics: bool | str = False,
+    cache=True,
 ) -> SplitArrays:
     """Read one split of a :class:`lacbed.dataset.store.Dataset` into memory.
 
@@ -151,6 +156,12 @@ def load_split(
         Seed of that subset.
     require : bool
         Raise :class:`LacbedError` if the split is empty.
+    physics : bool or {'bragg', 'fewbeam'}
+        Also compute physics maps (:func:`lacbed.ml.physics.physics_maps`; True = 'bragg') from
+        each item's crystal record, with the dataset's engine settings.
+    cache : bool or path-like
+        Where maps are cached: True for ``<lacbed cache dir>/physics-maps``
+        (``$LACBED_CACHE_DIR``, else ``~/.cache/lacbed``), a folder, or False for none.
 
     Items whose arrays contain NaN or inf are skipped with a warning.
     """
@@ -178,6 +189,10 @@ def load_split(
         keep.append(int(s))
     size = dataset.size
     rows = table.loc[keep] if keep else table.iloc[:0]
+    maps = None
+    if physics:
+        kind = "bragg" if physics is True else str(physics)
+        maps = _physics_maps(dataset, [str(k) for k in rows["key"]], ti, cache, kind)
     return SplitArrays(
         potential=np.stack(pots) if pots else np.zeros((0, size, size), np.float32),
         pattern=np.stack(pats) if pats else np.zeros((0, len(ti), size, size), np.float32),
@@ -186,22 +201,80 @@ def load_split(
         symmetry=tuple(symmetry_of_space_group(v) for v in rows["space_group_number"]),
         keys=tuple(str(k) for k in rows["key"]),
         formulas=tuple(str(f) for f in rows["formula"]),
+        physics=maps,
+    )
+
+
+def _crystals_of(dataset, keys: list[str]) -> list:
+    """Crystals of the given items, from their records (release or working dataset)."""
+    from lacbed.crystal.serialise import crystal_from_record
+    from lacbed.dataset.store import read_records
+
+    records = getattr(dataset, "records", None)
+    if records is None or callable(records):
+        records = read_records(dataset.path)
+    by_key = {r["key"]: r for r in records}
+    out = []
+    for k in keys:
+        rec = by_key.get(k) or {}
+        if not rec.get("crystal"):
+            raise LacbedError(
+                f"item {k!r} of {dataset.path} has no crystal record, so its physics map "
+                "cannot be computed; rebuild the dataset with this lacbed or train without "
+                "--physics-channel"
+            )
+        out.append(crystal_from_record(rec["crystal"]))
+    return out
+
+
+def _physics_maps(dataset, keys: list[str], t_index: np.ndarray, cache, kind: str) -> np.ndarray:
+    from lacbed.ml.physics import map_settings, physics_maps
+
+    if cache is True:
+        from lacbed.structures.sources import cache_dir
+
+        cache = cache_dir() / "physics-maps"
+    elif cache is False:
+        cache = None
+    crystals = _crystals_of(dataset, keys)
+    settings = map_settings(dataset.settings.get("settings", {}))
+    return physics_maps(
+        crystals,
+        dataset.thicknesses_nm[t_index],
+        size=dataset.size,
+        cache=cache,
+        kind=kind,
+        **settings,
     )
 
 
 class PatternSamples(torch.utils.data.Dataset):
     """Torch dataset of (structure, thickness) samples from a :class:`SplitArrays`.
 
-    Each item is a dict: ``x`` (1, S, S) normalised potential, ``y`` (S, S) standardised pattern,
+    Each item is a dict: ``x`` (1, S, S) normalised potential (with the physics map of that
+    thickness as a second channel, (2, S, S), when ``arrays.physics`` is set), ``y`` (S, S) standardised pattern,
     ``cond`` (2,) conditioning, ``sym`` symmetry flag (int), ``index`` structure index and
-    ``t_index`` thickness index.
+    ``t_index`` thickness index. With ``augment`` (training only) each access returns a random
+    exact copy of the pair (:func:`lacbed.ml.augment.random_augment`), drawn from a generator
+    seeded with ``seed``.
     """
 
-    def __init__(self, arrays: SplitArrays, norm: Normalisation) -> None:
+    def __init__(
+        self, arrays: SplitArrays, norm: Normalisation, *, augment: str = "none", seed: int = 0
+    ) -> None:
+        from lacbed.ml.config import AUGMENT_MODES
+
+        if augment not in AUGMENT_MODES:
+            raise SettingsError(
+                f"unknown augmentation {augment!r}; choose one of {', '.join(AUGMENT_MODES)}"
+            )
         self.arrays = arrays
         self.norm = norm
+        self.augment = augment
+        self._gen = torch.Generator().manual_seed(int(seed))
         n, t = arrays.pattern.shape[:2]
         self._x = torch.from_numpy(normalize_potential(arrays.potential, norm))[:, None]
+        self._maps = None if arrays.physics is None else torch.from_numpy(arrays.physics)
         self._y = torch.from_numpy(prepare_target(arrays.pattern, norm))  # (n, T, S, S)
         self._t = torch.as_tensor(arrays.thickness_nm / norm.thickness_scale, dtype=torch.float32)
         self._a = torch.as_tensor(arrays.a / norm.a_scale, dtype=torch.float32)
@@ -213,9 +286,23 @@ class PatternSamples(torch.utils.data.Dataset):
 
     def __getitem__(self, k: int) -> dict[str, torch.Tensor]:
         i, j = self._pairs[k]
+        x, y = self._x[i], self._y[i, j]
+        if self._maps is not None:  # second channel: the map at this thickness
+            x = torch.cat([x, self._maps[i, j][None]])  # (2, S, S)
+        if self.augment != "none":
+            from lacbed.ml.augment import random_augment
+
+            x, y = random_augment(
+                x,
+                y,
+                self._gen,
+                ops=self.augment in ("ops", "all"),
+                shifts=self.augment in ("shifts", "all"),
+                pattern_channels=0 if self._maps is None else 1,
+            )
         return {
-            "x": self._x[i],
-            "y": self._y[i, j],
+            "x": x,
+            "y": y,
             "cond": torch.stack([self._t[j], self._a[i]]),
             "sym": self._sym[i],
             "index": torch.tensor(i),

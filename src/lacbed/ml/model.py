@@ -75,6 +75,8 @@ class Surrogate(nn.Module):
     ) -> dict[str, torch.Tensor]:
         out = self.net(x, cond if self.config.conditioned else None, generator=generator)
         pred = out["pred"]  # (batch, S, S)
+        if self.config.residual:  # a correction to the cheap physics run in channel 1
+            pred = pred + standardize(x[:, 1])
         if self.config.symmetrize and sym is not None:
             pred = symmetrize(pred, sym)
         out["pred"] = standardize(pred)
@@ -197,6 +199,7 @@ def run_model(
     a: np.ndarray,
     symmetry: list[str] | tuple[str, ...] | None = None,
     batch_size: int = 32,
+    physics: np.ndarray | None = None,
 ) -> np.ndarray:
     """Predict standardised 000 patterns from projected potentials.
 
@@ -211,6 +214,9 @@ def run_model(
         Lattice parameters [Å].
     symmetry : sequence of str, optional
         Bright-field symmetry per structure ('4mm', '2mm', 'none').
+    physics : ndarray, shape (n, S, S), optional
+        Bragg-line maps at each prediction's thickness (:func:`lacbed.ml.physics.bragg_line_map`);
+        required by a model with ``physics_channel``, ignored otherwise.
 
     Returns
     -------
@@ -237,7 +243,15 @@ def run_model(
     t = np.broadcast_to(np.asarray(thickness_nm, dtype=np.float64), (n,))
     a = np.broadcast_to(np.asarray(a, dtype=np.float64), (n,))
     sym = [symmetry_code(s) for s in (symmetry or ["none"] * n)]
-    x = torch.from_numpy(normalize_potential(pots, model.norm))[:, None]
+    x = torch.from_numpy(normalize_potential(pots, model.norm))[:, None]  # (n, 1, S, S)
+    if model.config.physics_channel:
+        if physics is None or np.shape(physics) != pots.shape:
+            raise LacbedError(
+                f"this model takes a physics map per input, shape {pots.shape}; got "
+                f"{None if physics is None else np.shape(physics)}"
+            )
+        maps = torch.as_tensor(np.asarray(physics, dtype=np.float32))[:, None]
+        x = torch.cat([x, maps], dim=1)  # (n, 2, S, S)
     cond = torch.as_tensor(
         np.stack([t / model.norm.thickness_scale, a / model.norm.a_scale], axis=1),
         dtype=torch.float32,

@@ -12,7 +12,13 @@ import numpy as np
 from lacbed.errors import SettingsError
 from lacbed.ml.model import ModelFileError, ModelInfo, Surrogate, load_surrogate, run_model
 
-__all__ = ["default_model_resource", "load_model", "predict_crystals", "model_thickness"]
+__all__ = [
+    "default_model_resource",
+    "load_model",
+    "model_inputs",
+    "model_thickness",
+    "predict_crystals",
+]
 
 log = logging.getLogger(__name__)
 
@@ -94,18 +100,33 @@ def predict_crystals(
         Patterns in the order given (zero mean, unit variance per image: the surrogate is
         trained with Z, which ignores scale and offset). Never contains NaN.
     """
+    t = model_thickness(info, model, thickness_nm)
+    return run_model(model, batch_size=batch_size, **model_inputs(crystals, model, info, t))
+
+
+def model_inputs(crystals, model: Surrogate, info: ModelInfo, thickness_nm: float) -> dict:
+    """Keyword arguments of :func:`lacbed.ml.model.run_model` for crystals at one thickness [nm].
+
+    The projected potentials, the lattice parameters, the bright-field symmetries and, for a
+    model with a physics channel, the Bragg-line maps (at the model's training settings).
+    """
     from lacbed.crystal import load_crystal
     from lacbed.scattering import projected_potential
 
-    t = model_thickness(info, model, thickness_nm)
     xs = [load_crystal(c) for c in crystals]
     size = model.config.size
     pots = np.stack([projected_potential(c, size) for c in xs]) if xs else np.zeros((0, size, size))
-    return run_model(
-        model,
-        pots,
-        thickness_nm=t,
-        a=np.array([c.a for c in xs]),
-        symmetry=[c.bright_field_symmetry for c in xs],
-        batch_size=batch_size,
-    )
+    maps = None
+    if model.config.physics_channel:
+        from lacbed.ml.physics import map_settings, physics_maps
+
+        settings = map_settings(info.data.get("engine_settings") or {})
+        kind = model.config.physics_kind
+        maps = physics_maps(xs, [thickness_nm], size=size, kind=kind, **settings)[:, 0]
+    return {
+        "potentials": pots,
+        "physics": maps,
+        "thickness_nm": thickness_nm,
+        "a": np.array([c.a for c in xs]),
+        "symmetry": [c.bright_field_symmetry for c in xs],
+    }

@@ -164,9 +164,13 @@ def train(
             f"the model expects {mcfg.size}-pixel images, the dataset has {ds.size}"
         )
     t_idx = resolve_thicknesses(ds.thicknesses_nm, cfg.thickness_nm, conditioned=mcfg.conditioned)
-    tr = load_split(ds, "train", thickness_index=t_idx, max_items=cfg.max_train, seed=cfg.seed)
-    va = load_split(ds, "val", thickness_index=t_idx)
-    train_set, val_set = PatternSamples(tr, norm), PatternSamples(va, norm)
+    phys = mcfg.physics_input or False
+    tr = load_split(
+        ds, "train", thickness_index=t_idx, max_items=cfg.max_train, seed=cfg.seed, physics=phys
+    )
+    va = load_split(ds, "val", thickness_index=t_idx, physics=phys)
+    train_set = PatternSamples(tr, norm, augment=cfg.augment, seed=cfg.seed + 2)
+    val_set = PatternSamples(va, norm)
     gen = torch.Generator().manual_seed(cfg.seed)
     train_loader = torch.utils.data.DataLoader(
         train_set, batch_size=cfg.batch_size, shuffle=True, generator=gen, drop_last=False
@@ -181,6 +185,7 @@ def train(
         "n_val_structures": len(va),
         "n_train_samples": len(train_set),
         "split": "grouped 85:10:5 (lacbed.dataset.splits)",
+        "augment": cfg.augment,
     }
     resolved = {
         "model": mcfg.to_dict(),

@@ -53,7 +53,7 @@ class ResAE(nn.Module):
 
     def _build_encoder(self, chans: list[int]) -> None:
         d = self.config.depth
-        self.stem = conv3(1, chans[0], circular=True)
+        self.stem = conv3(self.config.in_channels, chans[0], circular=True)
         self.down = nn.ModuleList()
         for i in range(d):
             self.down.append(
@@ -74,7 +74,7 @@ class ResAE(nn.Module):
         )
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """(batch, 1, s, s) → latent (batch, latent)."""
+        """(batch, in_channels, s, s) → latent (batch, latent)."""
         h = self.stem(x)  # (batch, w, s, s)
         for block, down in self.down:
             h = down(block(h))

@@ -27,7 +27,7 @@ class UNet(nn.Module):
         w, d = config.width, config.depth
         n_cond = N_COND if config.conditioned else 0
         chans = [min(w * 2**i, 128) for i in range(d + 1)]
-        self.stem = conv3(1, chans[0], circular=True)
+        self.stem = conv3(config.in_channels, chans[0], circular=True)
         # no residual block at full resolution (level 0): it would dominate the cost on a CPU
         self.enc = nn.ModuleList(
             [ResBlock(chans[i], n_cond=n_cond, circular=True) if i else None for i in range(d)]

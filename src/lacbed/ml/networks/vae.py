@@ -35,7 +35,7 @@ class VAE(nn.Module):
         super().__init__()
         self.config = config
         w, d, s = config.width, config.depth, config.size
-        chans = [1] + [w * 2**i for i in range(d)]
+        chans = [config.in_channels] + [w * 2**i for i in range(d)]
         enc: list[nn.Module] = []
         for c_in, c_out in zip(chans[:-1], chans[1:], strict=True):
             enc += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.ReLU()]

@@ -1,0 +1,301 @@
+"""A cheap physics channel: a two-beam (kinematic-strength) map of the Bragg lines of the 000 disc.
+
+Every reflection g removes intensity from the transmitted beam along its Bragg line, the tilts k
+where the excitation error s_g(k) = (K² − |k + g|²) / (2 (k + g)·ẑ) vanishes (for the zero
+layer the straight line k·g = −|g|²/2; HOLZ lines are the same condition with the g_z term).
+This module renders, on the pattern's own tilt grid (:mod:`lacbed.simulate.geometry`), the
+sum over the reflections of the engine's beam pool of one line profile each, with
+
+- the **position** of the engine: the same excitation errors
+  (:func:`lacbed.bloch.matrix.excitation_errors`), beam pool and lattice centring;
+- the **integrated strength** of two-beam theory without absorption,
+  ∫ I_g ds = (π / 2ξ_g) ∫₀^{2πt/ξ_g} J₀(u) du  [1/Å], which tends to π²t/ξ_g² (kinematic) for
+  t ≪ ξ_g and to π/(2ξ_g) for t ≫ ξ_g (the integral of the rocking curve
+  I_g(s) = sin²(πt s_eff) / (ξ_g s_eff)², s_eff = √(s² + ξ_g⁻²));
+- a Lorentzian **shape** in s of half width γ_g = √(ξ_g⁻² + (0.443/t)²) (the thick-crystal
+  rocking curve's 1/ξ_g and the half width at half maximum, 0.443/t, of the kinematic
+  sinc²(πts)), averaged exactly over each pixel's range of s (arctan difference), so lines
+  narrower than a pixel keep their strength instead of being hit or missed by a pixel centre.
+
+The channel is ``exp(−B)`` with B the sum of the profiles: the bright-field intensity if each
+line removed its fraction of what the others left (a heuristic combination; no dynamical
+coupling between reflections, no absorption, no thickness fringes). It puts every line where the
+engine puts it, which a network cannot read off the projected potential without learning the
+whole geometry; its intensities are only indicative.
+
+Cost: one structure-factor call for the pool and one pass over the pixels per reflection whose
+line crosses the disc (tens of ms at 128 px, see docs/ml.md).
+
+References
+----------
+.. [1] P. B. Hirsch, A. Howie, R. B. Nicholson, D. W. Pashley and M. J. Whelan, *Electron
+   Microscopy of Thin Crystals* (Butterworths, 1965), Ch. 8 (two-beam rocking curve, integrated
+   intensity).
+.. [2] J. C. H. Spence and J. M. Zuo, *Electron Microdiffraction* (Plenum, 1992), Ch. 2–3
+   (U_g, extinction distance ξ_g = 1/(λ|U_g|), excitation error, Bragg and HOLZ lines).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+__all__ = [
+    "KINEMATIC_HWHM",
+    "FEWBEAM_STRONG",
+    "MAP_VERSION",
+    "PHYSICS_KINDS",
+    "bragg_line_map",
+    "map_settings",
+    "physics_maps",
+    "two_beam_integrated_intensity",
+]
+
+#: Half width at half maximum of sinc²(πts) in units of 1/t (the root of sinc²(x) = ½ is
+#: x = 1.3916, and s = x/(πt) = 0.443/t).
+KINEMATIC_HWHM: float = 0.443
+
+
+def two_beam_integrated_intensity(t: np.ndarray, xi: np.ndarray) -> np.ndarray:
+    """∫ I_g ds of the non-absorbing two-beam rocking curve [1/Å].
+
+    Parameters
+    ----------
+    t : ndarray
+        Thickness [Å].
+    xi : ndarray
+        Extinction distance ξ_g [Å] (``inf`` gives 0).
+
+    Returns
+    -------
+    ndarray
+        (π / 2ξ) ∫₀^{2πt/ξ} J₀(u) du (Hirsch et al. 1965, Ch. 8).
+    """
+    from scipy.special import itj0y0
+
+    t, xi = np.broadcast_arrays(np.asarray(t, dtype=np.float64), np.asarray(xi, dtype=np.float64))
+    out = np.zeros(t.shape)
+    ok = np.isfinite(xi) & (xi > 0)
+    out[ok] = np.pi / (2 * xi[ok]) * itj0y0(2 * np.pi * t[ok] / xi[ok])[0]
+    return out
+
+
+def _pixel_lorentzian(s: np.ndarray, gamma: np.ndarray, width: np.ndarray) -> np.ndarray:
+    """Mean over [s − w/2, s + w/2] of the unit-area Lorentzian γ / (π (s² + γ²)) [Å]."""
+    hi = np.arctan((s + 0.5 * width) / gamma)
+    lo = np.arctan((s - 0.5 * width) / gamma)
+    return (hi - lo) / (np.pi * width)
+
+
+def bragg_line_map(
+    crystal,
+    thickness_nm: float,
+    *,
+    size: int = 128,
+    half_width: float | None = None,
+    voltage_kv: float = 200.0,
+    scattering: str = "kirkland",
+    g_max: float | None = None,
+    reach: float = 30.0,
+) -> np.ndarray:
+    """Two-beam map of the Bragg lines on the 000 pattern's tilt grid.
+
+    Parameters
+    ----------
+    crystal : lacbed.crystal.Crystal
+        The crystal (conventional cubic cell).
+    thickness_nm : float
+        Thickness [nm].
+    size : int
+        Pattern side [pixels] (even; pixel convention of :mod:`lacbed.simulate.geometry`).
+    half_width : float, optional
+        W [1/Å]; default 4/a, as the engine and the datasets.
+    voltage_kv : float
+        Accelerating voltage [kV].
+    scattering : str
+        Scattering-factor parametrisation of U_g.
+    g_max : float, optional
+        Largest |g| of the pool [1/Å]; default as the engine
+        (:data:`lacbed.simulate.engine.DEFAULT_G_MAX`, shrunk to at most
+        :data:`lacbed.simulate.engine.MAX_POOL` beams).
+    reach : float
+        A reflection is drawn only where |s_g| < ``reach`` γ_g plus half a pixel, and skipped
+        when that never happens inside the disc (its far Lorentzian tail is left out) [-].
+
+    Returns
+    -------
+    ndarray, shape (size, size), float32
+        exp(−B) in (0, 1], ``[row ↔ k_y, col ↔ k_x]``; 1 where no line passes.
+    """
+    from lacbed.bloch.matrix import excitation_errors
+    from lacbed.bloch.pool import beam_pool
+    from lacbed.constants import wavelength
+    from lacbed.scattering import structure_factors
+    from lacbed.simulate.engine import DEFAULT_G_MAX, MAX_POOL
+    from lacbed.simulate.geometry import incident_wavevectors, pixel_axis
+    from lacbed.simulate.symmetry import lattice_centring
+
+    lam = wavelength(voltage_kv * 1e3)  # [Å]
+    K = 1.0 / lam  # [1/Å]
+    t = float(thickness_nm) * 10.0  # [Å]
+    a = crystal.a
+    w = 4.0 / a if half_width is None else float(half_width)
+    centring = lattice_centring(crystal)
+    if g_max is None:
+        gm = DEFAULT_G_MAX
+        pool = beam_pool(a, gm, K, centring=centring)
+        while len(pool) > MAX_POOL:
+            gm *= 0.95
+            pool = beam_pool(a, gm, K, centring=centring)
+    else:
+        pool = beam_pool(a, g_max, K, centring=centring)
+    pool = pool[np.any(pool != 0, axis=1)]
+    sf = structure_factors(
+        crystal, pool, voltage=voltage_kv * 1e3, scattering=scattering, absorption="none"
+    )
+    xi = np.asarray(sf.xi_nm) * 10.0  # [Å]
+    keep = np.isfinite(xi)
+    g, xi = np.asarray(sf.g)[keep], xi[keep]  # (n, 3) [1/Å], (n,) [Å]
+    area = two_beam_integrated_intensity(t, xi)  # (n,) [1/Å]
+    gamma = np.sqrt(xi**-2 + (KINEMATIC_HWHM / t) ** 2)  # (n,) [1/Å]
+    ax = pixel_axis(size, w)  # (size,) [1/Å]
+    step = ax[1] - ax[0]
+    kx, ky = np.meshgrid(ax, ax, indexing="xy")  # [row ↔ k_y, col ↔ k_x]
+    k = incident_wavevectors(np.column_stack([kx.ravel(), ky.ravel()]), K)  # (P, 3)
+    # s over the disc's corners and centre bounds the lines that can cross it: s is close to
+    # linear in the tilt (|k_t| ≤ √2 W ≪ K), so a line crosses iff s changes sign or comes near 0
+    probe = incident_wavevectors(
+        np.array([[x, y] for x in (ax[0], 0.0, ax[-1]) for y in (ax[0], 0.0, ax[-1])]), K
+    )
+    sp = excitation_errors(probe, g, K)  # (9, n) [1/Å]
+    ds = np.hypot(g[:, 0], g[:, 1]) * step / K  # (n,) s across one pixel [1/Å]
+    near = reach * gamma + ds
+    crosses = (sp.min(axis=0) < near) & (sp.max(axis=0) > -near)
+    g, gamma, area, ds = g[crosses], gamma[crosses], area[crosses], ds[crosses]
+    b = np.zeros(k.shape[0])
+    for lo in range(0, len(g), 64):  # blocks of reflections: (P, 64) temporaries
+        sl = slice(lo, lo + 64)
+        s = excitation_errors(k, g[sl], K)  # (P, m) [1/Å]
+        prof = _pixel_lorentzian(s, gamma[sl], np.maximum(ds[sl], 1e-12))
+        prof = np.where(np.abs(s) < (reach * gamma[sl] + ds[sl]), prof, 0.0)
+        b += prof @ area[sl]
+    return np.exp(-b).reshape(size, size).astype(np.float32)
+
+
+#: Bumped whenever :func:`bragg_line_map` changes its output (invalidates cached maps).
+MAP_VERSION = 1
+#: Kinds of physics input: the Bragg-line map, or a cheap few-beam engine run.
+PHYSICS_KINDS: tuple[str, ...] = ("bragg", "fewbeam")
+#: Strong beams of the few-beam input (issue 10: 16 beams are within Z = 1.3-5.3 % of Felix for
+#: GaAs, CaF2, Cu and MgO at 0.26-0.7 s).
+FEWBEAM_STRONG: int = 16
+
+
+def map_settings(dataset_settings: dict) -> dict:
+    """Settings of the maps for a dataset's patterns (voltage [kV], W [1/Å] or None, scattering,
+    absorption).
+
+    ``dataset_settings``: the ``settings`` entry of a dataset's or release's metadata (the
+    engine settings of its patterns).
+    """
+    s = dataset_settings or {}
+    return {
+        "voltage_kv": float(s.get("voltage_kv") or 200.0),
+        "half_width": None if s.get("half_width") is None else float(s["half_width"]),
+        "scattering": str(s.get("scattering") or "kirkland"),
+        "absorption": str(s.get("absorption") or "bird-king"),
+    }
+
+
+def physics_maps(
+    crystals,
+    thicknesses_nm,
+    *,
+    size: int,
+    voltage_kv: float = 200.0,
+    half_width: float | None = None,
+    scattering: str = "kirkland",
+    absorption: str = "bird-king",
+    kind: str = "bragg",
+    strong_beams: int = FEWBEAM_STRONG,
+    cache=None,
+) -> np.ndarray:
+    """Physics maps of each crystal at each thickness, shape (n, T, size, size) float32.
+
+    ``kind``: 'bragg' for :func:`bragg_line_map` (``absorption`` unused), 'fewbeam' for the
+    engine's I₀₀₀ with ``strong_beams`` strong beams (:func:`lacbed.simulate.simulate_lacbed`,
+    fast solver, the same settings as the dataset otherwise: the cheap input of the
+    multi-fidelity mode, ~0.3-0.7 s per crystal at 128 px for all thicknesses at once).
+    ``cache``: a directory for one ``.npy`` per (crystal, settings), keyed by a SHA-256 of the
+    crystal record, the settings and :data:`MAP_VERSION` (so a cache is never stale); ``None``
+    computes every map.
+    """
+    if kind not in PHYSICS_KINDS:
+        raise ValueError(f"physics map kind must be one of {PHYSICS_KINDS}, got {kind!r}")
+    import hashlib
+    import json
+    from pathlib import Path
+
+    from lacbed.crystal.serialise import crystal_to_record
+
+    ts = [float(t) for t in np.atleast_1d(thicknesses_nm)]
+    out = np.empty((len(crystals), len(ts), size, size), dtype=np.float32)
+    for i, c in enumerate(crystals):
+        path = None
+        if cache is not None:
+            key = json.dumps(
+                [
+                    MAP_VERSION,
+                    kind,
+                    crystal_to_record(c),
+                    ts,
+                    size,
+                    voltage_kv,
+                    half_width,
+                    scattering,
+                    absorption if kind == "fewbeam" else None,
+                    strong_beams if kind == "fewbeam" else None,
+                ],
+                sort_keys=True,
+                default=str,
+            )
+            path = Path(cache) / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.npy"
+            if path.is_file():
+                try:
+                    out[i] = np.load(path)
+                    continue
+                except (OSError, ValueError):
+                    pass
+        if kind == "fewbeam":
+            from lacbed.simulate import simulate_lacbed
+
+            out[i] = simulate_lacbed(
+                c,
+                ts,
+                size=size,
+                half_width=half_width,
+                voltage_kv=voltage_kv,
+                scattering=scattering,
+                absorption=absorption,
+                strong_beams=strong_beams,
+                n_jobs=1,
+            ).intensities
+        for j, t in enumerate(ts if kind == "bragg" else []):
+            out[i, j] = bragg_line_map(
+                c,
+                t,
+                size=size,
+                half_width=half_width,
+                voltage_kv=voltage_kv,
+                scattering=scattering,
+            )
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+                np.save(tmp, out[i])
+                os.replace(tmp, path)
+            except OSError:
+                pass
+    return out
