@@ -394,13 +394,15 @@ def test_interrupted_build_stops_at_once_and_keeps_finished(tmp_path, sig):
     t0 = time.monotonic()
     proc.send_signal(sig)
     try:
-        proc.wait(timeout=15)
+        proc.wait(timeout=40)
     except subprocess.TimeoutExpired:
         proc.kill()
-        pytest.fail("the build did not stop within 15 s of the signal")
+        pytest.fail("the build did not stop within 40 s of the signal")
     waited = time.monotonic() - t0
     _, err = proc.communicate()
-    assert waited < 10, f"stopping took {waited:.1f} s"
+    # measured ~1 s on an idle machine (3-4 s with the suite running beside it); the old build
+    # waited for the running materials (here 600 s), so 15 s still separates the two
+    assert waited < 15, f"stopping took {waited:.1f} s"
     names = [p for p in items.iterdir() if not p.name.startswith(".")]
     recs = [json.loads(p.read_text()) for p in names]
     assert len(recs) == 3, err.decode()[-2000:]
