@@ -4,6 +4,7 @@ Contract (issue 3)::
 
     lacbed simulate X.cif -o OUT --thickness T [T ...]      (T in nm)
     lacbed simulate --felix-inp felix.inp felix.cif -o OUT   (settings from a Felix input file)
+    lacbed simulate X.cif --thickness T --plan              (print the plan, solve nothing)
 
 OUT by suffix: ``.npy`` (float32; (size, size) for one thickness, (n_thickness, size, size)
 otherwise), ``.h5`` (the stack plus all metadata), ``.png`` (one panel per thickness).
@@ -34,6 +35,8 @@ ABSORPTION = ("none", "proportional", "bird-king")
 SOLVERS = ("fast", "exact")
 BACKENDS = ("numpy", "torch")
 PNG_UNITS = ("mrad", "1/A")
+#: Warn when the engine's convergence estimate exceeds this Z [-] (issue 8: 0.5 %).
+CONVERGENCE_WARNING = 0.005
 #: Options that take several values after one flag (``--thickness 50 100 150``).
 MULTI_VALUE_OPTIONS = ("--thickness", "-t")
 #: A progress bar appears once a run has taken this long [s].
@@ -207,7 +210,9 @@ def _check_settings(kw: dict[str, Any]) -> None:
 @app.command("simulate", cls=_MultiValueCommand)
 def simulate(
     cif: Annotated[Path, typer.Argument(help="Crystal structure (CIF) of a cubic crystal.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output file: .npy, .h5 or .png.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Output file: .npy, .h5 or .png.")
+    ] = None,
     thickness: Annotated[
         list[float] | None,
         typer.Option(
@@ -276,6 +281,14 @@ def simulate(
         str, typer.Option("--png-units", help="Axis units of a .png: mrad | 1/A.")
     ] = "mrad",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no summary.")] = False,
+    plan: Annotated[
+        bool,
+        typer.Option(
+            "--plan",
+            help="Print the plan (beams per tile, matrix sizes, predicted CPU) and exit; "
+            "nothing is solved or written.",
+        ),
+    ] = False,
 ) -> None:
     """Simulate the 000 LACBED pattern of a cubic crystal at [001] and write it to OUT.
 
@@ -286,7 +299,9 @@ def simulate(
 
     from lacbed.simulate.io import check_output_suffix, write_pattern
 
-    suffix = check_output_suffix(output)
+    if output is None and not plan:
+        raise SettingsError("give the output file: -o OUT (.npy, .h5 or .png), or --plan")
+    suffix = check_output_suffix(output) if output is not None else None
     png_units = _choice("--png-units", png_units, PNG_UNITS) or "mrad"
     if not cif.exists():
         raise FileNotFoundError(2, "No such file", str(cif))
@@ -340,6 +355,11 @@ def simulate(
     if felix is not None and not dw_given:
         crystal = felix.apply_debye_waller(crystal)
 
+    if plan:
+        from lacbed.simulate.plan import plan_lacbed
+
+        typer.echo(plan_lacbed(crystal, **kw).summary())
+        return
     bar = _Progress(enabled=not quiet)
     t0 = time.perf_counter()
     try:
@@ -359,3 +379,16 @@ def simulate(
         shape = "×".join(str(n) for n in np.shape(pattern.intensities))
         n_beams = len(np.asarray(pattern.beams).reshape(-1, 3))
         typer.echo(f"wrote {output} ({shape}, {n_beams} beams, {elapsed:.2f} s)")
+    _warn_convergence(pattern.settings)
+
+
+def _warn_convergence(settings: dict) -> None:
+    """One line on stderr when the result is not converged (estimate > 0.5 % or capped)."""
+    z = settings.get("convergence_estimate")
+    capped = bool(settings.get("budget_capped"))
+    if (z is None or z <= CONVERGENCE_WARNING) and not capped:
+        return
+    what = "" if z is None else f"estimated Z = {100 * z:.2f} % against twice the strong beams"
+    if capped:
+        what += ("; " if what else "") + "the beam budget hit its cap (MAX_STRONG)"
+    typer.echo(f"warning: the pattern may not be converged: {what}", err=True)
