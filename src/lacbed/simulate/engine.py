@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from lacbed.bloch.matrix import beam_importance, structure_matrices, structure_matrices_real
+from lacbed.bloch.matrix import beam_importance, structure_matrices, structure_matrix_parts
 from lacbed.bloch.solver import solve_exact, solve_fast
 from lacbed.errors import LacbedError, SettingsError
 from lacbed.simulate.geometry import incident_wavevectors, pixel_axis, tilts
@@ -134,7 +134,6 @@ class _JobRunner:
         self.lock = threading.Lock()
         self.done = 0
         self.total = 0
-        self.bethe: dict = {}
 
     def __call__(self, job: Job) -> None:
         try:
@@ -168,7 +167,7 @@ class _JobRunner:
 
 
 def build_matrices(plan: EnginePlan, k: np.ndarray, strong: np.ndarray, weak: np.ndarray):
-    """Structure matrices of one job: (h, ap) for real algebra on the fast path, else complex Â.
+    """Structure matrices of one job: (H, Â′) for the fast path, complex Â for the exact one.
 
     Parameters
     ----------
@@ -178,8 +177,8 @@ def build_matrices(plan: EnginePlan, k: np.ndarray, strong: np.ndarray, weak: np
     strong, weak : ndarray of int
         Pool indices of the beam sets.
     """
-    if plan.real and plan.options["solver"] == "fast":
-        return structure_matrices_real(plan.v_table, k, plan.g, plan.wavenumber, strong, weak)
+    if plan.options["solver"] == "fast":
+        return structure_matrix_parts(plan.v_table, k, plan.g, plan.wavenumber, strong, weak)
     return structure_matrices(plan.v_table, k, plan.g, plan.wavenumber, strong, weak)
 
 
