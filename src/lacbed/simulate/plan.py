@@ -548,6 +548,76 @@ def _sample_jobs(geo, pool, g, absu, K, strong_beams, fraction, batch):
     return jobs, np.concatenate(index), weights
 
 
+def _check_options(crystal, K, **kw) -> tuple[np.ndarray, float, str, int]:
+    """Validate the settings; returns thicknesses [nm], half-width [1/Å], symmetry, tile."""
+    t_nm = validate_options(
+        kw["thickness_nm"],
+        kw["voltage_kv"],
+        kw["size"],
+        kw["half_width"],
+        kw["strong_beams"],
+        kw["max_g"],
+        kw["solver"],
+        kw["backend"],
+    )
+    half_width = float(4.0 / crystal.a if kw["half_width"] is None else kw["half_width"])
+    if half_width >= 0.5 * K:
+        raise SettingsError(f"half_width {half_width} 1/Å is not a small tilt (K = {K:.2f} 1/Å)")
+    symmetry = kw["symmetry"]
+    sym = crystal.bright_field_symmetry if symmetry == "auto" else symmetry
+    if sym not in ("4mm", "2mm", "1"):
+        raise SettingsError(f"symmetry must be 'auto', '4mm', '2mm' or '1', got {symmetry!r}")
+    tile = max(4, int(kw["size"]) // 8) if kw["tile"] is None else kw["tile"]
+    if int(tile) != tile or tile < 1:
+        raise SettingsError(f"tile must be a positive number of pixels, got {tile!r}")
+    batch = kw["batch"]
+    if int(batch) != batch or batch < 1:
+        raise SettingsError(f"batch must be a positive integer, got {batch!r}")
+    if not (0.0 <= kw["convergence_sample"] <= 1.0):
+        raise SettingsError(
+            f"convergence_sample must be in [0, 1], got {kw['convergence_sample']!r}"
+        )
+    return t_nm, half_width, sym, int(tile)
+
+
+def _crystal_tables(crystal, K, voltage, *, max_g, strong_beams, **sf_kw) -> dict:
+    """Origin, pool and potential table of a crystal (plan step 1); see :func:`plan_lacbed`."""
+    import time
+
+    t0 = time.perf_counter()
+    centring = lattice_centring(crystal)
+    centre = find_inversion_centre(crystal) if crystal.point_group in ("m-3m", "m-3") else None
+    work = crystal.shifted(centre) if centre is not None else crystal
+    pool = pool_for(crystal.a, max_g, K, centring)
+    if strong_beams is not None and strong_beams > len(pool):
+        raise SettingsError(
+            f"strong_beams={strong_beams} exceeds the beam pool of {len(pool)} beams "
+            f"(|g| <= {max_g or DEFAULT_G_MAX} 1/Å); use fewer strong beams or a larger max_g"
+        )
+    g = pool / crystal.a
+    t_pool = time.perf_counter() - t0
+    v, absu, real, u0, u0p = potential_table(
+        work, pool, voltage=voltage, real=centre is not None, **sf_kw
+    )
+    info = {
+        "max_g": float(np.linalg.norm(g, axis=1).max()),
+        "n_holz_pool": int(np.count_nonzero(pool[:, 2] != 0)),
+        "origin_shift": None if centre is None else [float(x) for x in centre],
+        "centring": centring,
+        "U0": [u0.real, u0.imag],
+        "U0_abs": [u0p.real, u0p.imag],
+    }
+    return {
+        "pool": pool,
+        "g": g,
+        "v": v,
+        "absu": absu,
+        "real": real,
+        "info": info,
+        "t_pool": t_pool,
+    }
+
+
 def plan_lacbed(
     crystal: Any,
     thickness_nm: float | np.ndarray,
@@ -586,52 +656,43 @@ def plan_lacbed(
     import time
 
     timings = {} if timings is None else timings
-    t_nm = validate_options(
-        thickness_nm, voltage_kv, size, half_width, strong_beams, max_g, solver, backend
-    )
     from lacbed.crystal import Crystal, load_crystal
 
     if not isinstance(crystal, Crystal):
         crystal = load_crystal(crystal)
-    size = int(size)
     ec = electron_constants(float(voltage_kv) * 1e3)
     K = ec.wavenumber
-    half_width = float(4.0 / crystal.a if half_width is None else half_width)
-    if half_width >= 0.5 * K:
-        raise SettingsError(f"half_width {half_width} 1/Å is not a small tilt (K = {K:.2f} 1/Å)")
-    sym = crystal.bright_field_symmetry if symmetry == "auto" else symmetry
-    if sym not in ("4mm", "2mm", "1"):
-        raise SettingsError(f"symmetry must be 'auto', '4mm', '2mm' or '1', got {symmetry!r}")
-    tile = max(4, size // 8) if tile is None else tile
-    if int(tile) != tile or tile < 1:
-        raise SettingsError(f"tile must be a positive number of pixels, got {tile!r}")
-    if int(batch) != batch or batch < 1:
-        raise SettingsError(f"batch must be a positive integer, got {batch!r}")
-    if not (0.0 <= convergence_sample <= 1.0):
-        raise SettingsError(f"convergence_sample must be in [0, 1], got {convergence_sample!r}")
+    t_nm, half_width, sym, tile = _check_options(
+        crystal,
+        K,
+        thickness_nm=thickness_nm,
+        voltage_kv=voltage_kv,
+        size=size,
+        half_width=half_width,
+        strong_beams=strong_beams,
+        max_g=max_g,
+        solver=solver,
+        backend=backend,
+        symmetry=symmetry,
+        tile=tile,
+        batch=batch,
+        convergence_sample=convergence_sample,
+    )
+    size = int(size)
 
     t0 = time.perf_counter()
-    centring = lattice_centring(crystal)
-    centre = find_inversion_centre(crystal) if crystal.point_group in ("m-3m", "m-3") else None
-    work = crystal.shifted(centre) if centre is not None else crystal
-    pool = pool_for(crystal.a, max_g, K, centring)
-    if strong_beams is not None and strong_beams > len(pool):
-        raise SettingsError(
-            f"strong_beams={strong_beams} exceeds the beam pool of {len(pool)} beams "
-            f"(|g| <= {max_g or DEFAULT_G_MAX} 1/Å); use fewer strong beams or a larger max_g"
-        )
-    g = pool / crystal.a
-    t1 = time.perf_counter()
-    v_table, absu, real, u0, u0p = potential_table(
-        work,
-        pool,
-        voltage=ec.voltage,
+    tables = _crystal_tables(
+        crystal,
+        K,
+        ec.voltage,
+        max_g=max_g,
+        strong_beams=strong_beams,
         scattering=scattering,
         absorption=absorption,
         kappa=kappa,
         b_iso=b_iso,
-        real=centre is not None,
     )
+    pool, g, v_table, absu, real = (tables[k] for k in ("pool", "g", "v", "absu", "real"))
     t2 = time.perf_counter()
     geo = _geometry(size, half_width, int(tile), sym, crystal.bright_field_symmetry)
     sets = _tile_beam_sets(geo, pool, g, absu, K, strong_beams)
@@ -641,9 +702,10 @@ def plan_lacbed(
         sample_jobs, s_index, s_weight = _sample_jobs(
             geo, pool, g, absu, K, strong_beams, convergence_sample, int(batch)
         )
-    timings["beam_selection"] = timings.get("beam_selection", 0.0) + (t1 - t0)
-    timings["beam_selection"] += time.perf_counter() - t2
-    timings["structure_factors"] = timings.get("structure_factors", 0.0) + (t2 - t1)
+    t3 = time.perf_counter()
+    timings["beam_selection"] = timings.get("beam_selection", 0.0) + (t3 - t2) + tables["t_pool"]
+    timings["structure_factors"] = timings.get("structure_factors", 0.0) + (t2 - t0)
+    timings["structure_factors"] -= tables["t_pool"]
     options = {
         "voltage_kv": float(voltage_kv),
         "size": size,
@@ -660,14 +722,7 @@ def plan_lacbed(
         "tile": int(tile),
         "convergence_sample": float(convergence_sample),
     }
-    info = {
-        "max_g": float(np.linalg.norm(g, axis=1).max()),
-        "n_holz_pool": int(np.count_nonzero(pool[:, 2] != 0)),
-        "origin_shift": None if centre is None else [float(x) for x in centre],
-        "centring": centring,
-        "U0": [u0.real, u0.imag],
-        "U0_abs": [u0p.real, u0p.imag],
-    }
+    info = tables["info"]
     return EnginePlan(
         crystal=crystal,
         options=options,
