@@ -459,7 +459,7 @@ def simulate_lacbed(
         faster than threaded BLAS on these small matrices). Default: the CPUs available to this
         process. Pass 1 when many simulations run in parallel (dataset builds).
     convergence_sample : float
-        Fraction of the solved pixels (at least 12) re-solved with twice each tile's strong beams
+        Fraction of the solved pixels (at least SAMPLE_MIN = 16) re-solved with twice each tile's strong beams
         for the convergence estimate; 0 skips it (``settings["convergence_estimate"]`` None).
 
     Returns

@@ -79,8 +79,8 @@ BETHE_MEMORY: float = 1.5e8
 BATCH_ELEMENTS: int = 1_500_000
 #: Convergence estimate: fraction of the solved (wedge) pixels re-solved with twice the strong
 #: beams, and the least number of such pixels [-].
-SAMPLE_FRACTION: float = 1.0 / 32.0
-SAMPLE_MIN: int = 12
+SAMPLE_FRACTION: float = 1.0 / 64.0
+SAMPLE_MIN: int = 16
 #: Cost model of one pixel [s per unit]: c·(n³ + m n² + m² n) for n strong and m weak beams;
 #: c from the base engine's profile of BaPbO3 at 128×128 (eigh 2.9 ms at n = 188, matrix build
 #: 4.1 ms at n = 188, m = 151), single-threaded BLAS on the 2-core development machine.
