@@ -149,6 +149,12 @@ def metric_scale(g_n: np.ndarray, k_n: np.ndarray) -> np.ndarray:
     return 1.0 / np.sqrt(1.0 + np.asarray(g_n)[None, :] / np.asarray(k_n)[:, None])
 
 
+#: Precision of the Bethe sums ('single' or 'double'). The sums are corrections of size
+#: ~|U|²/|K² − |k+w|²| added to float64 matrices, so float32 products change the matrix by
+#: ~1e-7 of the correction (tests/test_bloch_core.py) and halve the time of the products.
+BETHE_PRECISION: str = "single"
+
+
 def _hermitian_blocks(v_table: np.ndarray, rows: np.ndarray, cols: np.ndarray):
     """U[rows, cols] and U′[rows, cols] of V = U + iU′ with U, U′ Hermitian [Å⁻²].
 
@@ -168,6 +174,7 @@ def structure_matrix_parts(
     weak: np.ndarray | None = None,
     *,
     metric: bool = True,
+    bethe_precision: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Hermitian and absorptive parts of the batched structure matrices, with Bethe potentials.
 
@@ -198,6 +205,9 @@ def structure_matrix_parts(
     metric : bool
         Apply the surface-normal metric D^(−½) · D^(−½) (module notes). Without it the diagonal
         is K² − |k+g|² and the eigenvalue is 2k_nγ (HOLZ beams then lack the 1 + g_n/k_n factor).
+    bethe_precision : {'single', 'double'}, optional
+        Arithmetic of the weak-beam products (default :data:`BETHE_PRECISION`); everything else
+        (the diagonal, U_ss, the sums into Â) is float64.
 
     Returns
     -------
@@ -228,14 +238,24 @@ def structure_matrix_parts(
     idx = np.arange(n)
     h[:, idx, idx] += excitation_denominators(k, gs, wavenumber)
     if len(weak):
-        _, _, usw, upsw, upww = blocks
+        precision = BETHE_PRECISION if bethe_precision is None else bethe_precision
+        if precision not in ("single", "double"):
+            raise ValueError(f"bethe_precision must be 'single' or 'double', got {precision!r}")
+        low = precision == "single"
+        usw, upsw, upww = (
+            b.astype(np.complex64 if np.iscomplexobj(b) else np.float32) if low else b
+            for b in blocks[2:]
+        )
         inv_d = 1.0 / excitation_denominators(k, g[weak], wavenumber)  # (p, m)
+        inv_d = inv_d.astype(np.float32) if low else inv_d
         nm = inv_d[:, :, None] * np.conj(usw.T)[None, :, :]  # N = D_w⁻¹ U_ws, (p, m, n)
-        h -= usw @ nm
-        h += upsw @ (inv_d[:, :, None] * np.conj(upsw.T)[None, :, :])
-        x = upsw @ nm  # U′_sw N, (p, n, n)
-        ap -= x + np.conj(np.swapaxes(x, 1, 2))
-        ap += np.conj(np.swapaxes(nm, 1, 2)) @ (upww @ nm)
+        # each term is Hermitian in exact arithmetic; symmetrised so that round-off (float32)
+        # cannot put an anti-Hermitian part (spurious absorption or gain) into H or Â′
+        b = upsw @ (inv_d[:, :, None] * np.conj(upsw.T)[None, :, :]) - usw @ nm
+        h += 0.5 * (b + np.conj(np.swapaxes(b, 1, 2)))
+        # Â′: Nᴴ U′_ww N − U′_sw N − (U′_sw N)ᴴ = sym(Nᴴ U′_ww N − 2 U′_sw N)
+        b = np.conj(np.swapaxes(nm, 1, 2)) @ (upww @ nm) - 2.0 * (upsw @ nm)
+        ap += 0.5 * (b + np.conj(np.swapaxes(b, 1, 2)))
     if metric:
         s = metric_scale(gs[:, 2], k[:, 2])  # (p, n)
         sc = s[:, :, None] * s[:, None, :]
@@ -253,6 +273,7 @@ def structure_matrices(
     weak: np.ndarray | None = None,
     *,
     metric: bool = True,
+    bethe_precision: str | None = None,
 ) -> np.ndarray:
     """Batched symmetrised structure matrices Â = H + iÂ′ (complex; for the exact solver).
 
@@ -263,7 +284,9 @@ def structure_matrices(
     ndarray, shape (n_tilts, n_strong, n_strong), complex128
         Â [Å⁻²]; eigenvalues are 2k_nγ (k_n = k_z, or K without the metric).
     """
-    h, ap = structure_matrix_parts(v_table, k, g, wavenumber, strong, weak, metric=metric)
+    h, ap = structure_matrix_parts(
+        v_table, k, g, wavenumber, strong, weak, metric=metric, bethe_precision=bethe_precision
+    )
     return h + 1j * ap
 
 
@@ -276,6 +299,7 @@ def structure_matrices_real(
     weak: np.ndarray | None = None,
     *,
     metric: bool = True,
+    bethe_precision: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`structure_matrix_parts` for real U and U′ (centrosymmetric, origin on a centre).
 
@@ -284,7 +308,9 @@ def structure_matrices_real(
     ValueError
         If U or U′ is not real on these beams.
     """
-    h, ap = structure_matrix_parts(v_table, k, g, wavenumber, strong, weak, metric=metric)
+    h, ap = structure_matrix_parts(
+        v_table, k, g, wavenumber, strong, weak, metric=metric, bethe_precision=bethe_precision
+    )
     if np.iscomplexobj(h):
         raise ValueError("U or U′ is not real on these beams; use structure_matrix_parts")
     return h, ap
