@@ -153,6 +153,10 @@ def metric_scale(g_n: np.ndarray, k_n: np.ndarray) -> np.ndarray:
 #: ~|U|²/|K² − |k+w|²| added to float64 matrices, so float32 products change the matrix by
 #: ~1e-7 of the correction (tests/test_bloch_core.py) and halve the time of the products.
 BETHE_PRECISION: str = "single"
+#: Order of the weak-beam elimination in U (2: Bethe potentials; 3 and 4 add the weak–weak
+#: coupling, see :func:`structure_matrix_parts`). Order 4 cut Z against twice the strong beams
+#: 3–5× on BaPbO3 and Sn2Pt (docs/engine_validation.md).
+BETHE_ORDER: int = 4
 
 
 def _hermitian_blocks(v_table: np.ndarray, rows: np.ndarray, cols: np.ndarray):
@@ -175,16 +179,23 @@ def structure_matrix_parts(
     *,
     metric: bool = True,
     bethe_precision: str | None = None,
+    bethe_order: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Hermitian and absorptive parts of the batched structure matrices, with Bethe potentials.
 
     Â = H + iÂ′ with H = (Â + Âᴴ)/2 and Â′ = (Â − Âᴴ)/(2i), both Hermitian. With N = D_w⁻¹U_ws
     (D_w = diag(K² − |k+w|²)) the Bethe-corrected blocks are (module notes)
 
-        H  = diag(K² − |k+g|²) + U_ss − U_sw N + U′_sw D_w⁻¹ U′_ws,
+        H  = diag(K² − |k+g|²) + U_ss − U_sw N + U′_sw D_w⁻¹ U′_ws  [+ Nᴴ Y − Yᴴ D_w⁻¹ Y],
         Â′ = U′_ss − U′_sw N − Nᴴ U′_ws + Nᴴ U′_ww N   (= Pᴴ U′ P, P = [I; −N]),
 
-    then D^(−½) · D^(−½) (surface-normal metric). Each weak-beam sum is one batched matrix
+    then D^(−½) · D^(−½) (surface-normal metric). The bracket (``bethe_order`` 3 and 4, with
+    Y = U_ww N) is the coupling of the weak beams among themselves, which the Bethe potentials
+    neglect: eliminating the weak beams exactly gives −U_sw (D_w + U_ww)⁻¹ U_ws (Löwdin
+    partitioning at eigenvalue 0, as the Bethe potentials), whose Neumann series
+    (D_w + U_ww)⁻¹ = D_w⁻¹ − D_w⁻¹U_wwD_w⁻¹ + D_w⁻¹U_wwD_w⁻¹U_wwD_w⁻¹ − … gives the orders
+    2, 3, 4. Low-order weak–weak reflections of heavy atoms are strong, so the neglect cost up
+    to 2 % in Z for BaPbO3 and Sn2Pt. Each weak-beam sum is one batched matrix
     product per tilt batch; no tensor of the products is built. When U and U′ are real (a
     centrosymmetric crystal with the origin on an inversion centre) the arithmetic is real.
 
@@ -208,6 +219,8 @@ def structure_matrix_parts(
     bethe_precision : {'single', 'double'}, optional
         Arithmetic of the weak-beam products (default :data:`BETHE_PRECISION`); everything else
         (the diagonal, U_ss, the sums into Â) is float64.
+    bethe_order : {2, 3, 4}, optional
+        Order of the elimination in U (default :data:`BETHE_ORDER`).
 
     Returns
     -------
@@ -216,8 +229,12 @@ def structure_matrix_parts(
 
     References
     ----------
-    Spence & Zuo (1992) ch. 3; Bethe (1928); Wang & De Graef (2016), Eq. (8).
+    Spence & Zuo (1992) ch. 3; Bethe (1928); Wang & De Graef (2016), Eq. (8);
+    P.-O. Löwdin, J. Chem. Phys. 19 (1951) 1396 (partitioning, the series in the couplings).
     """
+    order = BETHE_ORDER if bethe_order is None else int(bethe_order)
+    if order not in (2, 3, 4):
+        raise ValueError(f"bethe_order must be 2, 3 or 4, got {bethe_order!r}")
     strong = np.asarray(strong, dtype=np.int64)
     weak = np.zeros(0, dtype=np.int64) if weak is None else np.asarray(weak, dtype=np.int64)
     k = np.asarray(k, dtype=np.float64)
@@ -226,7 +243,7 @@ def structure_matrix_parts(
     blocks = list(_hermitian_blocks(v_table, strong, strong))  # U_ss, U′_ss
     if len(weak):
         blocks += _hermitian_blocks(v_table, strong, weak)  # U_sw, U′_sw
-        blocks.append(_hermitian_blocks(v_table, weak, weak)[1])  # U′_ww
+        blocks += _hermitian_blocks(v_table, weak, weak)  # U_ww, U′_ww
     scale = max(float(np.abs(blocks[0]).max()), 1e-300)
     if all(np.abs(b.imag).max(initial=0.0) <= 1e-12 * scale for b in blocks):
         blocks = [np.ascontiguousarray(b.real) for b in blocks]
@@ -242,7 +259,7 @@ def structure_matrix_parts(
         if precision not in ("single", "double"):
             raise ValueError(f"bethe_precision must be 'single' or 'double', got {precision!r}")
         low = precision == "single"
-        usw, upsw, upww = (
+        usw, upsw, uww, upww = (
             b.astype(np.complex64 if np.iscomplexobj(b) else np.float32) if low else b
             for b in blocks[2:]
         )
@@ -252,6 +269,11 @@ def structure_matrix_parts(
         # each term is Hermitian in exact arithmetic; symmetrised so that round-off (float32)
         # cannot put an anti-Hermitian part (spurious absorption or gain) into H or Â′
         b = upsw @ (inv_d[:, :, None] * np.conj(upsw.T)[None, :, :]) - usw @ nm
+        if order >= 3:
+            y = uww @ nm  # Y = U_ww N, (p, m, n)
+            b += np.conj(np.swapaxes(nm, 1, 2)) @ y
+            if order >= 4:
+                b -= np.conj(np.swapaxes(y, 1, 2)) @ (inv_d[:, :, None] * y)
         h += 0.5 * (b + np.conj(np.swapaxes(b, 1, 2)))
         # Â′: Nᴴ U′_ww N − U′_sw N − (U′_sw N)ᴴ = sym(Nᴴ U′_ww N − 2 U′_sw N)
         b = np.conj(np.swapaxes(nm, 1, 2)) @ (upww @ nm) - 2.0 * (upsw @ nm)
@@ -274,6 +296,7 @@ def structure_matrices(
     *,
     metric: bool = True,
     bethe_precision: str | None = None,
+    bethe_order: int | None = None,
 ) -> np.ndarray:
     """Batched symmetrised structure matrices Â = H + iÂ′ (complex; for the exact solver).
 
@@ -285,7 +308,15 @@ def structure_matrices(
         Â [Å⁻²]; eigenvalues are 2k_nγ (k_n = k_z, or K without the metric).
     """
     h, ap = structure_matrix_parts(
-        v_table, k, g, wavenumber, strong, weak, metric=metric, bethe_precision=bethe_precision
+        v_table,
+        k,
+        g,
+        wavenumber,
+        strong,
+        weak,
+        metric=metric,
+        bethe_precision=bethe_precision,
+        bethe_order=bethe_order,
     )
     return h + 1j * ap
 
@@ -300,6 +331,7 @@ def structure_matrices_real(
     *,
     metric: bool = True,
     bethe_precision: str | None = None,
+    bethe_order: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`structure_matrix_parts` for real U and U′ (centrosymmetric, origin on a centre).
 
@@ -309,7 +341,15 @@ def structure_matrices_real(
         If U or U′ is not real on these beams.
     """
     h, ap = structure_matrix_parts(
-        v_table, k, g, wavenumber, strong, weak, metric=metric, bethe_precision=bethe_precision
+        v_table,
+        k,
+        g,
+        wavenumber,
+        strong,
+        weak,
+        metric=metric,
+        bethe_precision=bethe_precision,
+        bethe_order=bethe_order,
     )
     if np.iscomplexobj(h):
         raise ValueError("U or U′ is not real on these beams; use structure_matrix_parts")
