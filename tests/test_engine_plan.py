@@ -82,6 +82,7 @@ def test_result_records_estimate_and_cap():
     p = simulate_lacbed(_crystal("Si"), [50.0, 100.0], size=16, n_jobs=1)
     s = p.settings
     assert s["budget_capped"] is False
+    assert s["bethe_order"] == 4 and s["bethe_precision"] == "single"  # recorded physics
     assert 0.0 <= s["convergence_estimate"] < 0.005  # Si is converged (test_engine_convergence)
     assert len(s["convergence_estimate_per_thickness"]) == 2
     none = simulate_lacbed(_crystal("Si"), [50.0], size=16, n_jobs=1, convergence_sample=0)

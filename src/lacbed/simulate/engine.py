@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from lacbed.bloch import matrix as bloch_matrix
 from lacbed.bloch.matrix import beam_importance, structure_matrices, structure_matrix_parts
 from lacbed.bloch.solver import solve_exact, solve_fast
 from lacbed.errors import LacbedError, SettingsError
@@ -370,6 +371,8 @@ def _pattern(plan: EnginePlan, full: np.ndarray, estimate, timings: dict) -> Lac
         "wavenumber": plan.wavenumber,
         "U0": plan.info["U0"],
         "U0_abs": plan.info["U0_abs"],
+        "bethe_order": bloch_matrix.BETHE_ORDER,
+        "bethe_precision": bloch_matrix.BETHE_PRECISION,
         "budget_capped": plan.budget_capped,
         "n_tiles_capped": int(np.count_nonzero(plan.capped)),
         "convergence_estimate": worst,
