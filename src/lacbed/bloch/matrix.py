@@ -269,18 +269,25 @@ def structure_matrix_parts(
         inv_d = 1.0 / excitation_denominators(k, g[weak], wavenumber)  # (p, m)
         inv_d = inv_d.astype(np.float32) if low else inv_d
         nm = inv_d[:, :, None] * np.conj(usw.T)[None, :, :]  # N = D_w⁻¹ U_ws, (p, m, n)
-        # each term is Hermitian in exact arithmetic; symmetrised so that round-off (float32)
-        # cannot put an anti-Hermitian part (spurious absorption or gain) into H or Â′
-        b = upsw @ (inv_d[:, :, None] * np.conj(upsw.T)[None, :, :]) - usw @ nm
+        # Every term is Hermitian in exact arithmetic; each is symmetrised (sym(X) = (X + Xᴴ)/2)
+        # so that float32 round-off cannot put an anti-Hermitian part (spurious absorption or
+        # gain) into H or Â′. With U_sw N = Nᴴ U_ws under sym, both parts share one product Nᴴ[..]:
+        #   H:  − U_sw N + Nᴴ Y = sym(Nᴴ (Y − U_ws)),   Â′: sym(Nᴴ (U′_ww N − 2 U′_ws)).
+        uws, upws = np.conj(usw.T), np.conj(upsw.T)  # (m, n)
+        nh = np.conj(np.swapaxes(nm, 1, 2))  # Nᴴ, (p, n, m)
+        b = upsw @ (inv_d[:, :, None] * upws[None, :, :])  # U′_sw D_w⁻¹ U′_ws
         if order >= 3:
-            uww = uww - np.diag(np.diag(uww))  # U₀ off: module notes
+            uww = uww - np.diag(np.diag(uww))  # U₀ off: see the notes above
             y = uww @ nm  # Y = U_ww N, (p, m, n)
-            b += np.conj(np.swapaxes(nm, 1, 2)) @ y
+            r = y - uws
             if order >= 4:
                 b -= np.conj(np.swapaxes(y, 1, 2)) @ (inv_d[:, :, None] * y)
+        else:
+            r = np.broadcast_to(-uws, nm.shape)
+        both = nh @ np.concatenate([r, upww @ nm - 2.0 * upws], axis=2)  # (p, n, 2n)
+        b += both[:, :, :n]
         h += 0.5 * (b + np.conj(np.swapaxes(b, 1, 2)))
-        # Â′: Nᴴ U′_ww N − U′_sw N − (U′_sw N)ᴴ = sym(Nᴴ U′_ww N − 2 U′_sw N)
-        b = np.conj(np.swapaxes(nm, 1, 2)) @ (upww @ nm) - 2.0 * (upsw @ nm)
+        b = both[:, :, n:]
         ap += 0.5 * (b + np.conj(np.swapaxes(b, 1, 2)))
     if metric:
         s = metric_scale(gs[:, 2], k[:, 2])  # (p, n)
