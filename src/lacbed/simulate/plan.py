@@ -81,10 +81,13 @@ BATCH_ELEMENTS: int = 1_500_000
 #: beams, and the least number of such pixels [-].
 SAMPLE_FRACTION: float = 1.0 / 64.0
 SAMPLE_MIN: int = 16
-#: Cost model of one pixel [s per unit]: c·(n³ + m n² + m² n) for n strong and m weak beams;
-#: c from the base engine's profile of BaPbO3 at 128×128 (eigh 2.9 ms at n = 188, matrix build
-#: 4.1 ms at n = 188, m = 151), single-threaded BLAS on the 2-core development machine.
-CPU_PER_UNIT: float = 4.4e-10
+#: Cost model of one pixel [s per unit]: c·(n³ + m n² + m² n) for n strong and m weak beams,
+#: ×COMPLEX_FACTOR for complex algebra (no inversion centre). Least-squares fit of the solve's CPU
+#: time (total minus structure factors and selection) on the 18-material panel of
+#: benchmarks/engine_panel.py (2-core development machine, single-threaded BLAS): c = 2.9e-10
+#: (materials within 0.5–1.15× of it), complex 8.9e-10 (0.6–1.6×, small cells worst).
+CPU_PER_UNIT: float = 2.9e-10
+COMPLEX_FACTOR: float = 3.0
 
 _SOLVERS = ("fast", "exact")
 
@@ -189,13 +192,13 @@ class EnginePlan:
         return np.array([len(w) for _, w in self.tile_sets])
 
     def predicted_cpu(self, *, sample: bool = True) -> float:
-        """Predicted CPU time of the solve [s] from :data:`CPU_PER_UNIT` (±2× on other machines)."""
+        """Predicted CPU time of the solve [s] (:data:`CPU_PER_UNIT`; ~±2×, machine-dependent)."""
         jobs = self.jobs + (self.sample_jobs if sample else [])
         units = 0.0
         for job in jobs:
             n, m = float(len(job.strong)), float(len(job.weak))
             units += len(job.out) * (n**3 + m * n * n + m * m * n)
-        return CPU_PER_UNIT * units
+        return CPU_PER_UNIT * (1.0 if self.real else COMPLEX_FACTOR) * units
 
     def summary(self) -> str:
         """Human-readable plan: beams per tile, matrix sizes, predicted CPU."""
