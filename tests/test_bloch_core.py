@@ -10,6 +10,7 @@ from lacbed.bloch.matrix import (
     excitation_errors,
     structure_matrices,
     structure_matrices_real,
+    structure_matrix_parts,
 )
 from lacbed.bloch.pool import beam_pool, centring_allowed
 from lacbed.bloch.solver import solve_exact, solve_fast
@@ -160,27 +161,117 @@ def test_pool_centring_and_holz():
     assert all((p[1], p[0], p[2]) in s and (-p[0], p[1], p[2]) in s for p in pool)
 
 
-def test_real_build_equals_complex_build():
+def _naive_structure_matrix(v, k1, g, strong, weak):
+    """Â for one tilt written out term by term (module notes of lacbed.bloch.matrix)."""
+    d = -(2.0 * g @ k1 + np.sum(g * g, axis=1))  # K² − |k+g|²
+    u = 0.5 * (v + v.conj().T)
+    up = (v - v.conj().T) / 2j
+    veff = v[np.ix_(strong, strong)] + np.diag(d[strong])
+    for w in weak:  # Bethe: − V_gw V_wh / (K² − |k+w|²)
+        veff -= np.outer(v[strong, w], v[w, strong]) / d[w]
+    nmat = u[np.ix_(weak, strong)] / d[weak][:, None]  # N = D_w⁻¹ U_ws
+    veff += 1j * nmat.conj().T @ up[np.ix_(weak, weak)] @ nmat  # absorption of the admixture
+    s = 1.0 / np.sqrt(1.0 + g[strong, 2] / k1[2])
+    return s[:, None] * veff * s[None, :]
+
+
+@pytest.mark.parametrize("centrosymmetric", [True, False])
+def test_structure_matrix_parts_equal_term_by_term_formula(centrosymmetric):
+    # oracle: the batched build (one implementation for real and complex U) against the formula
+    # evaluated beam by beam; real arithmetic must be chosen exactly when U and U′ are real
     rng = np.random.default_rng(4)
     hkl = beam_pool(5.0, 2.0, K200, centring="P")
     g = hkl / 5.0
-    # a centrosymmetric "structure": atoms at ±r give real U_g
     pos = rng.random((3, 3))
     diff = hkl[:, None, :] - hkl[None, :, :]
-    u = 0.02 * np.exp(-2.0 * np.linalg.norm(diff / 5.0, axis=-1) ** 2)
-    u = u * np.sum(np.cos(2 * np.pi * np.einsum("ijk,ak->ija", diff, pos)), axis=-1)
+    env = 0.02 * np.exp(-2.0 * np.linalg.norm(diff / 5.0, axis=-1) ** 2)
+    phase = 2 * np.pi * np.einsum("ijk,ak->ija", diff, pos)
+    # atoms at ±r give real U_g; at r only, complex Hermitian U_g
+    u = env * (
+        np.sum(np.cos(phase), axis=-1) if centrosymmetric else np.sum(np.exp(1j * phase), -1)
+    )
     table = u + 0.07j * u
     kt = rng.uniform(-0.3, 0.3, (5, 2))
     k = np.column_stack([kt, np.sqrt(K200**2 - np.sum(kt**2, axis=1))])
     strong, weak = np.arange(25), np.arange(25, len(hkl))
-    a = structure_matrices(table, k, g, K200, strong, weak)
-    h, ap = structure_matrices_real(table, k, g, K200, strong, weak)
-    np.testing.assert_allclose(h, a.real, atol=1e-15)  # same sums in another order
-    np.testing.assert_allclose(ap, a.imag, atol=1e-15)
+    h, ap = structure_matrix_parts(
+        table, k, g, K200, strong, weak, bethe_precision="double", bethe_order=2
+    )
+    assert np.iscomplexobj(h) != centrosymmetric
+    for i in range(len(k)):
+        ref = _naive_structure_matrix(table, k[i], g, strong, weak)
+        scale = np.abs(ref).max()
+        # same sums in another order: round-off of ~60 terms of size ~scale
+        np.testing.assert_allclose(h[i] + 1j * ap[i], ref, atol=1e-13 * scale)
+    a = structure_matrices(table, k, g, K200, strong, weak, bethe_precision="double", bethe_order=2)
+    np.testing.assert_array_equal(a, h + 1j * ap)
+    # single-precision Bethe products: the change is float32 round-off of the Bethe correction
+    # (sums of ~60 terms; measured 3.9e-7 real, 5.6e-7 complex, relative to the correction's
+    # largest element): bound it at 2.5e-6
+    h1, ap1 = structure_matrix_parts(
+        table, k, g, K200, strong, weak, bethe_precision="single", bethe_order=2
+    )
+    h0, ap0 = structure_matrix_parts(table, k, g, K200, strong, bethe_precision="double")
+    corr = max(np.abs(h - h0).max(), np.abs(ap - ap0).max())
+    assert corr > 0
+    err = max(np.abs(h1 - h).max(), np.abs(ap1 - ap).max()) / corr
+    assert err < 2.5e-6, err
+    if centrosymmetric:
+        hr, apr = structure_matrices_real(
+            table, k, g, K200, strong, weak, bethe_precision="double", bethe_order=2
+        )
+        np.testing.assert_array_equal(hr, h)
+    else:
+        with pytest.raises(ValueError, match="not real"):
+            structure_matrices_real(table, k, g, K200, strong, weak)
     t = np.array([500.0])
+    if centrosymmetric:
+        a = structure_matrices(table, k, g, K200, strong, weak)  # default order and precision
+        h, ap = structure_matrix_parts(table, k, g, K200, strong, weak)
+    # the fast path takes the parts directly or splits Â itself: same answer
     np.testing.assert_allclose(
         solve_fast((h, ap), k[:, 2], t), solve_fast(a, k[:, 2], t), atol=1e-12
     )
+
+
+@pytest.mark.parametrize("centrosymmetric", [True, False])
+def test_higher_bethe_orders_approach_exact_elimination(centrosymmetric):
+    # oracle: eliminating the weak beams exactly gives H = D_s + U_ss − U_sw (D_w + U_ww)⁻¹ U_ws
+    # (Löwdin partitioning, U_ww without U₀ as in lacbed.bloch.matrix); orders 2, 3, 4 are its
+    # Neumann series, so each must be closer
+    rng = np.random.default_rng(7)
+    hkl = beam_pool(5.0, 2.0, K200, centring="P")
+    g = hkl / 5.0
+    table, u = _random_hermitian_table(rng, hkl, 5.0)
+    if centrosymmetric:
+        u = u.real + u.real.T
+    kt = rng.uniform(-0.3, 0.3, (4, 2))
+    k = np.column_stack([kt, np.sqrt(K200**2 - np.sum(kt**2, axis=1))])
+    strong = np.arange(30)
+    # weak beams where the series converges: far from the Bragg condition at every tilt, as the
+    # engine's BETHE_SAFETY ensures (|U_ww| / |K² − |k+w|²| small)
+    d_all = -(2.0 * k @ g.T + np.sum(g * g, axis=1))  # (p, pool)
+    far = np.abs(d_all).min(axis=0) > 10 * np.abs(u).max()
+    weak = np.setdiff1d(np.nonzero(far)[0], strong)
+    assert len(weak) >= 10
+    errs = []
+    for order in (2, 3, 4):
+        h, ap = structure_matrix_parts(
+            u, k, g, K200, strong, weak, metric=False, bethe_precision="double", bethe_order=order
+        )
+        assert np.abs(ap).max() == 0.0  # no absorption in the table
+        err = 0.0
+        for i in range(len(k)):
+            d = -(2.0 * g @ k[i] + np.sum(g * g, axis=1))
+            exact = u[np.ix_(strong, strong)] + np.diag(d[strong])
+            uww = u[np.ix_(weak, weak)] - np.diag(np.diag(u[np.ix_(weak, weak)]))  # U₀ off
+            exact = exact - u[np.ix_(strong, weak)] @ np.linalg.solve(
+                np.diag(d[weak]) + uww, u[np.ix_(weak, strong)]
+            )
+            err = max(err, np.abs(h[i] - exact).max())
+        errs.append(err)
+    # each order gains a factor ~max|U_ww|/|K² − |k+w|²| (measured ×7.5 and ×7 here; bound ×2)
+    assert errs[1] < 0.5 * errs[0] and errs[2] < 0.5 * errs[1], errs
 
 
 def test_fast_path_error_is_second_order_in_absorption():

@@ -26,9 +26,10 @@ INP = REF / "felix.inp"
 class FakeEngine:
     """Records its keyword arguments and returns a smooth synthetic pattern."""
 
-    def __init__(self, bad: bool = False):
+    def __init__(self, bad: bool = False, settings: dict | None = None):
         self.calls: list[dict] = []
         self.bad = bad
+        self.settings = settings or {}
 
     def __call__(self, crystal, *, thickness_nm, size=128, half_width=None, progress=None, **kw):
         self.calls.append(dict(kw, thickness_nm=thickness_nm, size=size, half_width=half_width))
@@ -47,7 +48,7 @@ class FakeEngine:
             ky=k,
             wavelength=0.0250793,
             beams=np.zeros((5, 3), int),
-            settings={"size": size},
+            settings={"size": size, **self.settings},
             timings={"total": 0.0},
             version="test",
         )
@@ -284,3 +285,36 @@ def test_help_states_the_npy_shapes(capsys):
         main(["simulate", "--help"])
     text = " ".join(capsys.readouterr().out.replace("│", " ").split())
     assert "(size, size) for one thickness" in text and "(n_thickness, size, size)" in text
+
+
+@pytest.mark.parametrize(
+    ("settings", "warned"),
+    [
+        ({"convergence_estimate": 0.004, "budget_capped": False}, None),
+        ({"convergence_estimate": 0.012, "budget_capped": False}, "1.20 %"),
+        ({"convergence_estimate": 0.001, "budget_capped": True}, "cap"),
+    ],
+)
+def test_unconverged_result_warns_one_line(tmp_path, monkeypatch, capsys, settings, warned):
+    monkeypatch.setattr(cli_sim, "_engine", lambda: FakeEngine(settings=settings))
+    out = tmp_path / "x.npy"
+    assert run([str(CIF), "-o", str(out), "--thickness", "50", "-q"]) == 0
+    err = capsys.readouterr().err
+    if warned is None:
+        assert "warning" not in err
+    else:
+        lines = [ln for ln in err.splitlines() if "warning" in ln]
+        assert len(lines) == 1 and warned in lines[0] and "converged" in lines[0]
+    assert out.exists()  # a warning, not an error
+
+
+def test_plan_prints_and_solves_nothing(tmp_path, engine, capsys):
+    assert run([str(CIF), "--thickness", "50", "--size", "16", "--plan"]) == 0
+    text = capsys.readouterr().out
+    assert "pool" in text and "predicted CPU" in text and "strong" in text
+    assert engine.calls == [] and not any(tmp_path.iterdir())  # nothing solved, nothing written
+
+
+def test_output_required_without_plan(tmp_path, engine, capsys):
+    assert run([str(CIF), "--thickness", "50"]) == 2
+    assert "-o OUT" in capsys.readouterr().err and engine.calls == []

@@ -9,6 +9,7 @@ from lacbed.bloch.matrix import (
     excitation_denominators,
     excitation_errors,
     structure_matrices,
+    structure_matrix_parts,
 )
 from lacbed.bloch.pool import beam_pool, centring_allowed
 from lacbed.bloch.solver import eigh_batched, solve_exact, solve_fast
@@ -23,4 +24,5 @@ __all__ = [
     "solve_exact",
     "solve_fast",
     "structure_matrices",
+    "structure_matrix_parts",
 ]

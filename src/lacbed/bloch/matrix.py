@@ -51,9 +51,8 @@ __all__ = [
     "excitation_errors",
     "beam_importance",
     "structure_matrices",
+    "structure_matrix_parts",
     "structure_matrices_real",
-    "bethe_tensor_real",
-    "bethe_tensor",
 ]
 
 
@@ -150,7 +149,31 @@ def metric_scale(g_n: np.ndarray, k_n: np.ndarray) -> np.ndarray:
     return 1.0 / np.sqrt(1.0 + np.asarray(g_n)[None, :] / np.asarray(k_n)[:, None])
 
 
-def structure_matrices(
+#: Precision of the Bethe sums ('single' or 'double'). The sums are corrections of size
+#: ~|U|²/|K² − |k+w|²| added to float64 matrices, so float32 products change the matrix by
+#: ~1e-7 of the correction (tests/test_bloch_core.py) and halve the time of the products.
+BETHE_PRECISION: str = "single"
+#: Order of the weak-beam elimination in U (2: Bethe potentials; 3 and 4 add the weak–weak
+#: coupling, see :func:`structure_matrix_parts`). Order 4 cut Z against twice the strong beams
+#: 3–5× on BaPbO3 and Sn2Pt (docs/engine_validation.md). The default stays 2 for now: the
+#: dataset release data/lacbed-cubic (release 1) was computed at order 2, and order 4 changes
+#: heavy materials by Z ≈ 1–4 %, so switching is a new release version (issue 9's rule), to be
+#: decided with the next release; set ``lacbed.bloch.matrix.BETHE_ORDER = 4`` for the more
+#: accurate elimination.
+BETHE_ORDER: int = 2
+
+
+def _hermitian_blocks(v_table: np.ndarray, rows: np.ndarray, cols: np.ndarray):
+    """U[rows, cols] and U′[rows, cols] of V = U + iU′ with U, U′ Hermitian [Å⁻²].
+
+    U = (V + Vᴴ)/2 and U′ = (V − Vᴴ)/(2i) (module notes).
+    """
+    vrc = v_table[np.ix_(rows, cols)]
+    vcr_h = np.conj(v_table[np.ix_(cols, rows)].T)
+    return 0.5 * (vrc + vcr_h), (vrc - vcr_h) / 2j
+
+
+def structure_matrix_parts(
     v_table: np.ndarray,
     k: np.ndarray,
     g: np.ndarray,
@@ -159,9 +182,29 @@ def structure_matrices(
     weak: np.ndarray | None = None,
     *,
     metric: bool = True,
-    bethe: np.ndarray | None = None,
-) -> np.ndarray:
-    """Batched symmetrised structure matrices Â for many tilts, with Bethe potentials.
+    bethe_precision: str | None = None,
+    bethe_order: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hermitian and absorptive parts of the batched structure matrices, with Bethe potentials.
+
+    Â = H + iÂ′ with H = (Â + Âᴴ)/2 and Â′ = (Â − Âᴴ)/(2i), both Hermitian. With N = D_w⁻¹U_ws
+    (D_w = diag(K² − |k+w|²)) the Bethe-corrected blocks are (module notes)
+
+        H  = diag(K² − |k+g|²) + U_ss − U_sw N + U′_sw D_w⁻¹ U′_ws  [+ Nᴴ Y − Yᴴ D_w⁻¹ Y],
+        Â′ = U′_ss − U′_sw N − Nᴴ U′_ws + Nᴴ U′_ww N   (= Pᴴ U′ P, P = [I; −N]),
+
+    then D^(−½) · D^(−½) (surface-normal metric). The bracket (``bethe_order`` 3 and 4, with
+    Y = U_ww N) is the coupling of the weak beams among themselves, which the Bethe potentials
+    neglect: eliminating the weak beams exactly gives −U_sw (D_w + U_ww)⁻¹ U_ws (Löwdin
+    partitioning), whose Neumann series
+    (D_w + U_ww)⁻¹ = D_w⁻¹ − D_w⁻¹U_wwD_w⁻¹ + D_w⁻¹U_wwD_w⁻¹U_wwD_w⁻¹ − … gives the orders
+    2, 3, 4. Here U_ww is taken without its diagonal U₀: like the Bethe potentials, the
+    elimination is referred to the eigenvalues ≈ U₀ of the excited Bloch waves (the strong
+    diagonal carries U₀), where (λ − U₀ − D_w − U_ww,off) ≈ −(D_w + U_ww,off). Low-order weak–
+    weak reflections of heavy atoms are strong; neglecting them cost up to 4 % in Z (against
+    twice the strong beams) on heavy-element OQMD structures, 0.6–1.3 % with order 4. Each weak-beam sum is one batched matrix
+    product per tilt batch; no tensor of the products is built. When U and U′ are real (a
+    centrosymmetric crystal with the origin on an inversion centre) the arithmetic is real.
 
     Parameters
     ----------
@@ -180,43 +223,117 @@ def structure_matrices(
     metric : bool
         Apply the surface-normal metric D^(−½) · D^(−½) (module notes). Without it the diagonal
         is K² − |k+g|² and the eigenvalue is 2k_nγ (HOLZ beams then lack the 1 + g_n/k_n factor).
-    bethe : ndarray, optional
-        :func:`bethe_tensor` of (strong, weak), to reuse it over batches of one beam set.
+    bethe_precision : {'single', 'double'}, optional
+        Arithmetic of the weak-beam products (default :data:`BETHE_PRECISION`); everything else
+        (the diagonal, U_ss, the sums into Â) is float64.
+    bethe_order : {2, 3, 4}, optional
+        Order of the elimination in U (default :data:`BETHE_ORDER`).
+
+    Returns
+    -------
+    h, ap : ndarray, shape (n_tilts, n_strong, n_strong)
+        H and Â′ [Å⁻²]; float64 when U and U′ are real, else complex128.
+
+    References
+    ----------
+    Spence & Zuo (1992) ch. 3; Bethe (1928); Wang & De Graef (2016), Eq. (8);
+    P.-O. Löwdin, J. Chem. Phys. 19 (1951) 1396 (partitioning, the series in the couplings).
+    """
+    order = BETHE_ORDER if bethe_order is None else int(bethe_order)
+    if order not in (2, 3, 4):
+        raise ValueError(f"bethe_order must be 2, 3 or 4, got {bethe_order!r}")
+    strong = np.asarray(strong, dtype=np.int64)
+    weak = np.zeros(0, dtype=np.int64) if weak is None else np.asarray(weak, dtype=np.int64)
+    k = np.asarray(k, dtype=np.float64)
+    gs = g[strong]
+    n, p = len(strong), len(k)
+    blocks = list(_hermitian_blocks(v_table, strong, strong))  # U_ss, U′_ss
+    if len(weak):
+        blocks += _hermitian_blocks(v_table, strong, weak)  # U_sw, U′_sw
+        blocks += _hermitian_blocks(v_table, weak, weak)  # U_ww, U′_ww
+    scale = max(float(np.abs(blocks[0]).max()), 1e-300)
+    if all(np.abs(b.imag).max(initial=0.0) <= 1e-12 * scale for b in blocks):
+        blocks = [np.ascontiguousarray(b.real) for b in blocks]
+    dtype = blocks[0].dtype
+    h = np.empty((p, n, n), dtype=dtype)
+    ap = np.empty((p, n, n), dtype=dtype)
+    h[:] = blocks[0]
+    ap[:] = blocks[1]
+    idx = np.arange(n)
+    h[:, idx, idx] += excitation_denominators(k, gs, wavenumber)
+    if len(weak):
+        precision = BETHE_PRECISION if bethe_precision is None else bethe_precision
+        if precision not in ("single", "double"):
+            raise ValueError(f"bethe_precision must be 'single' or 'double', got {precision!r}")
+        low = precision == "single"
+        usw, upsw, uww, upww = (
+            b.astype(np.complex64 if np.iscomplexobj(b) else np.float32) if low else b
+            for b in blocks[2:]
+        )
+        inv_d = 1.0 / excitation_denominators(k, g[weak], wavenumber)  # (p, m)
+        inv_d = inv_d.astype(np.float32) if low else inv_d
+        nm = inv_d[:, :, None] * np.conj(usw.T)[None, :, :]  # N = D_w⁻¹ U_ws, (p, m, n)
+        # Every term is Hermitian in exact arithmetic; each is symmetrised (sym(X) = (X + Xᴴ)/2)
+        # so that float32 round-off cannot put an anti-Hermitian part (spurious absorption or
+        # gain) into H or Â′. With U_sw N = Nᴴ U_ws under sym, both parts share one product Nᴴ[..]:
+        #   H:  − U_sw N + Nᴴ Y = sym(Nᴴ (Y − U_ws)),   Â′: sym(Nᴴ (U′_ww N − 2 U′_ws)).
+        uws, upws = np.conj(usw.T), np.conj(upsw.T)  # (m, n)
+        nh = np.conj(np.swapaxes(nm, 1, 2))  # Nᴴ, (p, n, m)
+        b = upsw @ (inv_d[:, :, None] * upws[None, :, :])  # U′_sw D_w⁻¹ U′_ws
+        if order >= 3:
+            uww = uww - np.diag(np.diag(uww))  # U₀ off: see the notes above
+            y = uww @ nm  # Y = U_ww N, (p, m, n)
+            r = y - uws
+            if order >= 4:
+                b -= np.conj(np.swapaxes(y, 1, 2)) @ (inv_d[:, :, None] * y)
+        else:
+            r = np.broadcast_to(-uws, nm.shape)
+        both = nh @ np.concatenate([r, upww @ nm - 2.0 * upws], axis=2)  # (p, n, 2n)
+        b += both[:, :, :n]
+        h += 0.5 * (b + np.conj(np.swapaxes(b, 1, 2)))
+        b = both[:, :, n:]
+        ap += 0.5 * (b + np.conj(np.swapaxes(b, 1, 2)))
+    if metric:
+        s = metric_scale(gs[:, 2], k[:, 2])  # (p, n)
+        sc = s[:, :, None] * s[:, None, :]
+        h *= sc
+        ap *= sc
+    return h, ap
+
+
+def structure_matrices(
+    v_table: np.ndarray,
+    k: np.ndarray,
+    g: np.ndarray,
+    wavenumber: float,
+    strong: np.ndarray,
+    weak: np.ndarray | None = None,
+    *,
+    metric: bool = True,
+    bethe_precision: str | None = None,
+    bethe_order: int | None = None,
+) -> np.ndarray:
+    """Batched symmetrised structure matrices Â = H + iÂ′ (complex; for the exact solver).
+
+    Parameters and references as :func:`structure_matrix_parts`.
 
     Returns
     -------
     ndarray, shape (n_tilts, n_strong, n_strong), complex128
-        Â; eigenvalues are 2k_nγ (k_n = k_z, or K without the metric).
-
-    References
-    ----------
-    Spence & Zuo (1992) ch. 3; Bethe (1928); Wang & De Graef (2016), Eq. (8).
+        Â [Å⁻²]; eigenvalues are 2k_nγ (k_n = k_z, or K without the metric).
     """
-    strong = np.asarray(strong, dtype=np.int64)
-    k = np.asarray(k, dtype=np.float64)
-    gs = g[strong]
-    n = len(strong)
-    vss = v_table[np.ix_(strong, strong)]  # (n, n)
-    d_s = excitation_denominators(k, gs, wavenumber)  # (p, n)
-    a = np.broadcast_to(vss, (len(k), n, n)).copy()  # (p, n, n)
-    idx = np.arange(n)
-    a[:, idx, idx] += d_s
-    if weak is not None and len(weak):
-        weak = np.asarray(weak, dtype=np.int64)
-        d_w = excitation_denominators(k, g[weak], wavenumber)  # (p, m)
-        if bethe is None:
-            bethe = bethe_tensor(v_table, strong, weak)
-        x, uws, upww = bethe  # X (m, 2n²): V_{g-w}V_{w-h} as (re, im) pairs
-        inv_d = 1.0 / d_w
-        corr = inv_d @ x  # (p, 2n²)
-        a -= corr.view(np.complex128).reshape(len(k), n, n)
-        # absorption of the weak-beam admixture, i Nᴴ U'_ww N (module notes)
-        nm = inv_d[:, :, None] * uws[None, :, :]  # (p, m, n)
-        a += 1j * (np.conj(np.swapaxes(nm, 1, 2)) @ (upww @ nm))
-    if metric:
-        s = metric_scale(gs[:, 2], k[:, 2])  # (p, n)
-        a *= s[:, :, None] * s[:, None, :]
-    return a
+    h, ap = structure_matrix_parts(
+        v_table,
+        k,
+        g,
+        wavenumber,
+        strong,
+        weak,
+        metric=metric,
+        bethe_precision=bethe_precision,
+        bethe_order=bethe_order,
+    )
+    return h + 1j * ap
 
 
 def structure_matrices_real(
@@ -228,117 +345,27 @@ def structure_matrices_real(
     weak: np.ndarray | None = None,
     *,
     metric: bool = True,
-    bethe: tuple | None = None,
+    bethe_precision: str | None = None,
+    bethe_order: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """As :func:`structure_matrices` for real U and U′ (centrosymmetric, origin on a centre).
+    """:func:`structure_matrix_parts` for real U and U′ (centrosymmetric, origin on a centre).
 
-    Then Â = H + iÂ′ is complex symmetric with H and Â′ real symmetric; both are built directly
-    as real arrays (half the memory traffic of the complex build).
-
-    Parameters
-    ----------
-    v_table : ndarray, shape (n_pool, n_pool), complex
-        V = U + iU′ with real U, U′ [Å⁻²].
-    k, g, wavenumber, strong, weak, metric
-        As :func:`structure_matrices`.
-    bethe : tuple, optional
-        :func:`bethe_tensor_real` of (strong, weak), to reuse it over batches of one beam set.
-
-    Returns
-    -------
-    h, ap : ndarray, shape (n_tilts, n_strong, n_strong), float64
-        Re Â and Im Â.
+    Raises
+    ------
+    ValueError
+        If U or U′ is not real on these beams.
     """
-    strong = np.asarray(strong, dtype=np.int64)
-    k = np.asarray(k, dtype=np.float64)
-    gs = g[strong]
-    n = len(strong)
-    p = len(k)
-    sub = v_table[np.ix_(strong, strong)]
-    h = np.empty((p, n, n))
-    ap = np.empty((p, n, n))
-    h[:] = sub.real
-    ap[:] = sub.imag
-    idx = np.arange(n)
-    h[:, idx, idx] += excitation_denominators(k, gs, wavenumber)
-    if weak is not None and len(weak):
-        weak = np.asarray(weak, dtype=np.int64)
-        inv_d = 1.0 / excitation_denominators(k, g[weak], wavenumber)  # (p, m)
-        if bethe is None:
-            bethe = bethe_tensor_real(v_table, strong, weak)
-        iu0, iu1, xr, xi, uws, upww = bethe
-        # the correction is symmetric in (g, h): one GEMM over the upper triangle for each part
-        cr = inv_d @ xr  # (p, n(n+1)/2)
-        h[:, iu0, iu1] -= cr
-        h[:, iu1, iu0] = h[:, iu0, iu1]
-        ci = inv_d @ xi
-        ap[:, iu0, iu1] -= ci
-        ap[:, iu1, iu0] = ap[:, iu0, iu1]
-        # absorption of the weak-beam admixture, Nᵀ U'_ww N (module notes)
-        nm = inv_d[:, :, None] * uws[None, :, :]  # (p, m, n)
-        ap += np.swapaxes(nm, 1, 2) @ (upww @ nm)
-    if metric:
-        s = metric_scale(gs[:, 2], k[:, 2])  # (p, n)
-        sc = s[:, :, None] * s[:, None, :]
-        h *= sc
-        ap *= sc
-    return h, ap
-
-
-def bethe_tensor_real(v_table: np.ndarray, strong: np.ndarray, weak: np.ndarray) -> tuple:
-    """Bethe products over the upper triangle g ≤ h, for real U and U′.
-
-    With V = U + iU′ complex symmetric the Bethe sum Σ_w V_{g−w}V_{w−h}/(K² − |k+w|²) is
-    symmetric in (g, h), so only n(n+1)/2 entries are formed.
-
-    Returns
-    -------
-    iu0, iu1 : ndarray of int
-        Row and column indices of the upper triangle.
-    xr, xi : ndarray, shape (n_weak, n(n+1)/2)
-        Real and imaginary parts of V_{g−w}V_{w−h} [Å⁻⁴].
-    uws : ndarray, shape (n_weak, n_strong)
-        U_{w−h} [Å⁻²].
-    upww : ndarray, shape (n_weak, n_weak)
-        U′_{w−w′} [Å⁻²] (absorption of the weak-beam admixture, module notes).
-    """
-    strong = np.asarray(strong, dtype=np.int64)
-    weak = np.asarray(weak, dtype=np.int64)
-    iu0, iu1 = np.triu_indices(len(strong))
-    vsw = v_table[np.ix_(strong, weak)]  # (n, m), V_{g-w}
-    vws = v_table[np.ix_(weak, strong)]  # (m, n), V_{w-h}
-    x = vsw[iu0, :].T * vws[:, iu1]  # (m, n(n+1)/2)
-    upww = np.ascontiguousarray(v_table[np.ix_(weak, weak)].imag)
-    return (
-        iu0,
-        iu1,
-        np.ascontiguousarray(x.real),
-        np.ascontiguousarray(x.imag),
-        np.ascontiguousarray(vws.real),
-        upww,
+    h, ap = structure_matrix_parts(
+        v_table,
+        k,
+        g,
+        wavenumber,
+        strong,
+        weak,
+        metric=metric,
+        bethe_precision=bethe_precision,
+        bethe_order=bethe_order,
     )
-
-
-def bethe_tensor(v_table: np.ndarray, strong: np.ndarray, weak: np.ndarray) -> tuple:
-    """Bethe products for :func:`structure_matrices`.
-
-    Returns
-    -------
-    x : ndarray, shape (n_weak, 2 n_strong²)
-        X[w, g, h] = V_{g−w}V_{w−h} as (re, im) pairs [Å⁻⁴]; the correction for a batch of tilts
-        is one real GEMM (1/(K² − |k+w|²)) (p, m) @ X (m, 2n²), viewed back as complex (p, n, n).
-    uws : ndarray, shape (n_weak, n_strong), complex
-        U_{w−h} = (V_{w−h} + conj(V_{h−w}))/2 [Å⁻²] (U Hermitian).
-    upww : ndarray, shape (n_weak, n_weak), complex
-        U′_{w−w′} = (V_{w−w′} − conj(V_{w′−w}))/(2i) [Å⁻²] (module notes).
-    """
-    strong = np.asarray(strong, dtype=np.int64)
-    weak = np.asarray(weak, dtype=np.int64)
-    n = len(strong)
-    vsw = v_table[np.ix_(strong, weak)]  # (n, m)
-    vws = v_table[np.ix_(weak, strong)]  # (m, n)
-    x = vsw.T[:, :, None] * vws[:, None, :]  # (m, n, n) complex
-    uws = 0.5 * (vws + np.conj(vsw.T))
-    vww = v_table[np.ix_(weak, weak)]
-    upww = (vww - np.conj(vww.T)) / 2j
-    return x.view(np.float64).reshape(len(weak), 2 * n * n), uws, upww
+    if np.iscomplexobj(h):
+        raise ValueError("U or U′ is not real on these beams; use structure_matrix_parts")
+    return h, ap

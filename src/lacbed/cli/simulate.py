@@ -4,6 +4,7 @@ Contract (issue 3)::
 
     lacbed simulate X.cif -o OUT --thickness T [T ...]      (T in nm)
     lacbed simulate --felix-inp felix.inp felix.cif -o OUT   (settings from a Felix input file)
+    lacbed simulate X.cif --thickness T --plan              (print the plan, solve nothing)
 
 OUT by suffix: ``.npy`` (float32; (size, size) for one thickness, (n_thickness, size, size)
 otherwise), ``.h5`` (the (n_thickness, size, size) stack, also for one thickness, plus all
@@ -35,6 +36,8 @@ ABSORPTION = ("none", "proportional", "bird-king")
 SOLVERS = ("fast", "exact")
 BACKENDS = ("numpy", "torch")
 PNG_UNITS = ("mrad", "1/A")
+#: Warn when the engine's convergence estimate exceeds this Z [-] (issue 8: 0.5 %).
+CONVERGENCE_WARNING = 0.005
 #: Options that take several values after one flag (``--thickness 50 100 150``).
 MULTI_VALUE_OPTIONS = ("--thickness", "-t")
 #: A progress bar appears once a run has taken this long [s].
@@ -209,7 +212,7 @@ def _check_settings(kw: dict[str, Any]) -> None:
 def simulate(
     cif: Annotated[Path, typer.Argument(help="Crystal structure (CIF) of a cubic crystal.")],
     output: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             "--output",
             "-o",
@@ -217,7 +220,7 @@ def simulate(
             "size, size) for several), .h5 (always (n_thickness, size, size), with all "
             "metadata) or .png (one panel per thickness).",
         ),
-    ],
+    ] = None,
     thickness: Annotated[
         list[float] | None,
         typer.Option(
@@ -286,6 +289,14 @@ def simulate(
         str, typer.Option("--png-units", help="Axis units of a .png: mrad | 1/A.")
     ] = "mrad",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no summary.")] = False,
+    plan: Annotated[
+        bool,
+        typer.Option(
+            "--plan",
+            help="Print the plan (beams per tile, matrix sizes, predicted CPU) and exit; "
+            "nothing is solved or written.",
+        ),
+    ] = False,
 ) -> None:
     """Simulate the 000 LACBED pattern of a cubic crystal at [001] and write it to OUT.
 
@@ -297,8 +308,11 @@ def simulate(
     from lacbed._io import check_writable
     from lacbed.simulate.io import check_output_suffix, write_pattern
 
-    suffix = check_output_suffix(output)
-    check_writable(output)  # before any work: an unwritable path fails in a second, not after
+    if output is None and not plan:
+        raise SettingsError("give the output file: -o OUT (.npy, .h5 or .png), or --plan")
+    suffix = check_output_suffix(output) if output is not None else None
+    if output is not None:
+        check_writable(output)  # before any work: an unwritable path fails in a second
     png_units = _choice("--png-units", png_units, PNG_UNITS) or "mrad"
     if not cif.exists():
         raise FileNotFoundError(2, "No such file", str(cif))
@@ -352,6 +366,11 @@ def simulate(
     if felix is not None and not dw_given:
         crystal = felix.apply_debye_waller(crystal)
 
+    if plan:
+        from lacbed.simulate.plan import plan_lacbed
+
+        typer.echo(plan_lacbed(crystal, **kw).summary())
+        return
     bar = _Progress(enabled=not quiet)
     t0 = time.perf_counter()
     try:
@@ -369,6 +388,7 @@ def simulate(
     write_pattern(pattern, output, **({"units": png_units} if suffix == ".png" else {}))
     if not quiet:
         typer.echo(f"wrote {output} ({_written(pattern, suffix)}, {elapsed:.2f} s)")
+    _warn_convergence(pattern.settings)
 
 
 def _written(pattern, suffix: str) -> str:
@@ -385,3 +405,15 @@ def _written(pattern, suffix: str) -> str:
     else:
         what = f"{n_t}×{size}×{size} float32"
     return f"{what}, {n_beams} beams"
+
+
+def _warn_convergence(settings: dict) -> None:
+    """One line on stderr when the result is not converged (estimate > 0.5 % or capped)."""
+    z = settings.get("convergence_estimate")
+    capped = bool(settings.get("budget_capped"))
+    if (z is None or z <= CONVERGENCE_WARNING) and not capped:
+        return
+    what = "" if z is None else f"estimated Z = {100 * z:.2f} % against twice the strong beams"
+    if capped:
+        what += ("; " if what else "") + "the beam budget hit its cap (MAX_STRONG)"
+    typer.echo(f"warning: the pattern may not be converged: {what}", err=True)

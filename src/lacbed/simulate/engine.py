@@ -1,32 +1,19 @@
-"""The LACBED engine: :func:`simulate_lacbed`.
+"""The LACBED engine: :func:`simulate_lacbed` = :func:`~lacbed.simulate.plan.plan_lacbed` then
+:func:`solve_plan`.
 
 Pipeline (PHYSICS.md §4–7)
 --------------------------
-1. Crystal: detect the lattice centring from the atoms; for a centrosymmetric point group move the
-   origin to an inversion centre so every U_g, U′_g is real (a real symmetric eigenproblem, several
-   times faster; intensities do not depend on the origin).
-2. Beam pool (:func:`lacbed.bloch.pool.beam_pool`): all centring-allowed g with |g| ≤ g_max near
-   the Ewald sphere, HOLZ included. One structure-factor call fills the table V_{g−h} for all pairs.
-3. Pixels: only the irreducible wedge of the bright-field symmetry (4mm: N(N+1)/2 of 4N² pixels),
-   grouped into square tiles. Each tile gets one beam set: the beams of largest second-order
-   perturbation strength over the tile (:func:`lacbed.bloch.matrix.beam_importance`) are strong,
-   the next ones are folded in as Bethe potentials. Tiles that touch the diagonal mirror get sets
-   closed under that mirror, so the symmetry of the reduced solve is exact; the other pixels are
-   exact copies (the set of an image pixel is the image of the set).
-4. Per tile: batched structure matrices U + diag(K² − |k+g|²) with Bethe corrections and the
-   surface-normal metric, one batched eigensolve, all thicknesses at once.
-
-Beam budget
------------
-``strong_beams=N`` takes the N strongest beams per tile (as Felix's IMinStrongBeams, but per tile);
-it is a minimum: a further beam coupled to the strong set by more than :data:`BETHE_SAFETY` of
-its |K² − |k+w|²| somewhere in the tile is promoted to strong instead of entering as a Bethe
-potential (the perturbation series would not converge there), up to max(:data:`MAX_STRONG`, N).
-``strong_beams=None`` (default) adapts to the material: every beam whose strength over the tile is
-at least :data:`STRONG_THRESHOLD` is strong (bounded by :data:`MIN_STRONG` and
-:data:`MAX_STRONG`), and beams down to :data:`WEAK_THRESHOLD` enter as Bethe potentials. The
-thresholds were set so that Z ≤ 0.5 % against a run with twice the strong beams on the panel in
-docs/engine_validation.md.
+1. Plan (:mod:`lacbed.simulate.plan`): lattice centring; for a centrosymmetric point group the
+   origin on an inversion centre (every U_g, U′_g real: a real symmetric eigenproblem); the beam
+   pool and one structure-factor call for the table V_{g−h}; the irreducible wedge of the
+   bright-field symmetry in square tiles, each with one strong and one weak (Bethe) beam set;
+   batched jobs; a stratified sample of pixels with twice the strong beams.
+2. Solve (:func:`solve_plan`): per job, batched structure matrices with Bethe corrections and the
+   surface-normal metric, one batched eigensolve, all thicknesses at once; worker threads with
+   single-threaded BLAS. Knows nothing about crystals.
+3. Result: the pattern filled from the wedge, with its settings, timings and a convergence
+   estimate (:func:`convergence_estimate`): Z = 1 − ZNCC against twice the strong beams,
+   estimated from the sample pixels.
 """
 
 from __future__ import annotations
@@ -42,88 +29,60 @@ from typing import Any
 
 import numpy as np
 
-from lacbed.bloch.matrix import (
-    beam_importance,
-    bethe_tensor,
-    bethe_tensor_real,
-    excitation_denominators,
-    structure_matrices,
-    structure_matrices_real,
-)
-from lacbed.bloch.pool import beam_pool
-from lacbed.bloch.solver import BACKENDS, solve_exact, solve_fast
-from lacbed.constants import electron_constants
+from lacbed.bloch import matrix as bloch_matrix
+from lacbed.bloch.matrix import beam_importance, structure_matrices, structure_matrix_parts
+from lacbed.bloch.solver import solve_exact, solve_fast
 from lacbed.errors import LacbedError, SettingsError
 from lacbed.simulate.geometry import incident_wavevectors, pixel_axis, tilts
 from lacbed.simulate.pattern import LacbedPattern
-from lacbed.simulate.symmetry import (
-    fill_from_wedge,
-    find_inversion_centre,
-    lattice_centring,
-    representative_ops,
-    resolve_symmetry,
-    wedge_pixels,
+from lacbed.simulate.plan import (
+    DEFAULT_G_MAX,
+    MAX_POOL,
+    MAX_STRONG,
+    MIN_STRONG,
+    SAMPLE_FRACTION,
+    STRONG_THRESHOLD,
+    WEAK_THRESHOLD,
+    EnginePlan,
+    Job,
+    plan_lacbed,
+    pool_for,
+    potential_table,
+    select_beams,
 )
+from lacbed.simulate.symmetry import fill_from_wedge
 
 __all__ = [
     "simulate_lacbed",
+    "solve_plan",
+    "solve_jobs",
+    "convergence_estimate",
+    "plan_lacbed",
+    "EnginePlan",
     "STRONG_THRESHOLD",
     "WEAK_THRESHOLD",
     "MIN_STRONG",
     "MAX_STRONG",
     "DEFAULT_G_MAX",
     "MAX_POOL",
+    "CONVERGENCE_WARNING",
 ]
 
 log = logging.getLogger(__name__)
 
-#: Adaptive budget: beams with tile strength ≥ this are strong [-].
-STRONG_THRESHOLD: float = 0.01
-#: Beams with strength ≥ this (and not strong) enter as Bethe potentials [-].
-WEAK_THRESHOLD: float = 1e-3
-#: Bounds of the adaptive strong-beam count per tile.
-MIN_STRONG: int = 24
-MAX_STRONG: int = 400
-#: Default largest |g| of the pool [1/Å] (Felix reference run: RgLimit = 3.0).
-DEFAULT_G_MAX: float = 3.0
-#: The default g_max shrinks until the pool has at most this many beams (large cells).
-MAX_POOL: int = 1200
-#: A weak beam whose coupling to the strong set exceeds this fraction of |K² − |k+w|²| somewhere
-#: in the tile is promoted to the strong set (or, past the size limit, left out of the Bethe sum):
-#: the perturbation series would not converge there, and its absorptive part can give gain.
-BETHE_SAFETY: float = 0.2
-#: Bytes allowed for the Bethe products of one beam set (caps the number of weak beams).
-BETHE_MEMORY: float = 1.5e8
-#: Elements allowed in one (batch, n, n) stack; larger matrices get smaller batches.
-BATCH_ELEMENTS: int = 1_500_000
+#: A result whose convergence estimate exceeds this Z [-] is flagged (issue 8: 0.5 %).
+CONVERGENCE_WARNING: float = 0.005
 
-_SOLVERS = ("fast", "exact")
+# names kept for callers of the former single-function engine (tests, scripts)
+_pool_for = pool_for
+_potential_table = potential_table
+_ = beam_importance
 
 
-def _validate(thickness_nm, voltage_kv, size, half_width, strong_beams, max_g, solver, backend):
-    t = np.atleast_1d(np.asarray(thickness_nm, dtype=np.float64))
-    if t.ndim != 1 or t.size == 0:
-        raise SettingsError("thickness_nm must be a number or a 1-D list of thicknesses in nm")
-    if not np.all(np.isfinite(t)) or np.any(t <= 0):
-        raise SettingsError(f"every thickness must be a finite number > 0 nm, got {t.tolist()}")
-    v = float(voltage_kv)
-    if not np.isfinite(v) or v <= 0:
-        raise SettingsError(f"voltage must be > 0 kV, got {voltage_kv!r}")
-    if int(size) != size or size < 8 or size % 2:
-        raise SettingsError(
-            f"size must be an even number of pixels >= 8 (zone axis between pixels), got {size!r}"
-        )
-    if half_width is not None and not (np.isfinite(half_width) and half_width > 0):
-        raise SettingsError(f"half_width must be > 0 1/Å, got {half_width!r}")
-    if strong_beams is not None and (int(strong_beams) != strong_beams or strong_beams < 2):
-        raise SettingsError(f"strong_beams must be an integer >= 2 or None, got {strong_beams!r}")
-    if max_g is not None and not (np.isfinite(max_g) and max_g > 0):
-        raise SettingsError(f"max_g must be > 0 1/Å, got {max_g!r}")
-    if solver not in _SOLVERS:
-        raise SettingsError(f"solver must be one of {_SOLVERS}, got {solver!r}")
-    if backend not in BACKENDS:
-        raise SettingsError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    return t
+def _select(w, absu, min_abs_d, strong_beams, mirror):
+    """Strong and weak sets of one tile (:func:`lacbed.simulate.plan.select_beams`)."""
+    strong, weak, _ = select_beams(w, absu, min_abs_d, strong_beams, mirror)
+    return strong, weak
 
 
 def _resolve_jobs(n_jobs: int | None) -> int:
@@ -152,123 +111,287 @@ def _single_threaded_blas(enable: bool) -> Iterator[None]:
         yield
 
 
-def _pool_for(a: float, max_g: float | None, wavenumber: float, centring: str) -> np.ndarray:
-    if max_g is not None:
-        return beam_pool(a, max_g, wavenumber, centring=centring)
-    gm = DEFAULT_G_MAX
-    pool = beam_pool(a, gm, wavenumber, centring=centring)
-    while len(pool) > MAX_POOL:
-        gm *= 0.95
-        pool = beam_pool(a, gm, wavenumber, centring=centring)
-    return pool
-
-
-def _potential_table(crystal, pool, *, voltage, scattering, absorption, kappa, b_iso, real):
-    """V_{g−h} = U + iU′ for all pool pairs, and |U_{g−h}| [Å⁻²]."""
-    from lacbed.scattering import structure_factors
-
-    n = len(pool)
-    diff = (pool[:, None, :] - pool[None, :, :]).reshape(-1, 3)
-    m = int(np.abs(diff).max()) + 1
-    key = ((diff[:, 0] + m) * (2 * m + 1) + diff[:, 1] + m) * (2 * m + 1) + diff[:, 2] + m
-    ukey, first, inv = np.unique(key, return_index=True, return_inverse=True)
-    uniq = diff[first]
-    sf = structure_factors(
-        crystal,
-        uniq,
-        voltage=voltage,
-        scattering=scattering,
-        absorption=absorption,
-        kappa=kappa,
-        b_iso=b_iso,
-    )
-    u = np.asarray(sf.U, dtype=np.complex128)
-    up = np.asarray(sf.U_abs, dtype=np.complex128)
-    if real:
-        scale = max(np.abs(u).max(), 1e-300)
-        if np.abs(u.imag).max() > 1e-9 * scale or np.abs(up.imag).max() > 1e-9 * scale:
-            real = False
-            log.warning("origin on the inversion centre but U_g not real; using complex algebra")
-        else:
-            u = u.real.astype(np.complex128)
-            up = up.real.astype(np.complex128)
-    inv = inv.reshape(-1)
-    v = (u + 1j * up)[inv].reshape(n, n)
-    if real:
-        v = u.real[inv].reshape(n, n) + 1j * up.real[inv].reshape(n, n)
-    absu = np.abs(u)[inv].reshape(n, n)
+def describe(plan: EnginePlan) -> str:
+    """One line naming the crystal and the settings (for error messages)."""
+    cr, o = plan.crystal, plan.options
+    name = cr.name or cr.formula
     return (
-        v,
-        absu,
-        real,
-        complex(u[np.all(uniq == 0, axis=1)][0]),
-        complex(up[np.all(uniq == 0, axis=1)][0]),
+        f"crystal {name} ({cr.formula}, a = {cr.a:.4f} Å, source {cr.source or 'unknown'}) at "
+        f"{o['voltage_kv']:g} kV, size {o['size']}, thickness {o['thickness_nm']} nm, "
+        f"solver={o['solver']!r}, backend={o['backend']!r}, strong_beams={o['strong_beams']}, "
+        f"absorption={o['absorption']!r}"
     )
 
 
-def _select(
-    w: np.ndarray,
-    absu: np.ndarray,
-    min_abs_d: np.ndarray,
-    strong_beams: int | None,
-    mirror: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Strong and weak pool indices for one tile (000 is pool index 0 and comes first)."""
-    n_pool = len(w)
-    order = np.argsort(-w, kind="stable")
-    if strong_beams is not None:
-        n = min(int(strong_beams), n_pool)
+class _JobRunner:
+    """Solves jobs of one plan (matrix build + eigensolve), thread-safe, with a Bethe cache."""
+
+    def __init__(self, plan: EnginePlan, out: np.ndarray, n_workers: int, timings, progress):
+        self.plan = plan
+        self.out = out
+        self.n_workers = n_workers
+        self.timings = timings
+        self.progress = progress
+        self.lock = threading.Lock()
+        self.done = 0
+        self.total = 0
+
+    def __call__(self, job: Job) -> None:
+        try:
+            self._solve(job)
+        except LacbedError:
+            raise
+        except Exception as exc:
+            raise LacbedError(
+                f"the Bloch-wave solve failed for {describe(self.plan)} "
+                f"({len(job.out)} pixels, {len(job.strong)} strong and {len(job.weak)} weak "
+                f"beams): {type(exc).__name__}: {exc}"
+            ) from exc
+
+    def _solve(self, job: Job) -> None:
+        plan, o = self.plan, self.plan.options
+        local = dict.fromkeys(("matrix_build", "eigensolve", "assembly"), 0.0)
+        kt = tilts(job.rows, job.cols, o["size"], o["half_width"])
+        k = incident_wavevectors(kt, plan.wavenumber)
+        tb = time.perf_counter()
+        a = build_matrices(plan, k, job.strong, job.weak)
+        local["matrix_build"] += time.perf_counter() - tb
+        solve = solve_fast if o["solver"] == "fast" else solve_exact
+        thickness_a = 10.0 * np.asarray(o["thickness_nm"])
+        self.out[job.out] = solve(a, k[:, 2], thickness_a, backend=o["backend"], timings=local)
+        with self.lock:
+            for key, val in local.items():
+                self.timings[key] = self.timings.get(key, 0.0) + val / self.n_workers
+            self.done += len(job.out)
+            if self.progress is not None:
+                self.progress(self.done, self.total)
+
+
+def build_matrices(plan: EnginePlan, k: np.ndarray, strong: np.ndarray, weak: np.ndarray):
+    """Structure matrices of one job: (H, Â′) for the fast path, complex Â for the exact one.
+
+    Parameters
+    ----------
+    plan : EnginePlan
+    k : ndarray, shape (p, 3)
+        Incident wave vectors [1/Å].
+    strong, weak : ndarray of int
+        Pool indices of the beam sets.
+    """
+    if plan.options["solver"] == "fast":
+        return structure_matrix_parts(plan.v_table, k, plan.g, plan.wavenumber, strong, weak)
+    return structure_matrices(plan.v_table, k, plan.g, plan.wavenumber, strong, weak)
+
+
+def solve_jobs(
+    plan: EnginePlan,
+    jobs: list[Job],
+    n_out: int,
+    *,
+    n_jobs: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    timings: dict | None = None,
+) -> np.ndarray:
+    """Solve a list of jobs of ``plan``; returns ψ₀, shape (n_out, n_thickness), complex.
+
+    Parameters
+    ----------
+    plan : EnginePlan
+    jobs : list of Job
+        Each writes its pixels' amplitudes to rows ``job.out`` of the result.
+    n_out : int
+        Rows of the result.
+    n_jobs : int, optional
+        Worker threads (each with single-threaded BLAS); default: the CPUs of this process.
+    progress : callable, optional
+        ``progress(done, total)`` after each job (units: pixels).
+    timings : dict, optional
+        Wall times [s] are added to "matrix_build", "eigensolve", "assembly".
+    """
+    backend = plan.options["backend"]
+    n_workers = _resolve_jobs(n_jobs) if backend == "numpy" else 1
+    out = np.zeros((n_out, len(plan.options["thickness_nm"])), dtype=np.complex128)
+    runner = _JobRunner(plan, out, n_workers, {} if timings is None else timings, progress)
+    runner.total = sum(len(j.out) for j in jobs)
+    with _single_threaded_blas(backend == "numpy"):
+        if n_workers == 1:
+            for job in jobs:
+                runner(job)
+        else:
+            with ThreadPoolExecutor(max_workers=n_workers) as ex:
+                list(ex.map(runner, jobs))
+    return out
+
+
+def convergence_estimate(
+    main: np.ndarray, sample_main: np.ndarray, sample_ref: np.ndarray, weight: np.ndarray
+) -> np.ndarray:
+    """Estimated Z = 1 − ZNCC between a pattern and its reference, from a pixel sample.
+
+    With b = a + δ, ã = a − ā and δ̃ = δ − δ̄ = αã + δ⊥ (δ⊥ ⟂ ã), exactly
+    Z = 1 − 1/√(1 + |δ⊥|² / ((1 + α)²|ã|²)). |ã|² comes from the whole pattern; the moments of δ
+    (its variance and covariance with a) from the weighted sample.
+
+    Parameters
+    ----------
+    main : ndarray, shape (t, n_pixels)
+        The pattern's intensities, every pattern pixel once [-].
+    sample_main, sample_ref : ndarray, shape (t, s)
+        Intensities of the sample pixels, as solved and with the reference (twice the beams).
+    weight : ndarray, shape (s,)
+        Pattern pixels each sample pixel stands for.
+
+    Returns
+    -------
+    ndarray, shape (t,)
+        Estimated Z [-] per thickness.
+
+    References
+    ----------
+    ZNCC as in :func:`lacbed.metrics.zncc` (PHYSICS.md §9); the decomposition is the law of
+    cosines for the centred vectors.
+    """
+    var_a = main.var(axis=1)  # (t,)
+    w = weight / weight.sum()
+    d = sample_ref - sample_main  # (t, s)
+    dm = (d * w).sum(axis=1, keepdims=True)
+    am = main.mean(axis=1, keepdims=True)
+    var_d = (w * (d - dm) ** 2).sum(axis=1)
+    cov = (w * (d - dm) * (sample_main - am)).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        alpha = np.where(var_a > 0, cov / np.where(var_a > 0, var_a, 1.0), 0.0)
+        perp = np.maximum(var_d - alpha * cov, 0.0)
+        ratio = np.where(var_a > 0, perp / ((1.0 + alpha) ** 2 * np.where(var_a > 0, var_a, 1)), 0)
+    return 1.0 - 1.0 / np.sqrt(1.0 + ratio)
+
+
+def solve_plan(
+    plan: EnginePlan,
+    *,
+    n_jobs: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    timings: dict | None = None,
+) -> LacbedPattern:
+    """Execute a plan: the pattern, with its settings, timings and convergence estimate.
+
+    Parameters
+    ----------
+    plan : EnginePlan
+        From :func:`lacbed.simulate.plan.plan_lacbed`.
+    n_jobs : int, optional
+        Worker threads for the batched solves (single-threaded BLAS each).
+    progress : callable, optional
+        ``progress(done, total)`` after each job of the pattern (units: pixels solved).
+    timings : dict, optional
+        Timings of the planning stages to carry into the result [s].
+
+    Returns
+    -------
+    LacbedPattern
+        As :func:`simulate_lacbed`.
+    """
+    t_start = time.perf_counter()
+    timings = dict(timings or {})
+    for key in ("beam_selection", "structure_factors", "matrix_build", "eigensolve", "assembly"):
+        timings.setdefault(key, 0.0)
+    size, t_nm = plan.options["size"], np.asarray(plan.options["thickness_nm"])
+    psi = solve_jobs(
+        plan, plan.jobs, len(plan.rows), n_jobs=n_jobs, progress=progress, timings=timings
+    )
+    t0 = time.perf_counter()
+    inten = np.abs(psi) ** 2  # (n_unique, t)
+    if plan.symmetry == "1":
+        full = inten.T.reshape(len(t_nm), size, size)
     else:
-        n = int(np.count_nonzero(w >= STRONG_THRESHOLD))
-        n = min(max(n, MIN_STRONG), MAX_STRONG, n_pool)
-    strong = np.zeros(n_pool, dtype=bool)
-    strong[order[:n]] = True
-    if mirror is not None:
-        strong |= strong[mirror]
-    candidate = (~strong) & (w >= WEAK_THRESHOLD) & (min_abs_d > 1e-12)
-    # Bethe validity: a candidate whose coupling to the strong set is not small compared with
-    # K² − |k+w|² somewhere in the tile (ratio > BETHE_SAFETY) would be folded in with a near
-    # zero denominator (the perturbation series diverges, and its absorptive part can give gain).
-    # Promote it to the strong set, strongest coupling first, up to `limit`; repeat, since a
-    # promoted beam brings couplings of its own; whatever is still too strongly coupled is left
-    # out of the Bethe sum.
-    limit = max(MAX_STRONG, n)
-    inv_d = 1.0 / np.maximum(min_abs_d, 1e-30)
-    for _ in range(8):
-        ratio = np.max(absu[:, strong], axis=1) * inv_d
-        bad = candidate & ~strong & (ratio > BETHE_SAFETY)
-        room = limit - int(strong.sum())
-        if not bad.any() or room <= 0:
-            break
-        idx = np.nonzero(bad)[0]
-        idx = idx[np.argsort(-ratio[idx], kind="stable")][:room]
-        strong[idx] = True
-        if mirror is not None:
-            strong |= strong[mirror]
-    ratio = np.max(absu[:, strong], axis=1) * inv_d
-    weak = candidate & ~strong & (ratio <= BETHE_SAFETY)
-    # memory cap of the Bethe products (≤ 16 n_strong² bytes per weak beam): keep the strongest
-    n_s = int(strong.sum())
-    cap = max(16, int(BETHE_MEMORY / (16.0 * n_s * n_s)))
-    if weak.sum() > cap:
-        keep = [i for i in order if weak[i]][:cap]
-        weak = np.zeros(n_pool, dtype=bool)
-        weak[keep] = True
-    if mirror is not None:
-        weak |= weak[mirror]
-        weak &= ~strong & (min_abs_d > 1e-12)
-    return np.nonzero(strong)[0], np.nonzero(weak)[0]
+        full = fill_from_wedge(inten.T, plan.rows, plan.cols, size, plan.symmetry)
+    timings["assembly"] += time.perf_counter() - t0
+    if not np.all(np.isfinite(full)):
+        raise LacbedError(
+            f"the simulation produced NaN or inf intensities for {describe(plan)}; try more "
+            "strong beams or a smaller half-width"
+        )
+    estimate = None
+    if plan.sample_jobs:
+        t0 = time.perf_counter()
+        ref = solve_jobs(plan, plan.sample_jobs, len(plan.sample_index), n_jobs=n_jobs)
+        z = convergence_estimate(
+            full.reshape(len(t_nm), -1),
+            inten[plan.sample_index].T,
+            np.abs(ref.T) ** 2,
+            plan.sample_weight,
+        )
+        estimate = [float(x) for x in np.nan_to_num(z, nan=1.0)]
+        timings["convergence_estimate"] = time.perf_counter() - t0
+    timings["solve"] = time.perf_counter() - t_start
+    return _pattern(plan, full, estimate, timings)
 
 
-def _tiles(rows, cols, size, tile):
-    n = size // 2
-    tr = (rows - n) // tile if size else rows
-    tc = (cols - n) // tile
-    key = tr * (size // tile + 2) + tc
-    groups = {}
-    for i, kk in enumerate(key):
-        groups.setdefault(int(kk), []).append(i)
-    return [np.array(v) for _, v in sorted(groups.items())]
+def _pattern(plan: EnginePlan, full: np.ndarray, estimate, timings: dict) -> LacbedPattern:
+    from lacbed import __version__
+
+    cr, o = plan.crystal, plan.options
+    n_strong, n_weak = plan.n_strong, plan.n_weak
+    used = np.zeros(len(plan.pool), dtype=bool)
+    for s, _ in plan.tile_sets:
+        used[s] = True
+    worst = None if estimate is None else max(estimate)
+    if worst is not None and worst > CONVERGENCE_WARNING:
+        log.warning(
+            "%s: estimated Z = %.2f %% against twice the strong beams (> %.1f %%)%s",
+            cr.name or cr.formula,
+            100 * worst,
+            100 * CONVERGENCE_WARNING,
+            "; the beam budget is capped" if plan.budget_capped else "",
+        )
+    settings = {
+        "crystal": {
+            "formula": cr.formula,
+            "a": cr.a,
+            "space_group_number": cr.space_group_number,
+            "name": cr.name,
+            "source": cr.source,
+        },
+        **{k: v for k, v in o.items() if k != "convergence_sample"},
+        "max_g": plan.info["max_g"],
+        "symmetry": plan.symmetry,
+        "n_tiles": len(plan.tiles),
+        "n_unique_pixels": int(len(plan.rows)),
+        "n_pool": int(len(plan.pool)),
+        "n_holz_pool": plan.info["n_holz_pool"],
+        "n_strong_min": int(n_strong.min()),
+        "n_strong_max": int(n_strong.max()),
+        "n_strong_mean": float(n_strong.mean()),
+        "n_weak_mean": float(n_weak.mean()),
+        "n_strong_union": int(used.sum()),
+        "matrix_size_max": int(n_strong.max()),
+        "real_arithmetic": bool(plan.real),
+        "origin_shift": plan.info["origin_shift"],
+        "centring": plan.info["centring"],
+        "surface_normal_metric": True,
+        "wavenumber": plan.wavenumber,
+        "U0": plan.info["U0"],
+        "U0_abs": plan.info["U0_abs"],
+        "bethe_order": bloch_matrix.BETHE_ORDER,
+        "bethe_precision": bloch_matrix.BETHE_PRECISION,
+        "budget_capped": plan.budget_capped,
+        "n_tiles_capped": int(np.count_nonzero(plan.capped)),
+        "convergence_estimate": worst,
+        "convergence_estimate_per_thickness": estimate,
+        "convergence_sample_pixels": int(len(plan.sample_index)),
+        "predicted_cpu": plan.predicted_cpu(),
+    }
+    ax = pixel_axis(o["size"], o["half_width"])
+    return LacbedPattern(
+        intensities=full,
+        thickness_nm=np.asarray(o["thickness_nm"]),
+        kx=ax.copy(),
+        ky=ax.copy(),
+        wavelength=plan.wavelength,
+        beams=plan.pool[used],
+        settings=settings,
+        timings=timings,
+        version=__version__,
+    )
 
 
 def simulate_lacbed(
@@ -291,6 +414,7 @@ def simulate_lacbed(
     tile: int | None = None,
     batch: int = 64,
     n_jobs: int | None = None,
+    convergence_sample: float = SAMPLE_FRACTION,
 ) -> LacbedPattern:
     """Bright-field (000) LACBED pattern of a cubic crystal along [001] by Bloch waves.
 
@@ -337,6 +461,9 @@ def simulate_lacbed(
         Worker threads for the batched solves (each with single-threaded BLAS, which is much
         faster than threaded BLAS on these small matrices). Default: the CPUs available to this
         process. Pass 1 when many simulations run in parallel (dataset builds).
+    convergence_sample : float
+        Fraction of the solved pixels (at least SAMPLE_MIN = 16) re-solved with twice each tile's strong beams
+        for the convergence estimate; 0 skips it (``settings["convergence_estimate"]`` None).
 
     Returns
     -------
@@ -345,7 +472,11 @@ def simulate_lacbed(
         the mean absorption exp(−2πtU′₀/K) that Felix omits. ``timings`` [s]: wall time of
         "beam_selection", "structure_factors", "matrix_build", "eigensolve", "assembly" (the
         last three summed over worker threads and divided by their number), "total" (wall) and
-        "cpu" (process CPU time, all threads; robust on a shared machine).
+        "cpu" (process CPU time, all threads; robust on a shared machine), and
+        "convergence_estimate" (the sample solve). ``settings["convergence_estimate"]``: the
+        estimated Z = 1 − ZNCC [-] against a run with twice the strong beams, worst over the
+        thicknesses (a warning is logged above 0.5 %); ``settings["budget_capped"]``: some tile
+        needed more than MAX_STRONG strong beams, so the result may not be converged.
 
     Raises
     ------
@@ -356,274 +487,30 @@ def simulate_lacbed(
         If the result contains NaN or inf, or the solve of a tile fails (the message names the
         crystal and the settings).
     """
-    t_start = time.perf_counter()
     cpu_start = time.process_time()
-    timings = dict.fromkeys(
-        ("beam_selection", "structure_factors", "matrix_build", "eigensolve", "assembly"), 0.0
-    )
-    t_nm = _validate(
-        thickness_nm, voltage_kv, size, half_width, strong_beams, max_g, solver, backend
-    )
-    from lacbed.crystal import Crystal, load_crystal
-
-    if not isinstance(crystal, Crystal):
-        crystal = load_crystal(crystal)
-    size = int(size)
-    ec = electron_constants(float(voltage_kv) * 1e3)
-    K = ec.wavenumber
-    if half_width is None:
-        half_width = 4.0 / crystal.a
-    half_width = float(half_width)
-    if half_width >= 0.5 * K:
-        raise SettingsError(f"half_width {half_width} 1/Å is not a small tilt (K = {K:.2f} 1/Å)")
-    sym = resolve_symmetry(symmetry, crystal.bright_field_symmetry)
-    if sym not in ("4mm", "2mm", "1"):
-        raise SettingsError(f"symmetry must be 'auto', '4mm', '2mm' or '1', got {symmetry!r}")
-    if tile is None:
-        tile = max(4, size // 8)
-    if int(tile) != tile or tile < 1:
-        raise SettingsError(f"tile must be a positive number of pixels, got {tile!r}")
-    if int(batch) != batch or batch < 1:
-        raise SettingsError(f"batch must be a positive integer, got {batch!r}")
-    tile, batch = int(tile), int(batch)
-
-    # ---- crystal: centring and origin on an inversion centre
-    t0 = time.perf_counter()
-    centring = lattice_centring(crystal)
-    centre = None
-    if crystal.point_group in ("m-3m", "m-3"):
-        centre = find_inversion_centre(crystal)
-    work = crystal.shifted(centre) if centre is not None else crystal
-    pool = _pool_for(crystal.a, max_g, K, centring)
-    n_pool = len(pool)
-    if strong_beams is not None and strong_beams > n_pool:
-        raise SettingsError(
-            f"strong_beams={strong_beams} exceeds the beam pool of {n_pool} beams "
-            f"(|g| <= {max_g or DEFAULT_G_MAX} 1/Å); use fewer strong beams or a larger max_g"
-        )
-    g = pool / crystal.a
-    timings["beam_selection"] += time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    v_table, absu, real, u0, u0p = _potential_table(
-        work,
-        pool,
-        voltage=ec.voltage,
+    t_start = time.perf_counter()
+    timings: dict = {}
+    plan = plan_lacbed(
+        crystal,
+        thickness_nm,
+        voltage_kv=voltage_kv,
+        size=size,
+        half_width=half_width,
         scattering=scattering,
         absorption=absorption,
         kappa=kappa,
         b_iso=b_iso,
-        real=centre is not None,
-    )
-    timings["structure_factors"] += time.perf_counter() - t0
-
-    # ---- pixels and tiles
-    rows, cols = wedge_pixels(size, sym)
-    if sym == "1":
-        # full solve: beam sets of each pixel are images of those of its 4mm/2mm representative
-        base = crystal.bright_field_symmetry
-        rep_r, rep_c, ops = representative_ops(size, base)
-        w_rows, w_cols = wedge_pixels(size, base)
-    else:
-        base = sym
-        w_rows, w_cols = rows, cols
-    tile_groups = _tiles(w_rows, w_cols, size, tile)
-    mirror = None
-    if base == "4mm":
-        lookup = {tuple(h): i for i, h in enumerate(pool)}
-        mirror = np.array([lookup[(h[1], h[0], h[2])] for h in pool])
-
-    thickness_a = 10.0 * t_nm
-    total = len(rows)
-    n_strong_list, n_weak_list = [], []
-    used = np.zeros(n_pool, dtype=bool)
-    # wedge tile beam sets
-    tile_sets = []
-    t0 = time.perf_counter()
-    n = size // 2
-    for grp in tile_groups:
-        kt = tilts(w_rows[grp], w_cols[grp], size, half_width)
-        k = incident_wavevectors(kt, K)
-        d = np.abs(excitation_denominators(k, g, K))  # (p, pool)
-        w = beam_importance(absu, d.min(axis=0))
-        tr = (w_rows[grp][0] - n) // tile
-        tc = (w_cols[grp][0] - n) // tile
-        mir = mirror if (mirror is not None and tr == tc) else None
-        strong, weak = _select(w, absu, d.min(axis=0), strong_beams, mir)
-        tile_sets.append((strong, weak))
-        used[strong] = True
-        n_strong_list.append(len(strong))
-        n_weak_list.append(len(weak))
-    timings["beam_selection"] += time.perf_counter() - t0
-
-    solve = solve_fast if solver == "fast" else solve_exact
-    psi_out = np.zeros((len(rows), len(t_nm)), dtype=np.complex128)
-
-    # ---- jobs: (pixel indices, strong, weak), at most `batch` pixels each
-    jobs = []
-
-    def add_jobs(pix_idx, strong, weak):
-        step = max(1, min(batch, BATCH_ELEMENTS // len(strong) ** 2))
-        for s0 in range(0, len(pix_idx), step):
-            jobs.append((pix_idx[s0 : s0 + step], strong, weak))
-
-    if sym != "1":
-        for grp, (strong, weak) in zip(tile_groups, tile_sets, strict=True):
-            add_jobs(grp, strong, weak)
-    else:
-        from lacbed.simulate.symmetry import apply_op_hkl
-
-        lookup = {tuple(h): i for i, h in enumerate(pool)}
-        widx = np.full((size, size), -1, dtype=np.int64)
-        widx[w_rows, w_cols] = np.arange(len(w_rows))
-        tile_of = np.empty(len(w_rows), dtype=np.int64)
-        for it, grp in enumerate(tile_groups):
-            tile_of[grp] = it
-        flat_tile = tile_of[widx[rep_r, rep_c]].ravel()
-        flat_op = ops.ravel()
-        for it in range(len(tile_groups)):
-            strong, weak = tile_sets[it]
-            for op in np.unique(flat_op[flat_tile == it]):
-                sel = np.nonzero((flat_tile == it) & (flat_op == op))[0]
-                ms = np.array(
-                    [lookup[tuple(h)] for h in apply_op_hkl(pool[strong], op, inverse=True)]
-                )
-                mw = np.array(
-                    [lookup[tuple(h)] for h in apply_op_hkl(pool[weak], op, inverse=True)],
-                    dtype=np.int64,
-                )
-                add_jobs(sel, np.sort(ms), mw)  # sorted: 000 (pool index 0) stays first
-
-    lock = threading.Lock()
-    state = {"done": 0}
-    bethe_cache: dict = {}  # per beam set; batches of one tile share it
-
-    def describe() -> str:
-        name = crystal.name or crystal.formula
-        return (
-            f"crystal {name} ({crystal.formula}, a = {crystal.a:.4f} Å, "
-            f"source {crystal.source or 'unknown'}) at {float(voltage_kv):g} kV, size {size}, "
-            f"thickness {t_nm.tolist()} nm, solver={solver!r}, backend={backend!r}, "
-            f"strong_beams={strong_beams}, absorption={absorption!r}"
-        )
-
-    def work(job):
-        try:
-            _work(job)
-        except LacbedError:
-            raise
-        except Exception as exc:
-            pix_idx, strong, weak = job
-            raise LacbedError(
-                f"the Bloch-wave solve failed for {describe()} "
-                f"({len(pix_idx)} pixels, {len(strong)} strong and {len(weak)} weak beams): "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
-
-    def _work(job):
-        pix_idx, strong, weak = job
-        local = dict.fromkeys(("matrix_build", "eigensolve", "assembly"), 0.0)
-        kt = tilts(rows[pix_idx], cols[pix_idx], size, half_width)
-        k = incident_wavevectors(kt, K)
-        tb = time.perf_counter()
-        use_real = real and solver == "fast"
-        key = (id(strong), id(weak))
-        bethe = bethe_cache.get(key)
-        if bethe is None and len(weak):
-            bethe = (bethe_tensor_real if use_real else bethe_tensor)(v_table, strong, weak)
-            with lock:
-                bethe_cache[key] = bethe
-                while len(bethe_cache) > n_workers + 1:  # jobs run tile by tile
-                    bethe_cache.pop(next(iter(bethe_cache)))
-        if use_real:
-            a = structure_matrices_real(v_table, k, g, K, strong, weak, bethe=bethe)
-        else:
-            a = structure_matrices(v_table, k, g, K, strong, weak, bethe=bethe)
-        local["matrix_build"] += time.perf_counter() - tb
-        psi_out[pix_idx] = solve(a, k[:, 2], thickness_a, backend=backend, timings=local)
-        with lock:
-            for key, val in local.items():
-                timings[key] += val / n_workers
-            state["done"] += len(pix_idx)
-            if progress is not None:
-                progress(state["done"], total)
-
-    n_workers = _resolve_jobs(n_jobs) if backend == "numpy" else 1
-    with _single_threaded_blas(backend == "numpy"):
-        if n_workers == 1:
-            for job in jobs:
-                work(job)
-        else:
-            with ThreadPoolExecutor(max_workers=n_workers) as ex:
-                list(ex.map(work, jobs))
-
-    t0 = time.perf_counter()
-    inten = np.abs(psi_out) ** 2  # (n_unique, t)
-    if sym == "1":
-        full = inten.T.reshape(len(t_nm), size, size)
-    else:
-        full = fill_from_wedge(inten.T, rows, cols, size, sym)
-    timings["assembly"] += time.perf_counter() - t0
-    if not np.all(np.isfinite(full)):
-        raise LacbedError(
-            f"the simulation produced NaN or inf intensities for {describe()}; try more strong "
-            "beams or a smaller half-width"
-        )
-    timings["total"] = time.perf_counter() - t_start
-    timings["cpu"] = time.process_time() - cpu_start
-    ax = pixel_axis(size, half_width)
-    from lacbed import __version__
-
-    n_strong = np.array(n_strong_list)
-    settings = {
-        "crystal": {
-            "formula": crystal.formula,
-            "a": crystal.a,
-            "space_group_number": crystal.space_group_number,
-            "name": crystal.name,
-            "source": crystal.source,
-        },
-        "voltage_kv": float(voltage_kv),
-        "size": size,
-        "half_width": half_width,
-        "thickness_nm": t_nm.tolist(),
-        "scattering": scattering,
-        "absorption": absorption,
-        "kappa": float(kappa),
-        "b_iso": None if b_iso is None else float(b_iso),
-        "strong_beams": strong_beams,
-        "beam_budget": "adaptive" if strong_beams is None else "fixed",
-        "max_g": float(np.linalg.norm(g, axis=1).max()),
-        "solver": solver,
-        "backend": backend,
-        "symmetry": sym,
-        "tile": int(tile),
-        "n_tiles": len(tile_groups),
-        "n_unique_pixels": int(len(rows)),
-        "n_pool": int(n_pool),
-        "n_holz_pool": int(np.count_nonzero(pool[:, 2] != 0)),
-        "n_strong_min": int(n_strong.min()),
-        "n_strong_max": int(n_strong.max()),
-        "n_strong_mean": float(n_strong.mean()),
-        "n_weak_mean": float(np.mean(n_weak_list)),
-        "n_strong_union": int(used.sum()),
-        "matrix_size_max": int(n_strong.max()),
-        "real_arithmetic": bool(real),
-        "origin_shift": None if centre is None else [float(x) for x in centre],
-        "centring": centring,
-        "surface_normal_metric": True,
-        "wavenumber": K,
-        "U0": [u0.real, u0.imag],
-        "U0_abs": [u0p.real, u0p.imag],
-    }
-    return LacbedPattern(
-        intensities=full,
-        thickness_nm=t_nm,
-        kx=ax.copy(),
-        ky=ax.copy(),
-        wavelength=ec.wavelength,
-        beams=pool[used],
-        settings=settings,
+        strong_beams=strong_beams,
+        max_g=max_g,
+        solver=solver,
+        backend=backend,
+        symmetry=symmetry,
+        tile=tile,
+        batch=batch,
+        convergence_sample=convergence_sample,
         timings=timings,
-        version=__version__,
     )
+    pattern = solve_plan(plan, n_jobs=n_jobs, progress=progress, timings=timings)
+    pattern.timings["total"] = time.perf_counter() - t_start
+    pattern.timings["cpu"] = time.process_time() - cpu_start
+    return pattern

@@ -1,0 +1,748 @@
+"""The engine's plan: what :func:`lacbed.simulate.solve_plan` will solve, and at what cost.
+
+A plan is built by small pure functions (PHYSICS.md §4–7) and holds everything the solver needs:
+the beam pool, the potential table V_{g−h}, the pixels to solve, their tiles, each tile's strong
+and weak beam sets, the batched jobs, the pixel sample of the convergence estimate with its
+doubled beam sets, and a predicted CPU time. It knows nothing about threads or backends, so it can
+be printed (``lacbed simulate X.cif --plan``), tested and used to schedule a dataset build (the
+largest materials first) without solving anything.
+
+Beam budget
+-----------
+``strong_beams=N`` takes the N strongest beams per tile (as Felix's IMinStrongBeams, but per tile);
+it is a minimum: a further beam coupled to the strong set by more than :data:`BETHE_SAFETY` of
+its |K² − |k+w|²| somewhere in the tile is promoted to strong instead of entering as a Bethe
+potential (the perturbation series would not converge there), up to max(:data:`MAX_STRONG`, N).
+``strong_beams=None`` (default) adapts to the material: every beam whose strength over the tile is
+at least :data:`STRONG_THRESHOLD` is strong (bounded by :data:`MIN_STRONG` and
+:data:`MAX_STRONG`), and beams down to :data:`WEAK_THRESHOLD` enter as Bethe potentials. A tile
+whose adaptive set would exceed :data:`MAX_STRONG` (or whose promotions stop at it) is
+*budget-capped*, and the result says so (``settings["budget_capped"]``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from lacbed.bloch.matrix import beam_importance, excitation_denominators
+from lacbed.bloch.pool import beam_pool
+from lacbed.bloch.solver import BACKENDS
+from lacbed.constants import electron_constants
+from lacbed.errors import SettingsError
+from lacbed.simulate.geometry import incident_wavevectors, tilts
+from lacbed.simulate.symmetry import (
+    apply_op_hkl,
+    find_inversion_centre,
+    lattice_centring,
+    representative_ops,
+    resolve_symmetry,
+    wedge_pixels,
+)
+
+__all__ = [
+    "EnginePlan",
+    "Job",
+    "plan_lacbed",
+    "STRONG_THRESHOLD",
+    "WEAK_THRESHOLD",
+    "MIN_STRONG",
+    "MAX_STRONG",
+    "DEFAULT_G_MAX",
+    "MAX_POOL",
+    "SAMPLE_FRACTION",
+    "SAMPLE_MIN",
+]
+
+log = logging.getLogger(__name__)
+
+#: Adaptive budget: beams with tile strength ≥ this are strong [-].
+STRONG_THRESHOLD: float = 0.01
+#: Beams with strength ≥ this (and not strong) enter as Bethe potentials [-].
+WEAK_THRESHOLD: float = 1e-3
+#: Bounds of the adaptive strong-beam count per tile.
+MIN_STRONG: int = 24
+MAX_STRONG: int = 400
+#: Default largest |g| of the pool [1/Å] (Felix reference run: RgLimit = 3.0).
+DEFAULT_G_MAX: float = 3.0
+#: The default g_max shrinks until the pool has at most this many beams (large cells).
+MAX_POOL: int = 1200
+#: A weak beam whose coupling to the strong set exceeds this fraction of |K² − |k+w|²| somewhere
+#: in the tile is promoted to the strong set (or, past the size limit, left out of the Bethe sum):
+#: the perturbation series would not converge there, and its absorptive part can give gain.
+BETHE_SAFETY: float = 0.2
+#: Bytes allowed for the Bethe products of one beam set (caps the number of weak beams).
+BETHE_MEMORY: float = 1.5e8
+#: Elements allowed in one (batch, n, n) stack; larger matrices get smaller batches.
+BATCH_ELEMENTS: int = 1_500_000
+#: Convergence estimate: fraction of the solved (wedge) pixels re-solved with twice the strong
+#: beams, and the least number of such pixels [-].
+SAMPLE_FRACTION: float = 1.0 / 64.0
+SAMPLE_MIN: int = 16
+#: Cost model of one pixel [s per unit]: c·(n³ + m n² + m² n) for n strong and m weak beams,
+#: ×COMPLEX_FACTOR for complex algebra (no inversion centre). Least-squares fit of the solve's CPU
+#: time (total minus structure factors and selection) on the 18-material panel of
+#: benchmarks/engine_panel.py (2-core development machine, single-threaded BLAS): c = 2.9e-10
+#: (materials within 0.5–1.15× of it), complex 8.9e-10 (0.6–1.6×, small cells worst).
+CPU_PER_UNIT: float = 2.9e-10
+COMPLEX_FACTOR: float = 3.0
+
+_SOLVERS = ("fast", "exact")
+
+
+class Job(NamedTuple):
+    """One batch of pixels sharing a beam set.
+
+    Attributes
+    ----------
+    out : ndarray of int, shape (p,)
+        Where the amplitudes go in the solver's output.
+    rows, cols : ndarray of int, shape (p,)
+        Pattern pixels (Felix convention, PHYSICS.md §6).
+    strong, weak : ndarray of int
+        Pool indices of the strong beams (000 first) and of the Bethe (weak) beams.
+    """
+
+    out: np.ndarray
+    rows: np.ndarray
+    cols: np.ndarray
+    strong: np.ndarray
+    weak: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class EnginePlan:
+    """Everything :func:`lacbed.simulate.solve_plan` needs; built by :func:`plan_lacbed`.
+
+    Attributes
+    ----------
+    crystal : Crystal
+        The crystal as given (its name and formula are reported).
+    options : dict
+        Resolved settings (voltage_kv, size, half_width [1/Å], thickness_nm, scattering, ...).
+    wavenumber : float
+        K = 1/λ in vacuum [1/Å].
+    wavelength : float
+        λ [Å].
+    pool : ndarray, shape (n_pool, 3), int
+        Miller indices of the beam pool, 000 first.
+    g : ndarray, shape (n_pool, 3)
+        Pool reciprocal vectors [1/Å].
+    v_table : ndarray, shape (n_pool, n_pool), complex
+        V_{g−h} = U + iU′ [Å⁻²].
+    real : bool
+        U_g and U′_g are real (origin on an inversion centre): real symmetric eigenproblems.
+    symmetry : str
+        Bright-field symmetry used to reduce the pixels ('4mm', '2mm' or '1').
+    rows, cols : ndarray of int
+        The pixels solved (the wedge, or every pixel for symmetry '1').
+    tiles : list of ndarray
+        Indices into the wedge pixels of each tile.
+    tile_sets : list of (strong, weak)
+        Pool indices of each tile's beam sets.
+    capped : ndarray of bool, shape (n_tiles,)
+        The tile's adaptive budget hit :data:`MAX_STRONG`.
+    jobs : list of Job
+        The batched solves of the pattern.
+    sample_jobs : list of Job
+        The sample pixels with twice the strong beams (convergence estimate).
+    sample_index : ndarray of int
+        Index into ``rows``/``cols`` of each sample pixel (order of ``sample_jobs`` outputs).
+    sample_weight : ndarray
+        Number of pattern pixels each sample pixel stands for [-].
+    info : dict
+        Origin shift, centring, U₀, U′₀ and pool details for the result's settings.
+    """
+
+    crystal: Any
+    options: dict
+    wavenumber: float
+    wavelength: float
+    pool: np.ndarray
+    g: np.ndarray
+    v_table: np.ndarray
+    real: bool
+    symmetry: str
+    rows: np.ndarray
+    cols: np.ndarray
+    tiles: list
+    tile_sets: list
+    capped: np.ndarray
+    jobs: list
+    sample_jobs: list = field(default_factory=list)
+    sample_index: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    sample_weight: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    info: dict = field(default_factory=dict)
+
+    @property
+    def budget_capped(self) -> bool:
+        """Some tile wanted more strong beams than :data:`MAX_STRONG` allows."""
+        return bool(np.any(self.capped))
+
+    @property
+    def n_strong(self) -> np.ndarray:
+        """Strong beams of each tile."""
+        return np.array([len(s) for s, _ in self.tile_sets])
+
+    @property
+    def n_weak(self) -> np.ndarray:
+        """Weak (Bethe) beams of each tile."""
+        return np.array([len(w) for _, w in self.tile_sets])
+
+    def predicted_cpu(self, *, sample: bool = True) -> float:
+        """Predicted CPU time of the solve [s] (:data:`CPU_PER_UNIT`; ~±2×, machine-dependent)."""
+        jobs = self.jobs + (self.sample_jobs if sample else [])
+        units = 0.0
+        for job in jobs:
+            n, m = float(len(job.strong)), float(len(job.weak))
+            units += len(job.out) * (n**3 + m * n * n + m * m * n)
+        return CPU_PER_UNIT * (1.0 if self.real else COMPLEX_FACTOR) * units
+
+    def summary(self) -> str:
+        """Human-readable plan: beams per tile, matrix sizes, predicted CPU."""
+        o = self.options
+        cr = self.crystal
+        capped = f" (CAPPED at {MAX_STRONG} strong beams)" if self.budget_capped else ""
+        lines = [
+            f"plan for {cr.name or cr.formula} ({cr.formula}, a = {cr.a:.4f} Å, "
+            f"{o['voltage_kv']:g} kV, {o['size']}×{o['size']}, W = {o['half_width']:.4f} 1/Å, "
+            f"thickness {o['thickness_nm']} nm)",
+            f"pool {len(self.pool)} beams (|g| ≤ {self.info['max_g']:.3f} 1/Å, "
+            f"{self.info['n_holz_pool']} HOLZ), {'real' if self.real else 'complex'} algebra, "
+            f"symmetry {self.symmetry}, {len(self.rows)} pixels solved in {len(self.tiles)} tiles, "
+            f"budget {o['beam_budget']}{capped}",
+            f"{'tile':>4} {'pixels':>6} {'strong':>6} {'weak':>5}",
+        ]
+        for i, (grp, (s, w)) in enumerate(zip(self.tiles, self.tile_sets, strict=True)):
+            flag = "  capped" if self.capped[i] else ""
+            lines.append(f"{i:>4} {len(grp):>6} {len(s):>6} {len(w):>5}{flag}")
+        ns = self.n_strong
+        lines.append(
+            f"matrices {sum(len(j.out) for j in self.jobs)} of size {ns.min()}–{ns.max()} "
+            f"(mean {ns.mean():.0f}); estimate: {len(self.sample_index)} pixels with twice the "
+            f"strong beams; predicted CPU {self.predicted_cpu():.1f} s "
+            f"({self.predicted_cpu(sample=False):.1f} s without the estimate)"
+        )
+        return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------- settings
+def validate_options(
+    thickness_nm, voltage_kv, size, half_width, strong_beams, max_g, solver, backend
+) -> np.ndarray:
+    """Check the engine settings; returns the thicknesses [nm] as a 1-D array."""
+    t = np.atleast_1d(np.asarray(thickness_nm, dtype=np.float64))
+    if t.ndim != 1 or t.size == 0:
+        raise SettingsError("thickness_nm must be a number or a 1-D list of thicknesses in nm")
+    if not np.all(np.isfinite(t)) or np.any(t <= 0):
+        raise SettingsError(f"every thickness must be a finite number > 0 nm, got {t.tolist()}")
+    v = float(voltage_kv)
+    if not np.isfinite(v) or v <= 0:
+        raise SettingsError(f"voltage must be > 0 kV, got {voltage_kv!r}")
+    if int(size) != size or size < 8 or size % 2:
+        raise SettingsError(
+            f"size must be an even number of pixels >= 8 (zone axis between pixels), got {size!r}"
+        )
+    if half_width is not None and not (np.isfinite(half_width) and half_width > 0):
+        raise SettingsError(f"half_width must be > 0 1/Å, got {half_width!r}")
+    if strong_beams is not None and (int(strong_beams) != strong_beams or strong_beams < 2):
+        raise SettingsError(f"strong_beams must be an integer >= 2 or None, got {strong_beams!r}")
+    if max_g is not None and not (np.isfinite(max_g) and max_g > 0):
+        raise SettingsError(f"max_g must be > 0 1/Å, got {max_g!r}")
+    if solver not in _SOLVERS:
+        raise SettingsError(f"solver must be one of {_SOLVERS}, got {solver!r}")
+    if backend not in BACKENDS:
+        raise SettingsError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    return t
+
+
+def pool_for(a: float, max_g: float | None, wavenumber: float, centring: str) -> np.ndarray:
+    """The beam pool (Miller indices): |g| ≤ max_g, or the default g_max shrunk to ≤ MAX_POOL."""
+    if max_g is not None:
+        return beam_pool(a, max_g, wavenumber, centring=centring)
+    gm = DEFAULT_G_MAX
+    pool = beam_pool(a, gm, wavenumber, centring=centring)
+    while len(pool) > MAX_POOL:
+        gm *= 0.95
+        pool = beam_pool(a, gm, wavenumber, centring=centring)
+    return pool
+
+
+def potential_table(crystal, pool, *, voltage, scattering, absorption, kappa, b_iso, real):
+    """V_{g−h} = U + iU′ for all pool pairs [Å⁻²], and |U_{g−h}| [Å⁻²].
+
+    Returns
+    -------
+    v, absu, real, u0, u0p
+        The table, |U|, whether U and U′ are real (checked), U₀ and U′₀ [Å⁻²].
+    """
+    from lacbed.scattering import structure_factors
+
+    n = len(pool)
+    diff = (pool[:, None, :] - pool[None, :, :]).reshape(-1, 3)
+    m = int(np.abs(diff).max()) + 1
+    key = ((diff[:, 0] + m) * (2 * m + 1) + diff[:, 1] + m) * (2 * m + 1) + diff[:, 2] + m
+    _, first, inv = np.unique(key, return_index=True, return_inverse=True)
+    uniq = diff[first]
+    sf = structure_factors(
+        crystal,
+        uniq,
+        voltage=voltage,
+        scattering=scattering,
+        absorption=absorption,
+        kappa=kappa,
+        b_iso=b_iso,
+    )
+    u = np.asarray(sf.U, dtype=np.complex128)
+    up = np.asarray(sf.U_abs, dtype=np.complex128)
+    if real:
+        scale = max(np.abs(u).max(), 1e-300)
+        if np.abs(u.imag).max() > 1e-9 * scale or np.abs(up.imag).max() > 1e-9 * scale:
+            real = False
+            log.warning("origin on the inversion centre but U_g not real; using complex algebra")
+        else:
+            u = u.real.astype(np.complex128)
+            up = up.real.astype(np.complex128)
+    inv = inv.reshape(-1)
+    v = (u + 1j * up)[inv].reshape(n, n)
+    if real:
+        v = u.real[inv].reshape(n, n) + 1j * up.real[inv].reshape(n, n)
+    absu = np.abs(u)[inv].reshape(n, n)
+    zero = np.all(uniq == 0, axis=1)
+    return v, absu, real, complex(u[zero][0]), complex(up[zero][0])
+
+
+# ------------------------------------------------------------------------------ beam selection
+def select_beams(
+    w: np.ndarray,
+    absu: np.ndarray,
+    min_abs_d: np.ndarray,
+    strong_beams: int | None,
+    mirror: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Strong and weak pool indices for one tile (000 is pool index 0 and comes first).
+
+    Parameters
+    ----------
+    w : ndarray, shape (n_pool,)
+        Beam strength over the tile (:func:`lacbed.bloch.matrix.beam_importance`) [-].
+    absu : ndarray, shape (n_pool, n_pool)
+        |U_{g−h}| [Å⁻²].
+    min_abs_d : ndarray, shape (n_pool,)
+        min over the tile of |K² − |k+g|²| [Å⁻²].
+    strong_beams : int or None
+        Fixed minimum count, or None for the adaptive budget (module notes).
+    mirror : ndarray of int or None
+        Pool index of each beam's diagonal-mirror image, for tiles on the mirror.
+
+    Returns
+    -------
+    strong, weak : ndarray of int
+    capped : bool
+        The adaptive budget (or the promotion of strongly coupled beams) stopped at the cap.
+    """
+    n_pool = len(w)
+    order = np.argsort(-w, kind="stable")
+    capped = False
+    if strong_beams is not None:
+        n = min(int(strong_beams), n_pool)
+    else:
+        n_want = int(np.count_nonzero(w >= STRONG_THRESHOLD))
+        n = min(max(n_want, MIN_STRONG), MAX_STRONG, n_pool)
+        capped = n_want > MAX_STRONG and n_pool > MAX_STRONG
+    strong = np.zeros(n_pool, dtype=bool)
+    strong[order[:n]] = True
+    if mirror is not None:
+        strong |= strong[mirror]
+    candidate = (~strong) & (w >= WEAK_THRESHOLD) & (min_abs_d > 1e-12)
+    # Bethe validity: a candidate whose coupling to the strong set is not small compared with
+    # K² − |k+w|² somewhere in the tile (ratio > BETHE_SAFETY) would be folded in with a near
+    # zero denominator (the perturbation series diverges, and its absorptive part can give gain).
+    # Promote it to the strong set, strongest coupling first, up to `limit`; repeat, since a
+    # promoted beam brings couplings of its own; whatever is still too strongly coupled is left
+    # out of the Bethe sum.
+    limit = max(MAX_STRONG, n)
+    inv_d = 1.0 / np.maximum(min_abs_d, 1e-30)
+    for _ in range(8):
+        ratio = np.max(absu[:, strong], axis=1) * inv_d
+        bad = candidate & ~strong & (ratio > BETHE_SAFETY)
+        room = limit - int(strong.sum())
+        if not bad.any():
+            break
+        if room <= 0:
+            capped = capped or strong_beams is None
+            break
+        idx = np.nonzero(bad)[0]
+        idx = idx[np.argsort(-ratio[idx], kind="stable")][:room]
+        strong[idx] = True
+        if mirror is not None:
+            strong |= strong[mirror]
+    ratio = np.max(absu[:, strong], axis=1) * inv_d
+    weak = candidate & ~strong & (ratio <= BETHE_SAFETY)
+    # memory cap of the Bethe products (≤ 16 n_strong² bytes per weak beam): keep the strongest
+    n_s = int(strong.sum())
+    cap = max(16, int(BETHE_MEMORY / (16.0 * n_s * n_s)))
+    if weak.sum() > cap:
+        keep = [i for i in order if weak[i]][:cap]
+        weak = np.zeros(n_pool, dtype=bool)
+        weak[keep] = True
+    if mirror is not None:
+        weak |= weak[mirror]
+        weak &= ~strong & (min_abs_d > 1e-12)
+    return np.nonzero(strong)[0], np.nonzero(weak)[0], capped
+
+
+def tile_groups(rows: np.ndarray, cols: np.ndarray, size: int, tile: int) -> list[np.ndarray]:
+    """Indices of the pixels in each square tile of side ``tile`` (tiles in row-major order)."""
+    n = size // 2
+    tr = (rows - n) // tile
+    tc = (cols - n) // tile
+    key = tr * (size // tile + 2) + tc
+    groups: dict[int, list[int]] = {}
+    for i, kk in enumerate(key):
+        groups.setdefault(int(kk), []).append(i)
+    return [np.array(v) for _, v in sorted(groups.items())]
+
+
+@dataclass
+class _Geometry:
+    """Pixels and tiles of a plan (internal)."""
+
+    size: int
+    half_width: float
+    tile: int
+    symmetry: str  # the one solved
+    base: str  # the wedge symmetry the tiles live on
+    rows: np.ndarray
+    cols: np.ndarray
+    w_rows: np.ndarray
+    w_cols: np.ndarray
+    tiles: list
+
+
+def _geometry(size: int, half_width: float, tile: int, sym: str, crystal_sym: str) -> _Geometry:
+    rows, cols = wedge_pixels(size, sym)
+    base = crystal_sym if sym == "1" else sym
+    w_rows, w_cols = wedge_pixels(size, base) if sym == "1" else (rows, cols)
+    tiles = tile_groups(w_rows, w_cols, size, tile)
+    return _Geometry(size, half_width, tile, sym, base, rows, cols, w_rows, w_cols, tiles)
+
+
+def _tile_beam_sets(geo, pool, g, absu, K, strong_beams, *, factor: float = 1.0):
+    """Beam sets (strong, weak, capped) of every tile; ``factor`` scales the strong count.
+
+    With factor > 1 each tile gets a fixed budget of factor × its adaptive (or given) strong
+    count: the "twice the strong beams" reference of the convergence estimate.
+    """
+    mirror = None
+    if geo.base == "4mm":
+        lookup = {tuple(h): i for i, h in enumerate(pool)}
+        mirror = np.array([lookup[(h[1], h[0], h[2])] for h in pool])
+    n = geo.size // 2
+    sets, base_sets = [], None
+    if factor != 1.0:
+        base_sets = _tile_beam_sets(geo, pool, g, absu, K, strong_beams)
+    for it, grp in enumerate(geo.tiles):
+        kt = tilts(geo.w_rows[grp], geo.w_cols[grp], geo.size, geo.half_width)
+        d_min = np.abs(excitation_denominators(incident_wavevectors(kt, K), g, K)).min(axis=0)
+        w = beam_importance(absu, d_min)
+        tr = (geo.w_rows[grp][0] - n) // geo.tile
+        tc = (geo.w_cols[grp][0] - n) // geo.tile
+        mir = mirror if (mirror is not None and tr == tc) else None
+        budget = strong_beams
+        if base_sets is not None:
+            budget = min(int(round(factor * len(base_sets[it][0]))), len(pool))
+        sets.append(select_beams(w, absu, d_min, budget, mir))
+    return sets
+
+
+def _batches(out, rows, cols, strong, weak, batch: int) -> list[Job]:
+    step = max(1, min(batch, BATCH_ELEMENTS // len(strong) ** 2))
+    return [
+        Job(out[s : s + step], rows[s : s + step], cols[s : s + step], strong, weak)
+        for s in range(0, len(out), step)
+    ]
+
+
+def _jobs(geo: _Geometry, pool: np.ndarray, sets: list, batch: int) -> list[Job]:
+    """Batched jobs over the solved pixels (wedge, or every pixel with the images of the sets)."""
+    jobs: list[Job] = []
+    if geo.symmetry != "1":
+        for grp, (strong, weak, _) in zip(geo.tiles, sets, strict=True):
+            jobs += _batches(grp, geo.rows[grp], geo.cols[grp], strong, weak, batch)
+        return jobs
+    # full solve: beam sets of each pixel are images of those of its wedge representative
+    size = geo.size
+    rep_r, rep_c, ops = representative_ops(size, geo.base)
+    lookup = {tuple(h): i for i, h in enumerate(pool)}
+    widx = np.full((size, size), -1, dtype=np.int64)
+    widx[geo.w_rows, geo.w_cols] = np.arange(len(geo.w_rows))
+    tile_of = np.empty(len(geo.w_rows), dtype=np.int64)
+    for it, grp in enumerate(geo.tiles):
+        tile_of[grp] = it
+    flat_tile = tile_of[widx[rep_r, rep_c]].ravel()
+    flat_op = ops.ravel()
+
+    def image(idx, op):
+        return np.array(
+            [lookup[tuple(h)] for h in apply_op_hkl(pool[idx], op, inverse=True)], dtype=np.int64
+        )
+
+    for it, (strong, weak, _) in enumerate(sets):
+        for op in np.unique(flat_op[flat_tile == it]):
+            sel = np.nonzero((flat_tile == it) & (flat_op == op))[0]
+            # sorted: 000 (pool index 0) stays first
+            jobs += _batches(
+                sel,
+                geo.rows[sel],
+                geo.cols[sel],
+                np.sort(image(strong, op)),
+                image(weak, op),
+                batch,
+            )
+    return jobs
+
+
+def pixel_multiplicity(size: int, symmetry: str) -> np.ndarray:
+    """How many pattern pixels each wedge pixel of :func:`wedge_pixels` stands for [-]."""
+    rows, cols = wedge_pixels(size, symmetry)
+    index = np.full((size, size), -1, dtype=np.int64)
+    index[rows, cols] = np.arange(len(rows))
+    rr, rc, _ = representative_ops(size, symmetry)
+    return np.bincount(index[rr, rc].ravel(), minlength=len(rows)).astype(np.float64)
+
+
+def _sample(geo: _Geometry, fraction: float, seed: int = 0) -> tuple[list, np.ndarray]:
+    """Stratified random sample of wedge pixels: per tile, its share of SAMPLE pixels.
+
+    Returns the wedge indices per tile and the weight (pattern pixels represented) of each.
+    """
+    n_wedge = len(geo.w_rows)
+    n_total = min(n_wedge, max(SAMPLE_MIN, int(np.ceil(fraction * n_wedge))))
+    mult = pixel_multiplicity(geo.size, geo.base)
+    rng = np.random.default_rng(seed)
+    weights = np.array([mult[grp].sum() for grp in geo.tiles])
+    share = np.maximum(1, np.round(n_total * weights / weights.sum()).astype(int))
+    picks, wts = [], []
+    for grp, k, wt in zip(geo.tiles, share, weights, strict=True):
+        k = min(int(k), len(grp))
+        chosen = np.sort(rng.choice(grp, size=k, replace=False))
+        picks.append(chosen)
+        wts.append(np.full(k, wt / k))
+    return picks, np.concatenate(wts)
+
+
+def _sample_jobs(geo, pool, g, absu, K, strong_beams, fraction, batch):
+    """Jobs of the convergence estimate: sample pixels with twice each tile's strong beams."""
+    picks, weights = _sample(geo, fraction)
+    ref_sets = _tile_beam_sets(geo, pool, g, absu, K, strong_beams, factor=2.0)
+    jobs, index, start = [], [], 0
+    if geo.symmetry == "1":
+        full = np.full((geo.size, geo.size), -1, dtype=np.int64)
+        full[geo.rows, geo.cols] = np.arange(len(geo.rows))
+    for chosen, (strong, weak, _) in zip(picks, ref_sets, strict=True):
+        out = np.arange(start, start + len(chosen))
+        start += len(chosen)
+        r, c = geo.w_rows[chosen], geo.w_cols[chosen]
+        jobs += _batches(out, r, c, strong, weak, batch)
+        index.append(full[r, c] if geo.symmetry == "1" else chosen)
+    return jobs, np.concatenate(index), weights
+
+
+def _check_options(crystal, K, **kw) -> tuple[np.ndarray, float, str, int]:
+    """Validate the settings; returns thicknesses [nm], half-width [1/Å], symmetry, tile."""
+    t_nm = validate_options(
+        kw["thickness_nm"],
+        kw["voltage_kv"],
+        kw["size"],
+        kw["half_width"],
+        kw["strong_beams"],
+        kw["max_g"],
+        kw["solver"],
+        kw["backend"],
+    )
+    half_width = float(4.0 / crystal.a if kw["half_width"] is None else kw["half_width"])
+    if half_width >= 0.5 * K:
+        raise SettingsError(f"half_width {half_width} 1/Å is not a small tilt (K = {K:.2f} 1/Å)")
+    symmetry = kw["symmetry"]
+    sym = resolve_symmetry(symmetry, crystal.bright_field_symmetry)
+    tile = max(4, int(kw["size"]) // 8) if kw["tile"] is None else kw["tile"]
+    if int(tile) != tile or tile < 1:
+        raise SettingsError(f"tile must be a positive number of pixels, got {tile!r}")
+    batch = kw["batch"]
+    if int(batch) != batch or batch < 1:
+        raise SettingsError(f"batch must be a positive integer, got {batch!r}")
+    if not (0.0 <= kw["convergence_sample"] <= 1.0):
+        raise SettingsError(
+            f"convergence_sample must be in [0, 1], got {kw['convergence_sample']!r}"
+        )
+    return t_nm, half_width, sym, int(tile)
+
+
+def _crystal_tables(crystal, K, voltage, *, max_g, strong_beams, **sf_kw) -> dict:
+    """Origin, pool and potential table of a crystal (plan step 1); see :func:`plan_lacbed`."""
+    import time
+
+    t0 = time.perf_counter()
+    centring = lattice_centring(crystal)
+    centre = find_inversion_centre(crystal) if crystal.point_group in ("m-3m", "m-3") else None
+    work = crystal.shifted(centre) if centre is not None else crystal
+    pool = pool_for(crystal.a, max_g, K, centring)
+    if strong_beams is not None and strong_beams > len(pool):
+        raise SettingsError(
+            f"strong_beams={strong_beams} exceeds the beam pool of {len(pool)} beams "
+            f"(|g| <= {max_g or DEFAULT_G_MAX} 1/Å); use fewer strong beams or a larger max_g"
+        )
+    g = pool / crystal.a
+    t_pool = time.perf_counter() - t0
+    v, absu, real, u0, u0p = potential_table(
+        work, pool, voltage=voltage, real=centre is not None, **sf_kw
+    )
+    info = {
+        "max_g": float(np.linalg.norm(g, axis=1).max()),
+        "n_holz_pool": int(np.count_nonzero(pool[:, 2] != 0)),
+        "origin_shift": None if centre is None else [float(x) for x in centre],
+        "centring": centring,
+        "U0": [u0.real, u0.imag],
+        "U0_abs": [u0p.real, u0p.imag],
+    }
+    return {
+        "pool": pool,
+        "g": g,
+        "v": v,
+        "absu": absu,
+        "real": real,
+        "info": info,
+        "t_pool": t_pool,
+    }
+
+
+def plan_lacbed(
+    crystal: Any,
+    thickness_nm: float | np.ndarray,
+    *,
+    voltage_kv: float = 200.0,
+    size: int = 128,
+    half_width: float | None = None,
+    scattering: str = "kirkland",
+    absorption: str = "bird-king",
+    kappa: float = 0.078,
+    b_iso: float | None = None,
+    strong_beams: int | None = None,
+    max_g: float | None = None,
+    solver: str = "fast",
+    backend: str = "numpy",
+    symmetry: str = "auto",
+    tile: int | None = None,
+    batch: int = 64,
+    convergence_sample: float = SAMPLE_FRACTION,
+    timings: dict | None = None,
+) -> EnginePlan:
+    """Plan a LACBED simulation without solving it (arguments as :func:`simulate_lacbed`).
+
+    Parameters
+    ----------
+    convergence_sample : float
+        Fraction of the solved pixels re-solved with twice the strong beams for the convergence
+        estimate (at least :data:`SAMPLE_MIN` pixels); 0 plans no estimate.
+    timings : dict, optional
+        Wall times [s] are added to "beam_selection" and "structure_factors".
+
+    Returns
+    -------
+    EnginePlan
+    """
+    import time
+
+    timings = {} if timings is None else timings
+    from lacbed.crystal import Crystal, load_crystal
+
+    if not isinstance(crystal, Crystal):
+        crystal = load_crystal(crystal)
+    ec = electron_constants(float(voltage_kv) * 1e3)
+    K = ec.wavenumber
+    t_nm, half_width, sym, tile = _check_options(
+        crystal,
+        K,
+        thickness_nm=thickness_nm,
+        voltage_kv=voltage_kv,
+        size=size,
+        half_width=half_width,
+        strong_beams=strong_beams,
+        max_g=max_g,
+        solver=solver,
+        backend=backend,
+        symmetry=symmetry,
+        tile=tile,
+        batch=batch,
+        convergence_sample=convergence_sample,
+    )
+    size = int(size)
+
+    t0 = time.perf_counter()
+    tables = _crystal_tables(
+        crystal,
+        K,
+        ec.voltage,
+        max_g=max_g,
+        strong_beams=strong_beams,
+        scattering=scattering,
+        absorption=absorption,
+        kappa=kappa,
+        b_iso=b_iso,
+    )
+    pool, g, v_table, absu, real = (tables[k] for k in ("pool", "g", "v", "absu", "real"))
+    t2 = time.perf_counter()
+    geo = _geometry(size, half_width, int(tile), sym, crystal.bright_field_symmetry)
+    sets = _tile_beam_sets(geo, pool, g, absu, K, strong_beams)
+    jobs = _jobs(geo, pool, sets, int(batch))
+    sample_jobs, s_index, s_weight = [], np.zeros(0, dtype=np.int64), np.zeros(0)
+    if convergence_sample > 0:
+        sample_jobs, s_index, s_weight = _sample_jobs(
+            geo, pool, g, absu, K, strong_beams, convergence_sample, int(batch)
+        )
+    t3 = time.perf_counter()
+    timings["beam_selection"] = timings.get("beam_selection", 0.0) + (t3 - t2) + tables["t_pool"]
+    timings["structure_factors"] = timings.get("structure_factors", 0.0) + (t2 - t0)
+    timings["structure_factors"] -= tables["t_pool"]
+    options = {
+        "voltage_kv": float(voltage_kv),
+        "size": size,
+        "half_width": half_width,
+        "thickness_nm": t_nm.tolist(),
+        "scattering": scattering,
+        "absorption": absorption,
+        "kappa": float(kappa),
+        "b_iso": None if b_iso is None else float(b_iso),
+        "strong_beams": strong_beams,
+        "beam_budget": "adaptive" if strong_beams is None else "fixed",
+        "solver": solver,
+        "backend": backend,
+        "tile": int(tile),
+        "convergence_sample": float(convergence_sample),
+    }
+    info = tables["info"]
+    return EnginePlan(
+        crystal=crystal,
+        options=options,
+        wavenumber=K,
+        wavelength=ec.wavelength,
+        pool=pool,
+        g=g,
+        v_table=v_table,
+        real=bool(real),
+        symmetry=sym,
+        rows=geo.rows,
+        cols=geo.cols,
+        tiles=geo.tiles,
+        tile_sets=[(s, w) for s, w, _ in sets],
+        capped=np.array([c for _, _, c in sets], dtype=bool),
+        jobs=jobs,
+        sample_jobs=sample_jobs,
+        sample_index=s_index,
+        sample_weight=s_weight,
+        info=info,
+    )
