@@ -16,7 +16,7 @@ Conventions (used consistently by the whole engine)
   D = diag(1 + g_n/k_n), Â = D^(−½) (diag(K² − |k+g|²) + V) D^(−½), Â B = 2k_n γ B,
   C = D^(−½) B. For a Hermitian elastic V, Â is Hermitian. The diagonal
   K² − |k+g|² = 2(k_n + g_n) s_g defines the exact excitation error
-  s_g = (K² − |k+g|²) / (2 (k+g)·n) (PHYSICS.md §4), valid for HOLZ beams.
+  s_g = (K² − |k+g|²) / (2 (k+g)·n) (docs/physics.md §4), valid for HOLZ beams.
 * Bethe potentials: weak beams w are folded into the strong block,
   V^eff_gh = V_{g−h} − Σ_w V_{g−w} V_{w−h} / (K² − |k+w|²) (diagonal included),
   **plus the absorption of the weak-beam admixture**, i Nᴴ U′_ww N with
@@ -84,7 +84,7 @@ def excitation_errors(k: np.ndarray, g: np.ndarray, wavenumber: float) -> np.nda
 
     References
     ----------
-    PHYSICS.md §4; Spence & Zuo (1992), Eq. (3.8). The small-angle limit is −(2k·g + g²)/(2K).
+    docs/physics.md §4; Spence & Zuo (1992), Eq. (3.8). The small-angle limit is −(2k·g + g²)/(2K).
     """
     d = excitation_denominators(k, g, wavenumber)
     kn = np.asarray(k, dtype=np.float64)[:, 2:3] + np.asarray(g, dtype=np.float64)[None, :, 2]

@@ -5,7 +5,7 @@ Pure array functions; the crystal enters only through its lattice parameter and 
 References
 ----------
 .. [1] R. Beanland et al., Felix v1.3 (``BlochSelection``/``HKLMake``): pool criterion
-   |K − |g + Kẑ|| / |g| ≤ 0.08 with |g| ≤ RgLimit (PHYSICS.md §11).
+   |K − |g + Kẑ|| / |g| ≤ 0.08 with |g| ≤ RgLimit (docs/physics.md §11).
 .. [2] International Tables for Crystallography Vol. A (2016), Table 2.1.3.5: reflection
    conditions of the centred lattices (P: none; I: h+k+l even; F: h, k, l all even or all odd).
 """
@@ -16,7 +16,7 @@ import numpy as np
 
 __all__ = ["centring_allowed", "beam_pool", "HOLZ_TOLERANCE"]
 
-#: Felix's pool tolerance |K − |g + Kẑ|| / |g| (PHYSICS.md §11).
+#: Felix's pool tolerance |K − |g + Kẑ|| / |g| (docs/physics.md §11).
 HOLZ_TOLERANCE: float = 0.08
 
 
@@ -57,7 +57,7 @@ def beam_pool(
     """All centring-allowed reflections near the Ewald sphere of the [001] zone axis.
 
     A reflection g = (h, k, l)/a enters when |g| ≤ g_max and
-    |K − |g + Kẑ|| / |g| ≤ ``holz_tolerance`` (Felix's criterion, PHYSICS.md §11), which
+    |K − |g + Kẑ|| / |g| ≤ ``holz_tolerance`` (Felix's criterion, docs/physics.md §11), which
     admits the zero layer and the parts of the HOLZ layers (l < 0) that the Ewald sphere
     approaches. Kinematically forbidden reflections of glides/screws (Si 200) stay: only the
     lattice centring removes reflections, because those are zero to every order.

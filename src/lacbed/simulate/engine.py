@@ -1,7 +1,7 @@
 """The LACBED engine: :func:`simulate_lacbed` = :func:`~lacbed.simulate.plan.plan_lacbed` then
 :func:`solve_plan`.
 
-Pipeline (PHYSICS.md §4–7)
+Pipeline (docs/physics.md §4–7)
 --------------------------
 1. Plan (:mod:`lacbed.simulate.plan`): lattice centring; for a centrosymmetric point group the
    origin on an inversion centre (every U_g, U′_g real: a real symmetric eigenproblem); the beam
@@ -248,7 +248,7 @@ def convergence_estimate(
 
     References
     ----------
-    ZNCC as in :func:`lacbed.metrics.zncc` (PHYSICS.md §9); the decomposition is the law of
+    ZNCC as in :func:`lacbed.metrics.zncc` (docs/physics.md §9); the decomposition is the law of
     cosines for the centred vectors.
     """
     var_a = main.var(axis=1)  # (t,)
@@ -468,7 +468,7 @@ def simulate_lacbed(
     Returns
     -------
     LacbedPattern
-        ``intensities[t, row, col]`` with the Felix pixel convention (PHYSICS.md §6), including
+        ``intensities[t, row, col]`` with the Felix pixel convention (docs/physics.md §6), including
         the mean absorption exp(−2πtU′₀/K) that Felix omits. ``timings`` [s]: wall time of
         "beam_selection", "structure_factors", "matrix_build", "eigensolve", "assembly" (the
         last three summed over worker threads and divided by their number), "total" (wall) and

@@ -1,6 +1,6 @@
 """The engine's plan: what :func:`lacbed.simulate.solve_plan` will solve, and at what cost.
 
-A plan is built by small pure functions (PHYSICS.md §4–7) and holds everything the solver needs:
+A plan is built by small pure functions (docs/physics.md §4–7) and holds everything the solver needs:
 the beam pool, the potential table V_{g−h}, the pixels to solve, their tiles, each tile's strong
 and weak beam sets, the batched jobs, the pixel sample of the convergence estimate with its
 doubled beam sets, and a predicted CPU time. It knows nothing about threads or backends, so it can
@@ -101,7 +101,7 @@ class Job(NamedTuple):
     out : ndarray of int, shape (p,)
         Where the amplitudes go in the solver's output.
     rows, cols : ndarray of int, shape (p,)
-        Pattern pixels (Felix convention, PHYSICS.md §6).
+        Pattern pixels (Felix convention, docs/physics.md §6).
     strong, weak : ndarray of int
         Pool indices of the strong beams (000 first) and of the Bethe (weak) beams.
     """
