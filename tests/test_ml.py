@@ -523,7 +523,7 @@ def test_ensemble_spread_and_calibration(tiny_data, tmp_path, capsys):
 
 
 #: SHA-256 of src/lacbed/ml/weights/default.pt that tests/data/ml/ was made with
-DEFAULT_WEIGHTS_SHA256 = "b8f9a7d4e03631055a5bd4cfec7f90d2076bbddcc61e3863b8135b183d7d94ce"
+DEFAULT_WEIGHTS_SHA256 = "4f8472637174a45c748b9ade68694148fa25b009ce1b1a0cc3dbf79f242a412f"
 
 
 def test_shipped_model_predicts_the_stored_pattern():
