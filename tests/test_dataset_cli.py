@@ -172,7 +172,7 @@ def test_pack_info_and_build_against_a_release(tmp_path, monkeypatch, capsys):
     run_cli(build)
     run_cli(["dataset", "pack", str(work), "--release", str(rel), "-q"])
     out = capsys.readouterr().out
-    assert "10 converged" in out and "1 new shard" in out
+    assert "10 ok" in out and "1 new shard" in out
     assert (rel / "README.md").read_text().startswith("# lacbed cubic LACBED dataset, release 1")
     plan = json.loads((rel / "splits.json").read_text())
     assert len(plan["groups"]) == 10  # the ten examples, each a real structure
@@ -181,7 +181,7 @@ def test_pack_info_and_build_against_a_release(tmp_path, monkeypatch, capsys):
     assert d["converged"] == 10 and d["shards"] == 1 and d["real_structures_planned"] == 10
     assert sum(d["splits"][s] for s in ("train", "val", "test")) == 10
     run_cli(["dataset", "info", str(rel)])
-    assert "10 converged (10 of 10 real structures)" in capsys.readouterr().out
+    assert "10 ok (10 of 10 real structures)" in capsys.readouterr().out
     # a new working store against the release computes nothing
     run_cli([*build[:3], str(tmp_path / "work2"), *build[4:], "--release", str(rel)])
     assert computed[-1] == 0

@@ -366,7 +366,7 @@ def info(
         lines[0] = f"release {d['path']} (version {d['release']})"
         lines.insert(
             1,
-            f"  progress  {d['converged']} converged ({d['real_converged']} of "
+            f"  progress  {d['converged']} ok ({d['real_converged']} of "
             f"{d['real_structures_planned']} real structures), {d['unconverged']} unconverged; "
             f"{d['shards']} shards, {d['megabytes']:.1f} MB; {d['prototypes']} prototypes",
         )
@@ -460,7 +460,7 @@ def pack(
         write_datasheet(release)
     mb = report.bytes_written / 1e6
     typer.echo(
-        f"{release}: {report.n_ok} converged, {report.n_unconverged} unconverged, "
+        f"{release}: {report.n_ok} ok, {report.n_unconverged} unconverged, "
         f"{report.n_failed} failed materials packed into {len(report.shards)} new shard(s) "
         f"({mb:.1f} MB); {report.n_already} already released"
     )
