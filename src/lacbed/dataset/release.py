@@ -38,13 +38,19 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from lacbed._io import atomic_path
 from lacbed.dataset.splits import split_of_prototype
-from lacbed.dataset.store import Dataset, DatasetError, _canonical, _jsonable, open_dataset
+from lacbed.dataset.store import (
+    Dataset,
+    DatasetError,
+    _canonical,
+    _jsonable,
+    _write_json,
+    open_dataset,
+)
 from lacbed.errors import SettingsError
 
 __all__ = [
@@ -111,28 +117,40 @@ def _read_json(path: Path) -> dict:
         raise DatasetError(f"{path} cannot be read as JSON: {exc}") from None
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(_jsonable(obj), indent=1, sort_keys=True) + "\n")
-
-
 def _shard_paths(path: Path) -> list[Path]:
     d = path / "shards"
     return sorted(d.glob("shard-*.h5")) if d.is_dir() else []
 
 
-def _read_shard_index(shard: Path) -> tuple[list[str], list[dict]]:
+def _read_shard_index(shard: Path) -> tuple[list[str], list[dict], dict[int, tuple[str, int]]]:
+    """Keys and records of a shard, and for each stored pattern its (symmetry, wedge row) by
+    record index, in one read of the file."""
     import h5py
 
     try:
         with h5py.File(shard, "r") as f:
             keys = [k.decode() if isinstance(k, bytes) else str(k) for k in f["keys"][()]]
             recs = json.loads(f["records"][()].tobytes().decode("utf-8"))
+            rows = {
+                int(r): (sym, j)
+                for sym in _SYMMETRIES
+                if f"row_{sym}" in f
+                for j, r in enumerate(f[f"row_{sym}"][()])
+            }
     except (OSError, KeyError, ValueError) as exc:  # h5py, a missing dataset, bad JSON
         raise DatasetError(f"{shard} cannot be read as a release shard: {exc}") from None
     if len(recs) != len(keys):
         raise DatasetError(f"{shard}: {len(keys)} keys but {len(recs)} records")
-    return keys, recs
+    return keys, recs, rows
+
+
+def _release_status(path: Path) -> dict[str, str]:
+    """Status of the latest record of every material in a release (a later shard wins)."""
+    status: dict[str, str] = {}
+    for shard in _shard_paths(path):
+        keys, recs, _ = _read_shard_index(shard)
+        status.update((k, r["status"]) for k, r in zip(keys, recs, strict=True))
+    return status
 
 
 def release_keys(path: str | os.PathLike, *, failed: bool = True) -> set[str]:
@@ -143,11 +161,7 @@ def release_keys(path: str | os.PathLike, *, failed: bool = True) -> set[str]:
     p = Path(path)
     if not is_release(p):
         return set()
-    status: dict[str, str] = {}
-    for shard in _shard_paths(p):
-        keys, recs = _read_shard_index(shard)
-        status.update((k, r["status"]) for k, r in zip(keys, recs, strict=True))
-    return {k for k, st in status.items() if failed or st != "failed"}
+    return {k for k, st in _release_status(p).items() if failed or st != "failed"}
 
 
 @dataclass
@@ -437,15 +451,17 @@ def pack_release(
     if (rel / "splits.json").is_file():
         plan = _read_json(rel / "splits.json")
     elif plan is None:
-        raise DatasetError(f"{rel} has no splits.json; plan the splits first (`--plan-splits`)")
-    done = release_keys(rel)
-    done_ok = release_keys(rel, failed=False)
+        raise DatasetError(
+            f"{rel} has no splits.json; give a split plan (plan_release_splits), as "
+            "`lacbed dataset pack` does from the sources"
+        )
+    status = _release_status(rel)
     recs = sorted(read_records(work), key=lambda r: r["key"])
     # new materials, and released failures that a retried build has now computed
     new = [
         r
         for r in recs
-        if r["key"] not in done or (r["key"] not in done_ok and r.get("status") == "ok")
+        if r["key"] not in status or (status[r["key"]] == "failed" and r.get("status") == "ok")
     ]
     report = PackReport(n_already=len(recs) - len(new))
     if is_release(rel):
@@ -478,18 +494,8 @@ def pack_release(
 def _read_shard(shard: Path) -> list[tuple[dict, tuple[Path, str, int] | None, int]]:
     """Records of a shard, each with where its wedge is (shard, symmetry, row) or None, and
     the shard's record count."""
-    import h5py
-
-    try:
-        _, recs = _read_shard_index(shard)
-        loc: dict[int, tuple[Path, str, int]] = {}
-        with h5py.File(shard, "r") as f:
-            for sym in _SYMMETRIES:
-                if f"row_{sym}" in f:
-                    for j, r in enumerate(f[f"row_{sym}"][()]):
-                        loc[int(r)] = (shard, sym, j)
-    except (OSError, KeyError, ValueError) as exc:
-        raise DatasetError(f"{shard} cannot be read: {exc}") from None
+    _, recs, rows = _read_shard_index(shard)
+    loc = {i: (shard, sym, j) for i, (sym, j) in rows.items()}
     return [(rec, loc.get(i), len(recs)) for i, rec in enumerate(recs)]
 
 
