@@ -59,6 +59,7 @@ def test_two_beam_exact_path_matches_analytic(absorb):
     np.testing.assert_allclose(psi[:, :, 1], phig, atol=1e-10)
 
 
+@pytest.mark.usefixtures("double_precision")
 def test_two_beam_fast_path_without_absorption_is_exact():
     kx = np.linspace(-0.6, 0.4, 41)
     g, table, k = _two_beam(0.05 + 0j, 0.3 + 0j, kx)
@@ -84,6 +85,7 @@ def _random_hermitian_table(rng, hkl, a=5.0, absorb=0.0):
     return u + 1j * absorb * u, u
 
 
+@pytest.mark.usefixtures("double_precision")
 def test_no_absorption_conserves_flux_with_holz_and_bethe():
     rng = np.random.default_rng(1)
     a_len = 5.0
@@ -104,6 +106,7 @@ def test_no_absorption_conserves_flux_with_holz_and_bethe():
         np.testing.assert_allclose(flux, 1.0, atol=1e-10)  # unitary evolution, round-off
 
 
+@pytest.mark.usefixtures("double_precision")
 def test_mean_absorption_only_gives_exact_exponential_factor():
     rng = np.random.default_rng(2)
     a_len = 5.0
@@ -175,6 +178,7 @@ def _naive_structure_matrix(v, k1, g, strong, weak):
     return s[:, None] * veff * s[None, :]
 
 
+@pytest.mark.usefixtures("double_precision")
 @pytest.mark.parametrize("centrosymmetric", [True, False])
 def test_structure_matrix_parts_equal_term_by_term_formula(centrosymmetric):
     # oracle: the batched build (one implementation for real and complex U) against the formula

@@ -66,6 +66,7 @@ def test_centring_and_inversion_centre():
     assert lattice_centring(_crystal("SrTiO3")) == "P"
 
 
+@pytest.mark.usefixtures("double_precision")
 @pytest.mark.parametrize("name", ["Si", "GaAs", "SrTiO3"])
 def test_full_solve_is_4mm_and_equals_reduced(name):
     cr = _crystal(name)
@@ -87,6 +88,7 @@ def test_gaas_exact_solver_is_4mm_by_reciprocity():
     np.testing.assert_allclose(full, np.swapaxes(full, 1, 2), atol=1e-10)
 
 
+@pytest.mark.usefixtures("double_precision")
 def test_origin_shift_does_not_change_intensities(monkeypatch):
     # GaAs has no inversion centre: the complex path runs with the phases of each origin;
     # float64 Bethe sums, so that 1e-10 tests the phases (float32 sums differ by ~1e-7)
@@ -123,6 +125,7 @@ def test_fast_path_agrees_with_exact_path(name, size, z_max_percent):
     assert np.abs(fast.intensities - exact.intensities).max() > 5e-4
 
 
+@pytest.mark.usefixtures("double_precision")
 @pytest.mark.parametrize("name", ["FeS2", "FeSi"])
 def test_full_solve_of_2mm_crystal_is_2mm_not_4mm(name):
     """Pa-3 (m-3) and P2_13 (23): the [001] bright field has the two mirrors but no diagonal one."""
@@ -165,6 +168,7 @@ def test_pattern_contents():
     assert np.isclose(p.wavelength, 0.0250793, rtol=1e-5)  # docs/physics.md §1 at 200 kV
 
 
+@pytest.mark.usefixtures("double_precision")
 def test_torch_backend_matches_numpy(monkeypatch):
     torch = pytest.importorskip("torch")
     calls = []

@@ -9,6 +9,7 @@ import pytest
 
 from lacbed.bloch.matrix import BETHE_ORDER
 from lacbed.crystal import read_cif
+from lacbed.errors import SettingsError
 from lacbed.metrics import z_score
 from lacbed.simulate import engine, simulate_lacbed
 from lacbed.simulate import plan as plan_mod
@@ -123,6 +124,7 @@ def test_engine_reexports_the_budget_constants():
     assert engine.STRONG_THRESHOLD == plan_mod.STRONG_THRESHOLD
 
 
+@pytest.mark.usefixtures("double_precision")
 @pytest.mark.parametrize("name", ["SrTiO3", "GaAs"])
 def test_single_precision_bethe_sums_leave_the_pattern_unchanged(name, monkeypatch):
     # the default float32 Bethe products against float64 (real and complex algebra);
@@ -137,3 +139,76 @@ def test_single_precision_bethe_sums_leave_the_pattern_unchanged(name, monkeypat
     diff = np.abs(single - double).max()
     assert 0 < diff < 4e-8
     assert np.all(z_score(single, double) < 1e-12)
+
+
+@pytest.mark.parametrize("name", ["SrTiO3", "GaAs"])
+def test_single_precision_eigensolve_changes_the_pattern_by_round_off_only(name, monkeypatch):
+    # the default float32 eigensolve against float64 (real and complex algebra). Measured at
+    # 32×32, 50/100/200 nm on SrTiO3, GaAs, Si, FeS2: max |ΔI| 3.7e-6–8.6e-6, Z 3e-11–1.4e-10;
+    # bounds 4e-5 and 5e-10
+    import lacbed.bloch.solver as bs
+
+    cr = _crystal(name)
+    kw = dict(size=32, n_jobs=1, convergence_sample=0)
+    single = simulate_lacbed(cr, [50.0, 100.0, 200.0], **kw)
+    monkeypatch.setattr(bs, "EIGH_PRECISION", "double")
+    double = simulate_lacbed(cr, [50.0, 100.0, 200.0], **kw)
+    assert single.settings["eigh_precision"] == "single"
+    assert double.settings["eigh_precision"] == "double"
+    diff = np.abs(single.intensities - double.intensities).max()
+    assert 0 < diff < 4e-5
+    assert np.all(z_score(single.intensities, double.intensities) < 5e-10)
+
+
+def test_escalation_solves_again_with_more_beams_until_the_target():
+    cr = _crystal("Si")
+    kw = dict(size=16, n_jobs=1, convergence_sample=0.25)
+    once = simulate_lacbed(cr, [100.0], convergence_target=None, **kw)
+    assert [h["budget_factor"] for h in once.settings["escalation"]] == [1.0]
+    # an unreachable target: every step of BUDGET_STEPS is taken, each with more beams
+    esc = simulate_lacbed(cr, [100.0], convergence_target=1e-12, **kw)
+    hist = esc.settings["escalation"]
+    assert [h["budget_factor"] for h in hist] == [1.0, *engine.BUDGET_STEPS]
+    n = [h["n_strong_mean"] for h in hist]
+    assert n[0] < n[1] < n[2]
+    assert esc.settings["budget_factor"] == engine.BUDGET_STEPS[-1]
+    assert esc.settings["n_strong_mean"] == n[-1]
+    # the returned pattern is the last solve, exactly as plan → solve at that factor gives it
+    plan = plan_lacbed(
+        cr, [100.0], budget_factor=engine.BUDGET_STEPS[-1], size=16, convergence_sample=0.25
+    )
+    direct = solve_plan(plan, n_jobs=1)
+    np.testing.assert_array_equal(esc.intensities, direct.intensities)
+    assert once.settings["escalation"][0]["convergence_estimate"] == pytest.approx(
+        hist[0]["convergence_estimate"]
+    )
+    # a reachable target stops at the first solve; a fixed budget never escalates
+    loose = simulate_lacbed(cr, [100.0], convergence_target=0.5, **kw)
+    assert len(loose.settings["escalation"]) == 1
+    fixed = simulate_lacbed(cr, [100.0], strong_beams=30, convergence_target=1e-12, **kw)
+    assert len(fixed.settings["escalation"]) == 1
+
+
+def test_escalated_budget_stops_at_the_cap_and_says_so(monkeypatch):
+    monkeypatch.setattr(plan_mod, "MAX_STRONG", 40)
+    cr = _crystal("SrTiO3")
+    plan = plan_lacbed(cr, [100.0], size=16, budget_factor=50.0, convergence_sample=0)
+    more = plan_lacbed(cr, [100.0], size=16, budget_factor=100.0, convergence_sample=0)
+    # the cap holds the budget (≥ 24 × 50 wanted) at 40, plus the images that complete the
+    # diagonal mirror of tiles on it
+    assert plan.budget_capped and plan.n_strong.max() <= 2 * 40
+    np.testing.assert_array_equal(plan.n_strong, more.n_strong)
+    p = simulate_lacbed(cr, [100.0], size=16, n_jobs=1, convergence_target=1e-12)
+    hist = p.settings["escalation"]
+    assert p.settings["budget_capped"] and len(hist) < 1 + len(engine.BUDGET_STEPS)
+
+
+@pytest.mark.parametrize("kw", [dict(budget_factor=0.5), dict(budget_factor=2.0, strong_beams=30)])
+def test_budget_factor_is_checked(kw):
+    with pytest.raises(SettingsError, match="budget_factor"):
+        plan_lacbed(_crystal("Si"), [100.0], size=16, **kw)
+
+
+def test_convergence_target_is_checked():
+    with pytest.raises(SettingsError, match="convergence_target"):
+        simulate_lacbed(_crystal("Si"), [100.0], size=16, convergence_target=0.0)

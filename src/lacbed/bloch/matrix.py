@@ -155,12 +155,10 @@ def metric_scale(g_n: np.ndarray, k_n: np.ndarray) -> np.ndarray:
 BETHE_PRECISION: str = "single"
 #: Order of the weak-beam elimination in U (2: Bethe potentials; 3 and 4 add the weak–weak
 #: coupling, see :func:`structure_matrix_parts`). Order 4 cut Z against twice the strong beams
-#: 3–5× on BaPbO3 and Sn2Pt (docs/engine_validation.md). The default stays 2 for now: the
-#: dataset release data/lacbed-cubic (release 1) was computed at order 2, and order 4 changes
-#: heavy materials by Z ≈ 1–4 %, so switching is a new release version (issue 9's rule), to be
-#: decided with the next release; set ``lacbed.bloch.matrix.BETHE_ORDER = 4`` for the more
-#: accurate elimination.
-BETHE_ORDER: int = 2
+#: 3–5× on BaPbO3 and Sn2Pt (docs/engine_validation.md) and the convergence estimate of the
+#: heavy materials 5–100× (Cs3TbF6 11.6 → 2.2 %, TlPd3O4 0.29 → 0.003 %) for ~10–15 % more CPU.
+#: It is the physics of dataset release 2 (data/lacbed-cubic); release 1 was order 2.
+BETHE_ORDER: int = 4
 
 
 def _hermitian_blocks(v_table: np.ndarray, rows: np.ndarray, cols: np.ndarray):

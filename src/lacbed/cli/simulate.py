@@ -275,6 +275,14 @@ def simulate(
             "--strong-beams", help="Number of strong beams; default adaptive (converged)."
         ),
     ] = None,
+    convergence_target: Annotated[
+        float,
+        typer.Option(
+            "--convergence-target",
+            help="Estimated Z (%) the adaptive budget aims for: above it the pattern is solved "
+            "again with 1.5× and 2× the strong beams; default 0.5; 0 solves once.",
+        ),
+    ] = 0.5,
     max_g: Annotated[
         float | None, typer.Option("--max-g", help="Beam-pool limit |g| (1/Å).")
     ] = None,
@@ -371,10 +379,13 @@ def simulate(
 
         typer.echo(plan_lacbed(crystal, **kw).summary())
         return
+    if not convergence_target >= 0 or not np.isfinite(convergence_target):
+        raise SettingsError(f"--convergence-target must be ≥ 0 (%), got {convergence_target}")
+    target = convergence_target / 100.0 if convergence_target > 0 else None
     bar = _Progress(enabled=not quiet)
     t0 = time.perf_counter()
     try:
-        pattern = _engine()(crystal, progress=bar, **kw)
+        pattern = _engine()(crystal, progress=bar, convergence_target=target, **kw)
     finally:
         bar.close()
     elapsed = time.perf_counter() - t0
@@ -416,4 +427,7 @@ def _warn_convergence(settings: dict) -> None:
     what = "" if z is None else f"estimated Z = {100 * z:.2f} % against twice the strong beams"
     if capped:
         what += ("; " if what else "") + "the beam budget hit its cap (MAX_STRONG)"
+    factor = settings.get("budget_factor") or 1.0
+    if factor > 1:
+        what += f" (after raising the budget to {factor:g}× the adaptive strong beams)"
     typer.echo(f"warning: the pattern may not be converged: {what}", err=True)

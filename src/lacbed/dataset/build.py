@@ -197,6 +197,11 @@ ENGINE_FIELDS = (
     "beam_budget",
     "convergence_estimate",
     "budget_capped",
+    "budget_factor",
+    "escalation",
+    "physics_version",
+    "bethe_order",
+    "eigh_precision",
 )
 
 

@@ -400,7 +400,7 @@ def pack_release(
     release: str | os.PathLike,
     *,
     plan: dict | None = None,
-    release_version: str = "1",
+    release_version: str | None = None,
     shard_items: int = SHARD_ITEMS,
     check_engine: bool = True,
     simulate=None,  # noqa: ANN001 (callable)
@@ -422,8 +422,9 @@ def pack_release(
     plan : dict, optional
         Prototype split plan (:func:`lacbed.dataset.splits.plan_prototype_splits`); written to
         ``splits.json`` when the release has none. Required for a new release.
-    release_version : str
-        Version of a new release (ignored when the release exists).
+    release_version : str, optional
+        Version of a new release (ignored when the release exists); default: the engine physics
+        version of the records (``settings["physics_version"]``, 1 where none is recorded).
     shard_items : int
         Most materials per shard.
     check_engine : bool
@@ -443,7 +444,7 @@ def pack_release(
 
     rel = Path(release)
     ds = open_dataset(work)
-    meta = _release_meta(ds, release_version)
+    meta = _release_meta(ds, release_version or "1")
     if is_release(rel):
         _check_release_meta(_read_json(rel / "release.json"), meta, rel)
     elif rel.exists() and (not rel.is_dir() or any(p.name != "splits.json" for p in rel.iterdir())):
@@ -464,8 +465,19 @@ def pack_release(
         if r["key"] not in status or (status[r["key"]] == "failed" and r.get("status") == "ok")
     ]
     report = PackReport(n_already=len(recs) - len(new))
+    physics = _physics_version(new)
     if is_release(rel):
         meta = _read_json(rel / "release.json")
+    if physics is not None and not is_release(rel) and release_version is None:
+        meta["release"] = str(physics)
+    if physics is not None:
+        held = meta.setdefault("physics_version", physics if not is_release(rel) else 1)
+        if held != physics:
+            raise DatasetError(
+                f"the working dataset was computed with engine physics version {physics}, the "
+                f"release {rel} holds version {held}: a change of physics starts a new release "
+                "version (pack into a new release directory)"
+            )
     sim = simulate or resimulate
     checks = _engine_checks(ds, new, rel, meta, sim) if check_engine else []
     report.engine_checks = checks
@@ -489,6 +501,21 @@ def pack_release(
             setattr(report, f"n_{st}", getattr(report, f"n_{st}") + 1)
         log.info("wrote %s (%d materials)", shard, len(items))
     return report
+
+
+def _physics_version(recs: list[dict]) -> int | None:
+    """The one engine physics version of the computed records (1 where none is recorded)."""
+    found = {
+        int((r.get("engine") or {}).get("physics_version", 1))
+        for r in recs
+        if r.get("status") == "ok"
+    }
+    if len(found) > 1:
+        raise DatasetError(
+            f"the working dataset mixes engine physics versions {sorted(found)}; a release "
+            "holds one (rebuild the older materials in a new working dataset)"
+        )
+    return found.pop() if found else None
 
 
 def _read_shard(shard: Path) -> list[tuple[dict, tuple[Path, str, int] | None, int]]:

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from lacbed.bloch import matrix as bloch_matrix
+from lacbed.bloch import solver as bloch_solver
 from lacbed.bloch.matrix import beam_importance, structure_matrices, structure_matrix_parts
 from lacbed.bloch.solver import solve_exact, solve_fast
 from lacbed.errors import LacbedError, SettingsError
@@ -72,6 +73,15 @@ log = logging.getLogger(__name__)
 
 #: A result whose convergence estimate exceeds this Z [-] is flagged (issue 8: 0.5 %).
 CONVERGENCE_WARNING: float = 0.005
+#: Version of the engine's physics, recorded in every result (``settings["physics_version"]``).
+#: Results of one version agree to Z ≤ 0.1 %; a change of physics bumps it (a dataset release
+#: holds one version). 1: Bethe potentials of order 2, one solve per pattern (release 1);
+#: 2: weak-beam elimination of order 4 and the escalated adaptive budget (:data:`BUDGET_STEPS`).
+PHYSICS_VERSION: int = 2
+#: Escalation of the adaptive budget (:func:`simulate_lacbed`): when the estimate exceeds the
+#: convergence target, the pattern is solved again with these multiples of every tile's adaptive
+#: strong count, in turn, until the estimate meets the target or the beam cap stops it.
+BUDGET_STEPS: tuple[float, ...] = (1.5, 2.0)
 
 # names kept for callers of the former single-function engine (tests, scripts)
 _pool_for = pool_for
@@ -271,6 +281,7 @@ def solve_plan(
     n_jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     timings: dict | None = None,
+    warn: bool = True,
 ) -> LacbedPattern:
     """Execute a plan: the pattern, with its settings, timings and convergence estimate.
 
@@ -284,6 +295,8 @@ def solve_plan(
         ``progress(done, total)`` after each job of the pattern (units: pixels solved).
     timings : dict, optional
         Timings of the planning stages to carry into the result [s].
+    warn : bool
+        Log a warning when the estimate exceeds :data:`CONVERGENCE_WARNING`.
 
     Returns
     -------
@@ -323,10 +336,10 @@ def solve_plan(
         estimate = [float(x) for x in np.nan_to_num(z, nan=1.0)]
         timings["convergence_estimate"] = time.perf_counter() - t0
     timings["solve"] = time.perf_counter() - t_start
-    return _pattern(plan, full, estimate, timings)
+    return _pattern(plan, full, estimate, timings, warn)
 
 
-def _pattern(plan: EnginePlan, full: np.ndarray, estimate, timings: dict) -> LacbedPattern:
+def _pattern(plan: EnginePlan, full: np.ndarray, estimate, timings: dict, warn=True):
     from lacbed import __version__
 
     cr, o = plan.crystal, plan.options
@@ -335,14 +348,6 @@ def _pattern(plan: EnginePlan, full: np.ndarray, estimate, timings: dict) -> Lac
     for s, _ in plan.tile_sets:
         used[s] = True
     worst = None if estimate is None else max(estimate)
-    if worst is not None and worst > CONVERGENCE_WARNING:
-        log.warning(
-            "%s: estimated Z = %.2f %% against twice the strong beams (> %.1f %%)%s",
-            cr.name or cr.formula,
-            100 * worst,
-            100 * CONVERGENCE_WARNING,
-            "; the beam budget is capped" if plan.budget_capped else "",
-        )
     settings = {
         "crystal": {
             "formula": cr.formula,
@@ -371,8 +376,10 @@ def _pattern(plan: EnginePlan, full: np.ndarray, estimate, timings: dict) -> Lac
         "wavenumber": plan.wavenumber,
         "U0": plan.info["U0"],
         "U0_abs": plan.info["U0_abs"],
+        "physics_version": PHYSICS_VERSION,
         "bethe_order": bloch_matrix.BETHE_ORDER,
         "bethe_precision": bloch_matrix.BETHE_PRECISION,
+        "eigh_precision": bloch_solver.EIGH_PRECISION if o["backend"] == "numpy" else "double",
         "budget_capped": plan.budget_capped,
         "n_tiles_capped": int(np.count_nonzero(plan.capped)),
         "convergence_estimate": worst,
@@ -381,7 +388,7 @@ def _pattern(plan: EnginePlan, full: np.ndarray, estimate, timings: dict) -> Lac
         "predicted_cpu": plan.predicted_cpu(),
     }
     ax = pixel_axis(o["size"], o["half_width"])
-    return LacbedPattern(
+    pattern = LacbedPattern(
         intensities=full,
         thickness_nm=np.asarray(o["thickness_nm"]),
         kx=ax.copy(),
@@ -392,6 +399,9 @@ def _pattern(plan: EnginePlan, full: np.ndarray, estimate, timings: dict) -> Lac
         timings=timings,
         version=__version__,
     )
+    if warn:
+        _warn_unconverged(pattern, plan)
+    return pattern
 
 
 def simulate_lacbed(
@@ -415,6 +425,7 @@ def simulate_lacbed(
     batch: int = 64,
     n_jobs: int | None = None,
     convergence_sample: float = SAMPLE_FRACTION,
+    convergence_target: float | None = CONVERGENCE_WARNING,
 ) -> LacbedPattern:
     """Bright-field (000) LACBED pattern of a cubic crystal along [001] by Bloch waves.
 
@@ -464,6 +475,12 @@ def simulate_lacbed(
     convergence_sample : float
         Fraction of the solved pixels (at least SAMPLE_MIN = 16) re-solved with twice each tile's strong beams
         for the convergence estimate; 0 skips it (``settings["convergence_estimate"]`` None).
+    convergence_target : float or None
+        Z [-] the adaptive budget aims for (default 0.5 %): while the estimate exceeds it, the
+        pattern is solved again with :data:`BUDGET_STEPS` × every tile's adaptive strong count
+        (at most MAX_STRONG), and the last solve is returned; ``settings["budget_factor"]`` and
+        ``settings["escalation"]`` (factor, estimate and CPU of each solve) say what was spent.
+        None (or a fixed ``strong_beams``, or no estimate) solves once.
 
     Returns
     -------
@@ -489,10 +506,7 @@ def simulate_lacbed(
     """
     cpu_start = time.process_time()
     t_start = time.perf_counter()
-    timings: dict = {}
-    plan = plan_lacbed(
-        crystal,
-        thickness_nm,
+    kw = dict(
         voltage_kv=voltage_kv,
         size=size,
         half_width=half_width,
@@ -508,9 +522,40 @@ def simulate_lacbed(
         tile=tile,
         batch=batch,
         convergence_sample=convergence_sample,
-        timings=timings,
     )
-    pattern = solve_plan(plan, n_jobs=n_jobs, progress=progress, timings=timings)
+    if convergence_target is not None and not convergence_target > 0:
+        raise SettingsError(f"convergence_target must be > 0 or None, got {convergence_target!r}")
+    escalate = convergence_target is not None and strong_beams is None and convergence_sample > 0
+    steps = [1.0, *BUDGET_STEPS] if escalate else [1.0]
+    history: list[dict] = []
+    for factor in steps:
+        cpu0, timings = time.process_time(), {}
+        plan = plan_lacbed(crystal, thickness_nm, budget_factor=factor, timings=timings, **kw)
+        last = factor == steps[-1]
+        pattern = solve_plan(plan, n_jobs=n_jobs, progress=progress, timings=timings, warn=False)
+        est = pattern.settings["convergence_estimate"]
+        history.append(
+            {"budget_factor": factor, "convergence_estimate": est,
+             "n_strong_mean": pattern.settings["n_strong_mean"],
+             "cpu": time.process_time() - cpu0}
+        )  # fmt: skip
+        if last or plan.budget_capped or est is None or est <= convergence_target:
+            break
+    _warn_unconverged(pattern, plan)
+    pattern.settings["escalation"] = history
     pattern.timings["total"] = time.perf_counter() - t_start
     pattern.timings["cpu"] = time.process_time() - cpu_start
     return pattern
+
+
+def _warn_unconverged(pattern: LacbedPattern, plan: EnginePlan) -> None:
+    worst = pattern.settings["convergence_estimate"]
+    if worst is not None and worst > CONVERGENCE_WARNING:
+        cr = plan.crystal
+        log.warning(
+            "%s: estimated Z = %.2f %% against twice the strong beams (> %.1f %%)%s",
+            cr.name or cr.formula,
+            100 * worst,
+            100 * CONVERGENCE_WARNING,
+            "; the beam budget is capped" if plan.budget_capped else "",
+        )

@@ -431,11 +431,12 @@ def _geometry(size: int, half_width: float, tile: int, sym: str, crystal_sym: st
     return _Geometry(size, half_width, tile, sym, base, rows, cols, w_rows, w_cols, tiles)
 
 
-def _tile_beam_sets(geo, pool, g, absu, K, strong_beams, *, factor: float = 1.0):
+def _tile_beam_sets(geo, pool, g, absu, K, strong_beams, *, factor: float = 1.0, cap=False):
     """Beam sets (strong, weak, capped) of every tile; ``factor`` scales the strong count.
 
     With factor > 1 each tile gets a fixed budget of factor × its adaptive (or given) strong
-    count: the "twice the strong beams" reference of the convergence estimate.
+    count: the "twice the strong beams" reference of the convergence estimate, or (``cap``) an
+    escalated budget, limited to :data:`MAX_STRONG` and flagged capped where the limit bites.
     """
     mirror = None
     if geo.base == "4mm":
@@ -452,10 +453,15 @@ def _tile_beam_sets(geo, pool, g, absu, K, strong_beams, *, factor: float = 1.0)
         tr = (geo.w_rows[grp][0] - n) // geo.tile
         tc = (geo.w_cols[grp][0] - n) // geo.tile
         mir = mirror if (mirror is not None and tr == tc) else None
-        budget = strong_beams
+        budget, limited = strong_beams, False
         if base_sets is not None:
-            budget = min(int(round(factor * len(base_sets[it][0]))), len(pool))
-        sets.append(select_beams(w, absu, d_min, budget, mir))
+            budget = int(round(factor * len(base_sets[it][0])))
+            if cap:
+                limited = base_sets[it][2] or budget > MAX_STRONG
+                budget = min(budget, MAX_STRONG)
+            budget = min(budget, len(pool))
+        strong, weak, capped = select_beams(w, absu, d_min, budget, mir)
+        sets.append((strong, weak, capped or limited))
     return sets
 
 
@@ -535,10 +541,10 @@ def _sample(geo: _Geometry, fraction: float, seed: int = 0) -> tuple[list, np.nd
     return picks, np.concatenate(wts)
 
 
-def _sample_jobs(geo, pool, g, absu, K, strong_beams, fraction, batch):
+def _sample_jobs(geo, pool, g, absu, K, strong_beams, fraction, batch, factor=1.0):
     """Jobs of the convergence estimate: sample pixels with twice each tile's strong beams."""
     picks, weights = _sample(geo, fraction)
-    ref_sets = _tile_beam_sets(geo, pool, g, absu, K, strong_beams, factor=2.0)
+    ref_sets = _tile_beam_sets(geo, pool, g, absu, K, strong_beams, factor=2.0 * factor)
     jobs, index, start = [], [], 0
     if geo.symmetry == "1":
         full = np.full((geo.size, geo.size), -1, dtype=np.int64)
@@ -639,6 +645,7 @@ def plan_lacbed(
     tile: int | None = None,
     batch: int = 64,
     convergence_sample: float = SAMPLE_FRACTION,
+    budget_factor: float = 1.0,
     timings: dict | None = None,
 ) -> EnginePlan:
     """Plan a LACBED simulation without solving it (arguments as :func:`simulate_lacbed`).
@@ -648,6 +655,10 @@ def plan_lacbed(
     convergence_sample : float
         Fraction of the solved pixels re-solved with twice the strong beams for the convergence
         estimate (at least :data:`SAMPLE_MIN` pixels); 0 plans no estimate.
+    budget_factor : float
+        Escalated adaptive budget (≥ 1): every tile solves ``budget_factor`` × its adaptive
+        strong count, at most :data:`MAX_STRONG` (flagged capped where that limit bites); the
+        estimate's reference has twice that. Only with ``strong_beams=None``.
     timings : dict, optional
         Wall times [s] are added to "beam_selection" and "structure_factors".
 
@@ -696,13 +707,19 @@ def plan_lacbed(
     )
     pool, g, v_table, absu, real = (tables[k] for k in ("pool", "g", "v", "absu", "real"))
     t2 = time.perf_counter()
+    factor = float(budget_factor)
+    if not factor >= 1.0 or (factor != 1.0 and strong_beams is not None):
+        raise SettingsError(
+            f"budget_factor must be >= 1 and needs the adaptive budget (strong_beams=None), "
+            f"got {budget_factor!r}"
+        )
     geo = _geometry(size, half_width, int(tile), sym, crystal.bright_field_symmetry)
-    sets = _tile_beam_sets(geo, pool, g, absu, K, strong_beams)
+    sets = _tile_beam_sets(geo, pool, g, absu, K, strong_beams, factor=factor, cap=True)
     jobs = _jobs(geo, pool, sets, int(batch))
     sample_jobs, s_index, s_weight = [], np.zeros(0, dtype=np.int64), np.zeros(0)
     if convergence_sample > 0:
         sample_jobs, s_index, s_weight = _sample_jobs(
-            geo, pool, g, absu, K, strong_beams, convergence_sample, int(batch)
+            geo, pool, g, absu, K, strong_beams, convergence_sample, int(batch), factor
         )
     t3 = time.perf_counter()
     timings["beam_selection"] = timings.get("beam_selection", 0.0) + (t3 - t2) + tables["t_pool"]
@@ -719,6 +736,7 @@ def plan_lacbed(
         "b_iso": None if b_iso is None else float(b_iso),
         "strong_beams": strong_beams,
         "beam_budget": "adaptive" if strong_beams is None else "fixed",
+        "budget_factor": factor,
         "solver": solver,
         "backend": backend,
         "tile": int(tile),
