@@ -528,12 +528,15 @@ def simulate_lacbed(
     escalate = convergence_target is not None and strong_beams is None and convergence_sample > 0
     steps = [1.0, *BUDGET_STEPS] if escalate else [1.0]
     history: list[dict] = []
+    spent: dict = {}  # stage timings summed over the solves
     for factor in steps:
         cpu0, timings = time.process_time(), {}
         plan = plan_lacbed(crystal, thickness_nm, budget_factor=factor, timings=timings, **kw)
         last = factor == steps[-1]
         pattern = solve_plan(plan, n_jobs=n_jobs, progress=progress, timings=timings, warn=False)
         est = pattern.settings["convergence_estimate"]
+        for key, val in pattern.timings.items():
+            spent[key] = spent.get(key, 0.0) + val
         history.append(
             {"budget_factor": factor, "convergence_estimate": est,
              "n_strong_mean": pattern.settings["n_strong_mean"],
@@ -543,6 +546,7 @@ def simulate_lacbed(
             break
     _warn_unconverged(pattern, plan)
     pattern.settings["escalation"] = history
+    pattern.timings.update(spent)
     pattern.timings["total"] = time.perf_counter() - t_start
     pattern.timings["cpu"] = time.process_time() - cpu_start
     return pattern
