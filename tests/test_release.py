@@ -200,6 +200,12 @@ def test_item_status_rules():
     ok = {"status": "ok", "engine": {"convergence_estimate": 0.004, "budget_capped": False}}
     assert item_status(ok) == ("ok", None)
     assert item_status({"status": "ok", "engine": {"budget_capped": True}})[0] == "unconverged"
+    # with an estimate, the estimate decides: a capped budget that converged is ok
+    capped_ok = {"status": "ok", "engine": {"budget_capped": True, "convergence_estimate": 0.004}}
+    assert item_status(capped_ok) == ("ok", None)
+    capped_bad = {"status": "ok", "engine": {"budget_capped": True, "convergence_estimate": 0.02}}
+    st, why = item_status(capped_bad)
+    assert st == "unconverged" and "2.00 %" in why and "cap" in why
     assert item_status({"status": "ok", "engine": {"convergence_estimate": 0.006}})[0] == (
         "unconverged"
     )

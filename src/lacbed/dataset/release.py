@@ -91,19 +91,23 @@ def is_release(path: str | os.PathLike) -> bool:
 def item_status(record: dict, *, max_strong: int | None = None) -> tuple[str, str | None]:
     """Release status of a finished working-dataset record, and the reason when not 'ok'.
 
-    'unconverged' when the engine reports that its beam cap stopped the budget short
-    (``budget_capped``), when its convergence estimate exceeds :data:`CONVERGENCE_LIMIT`, or —
-    for records of an engine that gives neither — when the largest per-tile strong-beam count
-    reached ``max_strong`` (the cap).
+    'unconverged' when the engine's convergence estimate (Z against twice the strong beams of
+    its final solve) exceeds :data:`CONVERGENCE_LIMIT`, whether or not the beam cap stopped its
+    budget; without an estimate, when the engine reports that the cap stopped the budget short
+    (``budget_capped``) or — for records of an engine that gives neither — when the largest
+    per-tile strong-beam count reached ``max_strong`` (the cap).
     """
     if record.get("status") != "ok":
         return "failed", record.get("reason") or "failed"
     eng = record.get("engine") or {}
     est = eng.get("convergence_estimate")
+    capped = "; the beam cap stopped the budget" if eng.get("budget_capped") else ""
+    if est is not None:
+        if est > CONVERGENCE_LIMIT:
+            return "unconverged", f"convergence estimate Z = {100 * est:.2f} % > 0.5 %{capped}"
+        return "ok", None
     if eng.get("budget_capped"):
         return "unconverged", "the beam cap stopped the adaptive budget short"
-    if est is not None and est > CONVERGENCE_LIMIT:
-        return "unconverged", f"convergence estimate Z = {100 * est:.2f} % > 0.5 %"
     if "budget_capped" not in eng and max_strong is not None:
         if (eng.get("n_strong_max") or 0) >= max_strong:
             return "unconverged", f"strong beams reached the cap ({max_strong}) in some tile"

@@ -478,7 +478,8 @@ def simulate_lacbed(
     convergence_target : float or None
         Z [-] the adaptive budget aims for (default 0.5 %): while the estimate exceeds it, the
         pattern is solved again with :data:`BUDGET_STEPS` × every tile's adaptive strong count
-        (at most MAX_STRONG), and the last solve is returned; ``settings["budget_factor"]`` and
+        (at most MAX_STRONG; it stops where the cap allows no more beams), and the last solve is
+        returned; ``settings["budget_factor"]`` and
         ``settings["escalation"]`` (factor, estimate and CPU of each solve) say what was spent.
         None (or a fixed ``strong_beams``, or no estimate) solves once.
 
@@ -529,10 +530,13 @@ def simulate_lacbed(
     steps = [1.0, *BUDGET_STEPS] if escalate else [1.0]
     history: list[dict] = []
     spent: dict = {}  # stage timings summed over the solves
+    solved = None
     for factor in steps:
         cpu0, timings = time.process_time(), {}
         plan = plan_lacbed(crystal, thickness_nm, budget_factor=factor, timings=timings, **kw)
-        last = factor == steps[-1]
+        if solved is not None and np.array_equal(plan.n_strong, solved.n_strong):
+            break  # the beam cap allows no more beams anywhere
+        solved, last = plan, factor == steps[-1]
         pattern = solve_plan(plan, n_jobs=n_jobs, progress=progress, timings=timings, warn=False)
         est = pattern.settings["convergence_estimate"]
         for key, val in pattern.timings.items():
@@ -542,9 +546,9 @@ def simulate_lacbed(
              "n_strong_mean": pattern.settings["n_strong_mean"],
              "cpu": time.process_time() - cpu0}
         )  # fmt: skip
-        if last or plan.budget_capped or est is None or est <= convergence_target:
+        if last or est is None or est <= convergence_target:
             break
-    _warn_unconverged(pattern, plan)
+    _warn_unconverged(pattern, solved)
     pattern.settings["escalation"] = history
     pattern.timings.update(spent)
     pattern.timings["total"] = time.perf_counter() - t_start
