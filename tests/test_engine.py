@@ -105,7 +105,7 @@ def test_origin_shift_does_not_change_intensities(monkeypatch):
     ("name", "size", "z_max_percent"),
     [
         # bounds ~4x the Z measured at 50, 100, 150 nm (benchmarks/results/tolerances.json,
-        # "fast_vs_exact"): Si 4.1e-5, 1.9e-4, 2.5e-4 %; GaAs 0.0049, 0.022, 0.061 %. GaAs has
+        # "fast_vs_exact"): Si 4.1e-5, 1.9e-4, 2.5e-4 %; GaAs 0.0049, 0.023, 0.064 %. GaAs has
         # no inversion centre: complex U_g, where the first-order absorption term matters more.
         ("Si", 32, [2e-4, 8e-4, 1e-3]),
         ("GaAs", 64, [0.02, 0.09, 0.25]),
@@ -132,9 +132,11 @@ def test_full_solve_of_2mm_crystal_is_2mm_not_4mm(name):
     cr = _crystal(name)
     assert cr.bright_field_symmetry == "2mm"
     full = simulate_lacbed(cr, [50.0, 150.0], symmetry="1", **SMALL).intensities
-    # mirrors x and y: measured 1.4e-14 (round-off); for 23 they hold by reciprocity
-    np.testing.assert_allclose(full, full[:, :, ::-1], atol=1e-10)
-    np.testing.assert_allclose(full, full[:, ::-1, :], atol=1e-10)
+    # mirrors x and y: measured ≤ 1.1e-14 (round-off), except FeSi's x mirror, 1.6e-10: for 23
+    # it holds by reciprocity, which the float32 weak-beam products of order 4 keep only to their
+    # round-off (benchmarks/results/tolerances.json, "two_mm_full_solve"); bound 8e-10
+    np.testing.assert_allclose(full, full[:, :, ::-1], rtol=0, atol=8e-10)
+    np.testing.assert_allclose(full, full[:, ::-1, :], rtol=0, atol=8e-10)
     # no diagonal mirror: Z between the pattern and its transpose measured 47-99 %
     # (benchmarks/results/tolerances.json, "two_mm_full_solve"); 10 % is ~5x below the smallest
     z_transpose = 100 * z_score(full, np.swapaxes(full, 1, 2))

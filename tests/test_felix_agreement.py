@@ -40,9 +40,11 @@ def test_felix_input_settings(felix_case):
 
 
 # Z [%] at 50, 100, 150 nm, about 4x the values measured (benchmarks/results/tolerances.json,
-# "felix_agreement"): Felix's budget 0.0028, 0.0107, 0.0119 %; adaptive 0.0025, 0.0084, 0.0095 %.
-# The remaining difference is Felix's pool edge, U0 handling and per-pixel beam sets.
-Z_MAX_PERCENT = {"felix": [0.011, 0.043, 0.048], "adaptive": [0.010, 0.034, 0.038]}
+# "felix_agreement"): Felix's budget 0.0028, 0.0107, 0.0119 %; adaptive 0.0037, 0.0147, 0.0163 %
+# (engine physics 2: weak-beam elimination of order 4, float32 eigensolve; it was 0.0025, 0.0084,
+# 0.0095 % at order 2). The remaining difference is Felix's pool edge, U0 handling and per-pixel
+# beam sets.
+Z_MAX_PERCENT = {"felix": [0.011, 0.043, 0.048], "adaptive": [0.015, 0.059, 0.065]}
 
 
 @pytest.mark.parametrize("budget", ["felix", "adaptive"])
@@ -57,7 +59,7 @@ def test_agrees_with_felix_si_001(felix_case, budget):
     assert np.all(z <= Z_MAX_PERCENT[budget]), z
     # the mean absorption that Felix drops: lacbed's mean intensity is lower by about
     # exp(-2 pi t U'0 / K); measured ratio/factor - 1 = -0.34, -0.42, -0.53 % (Felix's budget)
-    # and -0.14, -0.24, -0.27 % (adaptive): 2 % is ~4x the worst
+    # and -0.21, -0.27, -0.33 % (adaptive): 2 % is ~4x the worst
     u0p = p.settings["U0_abs"][0]
     factor = np.exp(-2 * np.pi * 10 * thick_nm * u0p / p.settings["wavenumber"])
     assert np.all(factor < 0.95)  # the factor is large enough for the check to mean something
