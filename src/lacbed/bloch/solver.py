@@ -39,9 +39,10 @@ EXCITATION_TAIL: float = 1e-5
 #: ('single' or 'double'). Single: LAPACK ssyevd/cheevd matrix by matrix (numpy's batched eigh
 #: does not run faster in float32 here), 1.2–1.6× faster than the batched float64 eigh on 2 cores.
 #: The eigenvalue error ~ε₃₂‖H‖ ≈ 1e-6 Å⁻² is a phase error ≲ 1e-3 rad at 200 nm; measured on
-#: Cu3Pd, Cs3TbF6, LiMgP and UC2 (64×64, 50–200 nm): Z ≤ 5e-8 against double, max |ΔI| ≤ 2.5e-4
-#: (benchmarks/engine_precision.py, tests/test_bloch_core.py). As abTEM's float32 default, only
-#: where the test shows it is enough (issue 8).
+#: the ten examples (32×32) and Cu3Pd, Cs3TbF6, LiMgP, UC2 (64×64) at 50–200 nm: Z ≤ 3e-10
+#: against double, max |ΔI| ≤ 2e-5, eigensolve 1.37× faster (benchmarks/engine_precision.py →
+#: benchmarks/results/engine_precision.json; bound in tests/test_engine_plan.py). As abTEM's
+#: float32 default, only where the test shows it is enough (issue 8).
 EIGH_PRECISION: str = "single"
 
 
