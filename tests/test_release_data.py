@@ -16,6 +16,7 @@ from lacbed.dataset.datasheet import datasheet_text
 from lacbed.dataset.release import open_release
 from lacbed.metrics import z_score
 from lacbed.simulate import simulate_lacbed
+from lacbed.simulate.engine import PHYSICS_VERSION
 
 RELEASE = Path(__file__).resolve().parents[1] / "data" / "lacbed-cubic"
 #: Largest I₀₀₀ accepted (the build's own limit: 1 % over 1 for the first-order absorption of
@@ -40,6 +41,10 @@ def test_release_holds_materials(rel):
     s = rel.settings["settings"]
     assert (s["voltage_kv"], s["scattering"], s["absorption"]) == (200.0, "kirkland", "bird-king")
     assert s["strong_beams"] is None and s["half_width"] is None  # adaptive budget, W = 4/a
+    # one engine physics version, this engine's (a change of physics is a new release)
+    assert rel.settings["physics_version"] == PHYSICS_VERSION
+    versions = {(r.get("engine") or {}).get("physics_version") for r in rel.records}
+    assert versions <= {PHYSICS_VERSION, None}  # None: failed source entries (no engine run)
 
 
 def test_every_pattern_finite_in_range_with_its_class_symmetry(rel):

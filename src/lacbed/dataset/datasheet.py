@@ -89,9 +89,13 @@ def _summary(rel) -> list[str]:  # noqa: ANN001 (Release)
         f"beam budget {budget}, pool g_max {s.get('max_g') or 'engine default'}.",
         "- Engine versions (revision): "
         + "; ".join(f"{k}: {v}" for k, v in versions.most_common()),
-        f"- Convergence estimate recorded for {n_est} of {len(t)} stored patterns; an item is "
-        "'unconverged' when its estimate exceeds Z = 0.5 % or the beam cap stopped its budget "
-        "short (for records without an estimate: a tile reached the 400-strong-beam cap).",
+        f"- Engine physics version {meta.get('physics_version', 1)} "
+        "(`settings['physics_version']`; docs/engine_validation.md): one version per release.",
+        f"- Convergence estimate recorded for {n_est} of {len(t)} stored patterns (Z = 1 − ZNCC "
+        "against twice each tile's strong beams, from a pixel sample); an item is 'unconverged' "
+        "when its estimate exceeds 0.5 % (for records without an estimate: when the beam cap "
+        "stopped its budget short or a tile reached the 400-strong-beam cap).",
+        *_escalation(rel),
     ]
     if len(t) and n_est < len(t):
         lines.append(
@@ -106,6 +110,23 @@ def _summary(rel) -> list[str]:  # noqa: ANN001 (Release)
             f"max {np.max(cpu):.0f} s; {np.sum(cpu) / 3600:.1f} CPU-hours in all."
         )
     return lines
+
+
+def _escalation(rel) -> list[str]:  # noqa: ANN001 (Release)
+    """How often the adaptive budget was escalated (records of engine physics ≥ 2)."""
+    factors = [
+        (r.get("engine") or {}).get("budget_factor")
+        for r in rel.records
+        if r["status"] != "failed" and (r.get("engine") or {}).get("escalation") is not None
+    ]
+    if not factors:
+        return []
+    c = Counter(float(f or 1.0) for f in factors)
+    parts = ", ".join(f"{k:g}×: {v}" for k, v in sorted(c.items()))
+    return [
+        f"- Budget escalation (a material whose estimate exceeded 0.5 % was solved again with "
+        f"1.5× and 2× its adaptive strong beams): final budget factor {parts}."
+    ]
 
 
 def _sources(rel) -> list[str]:  # noqa: ANN001
