@@ -359,10 +359,13 @@ def _fmt_s(x) -> str:
     return "—" if x is None or not np.isfinite(x) else f"{x:.0f} s"
 
 
+FELIX_HEADING = "## The Felix Si [001] case"
+
+
 def write_markdown(r: dict) -> None:
     t = r["timings_s"]
     lines = [
-        "# Engine benchmark: the Felix Si [001] case",
+        FELIX_HEADING,
         "",
         "Produced by `benchmarks/engine_felix_si.py` (raw numbers: `benchmarks/engine_felix_si.json`).",
         f"Machine: {r['machine']['platform']}, {r['machine']['cpu_count']} CPUs visible, "
@@ -449,7 +452,12 @@ def write_markdown(r: dict) -> None:
         "",
     ]
     lines += FELIX_NOTES.splitlines()
-    (ROOT / "docs" / "engine_benchmark.md").write_text("\n".join(lines))
+    # the Felix section is the last of docs/engine_benchmark.md; the rest (the panel of
+    # benchmarks/engine_panel.py and its notes) is kept
+    doc = ROOT / "docs" / "engine_benchmark.md"
+    text = doc.read_text() if doc.exists() else "# Engine benchmarks\n\n"
+    head = text.split(FELIX_HEADING)[0] if FELIX_HEADING in text else text.rstrip() + "\n\n"
+    doc.write_text(head + "\n".join(lines))
 
 
 if __name__ == "__main__":
