@@ -260,9 +260,32 @@ def read_cif(
     CrystalError
         For a malformed CIF, a CIF without atoms, an unknown element, or bad values.
     """
+    path = Path(path)
+    blk, small, cell, lattice = _open_block(path, block)
+    sites, default_b, b_source = _read_sites(blk, small, cell, path)
+    sym_desc, atoms = _expanded_atoms(blk, sites, lattice, path)
+    hm = _value(blk, _HM_TAGS)
+    num = _value(blk, _NUMBER_TAGS)
+    info = {
+        "cif_block": blk.name,
+        "cif_space_group": hm or "",
+        "cif_space_group_number": int(_number(num)) if num and _number(num) is not None else None,
+        "cif_symmetry": sym_desc,
+        "default_b_A2": DEFAULT_B,
+        "default_b_sites": default_b,
+        "adp_source": b_source,
+    }
+    if default_b:
+        logger.info(
+            "%s: no ADP for %s; using B = %g Å²", path.name, ", ".join(default_b), DEFAULT_B
+        )
+    return _standardise(atoms, lattice, info, hm, path, symprec)
+
+
+def _open_block(path: Path, block):  # noqa: ANN001, ANN202
+    """The CIF's data block, gemmi small structure, cell and lattice (rows a, b, c [Å])."""
     import gemmi
 
-    path = Path(path)
     if not path.exists():
         raise FileNotFoundError(errno.ENOENT, "CIF file not found", str(path))
     if path.is_dir():
@@ -290,7 +313,16 @@ def read_cif(
             f"{path.name}: no unit cell (_cell_length_a/b/c and angles are required)"
         )
     lattice = np.array(cell.orth.mat.tolist()).T  # rows a, b, c [Å]
+    return blk, small, cell, lattice
 
+
+def _read_sites(blk, small, cell, path: Path) -> tuple[list[dict], list[str], dict[str, str]]:  # noqa: ANN001
+    """Asymmetric-unit sites (element, fractional position, occupancy, B [Å²]) with ADP sources.
+
+    References
+    ----------
+    Fischer & Tillmanns, Acta Cryst. C44 (1988) 775 (U_eq); B = 8π²U.
+    """
     # Which atoms state an isotropic ADP (gemmi sets u_iso = 0 when none is given).
     labels = _column(blk, "_atom_site_label") or []
     iso_given: set[str] = set()
@@ -302,7 +334,6 @@ def read_cif(
     occ_text = (
         dict(zip(labels, occ_col, strict=True)) if occ_col and len(occ_col) == len(labels) else {}
     )
-
     sites: list[dict] = []
     default_b: list[str] = []
     b_source: dict[str, str] = {}
@@ -343,55 +374,47 @@ def read_cif(
                 "b": b_iso,
             }
         )
+    return sites, default_b, b_source
 
+
+def _expanded_atoms(blk, sites: list[dict], lattice, path: Path) -> tuple[str, list[dict]]:  # noqa: ANN001
+    """The full cell's atoms and how the symmetry was found (origin choice by fewer positions)."""
     symops = _symops_from_cif(blk, path)
     if symops is not None:
         candidates = [("symmetry operations in the CIF", symops)]
     else:
         candidates = _candidate_groups(blk, path)
-    expanded: list[tuple[str, list[dict]]] = []
-    for desc, ops in candidates:
-        expanded.append((desc, _expand(sites, ops, lattice)))
-    if len(expanded) > 1:
-        ok = []
-        for desc, atoms in expanded:
-            try:
-                group_sites(
-                    lattice,
-                    np.array([x["fract"] for x in atoms]),
-                    [x["element"] for x in atoms],
-                    np.array([x["occ"] for x in atoms]),
-                    np.array([x["b"] for x in atoms]),
-                )
-            except CrystalError as exc:
-                logger.debug("%s: candidate %s rejected: %s", path.name, desc, exc)
-                continue
-            ok.append((desc, atoms))
-        if not ok:
-            ok = expanded[:1]
-        ok.sort(key=lambda t: len(t[1]))  # stable: ties keep origin choice 1
-        if len(ok) > 1 and len(ok[0][1]) == len(ok[1][1]):
-            logger.warning(
-                "%s: origin choice not stated and both choices fit; using %s", path.name, ok[0][0]
+    expanded = [(desc, _expand(sites, ops, lattice)) for desc, ops in candidates]
+    if len(expanded) == 1:
+        return expanded[0]
+    ok = []
+    for desc, atoms in expanded:
+        try:
+            group_sites(
+                lattice,
+                np.array([x["fract"] for x in atoms]),
+                [x["element"] for x in atoms],
+                np.array([x["occ"] for x in atoms]),
+                np.array([x["b"] for x in atoms]),
             )
-        expanded = ok[:1]
-    sym_desc, atoms = expanded[0]
-
-    hm = _value(blk, _HM_TAGS)
-    num = _value(blk, _NUMBER_TAGS)
-    info = {
-        "cif_block": blk.name,
-        "cif_space_group": hm or "",
-        "cif_space_group_number": int(_number(num)) if num and _number(num) is not None else None,
-        "cif_symmetry": sym_desc,
-        "default_b_A2": DEFAULT_B,
-        "default_b_sites": default_b,
-        "adp_source": b_source,
-    }
-    if default_b:
-        logger.info(
-            "%s: no ADP for %s; using B = %g Å²", path.name, ", ".join(default_b), DEFAULT_B
+        except CrystalError as exc:
+            logger.debug("%s: candidate %s rejected: %s", path.name, desc, exc)
+            continue
+        ok.append((desc, atoms))
+    if not ok:
+        ok = expanded[:1]
+    ok.sort(key=lambda t: len(t[1]))  # stable: ties keep origin choice 1
+    if len(ok) > 1 and len(ok[0][1]) == len(ok[1][1]):
+        logger.warning(
+            "%s: origin choice not stated and both choices fit; using %s", path.name, ok[0][0]
         )
+    return ok[0]
+
+
+def _standardise(atoms, lattice, info: dict, hm, path: Path, symprec: float) -> Crystal:  # noqa: ANN001
+    """The conventional cubic crystal (spglib), retried with a looser tolerance if declared cubic."""
+    import gemmi
+
     args = (
         lattice,
         np.array([x["fract"] for x in atoms]),
