@@ -379,7 +379,6 @@ def build_dataset(
     -------
     BuildReport
     """
-    from lacbed.crystal.serialise import crystal_to_record
 
     revision = source_revision()
     work_all = select_work([*entries, *rejected], limit)
@@ -429,37 +428,11 @@ def build_dataset(
         writer.finalize()
         return report
 
-    from distributed import Client, LocalCluster, as_completed
+    from distributed import as_completed
 
-    own_cluster = None
-    own_client = None
+    own_client, own_cluster = None, None
     if client is None:
-        if scheduler:
-            import dask
-
-            failure = None
-            try:
-                with dask.config.set({"distributed.comm.timeouts.connect": connect_timeout_s}):
-                    own_client = client = Client(scheduler, timeout=connect_timeout_s)
-            except (OSError, TimeoutError, ValueError) as exc:
-                failure = str(exc)  # raised below, outside the handler, so no frame keeps
-                # the half-made client alive through the exception context
-            if failure is not None:
-                raise SettingsError(
-                    f"cannot connect to the Dask scheduler {scheduler!r} ({failure}); start one "
-                    "with `dask scheduler` and workers with `dask worker ADDRESS --nthreads 1`"
-                )
-        else:
-            n = int(workers or os.cpu_count() or 1)
-            if n < 1:
-                raise SettingsError(f"workers must be >= 1, got {workers}")
-            own_cluster = LocalCluster(
-                n_workers=n,
-                threads_per_worker=1,
-                processes=processes,
-                dashboard_address=":0",  # any free port: never clash with another cluster
-            )
-            own_client = client = Client(own_cluster)
+        client, own_client, own_cluster = _connect(scheduler, workers, processes, connect_timeout_s)
     try:
         n_workers = max(1, len(client.scheduler_info().get("workers", {})))
         report.n_workers = n_workers
@@ -497,21 +470,7 @@ def build_dataset(
                 res = {"status": "failed", "reason": f"task error: {_one_line(fut.exception())}"}
             else:
                 res = result
-            meta["time_s"] = res.get("time_s")
-            meta["cpu_s"] = res.get("cpu_s")
-            if res.get("n_beams") is not None:
-                meta["n_beams"] = res["n_beams"]
-            if res.get("engine") is not None:
-                meta["engine"] = {**res["engine"], "revision": revision}
-            meta["crystal"] = crystal_to_record(e.crystal)
-            if res["status"] == "ok":
-                writer.write_item(e.key, slot_of[e.key], res["potential"], res["patterns"], meta)
-                report.n_ok += 1
-            else:
-                writer.write_failure(e.key, res["reason"], meta)
-                report.n_failed += 1
-                report.failures[e.key] = res["reason"]
-                log.info("failed %s: %s", e.key, res["reason"])
+            _record(writer, report, e, res, meta, slot_of.get(e.key), revision)
             fut.release()
             n_done += 1
             if finalize_every and (report.n_ok + report.n_failed) % finalize_every == 0:
@@ -539,6 +498,60 @@ def build_dataset(
             if own_cluster is not None:
                 own_cluster.close()
     return report
+
+
+def _connect(scheduler, workers, processes, connect_timeout_s):  # noqa: ANN001, ANN202
+    """A Dask client: to ``scheduler`` when given, else to a new local cluster (also returned)."""
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        import dask
+
+        failure = None
+        try:
+            with dask.config.set({"distributed.comm.timeouts.connect": connect_timeout_s}):
+                client = Client(scheduler, timeout=connect_timeout_s)
+        except (OSError, TimeoutError, ValueError) as exc:
+            failure = str(exc)  # raised below, outside the handler, so no frame keeps
+            # the half-made client alive through the exception context
+        if failure is not None:
+            raise SettingsError(
+                f"cannot connect to the Dask scheduler {scheduler!r} ({failure}); start one "
+                "with `dask scheduler` and workers with `dask worker ADDRESS --nthreads 1`"
+            )
+        return client, client, None
+    n = int(workers or os.cpu_count() or 1)
+    if n < 1:
+        raise SettingsError(f"workers must be >= 1, got {workers}")
+    cluster = LocalCluster(
+        n_workers=n,
+        threads_per_worker=1,
+        processes=processes,
+        dashboard_address=":0",  # any free port: never clash with another cluster
+    )
+    client = Client(cluster)
+    return client, client, cluster
+
+
+def _record(writer, report, e, res: dict, meta: dict, slot, revision) -> None:  # noqa: ANN001
+    """Write one finished material (pattern or failure) and count it in the report."""
+    from lacbed.crystal.serialise import crystal_to_record
+
+    meta["time_s"] = res.get("time_s")
+    meta["cpu_s"] = res.get("cpu_s")
+    if res.get("n_beams") is not None:
+        meta["n_beams"] = res["n_beams"]
+    if res.get("engine") is not None:
+        meta["engine"] = {**res["engine"], "revision": revision}
+    meta["crystal"] = crystal_to_record(e.crystal)
+    if res["status"] == "ok":
+        writer.write_item(e.key, slot, res["potential"], res["patterns"], meta)
+        report.n_ok += 1
+    else:
+        writer.write_failure(e.key, res["reason"], meta)
+        report.n_failed += 1
+        report.failures[e.key] = res["reason"]
+        log.info("failed %s: %s", e.key, res["reason"])
 
 
 def _worker_pids(client) -> list[int]:  # noqa: ANN001 (distributed.Client)
