@@ -330,6 +330,7 @@ def _release_info(rel) -> dict:  # noqa: ANN001 (Release)
     t = rel.table
     return {
         "release": rel.settings.get("release"),
+        "physics_version": rel.settings.get("physics_version", 1),
         "converged": int(status.get("ok", 0)),
         "unconverged": int(status.get("unconverged", 0)),
         "shards": len(shards),
@@ -363,7 +364,9 @@ def info(
         f"  settings  {json.dumps(d['settings'])}",
     ]
     if "release" in d:
-        lines[0] = f"release {d['path']} (version {d['release']})"
+        lines[0] = (
+            f"release {d['path']} (version {d['release']}, engine physics {d['physics_version']})"
+        )
         lines.insert(
             1,
             f"  progress  {d['converged']} ok ({d['real_converged']} of "
