@@ -160,7 +160,8 @@ def test_single_precision_eigensolve_changes_the_pattern_by_round_off_only(name,
     assert np.all(z_score(single.intensities, double.intensities) < 5e-10)
 
 
-def test_escalation_solves_again_with_more_beams_until_the_target():
+def test_escalation_solves_again_with_more_beams_until_the_target(monkeypatch):
+    monkeypatch.setattr(engine, "ESCALATION_MIN_GAIN", 0.0)  # every step, whatever it gains
     cr = _crystal("Si")
     kw = dict(size=16, n_jobs=1, convergence_sample=0.25)
     once = simulate_lacbed(cr, [100.0], convergence_target=None, **kw)
@@ -212,3 +213,18 @@ def test_budget_factor_is_checked(kw):
 def test_convergence_target_is_checked():
     with pytest.raises(SettingsError, match="convergence_target"):
         simulate_lacbed(_crystal("Si"), [100.0], size=16, convergence_target=0.0)
+
+
+def test_escalation_stops_when_a_step_does_not_pay(monkeypatch):
+    # a fake solve whose estimate does not fall: the first escalation step is the last
+    real_solve = engine.solve_plan
+    estimates = iter([0.02, 0.019, 0.018])
+
+    def fake(plan, **kw):
+        p = real_solve(plan, **kw)
+        p.settings["convergence_estimate"] = next(estimates)
+        return p
+
+    monkeypatch.setattr(engine, "solve_plan", fake)
+    p = simulate_lacbed(_crystal("Si"), [100.0], size=16, n_jobs=1, convergence_sample=0.25)
+    assert [h["budget_factor"] for h in p.settings["escalation"]] == [1.0, engine.BUDGET_STEPS[0]]
