@@ -34,6 +34,12 @@ from lacbed.bloch.solver import BACKENDS
 from lacbed.constants import electron_constants
 from lacbed.errors import SettingsError
 from lacbed.simulate.geometry import incident_wavevectors, tilts
+from lacbed.simulate.reflections import (
+    as_hkl_array,
+    hkl_label,
+    resolve_reflections,
+    symmetry_orbit,
+)
 from lacbed.simulate.symmetry import (
     apply_op_hkl,
     find_inversion_centre,
@@ -155,6 +161,11 @@ class EnginePlan:
         Number of pattern pixels each sample pixel stands for [-].
     info : dict
         Origin shift, centring, U₀, U′₀ and pool details for the result's settings.
+    reflections : ndarray, shape (n_g, 3), int, or None
+        Beams whose discs are returned (dark-field run), in output order; None: the 000 disc
+        only, as a bright-field pattern.
+    reflection_index : ndarray, shape (n_g,), int, or None
+        Pool index of each reflection; −1 where the lattice centring forbids it (disc ≡ 0).
     """
 
     crystal: Any
@@ -176,6 +187,16 @@ class EnginePlan:
     sample_index: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     sample_weight: np.ndarray = field(default_factory=lambda: np.zeros(0))
     info: dict = field(default_factory=dict)
+    reflections: np.ndarray | None = None
+    reflection_index: np.ndarray | None = None
+
+    @property
+    def outputs(self) -> np.ndarray | None:
+        """Pool indices of the beams the main solve returns (000 first), None: 000 only."""
+        if self.reflections is None:
+            return None
+        idx = np.asarray(self.reflection_index, dtype=np.int64)
+        return np.unique(np.concatenate([[0], idx[idx >= 0]]))
 
     @property
     def budget_capped(self) -> bool:
@@ -214,6 +235,11 @@ class EnginePlan:
             f"{self.info['n_holz_pool']} HOLZ), {'real' if self.real else 'complex'} algebra, "
             f"symmetry {self.symmetry}, {len(self.rows)} pixels solved in {len(self.tiles)} tiles, "
             f"budget {o['beam_budget']}{capped}",
+            *(
+                []
+                if self.reflections is None
+                else ["discs " + " ".join(hkl_label(h) for h in self.reflections)]
+            ),
             f"{'tile':>4} {'pixels':>6} {'strong':>6} {'weak':>5}",
         ]
         for i, (grp, (s, w)) in enumerate(zip(self.tiles, self.tile_sets, strict=True)):
@@ -322,6 +348,7 @@ def select_beams(
     min_abs_d: np.ndarray,
     strong_beams: int | None,
     mirror: np.ndarray | None,
+    forced: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, bool]:
     """Strong and weak pool indices for one tile (000 is pool index 0 and comes first).
 
@@ -337,6 +364,9 @@ def select_beams(
         Fixed minimum count, or None for the adaptive budget (module notes).
     mirror : ndarray of int or None
         Pool index of each beam's diagonal-mirror image, for tiles on the mirror.
+    forced : ndarray of int, optional
+        Pool indices that are strong whatever their strength (the beams of dark-field discs),
+        in addition to the budget.
 
     Returns
     -------
@@ -355,6 +385,8 @@ def select_beams(
         capped = n_want > MAX_STRONG and n_pool > MAX_STRONG
     strong = np.zeros(n_pool, dtype=bool)
     strong[order[:n]] = True
+    if forced is not None:
+        strong[np.asarray(forced, dtype=np.int64)] = True
     if mirror is not None:
         strong |= strong[mirror]
     candidate = (~strong) & (w >= WEAK_THRESHOLD) & (min_abs_d > 1e-12)
@@ -431,8 +463,12 @@ def _geometry(size: int, half_width: float, tile: int, sym: str, crystal_sym: st
     return _Geometry(size, half_width, tile, sym, base, rows, cols, w_rows, w_cols, tiles)
 
 
-def _tile_beam_sets(geo, pool, g, absu, K, strong_beams, *, factor: float = 1.0, cap=False):
+def _tile_beam_sets(
+    geo, pool, g, absu, K, strong_beams, *, factor: float = 1.0, cap=False, forced=None
+):
     """Beam sets (strong, weak, capped) of every tile; ``factor`` scales the strong count.
+
+    ``forced`` (pool indices) are strong in every tile (:func:`select_beams`).
 
     With factor > 1 each tile gets a fixed budget of factor × its adaptive (or given) strong
     count: the "twice the strong beams" reference of the convergence estimate, or (``cap``) an
@@ -445,7 +481,7 @@ def _tile_beam_sets(geo, pool, g, absu, K, strong_beams, *, factor: float = 1.0,
     n = geo.size // 2
     sets, base_sets = [], None
     if factor != 1.0:
-        base_sets = _tile_beam_sets(geo, pool, g, absu, K, strong_beams)
+        base_sets = _tile_beam_sets(geo, pool, g, absu, K, strong_beams, forced=forced)
     for it, grp in enumerate(geo.tiles):
         kt = tilts(geo.w_rows[grp], geo.w_cols[grp], geo.size, geo.half_width)
         d_min = np.abs(excitation_denominators(incident_wavevectors(kt, K), g, K)).min(axis=0)
@@ -460,7 +496,7 @@ def _tile_beam_sets(geo, pool, g, absu, K, strong_beams, *, factor: float = 1.0,
                 limited = base_sets[it][2] or budget > MAX_STRONG
                 budget = min(budget, MAX_STRONG)
             budget = min(budget, len(pool))
-        strong, weak, capped = select_beams(w, absu, d_min, budget, mir)
+        strong, weak, capped = select_beams(w, absu, d_min, budget, mir, forced)
         sets.append((strong, weak, capped or limited))
     return sets
 
@@ -541,10 +577,12 @@ def _sample(geo: _Geometry, fraction: float, seed: int = 0) -> tuple[list, np.nd
     return picks, np.concatenate(wts)
 
 
-def _sample_jobs(geo, pool, g, absu, K, strong_beams, fraction, batch, factor=1.0):
+def _sample_jobs(geo, pool, g, absu, K, strong_beams, fraction, batch, factor=1.0, forced=None):
     """Jobs of the convergence estimate: sample pixels with twice each tile's strong beams."""
     picks, weights = _sample(geo, fraction)
-    ref_sets = _tile_beam_sets(geo, pool, g, absu, K, strong_beams, factor=2.0 * factor)
+    ref_sets = _tile_beam_sets(
+        geo, pool, g, absu, K, strong_beams, factor=2.0 * factor, forced=forced
+    )
     jobs, index, start = [], [], 0
     if geo.symmetry == "1":
         full = np.full((geo.size, geo.size), -1, dtype=np.int64)
@@ -647,6 +685,7 @@ def plan_lacbed(
     convergence_sample: float = SAMPLE_FRACTION,
     budget_factor: float = 1.0,
     timings: dict | None = None,
+    reflections=None,
 ) -> EnginePlan:
     """Plan a LACBED simulation without solving it (arguments as :func:`simulate_lacbed`).
 
@@ -661,6 +700,11 @@ def plan_lacbed(
         estimate's reference has twice that. Only with ``strong_beams=None``.
     timings : dict, optional
         Wall times [s] are added to "beam_selection" and "structure_factors".
+    reflections : sequence of (h, k, l) or str, optional
+        Discs to return (:func:`simulate_lacbed`). With any reflection other than 000 every
+        pixel is solved (symmetry '1'; 'auto' becomes '1', '4mm'/'2mm' are refused) and the
+        reflections, with their images under the crystal's [001] bright-field symmetry, are
+        strong in every tile (:func:`lacbed.simulate.reflections.symmetry_orbit`).
 
     Returns
     -------
@@ -675,6 +719,15 @@ def plan_lacbed(
         crystal = load_crystal(crystal)
     ec = electron_constants(float(voltage_kv) * 1e3)
     K = ec.wavenumber
+    hkl = None if reflections is None else as_hkl_array(reflections)
+    dark = hkl is not None and bool(np.any(hkl != 0))
+    if dark:
+        if symmetry not in ("auto", "1"):
+            raise SettingsError(
+                f"symmetry {symmetry!r} cannot be used with dark-field discs (their symmetry "
+                "differs from the bright field's); use 'auto' or '1' (every pixel is solved)"
+            )
+        symmetry = "1"
     t_nm, half_width, sym, tile = _check_options(
         crystal,
         K,
@@ -714,12 +767,20 @@ def plan_lacbed(
             f"got {budget_factor!r}"
         )
     geo = _geometry(size, half_width, int(tile), sym, crystal.bright_field_symmetry)
-    sets = _tile_beam_sets(geo, pool, g, absu, K, strong_beams, factor=factor, cap=True)
+    ref_index, forced = None, None
+    if hkl is not None:
+        hkl, ref_index = resolve_reflections(
+            hkl, pool, tables["info"]["centring"], max_g=tables["info"]["max_g"], a=crystal.a
+        )
+        forced = symmetry_orbit(ref_index, pool, geo.base) if dark else None
+    sets = _tile_beam_sets(
+        geo, pool, g, absu, K, strong_beams, factor=factor, cap=True, forced=forced
+    )
     jobs = _jobs(geo, pool, sets, int(batch))
     sample_jobs, s_index, s_weight = [], np.zeros(0, dtype=np.int64), np.zeros(0)
     if convergence_sample > 0:
         sample_jobs, s_index, s_weight = _sample_jobs(
-            geo, pool, g, absu, K, strong_beams, convergence_sample, int(batch), factor
+            geo, pool, g, absu, K, strong_beams, convergence_sample, int(batch), factor, forced
         )
     t3 = time.perf_counter()
     timings["beam_selection"] = timings.get("beam_selection", 0.0) + (t3 - t2) + tables["t_pool"]
@@ -742,6 +803,8 @@ def plan_lacbed(
         "tile": int(tile),
         "convergence_sample": float(convergence_sample),
     }
+    if hkl is not None:
+        options["reflections"] = hkl.tolist()
     info = tables["info"]
     return EnginePlan(
         crystal=crystal,
@@ -763,4 +826,6 @@ def plan_lacbed(
         sample_index=s_index,
         sample_weight=s_weight,
         info=info,
+        reflections=hkl,
+        reflection_index=ref_index,
     )
