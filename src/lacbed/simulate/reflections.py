@@ -118,7 +118,7 @@ def resolve_reflections(
         elif allowed[i]:
             g = float(np.linalg.norm(h)) / a
             why = (
-                f"|g| = {g:.3f} 1/Å > max_g = {max_g:.3f} 1/Å; raise max_g"
+                f"|g| = {g:.3f} 1/Å is beyond the pool's |g| ≤ {max_g:.3f} 1/Å; raise max_g"
                 if g > max_g * (1 + 1e-9)
                 else "too far from the Ewald sphere for the [001] beam pool"
             )
