@@ -264,6 +264,22 @@ def test_cli_npy_h5_png(tmp_path):
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_h5_round_trip_keeps_the_discs(tmp_path):
+    from lacbed.simulate.io import read_pattern_h5, write_pattern
+
+    p = simulate_lacbed(SI, [40, 80], size=8, strong_beams=12, reflections=["000", "2-20"])
+    back = read_pattern_h5(write_pattern(p, tmp_path / "p.h5"))
+    np.testing.assert_array_equal(back.reflections, [[0, 0, 0], [2, -2, 0]])
+    np.testing.assert_array_equal(back.disc("2-20"), p.disc("2-20").astype(np.float32))
+    assert back.settings["reflections"] == [[0, 0, 0], [2, -2, 0]]
+
+
+def test_cli_plan_names_the_discs(tmp_path, capsys):
+    assert run([str(SI), "-t", "40", *TINY, "--reflections", "000", "2-20", "--plan"]) == 0
+    out = capsys.readouterr().out
+    assert "discs 000 2-20" in out and "symmetry 1" in out
+
+
 def test_cli_000_alone_keeps_todays_shapes(tmp_path):
     out = tmp_path / "b.npy"
     assert run([str(SI), "-t", "40", "80", *TINY, "--reflections", "000", "-o", str(out)]) == 0

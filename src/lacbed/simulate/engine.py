@@ -14,6 +14,10 @@ Pipeline (docs/physics.md §4–7)
 3. Result: the pattern filled from the wedge, with its settings, timings and a convergence
    estimate (:func:`convergence_estimate`): Z = 1 − ZNCC against twice the strong beams,
    estimated from the sample pixels.
+
+Dark-field discs (``reflections=``, docs/dark_field.md): every pixel is solved, the requested
+beams are strong in every tile, the solve returns ψ_g of those beams from every Bloch wave, and
+the result is ``intensities[g, t, row, col]``; the estimate is that of the 000 beam.
 """
 
 from __future__ import annotations

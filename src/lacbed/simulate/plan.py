@@ -664,6 +664,33 @@ def _crystal_tables(crystal, K, voltage, *, max_g, strong_beams, **sf_kw) -> dic
     }
 
 
+def _reflection_request(reflections, symmetry: str) -> tuple[np.ndarray | None, bool, str]:
+    """Requested reflections (n_g, 3) or None, whether any is a dark-field disc, and the
+    symmetry to solve with (discs: '1'; docs/dark_field.md)."""
+    hkl = None if reflections is None else as_hkl_array(reflections)
+    dark = hkl is not None and bool(np.any(hkl != 0))
+    if dark:
+        if symmetry not in ("auto", "1"):
+            raise SettingsError(
+                f"symmetry {symmetry!r} cannot be used with dark-field discs (their symmetry "
+                "differs from the bright field's); use 'auto' or '1' (every pixel is solved)"
+            )
+        symmetry = "1"
+    return hkl, dark, symmetry
+
+
+def _reflection_beams(hkl, dark: bool, pool, info: dict, a: float, geo: _Geometry):
+    """Pool indices of the reflections (−1: centring-forbidden) and the beams forced strong.
+
+    The forced beams are the reflections with their images under the wedge symmetry, so that
+    the image sets of the full solve hold every reflection (:func:`symmetry_orbit`).
+    """
+    if hkl is None:
+        return None, None, None
+    hkl, index = resolve_reflections(hkl, pool, info["centring"], max_g=info["max_g"], a=a)
+    return hkl, index, symmetry_orbit(index, pool, geo.base) if dark else None
+
+
 def plan_lacbed(
     crystal: Any,
     thickness_nm: float | np.ndarray,
@@ -719,15 +746,7 @@ def plan_lacbed(
         crystal = load_crystal(crystal)
     ec = electron_constants(float(voltage_kv) * 1e3)
     K = ec.wavenumber
-    hkl = None if reflections is None else as_hkl_array(reflections)
-    dark = hkl is not None and bool(np.any(hkl != 0))
-    if dark:
-        if symmetry not in ("auto", "1"):
-            raise SettingsError(
-                f"symmetry {symmetry!r} cannot be used with dark-field discs (their symmetry "
-                "differs from the bright field's); use 'auto' or '1' (every pixel is solved)"
-            )
-        symmetry = "1"
+    hkl, dark, symmetry = _reflection_request(reflections, symmetry)
     t_nm, half_width, sym, tile = _check_options(
         crystal,
         K,
@@ -767,12 +786,7 @@ def plan_lacbed(
             f"got {budget_factor!r}"
         )
     geo = _geometry(size, half_width, int(tile), sym, crystal.bright_field_symmetry)
-    ref_index, forced = None, None
-    if hkl is not None:
-        hkl, ref_index = resolve_reflections(
-            hkl, pool, tables["info"]["centring"], max_g=tables["info"]["max_g"], a=crystal.a
-        )
-        forced = symmetry_orbit(ref_index, pool, geo.base) if dark else None
+    hkl, ref_index, forced = _reflection_beams(hkl, dark, pool, tables["info"], crystal.a, geo)
     sets = _tile_beam_sets(
         geo, pool, g, absu, K, strong_beams, factor=factor, cap=True, forced=forced
     )
