@@ -226,6 +226,22 @@ def test_000_disc_equals_the_bright_field_to_round_off(monkeypatch):
     np.testing.assert_allclose(df.disc("000"), bf.intensities, rtol=0, atol=4e-11)
 
 
+@pytest.mark.parametrize(
+    "name, z_max",
+    # measured (16×16, 50 and 150 nm, Bird–King): Si Z ≤ 2.2e-4 %, GaAs ≤ 0.0133 % (as the bright
+    # field, docs/physics.md §4: 2e-4 %, 0.022 %); bounds about 4.5×
+    [("Si", 1e-3), ("GaAs", 0.06)],
+)
+def test_fast_discs_against_the_exact_solver(name, z_max):
+    from lacbed.metrics import z_score
+
+    kw = dict(size=16, reflections=["000", "2-20", "400"], convergence_target=None)
+    fast = simulate_lacbed(example_path(name), [50, 150], **kw)
+    exact = simulate_lacbed(example_path(name), [50, 150], solver="exact", **kw)
+    for g in ("000", "2-20", "400"):
+        assert 100 * z_score(fast.disc(g), exact.disc(g)).max() < z_max
+
+
 def test_with_absorption_discs_are_bounded():
     p = simulate_lacbed(SI, [50, 150], size=16, reflections=["000", "2-20", "400", "-4-40"])
     assert p.settings["convergence_estimate"] is not None  # the 000 estimate is kept
