@@ -351,7 +351,7 @@ def simulate(
             "--reflections",
             help="Discs to simulate, Felix-style hkl: --reflections 000 2-20 -220 (or 2,-2,0). "
             "Several give .npy (n_g, n_thickness, size, size), .h5 with the hkl labels, .png a "
-            "labelled montage; every pixel is solved.",
+            "labelled montage; half the pixels are solved (2-fold axis along 001).",
             show_default=False,
         ),
     ] = None,

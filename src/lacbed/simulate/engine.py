@@ -15,8 +15,8 @@ Pipeline (docs/physics.md §4–7)
    estimate (:func:`convergence_estimate`): Z = 1 − ZNCC against twice the strong beams,
    estimated from the sample pixels.
 
-Dark-field discs (``reflections=``, docs/dark_field.md): every pixel is solved, the requested
-beams are strong in every tile, the solve returns ψ_g of those beams from every Bloch wave, and
+Dark-field discs (``reflections=``, docs/dark_field.md): half the pixels are solved (the 2-fold
+axis along [001], symmetry '2'), the requested beams are strong in every tile, the solve returns ψ_g of those beams from every Bloch wave, and
 the result is ``intensities[g, t, row, col]``; the estimate is that of the 000 beam.
 """
 
@@ -381,7 +381,7 @@ def solve_plan(
 
 
 def _fill(plan: EnginePlan, values: np.ndarray, size: int) -> np.ndarray:
-    """(..., n_unique) values of the solved pixels → (..., size, size) (wedge or every pixel)."""
+    """(..., n_unique) values of the solved pixels → (..., size, size) (wedge, half or all)."""
     if plan.symmetry == "1":
         return values.reshape(*values.shape[:-1], size, size)
     return fill_from_wedge(values, plan.rows, plan.cols, size, plan.symmetry)
@@ -391,14 +391,21 @@ def _discs(plan: EnginePlan, inten: np.ndarray, outputs: np.ndarray, size: int) 
     """Discs of the requested reflections, shape (n_g, t, size, size) [-].
 
     ``inten`` (n_unique, t, n_outputs) holds I_g of the beams ``outputs``; a reflection forbidden
-    by the lattice centring (index −1) is exactly zero (docs/physics.md §5).
+    by the lattice centring (index −1) is exactly zero (docs/physics.md §5). With symmetry '2'
+    (the half plane rows ≥ N solved) the other half is I_g(R k) = I_{Rg}(k), R the 2-fold axis
+    along [001], Rg = (−h, −k, l) (docs/dark_field.md; tested against a full solve).
     """
     n_t = inten.shape[1]
     out = np.zeros((len(plan.reflections), n_t, size, size))
+    partner = plan.partner_index
+    lower = np.arange(size) < size // 2  # rows of the half plane that is not solved
     for i, idx in enumerate(plan.reflection_index):
-        if idx >= 0:
-            col = int(np.searchsorted(outputs, idx))
-            out[i] = _fill(plan, inten[:, :, col].T, size)
+        if idx < 0:
+            continue
+        out[i] = _fill(plan, inten[:, :, int(np.searchsorted(outputs, idx))].T, size)
+        if plan.symmetry == "2":
+            col = int(np.searchsorted(outputs, partner[i]))
+            out[i][:, lower] = _fill(plan, inten[:, :, col].T, size)[:, lower]
     return out
 
 
@@ -552,9 +559,11 @@ def simulate_lacbed(
         0), "-220"]``) over the same incident directions as the bright field (Felix's
         convention, docs/physics.md §6). Each is strong in every tile (with its images under
         the crystal's [001] symmetry), and every Bloch wave enters ψ_g (docs/physics.md §4).
-        With any reflection other than 000 every pixel is solved (symmetry '1'; the discs do
-        not share the bright field's symmetry, Buxton et al. 1976), so the cost is that of a
-        full solve. A reflection forbidden by the lattice centring is returned as zero; one
+        With any reflection other than 000 the pixels are reduced only by the 2-fold axis along
+        [001], common to every cubic point group: the half plane rows ≥ N is solved, and
+        I_g(R k) = I_{Rg}(k), Rg = (−h, −k, l), gives the rest (symmetry '2'; ``symmetry='1'``
+        solves every pixel; '4mm'/'2mm' are refused: the discs do not share the bright field's
+        symmetry, Buxton et al. 1976). A reflection forbidden by the lattice centring is returned as zero; one
         outside the pool raises SettingsError. The convergence estimate and the escalation of
         the budget are those of the 000 beam only. None (default): the bright field as before.
 

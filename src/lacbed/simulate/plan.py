@@ -142,7 +142,8 @@ class EnginePlan:
     real : bool
         U_g and U′_g are real (origin on an inversion centre): real symmetric eigenproblems.
     symmetry : str
-        Bright-field symmetry used to reduce the pixels ('4mm', '2mm' or '1').
+        Symmetry used to reduce the pixels: the bright field's ('4mm', '2mm'), '1' (none) or,
+        for dark-field discs, '2' (the 2-fold axis along [001]: the half plane rows ≥ N).
     rows, cols : ndarray of int
         The pixels solved (the wedge, or every pixel for symmetry '1').
     tiles : list of ndarray
@@ -191,11 +192,29 @@ class EnginePlan:
     reflection_index: np.ndarray | None = None
 
     @property
+    def partner_index(self) -> np.ndarray | None:
+        """Pool index of R g = (−h, −k, l) for each reflection (R: the 2-fold axis along [001]);
+        −1 where the reflection is centring-forbidden."""
+        if self.reflections is None:
+            return None
+        lookup = {tuple(int(x) for x in h): i for i, h in enumerate(self.pool)}
+        out = np.full(len(self.reflections), -1, dtype=np.int64)
+        for i, (h, idx) in enumerate(zip(self.reflections, self.reflection_index, strict=True)):
+            if idx >= 0:
+                out[i] = lookup[(-int(h[0]), -int(h[1]), int(h[2]))]
+        return out
+
+    @property
     def outputs(self) -> np.ndarray | None:
-        """Pool indices of the beams the main solve returns (000 first), None: 000 only."""
+        """Pool indices of the beams the main solve returns (000 first), None: 000 only.
+
+        With symmetry '2' (half plane) the partners R g are solved too: I_g(R k) = I_{Rg}(k).
+        """
         if self.reflections is None:
             return None
         idx = np.asarray(self.reflection_index, dtype=np.int64)
+        if self.symmetry == "2":
+            idx = np.concatenate([idx, self.partner_index])
         return np.unique(np.concatenate([[0], idx[idx >= 0]]))
 
     @property
@@ -457,8 +476,9 @@ class _Geometry:
 
 def _geometry(size: int, half_width: float, tile: int, sym: str, crystal_sym: str) -> _Geometry:
     rows, cols = wedge_pixels(size, sym)
-    base = crystal_sym if sym == "1" else sym
-    w_rows, w_cols = wedge_pixels(size, base) if sym == "1" else (rows, cols)
+    full = sym in ("1", "2")  # every pixel, or the half plane of the dark-field discs
+    base = crystal_sym if full else sym
+    w_rows, w_cols = wedge_pixels(size, base) if full else (rows, cols)
     tiles = tile_groups(w_rows, w_cols, size, tile)
     return _Geometry(size, half_width, tile, sym, base, rows, cols, w_rows, w_cols, tiles)
 
@@ -512,11 +532,12 @@ def _batches(out, rows, cols, strong, weak, batch: int) -> list[Job]:
 def _jobs(geo: _Geometry, pool: np.ndarray, sets: list, batch: int) -> list[Job]:
     """Batched jobs over the solved pixels (wedge, or every pixel with the images of the sets)."""
     jobs: list[Job] = []
-    if geo.symmetry != "1":
+    if geo.symmetry not in ("1", "2"):
         for grp, (strong, weak, _) in zip(geo.tiles, sets, strict=True):
             jobs += _batches(grp, geo.rows[grp], geo.cols[grp], strong, weak, batch)
         return jobs
-    # full solve: beam sets of each pixel are images of those of its wedge representative
+    # full (or half-plane) solve: the beam sets of each solved pixel are the images of those of
+    # its wedge representative
     size = geo.size
     rep_r, rep_c, ops = representative_ops(size, geo.base)
     lookup = {tuple(h): i for i, h in enumerate(pool)}
@@ -525,8 +546,8 @@ def _jobs(geo: _Geometry, pool: np.ndarray, sets: list, batch: int) -> list[Job]
     tile_of = np.empty(len(geo.w_rows), dtype=np.int64)
     for it, grp in enumerate(geo.tiles):
         tile_of[grp] = it
-    flat_tile = tile_of[widx[rep_r, rep_c]].ravel()
-    flat_op = ops.ravel()
+    flat_tile = tile_of[widx[rep_r[geo.rows, geo.cols], rep_c[geo.rows, geo.cols]]]
+    flat_op = ops[geo.rows, geo.cols]
 
     def image(idx, op):
         return np.array(
@@ -584,7 +605,7 @@ def _sample_jobs(geo, pool, g, absu, K, strong_beams, fraction, batch, factor=1.
         geo, pool, g, absu, K, strong_beams, factor=2.0 * factor, forced=forced
     )
     jobs, index, start = [], [], 0
-    if geo.symmetry == "1":
+    if geo.symmetry in ("1", "2"):
         full = np.full((geo.size, geo.size), -1, dtype=np.int64)
         full[geo.rows, geo.cols] = np.arange(len(geo.rows))
     for chosen, (strong, weak, _) in zip(picks, ref_sets, strict=True):
@@ -592,7 +613,7 @@ def _sample_jobs(geo, pool, g, absu, K, strong_beams, fraction, batch, factor=1.
         start += len(chosen)
         r, c = geo.w_rows[chosen], geo.w_cols[chosen]
         jobs += _batches(out, r, c, strong, weak, batch)
-        index.append(full[r, c] if geo.symmetry == "1" else chosen)
+        index.append(full[r, c] if geo.symmetry in ("1", "2") else chosen)
     return jobs, np.concatenate(index), weights
 
 
@@ -664,19 +685,18 @@ def _crystal_tables(crystal, K, voltage, *, max_g, strong_beams, **sf_kw) -> dic
     }
 
 
-def _reflection_request(reflections, symmetry: str) -> tuple[np.ndarray | None, bool, str]:
-    """Requested reflections (n_g, 3) or None, whether any is a dark-field disc, and the
-    symmetry to solve with (discs: '1'; docs/dark_field.md)."""
+def _reflection_request(reflections, symmetry: str) -> tuple[np.ndarray | None, bool, bool]:
+    """Requested reflections (n_g, 3) or None, whether any is a dark-field disc, and whether
+    the discs are reduced by the 2-fold axis along [001] ('auto'; '1' solves every pixel;
+    docs/dark_field.md)."""
     hkl = None if reflections is None else as_hkl_array(reflections)
     dark = hkl is not None and bool(np.any(hkl != 0))
-    if dark:
-        if symmetry not in ("auto", "1"):
-            raise SettingsError(
-                f"symmetry {symmetry!r} cannot be used with dark-field discs (their symmetry "
-                "differs from the bright field's); use 'auto' or '1' (every pixel is solved)"
-            )
-        symmetry = "1"
-    return hkl, dark, symmetry
+    if dark and symmetry not in ("auto", "1"):
+        raise SettingsError(
+            f"symmetry {symmetry!r} cannot be used with dark-field discs (their symmetry "
+            "differs from the bright field's); use 'auto' (the 2-fold axis along [001]) or '1'"
+        )
+    return hkl, dark, dark and symmetry == "auto"
 
 
 def _reflection_beams(hkl, dark: bool, pool, info: dict, a: float, geo: _Geometry):
@@ -728,10 +748,11 @@ def plan_lacbed(
     timings : dict, optional
         Wall times [s] are added to "beam_selection" and "structure_factors".
     reflections : sequence of (h, k, l) or str, optional
-        Discs to return (:func:`simulate_lacbed`). With any reflection other than 000 every
-        pixel is solved (symmetry '1'; 'auto' becomes '1', '4mm'/'2mm' are refused) and the
-        reflections, with their images under the crystal's [001] bright-field symmetry, are
-        strong in every tile (:func:`lacbed.simulate.reflections.symmetry_orbit`).
+        Discs to return (:func:`simulate_lacbed`). With any reflection other than 000 the
+        pixels are reduced only by the 2-fold axis along [001] (symmetry '2', the half plane;
+        '1' solves every pixel; '4mm'/'2mm' are refused) and the reflections, with their images
+        under the crystal's [001] bright-field symmetry, are strong in every tile
+        (:func:`lacbed.simulate.reflections.symmetry_orbit`).
 
     Returns
     -------
@@ -746,7 +767,8 @@ def plan_lacbed(
         crystal = load_crystal(crystal)
     ec = electron_constants(float(voltage_kv) * 1e3)
     K = ec.wavenumber
-    hkl, dark, symmetry = _reflection_request(reflections, symmetry)
+    hkl, dark, half = _reflection_request(reflections, symmetry)
+    symmetry = "1" if dark else symmetry
     t_nm, half_width, sym, tile = _check_options(
         crystal,
         K,
@@ -785,6 +807,7 @@ def plan_lacbed(
             f"budget_factor must be >= 1 and needs the adaptive budget (strong_beams=None), "
             f"got {budget_factor!r}"
         )
+    sym = "2" if half else sym
     geo = _geometry(size, half_width, int(tile), sym, crystal.bright_field_symmetry)
     hkl, ref_index, forced = _reflection_beams(hkl, dark, pool, tables["info"], crystal.a, geo)
     sets = _tile_beam_sets(

@@ -130,7 +130,7 @@ def symmetry_orbit(index: np.ndarray, pool: np.ndarray, symmetry: str) -> np.nda
     """Pool indices of the images of the given beams under the [001] symmetry ops (sorted).
 
     Forcing the whole orbit into the wedge tiles' strong sets puts every requested beam into the
-    strong set of every pixel of a full solve, whose sets are images of the wedge sets
+    strong set of every pixel of a full (or half-plane) solve, whose sets are images of the wedge sets
     (:func:`lacbed.simulate.plan._jobs`); the pool is closed under these ops (it depends on |g|
     and l only).
 
