@@ -317,6 +317,7 @@ def test_h5_round_trip_keeps_the_discs(tmp_path):
     np.testing.assert_array_equal(back.reflections, [[0, 0, 0], [2, -2, 0]])
     np.testing.assert_array_equal(back.disc("2-20"), p.disc("2-20").astype(np.float32))
     assert back.settings["reflections"] == [[0, 0, 0], [2, -2, 0]]
+    assert back.at(80).shape == (2, 8, 8)  # every disc at the thickness closest to 80 nm
 
 
 def test_cli_plan_names_the_discs(tmp_path, capsys):

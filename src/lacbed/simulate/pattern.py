@@ -75,7 +75,7 @@ class LacbedPattern:
         With ``reflections`` set: every disc at that thickness, shape (n_g, size, size).
         """
         i = int(np.argmin(np.abs(self.thickness_nm - thickness_nm)))
-        return self.intensities[..., i, :, :]
+        return self.intensities[i] if self.reflections is None else self.intensities[:, i]
 
     def disc(self, hkl) -> np.ndarray:
         """The disc of one reflection (h, k, l) or "2-20", shape (n_thickness, size, size) [-].
