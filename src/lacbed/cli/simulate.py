@@ -5,10 +5,21 @@ Contract (issue 3)::
     lacbed simulate X.cif -o OUT --thickness T [T ...]      (T in nm)
     lacbed simulate --felix-inp felix.inp felix.cif -o OUT   (settings from a Felix input file)
     lacbed simulate X.cif --thickness T --plan              (print the plan, solve nothing)
+    lacbed simulate X.cif -o OUT -t T --reflections 000 2-20 -220     (dark-field discs)
+    lacbed simulate --felix-inp felix.inp --felix-hkl felix.hkl felix.cif -o OUT
 
 OUT by suffix: ``.npy`` (float32; (size, size) for one thickness, (n_thickness, size, size)
 otherwise), ``.h5`` (the (n_thickness, size, size) stack, also for one thickness, plus all
 metadata), ``.png`` (one panel per thickness). The summary line states the shape written.
+
+Dark-field discs (``--reflections``, Felix-style hkl: ``2-20`` = (2, −2, 0), or ``2,-2,0``; or
+the list of a Felix ``felix.hkl`` through ``--felix-hkl``): the intensity of each beam over the
+same incident directions as the bright field (docs/physics.md §6). ``.npy`` (n_g, n_thickness,
+size, size) float32, ``.h5`` the same stack plus the dataset ``reflections`` (n_g, 3) with the
+labels as its attribute ``labels``, ``.png`` a labelled montage. ``--reflections 000`` alone is
+the bright field with today's shapes. felix.hkl is read only when named (``--felix-hkl``): a
+felix.hkl next to felix.inp is not picked up, so ``--felix-inp`` alone still gives the bright
+field.
 
 With ``--felix-inp`` every setting comes from the Felix file, and an option given explicitly on
 the command line overrides the file's value (e.g. ``--thickness 100`` or ``--solver exact``).
@@ -96,11 +107,52 @@ def expand_multi_value_options(
     return out
 
 
+#: Suffixes of files, never taken for a reflection after ``--reflections``.
+_FILE_SUFFIXES = (".cif", ".npy", ".h5", ".hdf5", ".png", ".inp", ".hkl")
+
+
+def _looks_like_hkl(token: str) -> bool:
+    """A token meant as a reflection (valid or not): starts like 2-20, -220, 2,-2,0 or [2,-2,0]."""
+    t = token.strip()
+    if not t or t.lower().endswith(_FILE_SUFFIXES):
+        return False
+    return t[0].isdigit() or t[0] in "[(" or (t[0] == "-" and t[1:2].isdigit())
+
+
+def expand_reflection_options(args: list[str], name: str = "--reflections") -> list[str]:
+    """Rewrite ``--reflections 000 2-20 -220`` as ``--reflections=000 --reflections=2-20 ...``.
+
+    Every following token that looks like a reflection is taken (so ``-220`` is not read as an
+    option, and a malformed one such as ``2x0`` reaches the hkl parser and its clear error).
+    Tokens after ``--`` are left alone.
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        token = args[i]
+        if token == "--":
+            out.extend(args[i:])
+            break
+        i += 1
+        if token != name:
+            out.append(token)
+            continue
+        values = []
+        while i < len(args) and _looks_like_hkl(args[i]):
+            values.append(args[i])
+            i += 1
+        if not values:
+            out.append(token)  # let click report the missing value
+        out.extend(f"{name}={v}" for v in values)
+    return out
+
+
 class _MultiValueCommand(TyperCommand):
-    """A Typer command whose ``--thickness`` accepts several values after one flag."""
+    """A Typer command whose ``--thickness`` and ``--reflections`` take several values."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, expand_multi_value_options(list(args)))
+        args = expand_reflection_options(expand_multi_value_options(list(args)))
+        return super().parse_args(ctx, args)
 
 
 class _Progress:
@@ -293,6 +345,23 @@ def simulate(
     backend: Annotated[
         str | None, typer.Option("--backend", help="numpy | torch; default numpy.")
     ] = None,
+    reflections: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--reflections",
+            help="Discs to simulate, Felix-style hkl: --reflections 000 2-20 -220 (or 2,-2,0). "
+            "Several give .npy (n_g, n_thickness, size, size), .h5 with the hkl labels, .png a "
+            "labelled montage; half the pixels are solved (2-fold axis along 001).",
+            show_default=False,
+        ),
+    ] = None,
+    felix_hkl: Annotated[
+        Path | None,
+        typer.Option(
+            "--felix-hkl",
+            help="Take the discs from a Felix felix.hkl (one [h,k,l] per line).",
+        ),
+    ] = None,
     png_units: Annotated[
         str, typer.Option("--png-units", help="Axis units of a .png: mrad | 1/A.")
     ] = "mrad",
@@ -306,7 +375,7 @@ def simulate(
         ),
     ] = False,
 ) -> None:
-    """Simulate the 000 LACBED pattern of a cubic crystal at [001] and write it to OUT.
+    """Simulate the 000 LACBED pattern (or dark-field discs) of a cubic crystal at [001].
 
     Pixel convention as Felix: arr(row, col), col → +x = (100), row → +y = (010), zone axis
     at the centre. Thicknesses in nm, voltage in kV, half-width in 1/Å.
@@ -322,6 +391,7 @@ def simulate(
     if output is not None:
         check_writable(output)  # before any work: an unwritable path fails in a second
     png_units = _choice("--png-units", png_units, PNG_UNITS) or "mrad"
+    discs = _reflections(reflections, felix_hkl)
     if not cif.exists():
         raise FileNotFoundError(2, "No such file", str(cif))
 
@@ -377,7 +447,7 @@ def simulate(
     if plan:
         from lacbed.simulate.plan import plan_lacbed
 
-        typer.echo(plan_lacbed(crystal, **kw).summary())
+        typer.echo(plan_lacbed(crystal, **kw, reflections=discs).summary())
         return
     if not convergence_target >= 0 or not np.isfinite(convergence_target):
         raise SettingsError(f"--convergence-target must be ≥ 0 (%), got {convergence_target}")
@@ -385,7 +455,8 @@ def simulate(
     bar = _Progress(enabled=not quiet)
     t0 = time.perf_counter()
     try:
-        pattern = _engine()(crystal, progress=bar, convergence_target=target, **kw)
+        extra = {} if discs is None else {"reflections": discs}
+        pattern = _engine()(crystal, progress=bar, convergence_target=target, **kw, **extra)
     finally:
         bar.close()
     elapsed = time.perf_counter() - t0
@@ -402,6 +473,32 @@ def simulate(
     _warn_convergence(pattern.settings)
 
 
+def _reflections(reflections: list[str] | None, felix_hkl: Path | None) -> list | None:
+    """The discs asked for (hkl triples), or None for the bright field (000 alone included).
+
+    Raises
+    ------
+    SettingsError
+        A malformed or repeated reflection, or both --reflections and --felix-hkl.
+    """
+    from lacbed.simulate.reflections import as_hkl_array
+
+    if reflections and felix_hkl is not None:
+        raise SettingsError("give the discs with --reflections or --felix-hkl, not both")
+    if felix_hkl is not None:
+        from lacbed.simulate.felix import read_felix_hkl
+
+        if not felix_hkl.exists():
+            raise FileNotFoundError(2, "No such file", str(felix_hkl))
+        reflections = read_felix_hkl(felix_hkl)
+    if not reflections:
+        return None
+    hkl = as_hkl_array(reflections)
+    if len(hkl) == 1 and not hkl.any():
+        return None  # 000 alone: the bright field, today's shapes
+    return [tuple(int(x) for x in h) for h in hkl]
+
+
 def _written(pattern, suffix: str) -> str:
     """What the file holds, for the summary line: the array shape as written, or the panels."""
     import numpy as np
@@ -409,6 +506,17 @@ def _written(pattern, suffix: str) -> str:
     size = np.shape(pattern.intensities)[-1]
     n_t = len(np.atleast_1d(pattern.thickness_nm))
     n_beams = len(np.asarray(pattern.beams).reshape(-1, 3))
+    refl = getattr(pattern, "reflections", None)
+    if refl is not None:
+        from lacbed.simulate.reflections import hkl_label
+
+        n_g = len(refl)
+        labels = " ".join(hkl_label(h) for h in refl)
+        if suffix == ".png":
+            what = f"{n_g * n_t} panels of {size}×{size}"
+        else:
+            what = f"{n_g}×{n_t}×{size}×{size} float32"
+        return f"{what}, discs {labels}, {n_beams} beams"
     if suffix == ".png":
         what = f"{n_t} panel{'s' if n_t > 1 else ''} of {size}×{size}"
     elif suffix == ".npy" and n_t == 1:

@@ -7,7 +7,10 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["plot_pattern", "plot_comparison", "pixel_extent"]
+__all__ = ["plot_pattern", "plot_discs", "plot_comparison", "pixel_extent"]
+
+#: Panels per row of a disc montage.
+MONTAGE_COLUMNS: int = 6
 
 
 def pixel_extent(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float]:
@@ -82,6 +85,73 @@ def plot_pattern(
         else:
             name = crystal
         title = f"{name} [001], 000 LACBED" if name else None
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_discs(
+    pattern,
+    *,
+    units: str = "mrad",
+    cmap: str = "gray",
+    panel_size: float = 2.4,
+    title: str | None = None,
+) -> Figure:
+    """Labelled montage of LACBED discs: one panel per reflection and thickness.
+
+    Each panel has its own grey scale (a dark-field disc is far weaker than the bright field)
+    and is titled with its Felix-style hkl label and thickness; the axes are the incident
+    direction (the same for every disc, docs/physics.md §6), zone axis at 0.
+
+    Parameters
+    ----------
+    pattern : LacbedPattern
+        With ``reflections`` (n_g, 3) and intensities (n_g, n_thickness, size, size).
+    units : {"mrad", "1/A"}
+        Axis units: beam tilt [mrad] or tangential wave-vector component [1/Å].
+    cmap : str
+        Colour map.
+    panel_size : float
+        Width of one panel [inch].
+    title : str, optional
+        Figure title (default: the crystal formula and "[001] LACBED discs").
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from lacbed.simulate.reflections import hkl_label
+
+    hkl = np.asarray(pattern.reflections).reshape(-1, 3)
+    arr = np.asarray(pattern.intensities).reshape(len(hkl), -1, *np.shape(pattern.intensities)[-2:])
+    thick = np.atleast_1d(pattern.thickness_nm)
+    panels = [(g, t) for t in range(arr.shape[1]) for g in range(len(hkl))]
+    ncol = min(len(hkl), MONTAGE_COLUMNS)
+    nrow = arr.shape[1] * int(np.ceil(len(hkl) / ncol))
+    x, y, label = _axes_values(pattern, units)
+    extent = pixel_extent(x, y)
+    fig = Figure(figsize=(panel_size * ncol + 0.6, panel_size * nrow + 0.6), layout="constrained")
+    axes = fig.subplots(nrow, ncol, squeeze=False)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    per_row = int(np.ceil(len(hkl) / ncol))
+    for g, t in panels:
+        ax = axes[t * per_row + g // ncol, g % ncol]
+        ax.set_axis_on()
+        im = ax.imshow(arr[g, t], origin="lower", extent=extent, cmap=cmap, interpolation="nearest")
+        ax.set_title(f"{hkl_label(hkl[g])}, t = {float(thick[t]):g} nm", fontsize=8)
+        ax.tick_params(labelsize=6)
+        if g % ncol == 0:
+            ax.set_ylabel(f"y [010] ({label})", fontsize=7)
+        ax.set_xlabel(f"x [100] ({label})", fontsize=7)
+        fig.colorbar(im, ax=ax, shrink=0.75).ax.tick_params(labelsize=6)
+    if title is None:
+        crystal = (getattr(pattern, "settings", {}) or {}).get("crystal")
+        name = (
+            crystal.get("formula") or crystal.get("name") if isinstance(crystal, dict) else crystal
+        )
+        title = f"{name} [001], LACBED discs" if name else None
     if title:
         fig.suptitle(title, fontsize=10)
     return fig

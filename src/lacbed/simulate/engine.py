@@ -14,6 +14,10 @@ Pipeline (docs/physics.md §4–7)
 3. Result: the pattern filled from the wedge, with its settings, timings and a convergence
    estimate (:func:`convergence_estimate`): Z = 1 − ZNCC against twice the strong beams,
    estimated from the sample pixels.
+
+Dark-field discs (``reflections=``, docs/dark_field.md): half the pixels are solved (the 2-fold
+axis along [001], symmetry '2'), the requested beams are strong in every tile, the solve returns ψ_g of those beams from every Bloch wave, and
+the result is ``intensities[g, t, row, col]``; the estimate is that of the 000 beam.
 """
 
 from __future__ import annotations
@@ -140,9 +144,12 @@ def describe(plan: EnginePlan) -> str:
 class _JobRunner:
     """Solves jobs of one plan (matrix build + eigensolve), thread-safe, with a Bethe cache."""
 
-    def __init__(self, plan: EnginePlan, out: np.ndarray, n_workers: int, timings, progress):
+    def __init__(
+        self, plan: EnginePlan, out: np.ndarray, n_workers: int, timings, progress, outputs=None
+    ):
         self.plan = plan
         self.out = out
+        self.outputs = outputs
         self.n_workers = n_workers
         self.timings = timings
         self.progress = progress
@@ -172,7 +179,20 @@ class _JobRunner:
         local["matrix_build"] += time.perf_counter() - tb
         solve = solve_fast if o["solver"] == "fast" else solve_exact
         thickness_a = 10.0 * np.asarray(o["thickness_nm"])
-        self.out[job.out] = solve(a, k[:, 2], thickness_a, backend=o["backend"], timings=local)
+        if self.outputs is None:
+            self.out[job.out] = solve(a, k[:, 2], thickness_a, backend=o["backend"], timings=local)
+        else:
+            # every Bloch wave and every beam (no excitation tail), metric undone (§4)
+            psi = solve(
+                a,
+                k[:, 2],
+                thickness_a,
+                all_beams=True,
+                g_n=plan.g[job.strong, 2],
+                backend=o["backend"],
+                timings=local,
+            )  # (p, t, n_strong)
+            self.out[job.out] = psi[:, :, np.searchsorted(job.strong, self.outputs)]
         with self.lock:
             for key, val in local.items():
                 self.timings[key] = self.timings.get(key, 0.0) + val / self.n_workers
@@ -205,6 +225,7 @@ def solve_jobs(
     n_jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     timings: dict | None = None,
+    outputs: np.ndarray | None = None,
 ) -> np.ndarray:
     """Solve a list of jobs of ``plan``; returns ψ₀, shape (n_out, n_thickness), complex.
 
@@ -221,11 +242,22 @@ def solve_jobs(
         ``progress(done, total)`` after each job (units: pixels).
     timings : dict, optional
         Wall times [s] are added to "matrix_build", "eigensolve", "assembly".
+    outputs : ndarray of int, optional
+        Pool indices of the beams to return (each must be in every job's strong set, which is
+        sorted); the result is then ψ_g, shape (n_out, n_thickness, len(outputs)), from every
+        Bloch wave, with the surface-normal metric undone (docs/physics.md §4).
     """
     backend = plan.options["backend"]
     n_workers = _resolve_jobs(n_jobs) if backend == "numpy" else 1
-    out = np.zeros((n_out, len(plan.options["thickness_nm"])), dtype=np.complex128)
-    runner = _JobRunner(plan, out, n_workers, {} if timings is None else timings, progress)
+    shape = (n_out, len(plan.options["thickness_nm"]))
+    if outputs is not None:
+        outputs = np.asarray(outputs, dtype=np.int64)
+        for job in jobs:
+            if not np.all(np.isin(outputs, job.strong)):
+                raise LacbedError("a requested beam is missing from a strong set (plan bug)")
+        shape += (len(outputs),)
+    out = np.zeros(shape, dtype=np.complex128)
+    runner = _JobRunner(plan, out, n_workers, {} if timings is None else timings, progress, outputs)
     runner.total = sum(len(j.out) for j in jobs)
     with _single_threaded_blas(backend == "numpy"):
         if n_workers == 1:
@@ -312,27 +344,36 @@ def solve_plan(
     for key in ("beam_selection", "structure_factors", "matrix_build", "eigensolve", "assembly"):
         timings.setdefault(key, 0.0)
     size, t_nm = plan.options["size"], np.asarray(plan.options["thickness_nm"])
+    outputs = plan.outputs
     psi = solve_jobs(
-        plan, plan.jobs, len(plan.rows), n_jobs=n_jobs, progress=progress, timings=timings
+        plan,
+        plan.jobs,
+        len(plan.rows),
+        n_jobs=n_jobs,
+        progress=progress,
+        timings=timings,
+        outputs=outputs,
     )
     t0 = time.perf_counter()
-    inten = np.abs(psi) ** 2  # (n_unique, t)
-    if plan.symmetry == "1":
-        full = inten.T.reshape(len(t_nm), size, size)
+    inten = np.abs(psi) ** 2  # (n_unique, t) or (n_unique, t, n_outputs)
+    if outputs is None:
+        full = _fill(plan, inten.T, size)
     else:
-        full = fill_from_wedge(inten.T, plan.rows, plan.cols, size, plan.symmetry)
+        full = _discs(plan, inten, outputs, size)  # (n_g, t, size, size)
+        inten = inten[:, :, 0]  # the 000 beam (outputs[0]) for the estimate
     timings["assembly"] += time.perf_counter() - t0
     if not np.all(np.isfinite(full)):
         raise LacbedError(
             f"the simulation produced NaN or inf intensities for {describe(plan)}; try more "
             "strong beams or a smaller half-width"
         )
+    bright = full if outputs is None else _fill(plan, inten.T, size)
     estimate = None
     if plan.sample_jobs:
         t0 = time.perf_counter()
         ref = solve_jobs(plan, plan.sample_jobs, len(plan.sample_index), n_jobs=n_jobs)
         z = convergence_estimate(
-            full.reshape(len(t_nm), -1),
+            bright.reshape(len(t_nm), -1),
             inten[plan.sample_index].T,
             np.abs(ref.T) ** 2,
             plan.sample_weight,
@@ -341,6 +382,35 @@ def solve_plan(
         timings["convergence_estimate"] = time.perf_counter() - t0
     timings["solve"] = time.perf_counter() - t_start
     return _pattern(plan, full, estimate, timings, warn)
+
+
+def _fill(plan: EnginePlan, values: np.ndarray, size: int) -> np.ndarray:
+    """(..., n_unique) values of the solved pixels → (..., size, size) (wedge, half or all)."""
+    if plan.symmetry == "1":
+        return values.reshape(*values.shape[:-1], size, size)
+    return fill_from_wedge(values, plan.rows, plan.cols, size, plan.symmetry)
+
+
+def _discs(plan: EnginePlan, inten: np.ndarray, outputs: np.ndarray, size: int) -> np.ndarray:
+    """Discs of the requested reflections, shape (n_g, t, size, size) [-].
+
+    ``inten`` (n_unique, t, n_outputs) holds I_g of the beams ``outputs``; a reflection forbidden
+    by the lattice centring (index −1) is exactly zero (docs/physics.md §5). With symmetry '2'
+    (the half plane rows ≥ N solved) the other half is I_g(R k) = I_{Rg}(k), R the 2-fold axis
+    along [001], Rg = (−h, −k, l) (docs/dark_field.md; tested against a full solve).
+    """
+    n_t = inten.shape[1]
+    out = np.zeros((len(plan.reflections), n_t, size, size))
+    partner = plan.partner_index
+    lower = np.arange(size) < size // 2  # rows of the half plane that is not solved
+    for i, idx in enumerate(plan.reflection_index):
+        if idx < 0:
+            continue
+        out[i] = _fill(plan, inten[:, :, int(np.searchsorted(outputs, idx))].T, size)
+        if plan.symmetry == "2":
+            col = int(np.searchsorted(outputs, partner[i]))
+            out[i][:, lower] = _fill(plan, inten[:, :, col].T, size)[:, lower]
+    return out
 
 
 def _pattern(plan: EnginePlan, full: np.ndarray, estimate, timings: dict, warn=True):
@@ -402,6 +472,7 @@ def _pattern(plan: EnginePlan, full: np.ndarray, estimate, timings: dict, warn=T
         settings=settings,
         timings=timings,
         version=__version__,
+        reflections=None if plan.reflections is None else np.array(plan.reflections),
     )
     if warn:
         _warn_unconverged(pattern, plan)
@@ -430,8 +501,9 @@ def simulate_lacbed(
     n_jobs: int | None = None,
     convergence_sample: float = SAMPLE_FRACTION,
     convergence_target: float | None = CONVERGENCE_WARNING,
+    reflections=None,
 ) -> LacbedPattern:
-    """Bright-field (000) LACBED pattern of a cubic crystal along [001] by Bloch waves.
+    """Bright-field (000) LACBED pattern, or dark-field discs, of a cubic crystal along [001].
 
     Parameters
     ----------
@@ -486,6 +558,18 @@ def simulate_lacbed(
         divide the estimate by :data:`ESCALATION_MIN_GAIN`), and the last solve is returned; ``settings["budget_factor"]`` and
         ``settings["escalation"]`` (factor, estimate and CPU of each solve) say what was spent.
         None (or a fixed ``strong_beams``, or no estimate) solves once.
+    reflections : sequence of (h, k, l) or str, optional
+        Dark-field discs: the intensity I_g of each listed beam g (e.g. ``[(0, 0, 0), (2, -2,
+        0), "-220"]``) over the same incident directions as the bright field (Felix's
+        convention, docs/physics.md §6). Each is strong in every tile (with its images under
+        the crystal's [001] symmetry), and every Bloch wave enters ψ_g (docs/physics.md §4).
+        With any reflection other than 000 the pixels are reduced only by the 2-fold axis along
+        [001], common to every cubic point group: the half plane rows ≥ N is solved, and
+        I_g(R k) = I_{Rg}(k), Rg = (−h, −k, l), gives the rest (symmetry '2'; ``symmetry='1'``
+        solves every pixel; '4mm'/'2mm' are refused: the discs do not share the bright field's
+        symmetry, Buxton et al. 1976). A reflection forbidden by the lattice centring is returned as zero; one
+        outside the pool raises SettingsError. The convergence estimate and the escalation of
+        the budget are those of the 000 beam only. None (default): the bright field as before.
 
     Returns
     -------
@@ -499,6 +583,7 @@ def simulate_lacbed(
         estimated Z = 1 − ZNCC [-] against a run with twice the strong beams, worst over the
         thicknesses (a warning is logged above 0.5 %); ``settings["budget_capped"]``: some tile
         needed more than MAX_STRONG strong beams, so the result may not be converged.
+        With ``reflections``: ``intensities[g, t, row, col]`` and ``reflections`` (n_g, 3).
 
     Raises
     ------
@@ -527,6 +612,7 @@ def simulate_lacbed(
         tile=tile,
         batch=batch,
         convergence_sample=convergence_sample,
+        reflections=reflections,
     )
     if convergence_target is not None and not convergence_target > 0:
         raise SettingsError(f"convergence_target must be > 0 or None, got {convergence_target!r}")

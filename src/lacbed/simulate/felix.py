@@ -49,7 +49,13 @@ import numpy as np
 
 from lacbed.errors import SettingsError
 
-__all__ = ["FelixInput", "read_felix_inp", "parse_felix_inp", "felix_thicknesses"]
+__all__ = [
+    "FelixInput",
+    "read_felix_inp",
+    "read_felix_hkl",
+    "parse_felix_inp",
+    "felix_thicknesses",
+]
 
 log = logging.getLogger(__name__)
 
@@ -422,3 +428,34 @@ def read_felix_inp(path: str | Path) -> FelixInput:
     path = Path(path)
     text = path.read_text(encoding="utf-8", errors="replace")
     return felix_input_from_values(parse_felix_inp(text, source=str(path)), source=str(path))
+
+
+_HKL_LINE = re.compile(r"^\s*\[\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*\]")
+
+
+def read_felix_hkl(path: str | Path) -> list[tuple[int, int, int]]:
+    """The reflections of a Felix ``felix.hkl``: one ``[h,k,l]`` per line, in file order.
+
+    Felix simulates one LACBED disc per listed reflection. Text after the bracket on a line
+    (Felix's refinement input may carry numbers there) is ignored, as are blank lines and lines
+    starting with ``#`` or ``!``.
+
+    Raises
+    ------
+    FileNotFoundError
+        The file does not exist.
+    SettingsError
+        A line that does not start with ``[h,k,l]`` (named with its number), or no reflection.
+    """
+    path = Path(path)
+    out: list[tuple[int, int, int]] = []
+    for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        if not line.strip() or line.lstrip()[:1] in ("#", "!"):
+            continue
+        m = _HKL_LINE.match(line)
+        if m is None:
+            raise SettingsError(f"{path}: line {n} {line.strip()!r} is not a reflection [h,k,l]")
+        out.append(tuple(int(x) for x in m.groups()))  # type: ignore[arg-type]
+    if not out:
+        raise SettingsError(f"{path}: no reflection [h,k,l] in the file")
+    return out

@@ -9,6 +9,11 @@ row → +y = [010], zone axis at the image centre.
   ``wavelength`` [Å], ``settings`` (JSON), ``timings`` (JSON) [s], ``version``, ``convention``.
 - ``.png``: one panel per thickness with axes in mrad or 1/Å (:mod:`lacbed.plotting.pattern`).
 
+Dark-field discs (a pattern with ``reflections``): ``.npy`` float32 (n_g, n_thickness, size,
+size), also for one thickness; ``.h5`` ``intensities`` (n_g, n_thickness, size, size) plus the
+dataset ``reflections`` (n_g, 3) int with the attribute ``labels`` (Felix-style "2-20"); ``.png``
+a montage, one panel per disc and thickness, each labelled with its hkl.
+
 Every file is written through :func:`lacbed._io.atomic_path`, after checking that the
 intensities are finite, so a failure never leaves a partial or invalid file.
 """
@@ -39,6 +44,10 @@ __all__ = [
 #: Output formats by file suffix.
 PATTERN_SUFFIXES = (".npy", ".h5", ".png")
 CONVENTION = "arr[t, row, col]; col -> +x = [100], row -> +y = [010]; zone axis at image centre"
+CONVENTION_DISCS = (
+    "arr[g, t, row, col]: intensity of beam g vs incident direction; col -> +x = [100], "
+    "row -> +y = [010]; zone axis at image centre"
+)
 
 
 def check_output_suffix(path: str | Path) -> str:
@@ -64,16 +73,22 @@ def check_finite(pattern: LacbedPattern) -> None:
 
 def _stack(pattern: LacbedPattern) -> np.ndarray:
     arr = np.asarray(pattern.intensities)
+    if pattern.reflections is not None:
+        n_g = len(pattern.reflections)
+        return arr.reshape(n_g, -1, *arr.shape[-2:])  # (n_g, n_thickness, size, size)
     if arr.ndim == 2:
         arr = arr[None]
     return arr  # (n_thickness, size, size)
 
 
 def write_npy(pattern: LacbedPattern, path: str | Path) -> Path:
-    """Write the intensities as float32 ``.npy``: (size, size) for one thickness, else a stack."""
+    """Write the intensities as float32 ``.npy``: (size, size) for one thickness, else a stack.
+
+    Discs (``pattern.reflections`` set) are always written as (n_g, n_thickness, size, size).
+    """
     check_finite(pattern)
     arr = _stack(pattern).astype(np.float32)
-    if arr.shape[0] == 1:
+    if arr.shape[0] == 1 and pattern.reflections is None:
         arr = arr[0]
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
@@ -117,6 +132,13 @@ def write_h5(pattern: LacbedPattern, path: str | Path) -> Path:
             f.attrs["timings"] = json.dumps(pattern.timings, default=_json_default)
             f.attrs["version"] = str(pattern.version)
             f.attrs["convention"] = CONVENTION
+            if pattern.reflections is not None:
+                from lacbed.simulate.reflections import hkl_label
+
+                hkl = np.asarray(pattern.reflections, dtype=np.int64).reshape(-1, 3)
+                f.create_dataset("reflections", data=hkl)
+                f["reflections"].attrs["labels"] = [hkl_label(h) for h in hkl]
+                f.attrs["convention"] = CONVENTION_DISCS
     return Path(path)
 
 
@@ -135,15 +157,22 @@ def read_pattern_h5(path: str | Path) -> LacbedPattern:
             settings=json.loads(f.attrs["settings"]),
             timings=json.loads(f.attrs["timings"]),
             version=str(f.attrs["version"]),
+            reflections=f["reflections"][()] if "reflections" in f else None,
         )
 
 
 def write_png(pattern: LacbedPattern, path: str | Path, *, units: str = "mrad") -> Path:
-    """Write an image of the pattern, one panel per thickness, axes in ``units`` (mrad or 1/Å)."""
-    from lacbed.plotting.pattern import plot_pattern
+    """Write an image of the pattern, one panel per thickness, axes in ``units`` (mrad or 1/Å).
+
+    Discs: a labelled montage (:func:`lacbed.plotting.pattern.plot_discs`).
+    """
+    from lacbed.plotting.pattern import plot_discs, plot_pattern
 
     check_finite(pattern)
-    fig = plot_pattern(pattern, units=units)
+    if pattern.reflections is not None:
+        fig = plot_discs(pattern, units=units)
+    else:
+        fig = plot_pattern(pattern, units=units)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120)
     return Path(path)

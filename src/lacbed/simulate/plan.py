@@ -34,6 +34,12 @@ from lacbed.bloch.solver import BACKENDS
 from lacbed.constants import electron_constants
 from lacbed.errors import SettingsError
 from lacbed.simulate.geometry import incident_wavevectors, tilts
+from lacbed.simulate.reflections import (
+    as_hkl_array,
+    hkl_label,
+    resolve_reflections,
+    symmetry_orbit,
+)
 from lacbed.simulate.symmetry import (
     apply_op_hkl,
     find_inversion_centre,
@@ -136,7 +142,8 @@ class EnginePlan:
     real : bool
         U_g and U′_g are real (origin on an inversion centre): real symmetric eigenproblems.
     symmetry : str
-        Bright-field symmetry used to reduce the pixels ('4mm', '2mm' or '1').
+        Symmetry used to reduce the pixels: the bright field's ('4mm', '2mm'), '1' (none) or,
+        for dark-field discs, '2' (the 2-fold axis along [001]: the half plane rows ≥ N).
     rows, cols : ndarray of int
         The pixels solved (the wedge, or every pixel for symmetry '1').
     tiles : list of ndarray
@@ -155,6 +162,11 @@ class EnginePlan:
         Number of pattern pixels each sample pixel stands for [-].
     info : dict
         Origin shift, centring, U₀, U′₀ and pool details for the result's settings.
+    reflections : ndarray, shape (n_g, 3), int, or None
+        Beams whose discs are returned (dark-field run), in output order; None: the 000 disc
+        only, as a bright-field pattern.
+    reflection_index : ndarray, shape (n_g,), int, or None
+        Pool index of each reflection; −1 where the lattice centring forbids it (disc ≡ 0).
     """
 
     crystal: Any
@@ -176,6 +188,34 @@ class EnginePlan:
     sample_index: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     sample_weight: np.ndarray = field(default_factory=lambda: np.zeros(0))
     info: dict = field(default_factory=dict)
+    reflections: np.ndarray | None = None
+    reflection_index: np.ndarray | None = None
+
+    @property
+    def partner_index(self) -> np.ndarray | None:
+        """Pool index of R g = (−h, −k, l) for each reflection (R: the 2-fold axis along [001]);
+        −1 where the reflection is centring-forbidden."""
+        if self.reflections is None:
+            return None
+        lookup = {tuple(int(x) for x in h): i for i, h in enumerate(self.pool)}
+        out = np.full(len(self.reflections), -1, dtype=np.int64)
+        for i, (h, idx) in enumerate(zip(self.reflections, self.reflection_index, strict=True)):
+            if idx >= 0:
+                out[i] = lookup[(-int(h[0]), -int(h[1]), int(h[2]))]
+        return out
+
+    @property
+    def outputs(self) -> np.ndarray | None:
+        """Pool indices of the beams the main solve returns (000 first), None: 000 only.
+
+        With symmetry '2' (half plane) the partners R g are solved too: I_g(R k) = I_{Rg}(k).
+        """
+        if self.reflections is None:
+            return None
+        idx = np.asarray(self.reflection_index, dtype=np.int64)
+        if self.symmetry == "2":
+            idx = np.concatenate([idx, self.partner_index])
+        return np.unique(np.concatenate([[0], idx[idx >= 0]]))
 
     @property
     def budget_capped(self) -> bool:
@@ -214,6 +254,11 @@ class EnginePlan:
             f"{self.info['n_holz_pool']} HOLZ), {'real' if self.real else 'complex'} algebra, "
             f"symmetry {self.symmetry}, {len(self.rows)} pixels solved in {len(self.tiles)} tiles, "
             f"budget {o['beam_budget']}{capped}",
+            *(
+                []
+                if self.reflections is None
+                else ["discs " + " ".join(hkl_label(h) for h in self.reflections)]
+            ),
             f"{'tile':>4} {'pixels':>6} {'strong':>6} {'weak':>5}",
         ]
         for i, (grp, (s, w)) in enumerate(zip(self.tiles, self.tile_sets, strict=True)):
@@ -322,6 +367,7 @@ def select_beams(
     min_abs_d: np.ndarray,
     strong_beams: int | None,
     mirror: np.ndarray | None,
+    forced: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, bool]:
     """Strong and weak pool indices for one tile (000 is pool index 0 and comes first).
 
@@ -337,6 +383,9 @@ def select_beams(
         Fixed minimum count, or None for the adaptive budget (module notes).
     mirror : ndarray of int or None
         Pool index of each beam's diagonal-mirror image, for tiles on the mirror.
+    forced : ndarray of int, optional
+        Pool indices that are strong whatever their strength (the beams of dark-field discs),
+        in addition to the budget.
 
     Returns
     -------
@@ -355,6 +404,8 @@ def select_beams(
         capped = n_want > MAX_STRONG and n_pool > MAX_STRONG
     strong = np.zeros(n_pool, dtype=bool)
     strong[order[:n]] = True
+    if forced is not None:
+        strong[np.asarray(forced, dtype=np.int64)] = True
     if mirror is not None:
         strong |= strong[mirror]
     candidate = (~strong) & (w >= WEAK_THRESHOLD) & (min_abs_d > 1e-12)
@@ -425,14 +476,19 @@ class _Geometry:
 
 def _geometry(size: int, half_width: float, tile: int, sym: str, crystal_sym: str) -> _Geometry:
     rows, cols = wedge_pixels(size, sym)
-    base = crystal_sym if sym == "1" else sym
-    w_rows, w_cols = wedge_pixels(size, base) if sym == "1" else (rows, cols)
+    full = sym in ("1", "2")  # every pixel, or the half plane of the dark-field discs
+    base = crystal_sym if full else sym
+    w_rows, w_cols = wedge_pixels(size, base) if full else (rows, cols)
     tiles = tile_groups(w_rows, w_cols, size, tile)
     return _Geometry(size, half_width, tile, sym, base, rows, cols, w_rows, w_cols, tiles)
 
 
-def _tile_beam_sets(geo, pool, g, absu, K, strong_beams, *, factor: float = 1.0, cap=False):
+def _tile_beam_sets(
+    geo, pool, g, absu, K, strong_beams, *, factor: float = 1.0, cap=False, forced=None
+):
     """Beam sets (strong, weak, capped) of every tile; ``factor`` scales the strong count.
+
+    ``forced`` (pool indices) are strong in every tile (:func:`select_beams`).
 
     With factor > 1 each tile gets a fixed budget of factor × its adaptive (or given) strong
     count: the "twice the strong beams" reference of the convergence estimate, or (``cap``) an
@@ -445,7 +501,7 @@ def _tile_beam_sets(geo, pool, g, absu, K, strong_beams, *, factor: float = 1.0,
     n = geo.size // 2
     sets, base_sets = [], None
     if factor != 1.0:
-        base_sets = _tile_beam_sets(geo, pool, g, absu, K, strong_beams)
+        base_sets = _tile_beam_sets(geo, pool, g, absu, K, strong_beams, forced=forced)
     for it, grp in enumerate(geo.tiles):
         kt = tilts(geo.w_rows[grp], geo.w_cols[grp], geo.size, geo.half_width)
         d_min = np.abs(excitation_denominators(incident_wavevectors(kt, K), g, K)).min(axis=0)
@@ -460,7 +516,7 @@ def _tile_beam_sets(geo, pool, g, absu, K, strong_beams, *, factor: float = 1.0,
                 limited = base_sets[it][2] or budget > MAX_STRONG
                 budget = min(budget, MAX_STRONG)
             budget = min(budget, len(pool))
-        strong, weak, capped = select_beams(w, absu, d_min, budget, mir)
+        strong, weak, capped = select_beams(w, absu, d_min, budget, mir, forced)
         sets.append((strong, weak, capped or limited))
     return sets
 
@@ -476,11 +532,12 @@ def _batches(out, rows, cols, strong, weak, batch: int) -> list[Job]:
 def _jobs(geo: _Geometry, pool: np.ndarray, sets: list, batch: int) -> list[Job]:
     """Batched jobs over the solved pixels (wedge, or every pixel with the images of the sets)."""
     jobs: list[Job] = []
-    if geo.symmetry != "1":
+    if geo.symmetry not in ("1", "2"):
         for grp, (strong, weak, _) in zip(geo.tiles, sets, strict=True):
             jobs += _batches(grp, geo.rows[grp], geo.cols[grp], strong, weak, batch)
         return jobs
-    # full solve: beam sets of each pixel are images of those of its wedge representative
+    # full (or half-plane) solve: the beam sets of each solved pixel are the images of those of
+    # its wedge representative
     size = geo.size
     rep_r, rep_c, ops = representative_ops(size, geo.base)
     lookup = {tuple(h): i for i, h in enumerate(pool)}
@@ -489,8 +546,8 @@ def _jobs(geo: _Geometry, pool: np.ndarray, sets: list, batch: int) -> list[Job]
     tile_of = np.empty(len(geo.w_rows), dtype=np.int64)
     for it, grp in enumerate(geo.tiles):
         tile_of[grp] = it
-    flat_tile = tile_of[widx[rep_r, rep_c]].ravel()
-    flat_op = ops.ravel()
+    flat_tile = tile_of[widx[rep_r[geo.rows, geo.cols], rep_c[geo.rows, geo.cols]]]
+    flat_op = ops[geo.rows, geo.cols]
 
     def image(idx, op):
         return np.array(
@@ -541,12 +598,14 @@ def _sample(geo: _Geometry, fraction: float, seed: int = 0) -> tuple[list, np.nd
     return picks, np.concatenate(wts)
 
 
-def _sample_jobs(geo, pool, g, absu, K, strong_beams, fraction, batch, factor=1.0):
+def _sample_jobs(geo, pool, g, absu, K, strong_beams, fraction, batch, factor=1.0, forced=None):
     """Jobs of the convergence estimate: sample pixels with twice each tile's strong beams."""
     picks, weights = _sample(geo, fraction)
-    ref_sets = _tile_beam_sets(geo, pool, g, absu, K, strong_beams, factor=2.0 * factor)
+    ref_sets = _tile_beam_sets(
+        geo, pool, g, absu, K, strong_beams, factor=2.0 * factor, forced=forced
+    )
     jobs, index, start = [], [], 0
-    if geo.symmetry == "1":
+    if geo.symmetry in ("1", "2"):
         full = np.full((geo.size, geo.size), -1, dtype=np.int64)
         full[geo.rows, geo.cols] = np.arange(len(geo.rows))
     for chosen, (strong, weak, _) in zip(picks, ref_sets, strict=True):
@@ -554,7 +613,7 @@ def _sample_jobs(geo, pool, g, absu, K, strong_beams, fraction, batch, factor=1.
         start += len(chosen)
         r, c = geo.w_rows[chosen], geo.w_cols[chosen]
         jobs += _batches(out, r, c, strong, weak, batch)
-        index.append(full[r, c] if geo.symmetry == "1" else chosen)
+        index.append(full[r, c] if geo.symmetry in ("1", "2") else chosen)
     return jobs, np.concatenate(index), weights
 
 
@@ -626,6 +685,32 @@ def _crystal_tables(crystal, K, voltage, *, max_g, strong_beams, **sf_kw) -> dic
     }
 
 
+def _reflection_request(reflections, symmetry: str) -> tuple[np.ndarray | None, bool, bool]:
+    """Requested reflections (n_g, 3) or None, whether any is a dark-field disc, and whether
+    the discs are reduced by the 2-fold axis along [001] ('auto'; '1' solves every pixel;
+    docs/dark_field.md)."""
+    hkl = None if reflections is None else as_hkl_array(reflections)
+    dark = hkl is not None and bool(np.any(hkl != 0))
+    if dark and symmetry not in ("auto", "1"):
+        raise SettingsError(
+            f"symmetry {symmetry!r} cannot be used with dark-field discs (their symmetry "
+            "differs from the bright field's); use 'auto' (the 2-fold axis along [001]) or '1'"
+        )
+    return hkl, dark, dark and symmetry == "auto"
+
+
+def _reflection_beams(hkl, dark: bool, pool, info: dict, a: float, geo: _Geometry):
+    """Pool indices of the reflections (−1: centring-forbidden) and the beams forced strong.
+
+    The forced beams are the reflections with their images under the wedge symmetry, so that
+    the image sets of the full solve hold every reflection (:func:`symmetry_orbit`).
+    """
+    if hkl is None:
+        return None, None, None
+    hkl, index = resolve_reflections(hkl, pool, info["centring"], max_g=info["max_g"], a=a)
+    return hkl, index, symmetry_orbit(index, pool, geo.base) if dark else None
+
+
 def plan_lacbed(
     crystal: Any,
     thickness_nm: float | np.ndarray,
@@ -647,6 +732,7 @@ def plan_lacbed(
     convergence_sample: float = SAMPLE_FRACTION,
     budget_factor: float = 1.0,
     timings: dict | None = None,
+    reflections=None,
 ) -> EnginePlan:
     """Plan a LACBED simulation without solving it (arguments as :func:`simulate_lacbed`).
 
@@ -661,6 +747,12 @@ def plan_lacbed(
         estimate's reference has twice that. Only with ``strong_beams=None``.
     timings : dict, optional
         Wall times [s] are added to "beam_selection" and "structure_factors".
+    reflections : sequence of (h, k, l) or str, optional
+        Discs to return (:func:`simulate_lacbed`). With any reflection other than 000 the
+        pixels are reduced only by the 2-fold axis along [001] (symmetry '2', the half plane;
+        '1' solves every pixel; '4mm'/'2mm' are refused) and the reflections, with their images
+        under the crystal's [001] bright-field symmetry, are strong in every tile
+        (:func:`lacbed.simulate.reflections.symmetry_orbit`).
 
     Returns
     -------
@@ -675,6 +767,8 @@ def plan_lacbed(
         crystal = load_crystal(crystal)
     ec = electron_constants(float(voltage_kv) * 1e3)
     K = ec.wavenumber
+    hkl, dark, half = _reflection_request(reflections, symmetry)
+    symmetry = "1" if dark else symmetry
     t_nm, half_width, sym, tile = _check_options(
         crystal,
         K,
@@ -713,13 +807,17 @@ def plan_lacbed(
             f"budget_factor must be >= 1 and needs the adaptive budget (strong_beams=None), "
             f"got {budget_factor!r}"
         )
+    sym = "2" if half else sym
     geo = _geometry(size, half_width, int(tile), sym, crystal.bright_field_symmetry)
-    sets = _tile_beam_sets(geo, pool, g, absu, K, strong_beams, factor=factor, cap=True)
+    hkl, ref_index, forced = _reflection_beams(hkl, dark, pool, tables["info"], crystal.a, geo)
+    sets = _tile_beam_sets(
+        geo, pool, g, absu, K, strong_beams, factor=factor, cap=True, forced=forced
+    )
     jobs = _jobs(geo, pool, sets, int(batch))
     sample_jobs, s_index, s_weight = [], np.zeros(0, dtype=np.int64), np.zeros(0)
     if convergence_sample > 0:
         sample_jobs, s_index, s_weight = _sample_jobs(
-            geo, pool, g, absu, K, strong_beams, convergence_sample, int(batch), factor
+            geo, pool, g, absu, K, strong_beams, convergence_sample, int(batch), factor, forced
         )
     t3 = time.perf_counter()
     timings["beam_selection"] = timings.get("beam_selection", 0.0) + (t3 - t2) + tables["t_pool"]
@@ -742,6 +840,8 @@ def plan_lacbed(
         "tile": int(tile),
         "convergence_sample": float(convergence_sample),
     }
+    if hkl is not None:
+        options["reflections"] = hkl.tolist()
     info = tables["info"]
     return EnginePlan(
         crystal=crystal,
@@ -763,4 +863,6 @@ def plan_lacbed(
         sample_index=s_index,
         sample_weight=s_weight,
         info=info,
+        reflections=hkl,
+        reflection_index=ref_index,
     )

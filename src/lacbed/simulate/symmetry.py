@@ -81,13 +81,14 @@ def wedge_pixels(size: int, symmetry: str) -> tuple[np.ndarray, np.ndarray]:
     ----------
     size : int
         Pattern side (even).
-    symmetry : {'4mm', '2mm', '1'}
-        '1' returns every pixel.
+    symmetry : {'4mm', '2mm', '2', '1'}
+        '1' returns every pixel; '2' (the 2-fold axis along [001], used for dark-field discs,
+        docs/dark_field.md) the half plane v > 0 (rows ≥ N).
 
     Returns
     -------
     rows, cols : ndarray of int, shape (n_unique,)
-        Row-major order (n_unique = N(N+1)/2 for 4mm, N² for 2mm, 4N² for '1').
+        Row-major order (n_unique = N(N+1)/2 for 4mm, N² for 2mm, 2N² for '2', 4N² for '1').
     """
     u, v = _uv(size)
     vv, uu = np.meshgrid(v, u, indexing="ij")  # (row, col)
@@ -95,10 +96,12 @@ def wedge_pixels(size: int, symmetry: str) -> tuple[np.ndarray, np.ndarray]:
         mask = (uu > 0) & (vv > 0) & (vv <= uu)
     elif symmetry == "2mm":
         mask = (uu > 0) & (vv > 0)
+    elif symmetry == "2":
+        mask = vv > 0
     elif symmetry == "1":
         mask = np.ones_like(uu, dtype=bool)
     else:
-        raise ValueError(f"symmetry must be '4mm', '2mm' or '1', got {symmetry!r}")
+        raise ValueError(f"symmetry must be '4mm', '2mm', '2' or '1', got {symmetry!r}")
     rows, cols = np.nonzero(mask)
     return rows, cols
 
@@ -120,6 +123,11 @@ def representative_ops(size: int, symmetry: str) -> tuple[np.ndarray, np.ndarray
     if symmetry == "1":
         r, c = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
         return r, c, ops
+    if symmetry == "2":  # the 180° rotation (flip x and y, op 3) for v < 0
+        r, c = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
+        lower = vv < 0
+        ops[lower] = 3
+        return np.where(lower, size - 1 - r, r), np.where(lower, size - 1 - c, c), ops
     fx = uu < 0
     fy = vv < 0
     au, av = np.abs(uu), np.abs(vv)
@@ -132,7 +140,7 @@ def representative_ops(size: int, symmetry: str) -> tuple[np.ndarray, np.ndarray
     elif symmetry == "2mm":
         ru, rv = au, av
     else:
-        raise ValueError(f"symmetry must be '4mm', '2mm' or '1', got {symmetry!r}")
+        raise ValueError(f"symmetry must be '4mm', '2mm', '2' or '1', got {symmetry!r}")
     rep_cols = (ru + n - 0.5).astype(np.int64)
     rep_rows = (rv + n - 0.5).astype(np.int64)
     return rep_rows, rep_cols, ops
