@@ -1,10 +1,14 @@
-"""Single- against double-precision eigensolve of the fast path (issue 8).
+"""The engine's two approximations below round-off, each against its exact form (issue 8).
 
-For each material, the default engine with ``EIGH_PRECISION = "single"`` (float32 LAPACK matrix
-by matrix) and ``"double"`` (batched float64 numpy eigh), without the convergence estimate and
-its escalation (the same beam sets): Z = 1 − ZNCC and max |ΔI| between the two at every thickness,
-and the CPU time of each (one process, single-threaded BLAS, ``n_jobs=1``; the eigensolve stage
-time from ``pattern.timings``). Materials: the ten bundled examples at 32×32 and four OQMD
+1. ``eigh``: ``EIGH_PRECISION = "single"`` (float32 LAPACK matrix by matrix) against ``"double"``
+   (batched float64 numpy eigh);
+2. ``bethe``: the weak-beam corrections interpolated across each batch (``BETHE_NODES = 3``)
+   against their exact evaluation at every pixel (``BETHE_NODES = 0``), both with the float64
+   eigensolve.
+
+For each material, without the convergence estimate and its escalation (the same beam sets):
+Z = 1 − ZNCC and max |ΔI| between the two at every thickness, and the CPU time of each (one
+process, single-threaded BLAS, ``n_jobs=1``; the stage times from ``pattern.timings``). Materials: the ten bundled examples at 32×32 and four OQMD
 structures (light and heavy, real and complex algebra) at 64×64.
 
 Usage (repository root)::
@@ -35,29 +39,48 @@ OQMD = (
 THICKNESS_NM = [50.0, 100.0, 150.0, 200.0]
 
 
-def compare(crystal, size: int) -> dict:
+def compare(crystal, size: int, what: str) -> dict:
+    import lacbed.bloch.matrix as bm
     import lacbed.bloch.solver as bs
     from lacbed.metrics import z_score
     from lacbed.simulate import simulate_lacbed
 
+    modes = {
+        "eigh": {"exact": ("double", 3), "approx": ("single", 3)},
+        "bethe": {"exact": ("double", 0), "approx": ("double", 3)},
+    }[what]
     runs = {}
-    for prec in ("double", "single"):
-        bs.EIGH_PRECISION = prec
+    for name, (prec, nodes) in modes.items():
+        bs.EIGH_PRECISION, bm.BETHE_NODES = prec, nodes
         t0 = time.process_time()
         p = simulate_lacbed(crystal, THICKNESS_NM, size=size, n_jobs=1, convergence_sample=0.0)
-        runs[prec] = (p, time.process_time() - t0)
-    bs.EIGH_PRECISION = "single"
-    a, b = runs["double"][0].intensities, runs["single"][0].intensities
+        runs[name] = (p, time.process_time() - t0)
+    bs.EIGH_PRECISION, bm.BETHE_NODES = "single", 3
+    a, b = runs["exact"][0].intensities, runs["approx"][0].intensities
+    stage = "eigensolve" if what == "eigh" else "matrix_build"
     return {
         "size": size,
-        "real_arithmetic": runs["single"][0].settings["real_arithmetic"],
-        "n_strong_mean": runs["single"][0].settings["n_strong_mean"],
+        "real_arithmetic": runs["approx"][0].settings["real_arithmetic"],
+        "n_strong_mean": runs["approx"][0].settings["n_strong_mean"],
+        "n_weak_mean": runs["approx"][0].settings["n_weak_mean"],
         "z": [float(x) for x in z_score(b, a)],
         "max_abs_diff": float(np.abs(a - b).max()),
-        "cpu_double_s": runs["double"][1],
-        "cpu_single_s": runs["single"][1],
-        "eigensolve_double_s": runs["double"][0].timings["eigensolve"],
-        "eigensolve_single_s": runs["single"][0].timings["eigensolve"],
+        "cpu_exact_s": runs["exact"][1],
+        "cpu_approx_s": runs["approx"][1],
+        "stage": stage,
+        "stage_exact_s": runs["exact"][0].timings[stage],
+        "stage_approx_s": runs["approx"][0].timings[stage],
+    }
+
+
+def _summary(rows: dict) -> dict:
+    return {
+        "max_z": max(max(r["z"]) for r in rows.values()),
+        "max_abs_diff": max(r["max_abs_diff"] for r in rows.values()),
+        "stage_speed_up_total": sum(r["stage_exact_s"] for r in rows.values())
+        / sum(r["stage_approx_s"] for r in rows.values()),
+        "cpu_speed_up_total": sum(r["cpu_exact_s"] for r in rows.values())
+        / sum(r["cpu_approx_s"] for r in rows.values()),
     }
 
 
@@ -67,33 +90,21 @@ def main() -> None:
     from lacbed.crystal import example_path, read_cif
     from lacbed.structures.sources import load_source
 
-    rows = {}
+    result = {"machine": f"{platform.platform()}, numpy {np.__version__}"}
+    result["thickness_nm"] = THICKNESS_NM
     with threadpool_limits(limits=1, user_api="blas"):
-        for name in EXAMPLES:
-            rows[name] = compare(read_cif(example_path(name)), 32)
-            print(name, json.dumps(rows[name]), flush=True)
         entries = {e.key: e for e in load_source("oqmd").entries}
-        for key in OQMD:
-            rows[key] = compare(entries[key].crystal, 64)
-            print(key, json.dumps(rows[key]), flush=True)
-    z = [max(r["z"]) for r in rows.values()]
-    eig = sum(r["eigensolve_double_s"] for r in rows.values()) / sum(
-        r["eigensolve_single_s"] for r in rows.values()
-    )
-    result = {
-        "machine": f"{platform.platform()}, numpy {np.__version__}",
-        "thickness_nm": THICKNESS_NM,
-        "rows": rows,
-        "summary": {
-            "max_z": max(z),
-            "max_abs_diff": max(r["max_abs_diff"] for r in rows.values()),
-            "eigensolve_speed_up_total": eig,
-            "cpu_speed_up_total": sum(r["cpu_double_s"] for r in rows.values())
-            / sum(r["cpu_single_s"] for r in rows.values()),
-        },
-    }
+        for what in ("eigh", "bethe"):
+            rows = {}
+            for name in EXAMPLES:
+                rows[name] = compare(read_cif(example_path(name)), 32, what)
+                print(what, name, json.dumps(rows[name]), flush=True)
+            for key in OQMD:
+                rows[key] = compare(entries[key].crystal, 64, what)
+                print(what, key, json.dumps(rows[key]), flush=True)
+            result[what] = {"rows": rows, "summary": _summary(rows)}
+            print(what, json.dumps(result[what]["summary"]), flush=True)
     OUT.write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps(result["summary"]))
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ import numpy as np
 
 from lacbed.bloch import matrix as bloch_matrix
 from lacbed.bloch import solver as bloch_solver
-from lacbed.bloch.matrix import beam_importance, structure_matrices, structure_matrix_parts
+from lacbed.bloch.matrix import beam_importance, structure_matrix_parts_interpolated
 from lacbed.bloch.solver import solve_exact, solve_fast
 from lacbed.errors import LacbedError, SettingsError
 from lacbed.simulate.geometry import incident_wavevectors, pixel_axis, tilts
@@ -211,10 +211,14 @@ def build_matrices(plan: EnginePlan, k: np.ndarray, strong: np.ndarray, weak: np
         Incident wave vectors [1/Å].
     strong, weak : ndarray of int
         Pool indices of the beam sets.
+
+    The weak-beam corrections are interpolated across the job's tilts
+    (:func:`lacbed.bloch.matrix.structure_matrix_parts_interpolated`, ``BETHE_NODES``).
     """
-    if plan.options["solver"] == "fast":
-        return structure_matrix_parts(plan.v_table, k, plan.g, plan.wavenumber, strong, weak)
-    return structure_matrices(plan.v_table, k, plan.g, plan.wavenumber, strong, weak)
+    h, ap = structure_matrix_parts_interpolated(
+        plan.v_table, k, plan.g, plan.wavenumber, strong, weak
+    )
+    return (h, ap) if plan.options["solver"] == "fast" else h + 1j * ap
 
 
 def solve_jobs(
