@@ -40,7 +40,7 @@ EXCITATION_TAIL: float = 1e-5
 #: does not run faster in float32 here), 1.2–1.6× faster than the batched float64 eigh on 2 cores.
 #: The eigenvalue error ~ε₃₂‖H‖ ≈ 1e-6 Å⁻² is a phase error ≲ 1e-3 rad at 200 nm; measured on
 #: the ten examples (32×32) and Cu3Pd, Cs3TbF6, LiMgP, UC2 (64×64) at 50–200 nm: Z ≤ 3e-10
-#: against double, max |ΔI| ≤ 2e-5, eigensolve 1.37× faster (benchmarks/engine_precision.py →
+#: against double, max |ΔI| ≤ 2e-5, eigensolve 1.4–1.6× faster (benchmarks/engine_precision.py →
 #: benchmarks/results/engine_precision.json; bound in tests/test_engine_plan.py). As abTEM's
 #: float32 default, only where the test shows it is enough (issue 8).
 EIGH_PRECISION: str = "single"
