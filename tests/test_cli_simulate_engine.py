@@ -81,3 +81,27 @@ def test_felix_si_reference(tmp_path):
     assert ours.shape == ref.shape == (3, 128, 128)
     z = 100 * z_score(ours, ref)
     assert np.all(z <= [0.011, 0.043, 0.048]), z
+
+
+def test_convergence_target_option(tmp_path, capsys):
+    import h5py
+
+    out = tmp_path / "si.h5"
+    base = [str(CIF), "--thickness", "30", "--size", "16", "--max-g", "1.5", "-q"]
+    # an unreachable target escalates the budget; 0 solves once
+    assert run([*base, "-o", str(out), "--convergence-target", "1e-9"]) == 0
+    with h5py.File(out) as f:
+        settings = f.attrs.get("settings") or f["settings"][()]
+    text = settings.decode() if isinstance(settings, bytes) else str(settings)
+    assert '"budget_factor": 2.0' in text or '"budget_factor": 1.5' in text
+    once = tmp_path / "once.h5"
+    assert run([*base, "-o", str(once), "--convergence-target", "0"]) == 0
+    with h5py.File(once) as f:
+        settings = f.attrs.get("settings") or f["settings"][()]
+    text = settings.decode() if isinstance(settings, bytes) else str(settings)
+    assert '"budget_factor": 1.0' in text
+    bad = tmp_path / "bad.npy"
+    assert run([*base, "-o", str(bad), "--convergence-target", "-1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lacbed: error:") and "--convergence-target" in err
+    assert len(err.splitlines()) == 1 and not bad.exists()
