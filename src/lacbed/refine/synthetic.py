@@ -30,7 +30,7 @@ def synthetic_experiment(
     background: float = 100.0,
     b: dict | None = None,
     ug: dict | None = None,
-    sim_size: int = 96,
+    sim_size: int = 160,
     voltage_kv: float = 200.0,
     dead_pixels: int = 0,
     seed: int = 0,
