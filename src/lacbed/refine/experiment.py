@@ -208,17 +208,22 @@ def load_experiment(
 
 
 # --------------------------------------------------------------------------- pure array helpers
-def bad_pixel_mask(image: np.ndarray, threshold: float = 8.0) -> np.ndarray:
-    """Dead or hot pixels: far from the median of their 3×3 neighbourhood.
+def bad_pixel_mask(
+    image: np.ndarray, threshold: float = 8.0, relative: float = 0.5
+) -> np.ndarray:
+    """Dead or hot pixels: isolated outliers from the median of their 3×3 neighbourhood.
 
-    A pixel is bad when |I − median₃ₓ₃(I)| exceeds ``threshold`` robust standard deviations of
-    that difference over the image (1.4826 × its median absolute deviation).
+    A pixel is bad when d = I − median₃ₓ₃(I) exceeds ``threshold`` robust standard deviations of
+    d over the image (1.4826 × its median absolute deviation) and also ``relative`` × the
+    neighbourhood median: with little noise, sharp lines would otherwise pass the first test.
 
     Parameters
     ----------
     image : ndarray, shape (rows, cols)
     threshold : float
         In robust standard deviations [-].
+    relative : float
+        Least |d| as a fraction of the neighbourhood median [-].
 
     Returns
     -------
@@ -226,11 +231,12 @@ def bad_pixel_mask(image: np.ndarray, threshold: float = 8.0) -> np.ndarray:
         True where the pixel is bad.
     """
     img = np.asarray(image, dtype=np.float64)
-    d = img - ndimage.median_filter(img, size=3, mode="nearest")
+    med = ndimage.median_filter(img, size=3, mode="nearest")
+    d = img - med
     mad = 1.4826 * np.median(np.abs(d - np.median(d)))
     if mad <= 0:
         mad = max(1e-12, 1e-6 * float(np.abs(img).max()))
-    return np.abs(d) > threshold * mad
+    return (np.abs(d) > threshold * mad) & (np.abs(d) > relative * np.abs(med))
 
 
 def _otsu(values: np.ndarray) -> float:

@@ -57,6 +57,9 @@ COVER: float = 1.1
 #: Default simulation pixels per image pixel (the image is sampled from the simulation by cubic
 #: convolution; 1 leaves a bias of ~1 nm in thickness on sharp 150 nm patterns, 2 does not).
 OVERSAMPLE: float = 2.0
+#: A best alignment worse than this Z [-] means the image is not this crystal's pattern (a disc
+#: of smooth random texture reaches Z ≈ 0.46 on 40 × 40 pixels; good fits reach 0.01–0.1).
+Z_NOT_A_PATTERN: float = 0.3
 #: Thickness window solved around the current thickness in the structure fit [nm].
 WINDOW_NM: float = 6.0
 GEOMETRY = ("row", "col", "angle", "scale", "blur")
@@ -595,6 +598,11 @@ def refine(
     if spec.thickness and abs(t_scan - t) > 1.0:  # the least squares sat in a side minimum
         al, t, cov, names, z = _fit_alignment(prob, stack, al, t_scan, True, disc, scale0)
         zt, t_scan = _thickness_scan(prob, stack, al)
+    if z > Z_NOT_A_PATTERN:
+        raise LacbedError(
+            f"the best alignment matches the simulation with Z = {100 * z:.0f} % only: the image "
+            f"is not a LACBED disc of {crystal.formula} at [001] (or its calibration is far off)"
+        )
     if spec.thickness:
         _check_edge(prob, zt, t)
     frame = interp_thickness(stack, prob.grid, t)
