@@ -77,8 +77,10 @@ def run_case(name: str, c: dict) -> dict:
         "sim_size": res.settings["size"],
         "mask_pixels": res.settings["mask_pixels"],
         "z": res.z,
-        "history": [{k: h[k] for k in ("stage", "z", "evaluations", "engine_calls", "cpu_s")}
-                    for h in res.history],  # fmt: skip
+        "history": [
+            {k: h[k] for k in ("stage", "z", "evaluations", "engine_calls", "cpu_s")}
+            for h in res.history
+        ],  # fmt: skip
     }
     p = res.parameters
     t = p["thickness"]

@@ -187,7 +187,9 @@ def test_gaas_ug200_and_b_recovered():
                  start={"B:Ga": 0.8 * 0.70, "B:As": 0.8 * 0.55, "Ug:200": 0.8 * tf})  # fmt: skip
     from lacbed.simulate.plan import plan_lacbed
 
-    u_true = PotentialTable(plan_lacbed(cr, [50.0], size=16, convergence_sample=0)).ug(tb, (2, 0, 0))
+    u_true = PotentialTable(plan_lacbed(cr, [50.0], size=16, convergence_sample=0)).ug(
+        tb, (2, 0, 0)
+    )
     u_fit = res.parameters["Ug:200"]["U_g"][0]
     assert abs(u_fit / (tf * u_true.real) - 1) < 0.005
     for el in ("Ga", "As"):
@@ -253,7 +255,10 @@ def test_calibration_units_and_metadata():
     lam = 0.02508  # 200 kV [Å]
     assert calibration_to_inv_angstrom(0.1, "mrad", lam) == pytest.approx(1e-4 / lam)
     assert calibration_to_inv_angstrom(0.5, "1/nm", lam) == pytest.approx(0.05)
-    axes = [{"name": "y", "scale": 0.5, "units": "1/nm"}, {"name": "x", "scale": 0.5, "units": "1/nm"}]
+    axes = [
+        {"name": "y", "scale": 0.5, "units": "1/nm"},
+        {"name": "x", "scale": 0.5, "units": "1/nm"},
+    ]
     assert calibration_from_axes(axes, lam) == pytest.approx(0.05)
     assert calibration_from_axes([{"scale": 2.0, "units": "nm"}] * 2, lam) is None
     assert calibration_from_axes([{"scale": 1.0, "units": ""}] * 2, lam) is None

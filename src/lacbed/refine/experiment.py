@@ -184,7 +184,9 @@ def load_experiment(
         raise LacbedError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
     img = np.squeeze(np.asarray(img))
     if img.ndim != 2:
-        raise LacbedError(f"{path.name}: the experiment must be one 2-D image, got shape {img.shape}")
+        raise LacbedError(
+            f"{path.name}: the experiment must be one 2-D image, got shape {img.shape}"
+        )
     if img.dtype.kind not in "biuf":
         raise LacbedError(f"{path.name}: the image is not numeric (dtype {img.dtype})")
     img = img.astype(np.float64)
@@ -208,9 +210,7 @@ def load_experiment(
 
 
 # --------------------------------------------------------------------------- pure array helpers
-def bad_pixel_mask(
-    image: np.ndarray, threshold: float = 8.0, relative: float = 0.5
-) -> np.ndarray:
+def bad_pixel_mask(image: np.ndarray, threshold: float = 8.0, relative: float = 0.5) -> np.ndarray:
     """Dead or hot pixels: isolated outliers from the median of their 3×3 neighbourhood.
 
     A pixel is bad when d = I − median₃ₓ₃(I) exceeds ``threshold`` robust standard deviations of

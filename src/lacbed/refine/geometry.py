@@ -109,9 +109,7 @@ def interpolation_matrix(kt: np.ndarray, size: int, half_width: float):
     w = (wr[:, :, None] * wc[:, None, :]) * inside[:, None, None]
     idx = rows[:, :, None] * size + cols[:, None, :]
     pts = np.repeat(np.arange(len(kt)), 16)
-    mat = sparse.csr_matrix(
-        (w.reshape(-1), (pts, idx.reshape(-1))), shape=(len(kt), size * size)
-    )
+    mat = sparse.csr_matrix((w.reshape(-1), (pts, idx.reshape(-1))), shape=(len(kt), size * size))
     return mat, inside
 
 

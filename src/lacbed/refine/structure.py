@@ -168,9 +168,7 @@ class PotentialTable:
         cr = self.crystal_with_b(b)
         work = cr.shifted(self.shift) if self.shift is not None else cr
         b_iso = self.plan.options.get("b_iso")
-        sf = structure_factors(
-            work, self.uniq, voltage=self.voltage, b_iso=b_iso, **self.sf_kw
-        )
+        sf = structure_factors(work, self.uniq, voltage=self.voltage, b_iso=b_iso, **self.sf_kw)
         u = np.asarray(sf.U, dtype=np.complex128)
         up = np.asarray(sf.U_abs, dtype=np.complex128)
         if self.plan.real:
