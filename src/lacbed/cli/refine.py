@@ -5,8 +5,8 @@ Contract::
     lacbed refine EXP X.cif -o RUN [--fit thickness,orientation,B,Ug:200]
                   [--thickness-range 20 400] [--calibration 0.03 --calibration-unit 1/A]
 
-EXP: .npy, .png, .tif/.tiff (calibration required) or .dm3/.dm4 (calibration from the file's
-metadata when it has one; needs ``pip install 'lacbed[io]'``). RUN gets report.json,
+EXP: .npy, .png or .tif/.tiff; the calibration comes from an ImageJ TIFF's resolution and unit
+when present, else from --calibration (Gatan .dm3/.dm4 are not read yet). RUN gets report.json,
 refined.cif and refine.png. See docs/refine.md.
 """
 
@@ -41,7 +41,7 @@ def parse_start(items: list[str]) -> dict[str, float]:
 @app.command("refine")
 def refine_command(
     experiment: Annotated[
-        Path, typer.Argument(help="Measured pattern: .npy, .png, .tif, .dm3 or .dm4.")
+        Path, typer.Argument(help="Measured pattern: .npy, .png or .tif.")
     ],
     cif: Annotated[Path, typer.Argument(help="Starting crystal structure (CIF).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder (RUN).")],

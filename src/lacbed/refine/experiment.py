@@ -1,12 +1,12 @@
 """The measured pattern: reading it (the I/O edge), its calibration, its disc and its bad pixels.
 
-Formats: ``.npy`` (numpy), ``.png`` (matplotlib's reader), ``.tif``/``.tiff`` (tifffile) and
-``.dm3``/``.dm4`` (Gatan DigitalMicrograph, read by RosettaSciIO, an optional dependency:
-``pip install "lacbed[io]"``). No file-format parser is written here.
+Formats: ``.npy`` (numpy), ``.png`` (matplotlib's reader) and ``.tif``/``.tiff`` (tifffile). No
+file-format parser is written here. Gatan ``.dm3``/``.dm4`` are not read yet: RosettaSciIO reads
+them, but no such file was available to test it; export the image as .tif or .npy.
 
-Calibration: the pattern's sampling in reciprocal space, Δk [1/Å per pixel]. It is taken from a
-.dm3/.dm4 file's axis metadata (units 1/nm, 1/Å, mrad or rad) when present, else it must be
-given (``calibration`` with ``calibration_unit`` '1/A', '1/nm' or 'mrad'). Angles convert with
+Calibration: the pattern's sampling in reciprocal space, Δk [1/Å per pixel]. It is taken from an
+ImageJ TIFF's resolution and unit (1/nm, 1/Å, mrad or rad per pixel) when present, else it must
+be given (``calibration`` with ``calibration_unit`` '1/A', '1/nm' or 'mrad'). Angles convert with
 θ ≈ λk (docs/physics.md §6).
 """
 
@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 #: File suffixes :func:`load_experiment` reads.
-FORMATS: tuple[str, ...] = (".npy", ".png", ".tif", ".tiff", ".dm3", ".dm4")
+FORMATS: tuple[str, ...] = (".npy", ".png", ".tif", ".tiff")
 #: Calibration units accepted [per pixel].
 UNITS: tuple[str, ...] = ("1/A", "1/nm", "mrad")
 
@@ -89,7 +89,7 @@ def calibration_to_inv_angstrom(value: float, unit: str, wavelength: float) -> f
 
 
 def calibration_from_axes(axes: list[dict], wavelength: float) -> float | None:
-    """Δk [1/Å per pixel] from RosettaSciIO axis dictionaries, or None when not calibrated.
+    """Δk [1/Å per pixel] from axis dictionaries ({"scale", "units"}), or None when not calibrated.
 
     Both signal axes must carry the same scale in a reciprocal-space or angular unit
     ('1/nm', '1/Å', 'mrad', 'rad'); spatial units (nm, µm) or no units give None.
@@ -106,8 +106,24 @@ def calibration_from_axes(axes: list[dict], wavelength: float) -> float | None:
     return float(scales[0])
 
 
+def _tiff_axes(tif) -> list[dict] | None:  # noqa: ANN001 (tifffile.TiffFile)
+    """Axes (scale per pixel, unit) from an ImageJ TIFF's resolution tags and 'unit', if any."""
+    meta = tif.imagej_metadata or {}
+    unit = meta.get("unit")
+    tags = tif.pages[0].tags
+    if not unit or "XResolution" not in tags or "YResolution" not in tags:
+        return None
+    axes = []
+    for name in ("YResolution", "XResolution"):
+        num, den = tags[name].value
+        if num <= 0 or den <= 0:
+            return None
+        axes.append({"scale": den / num, "units": str(unit)})  # pixels per unit → unit per pixel
+    return axes
+
+
 def _read(path: Path) -> tuple[np.ndarray, list[dict] | None]:
-    """Pixel array and (for Gatan files) the axis metadata."""
+    """Pixel array and, where the file has one, its calibration as axis dictionaries."""
     suffix = path.suffix.lower()
     if suffix == ".npy":
         return np.load(path, allow_pickle=False), None
@@ -118,23 +134,10 @@ def _read(path: Path) -> tuple[np.ndarray, list[dict] | None]:
         if img.ndim == 3:  # RGB(A) of a grey image: the mean of the colour channels
             img = img[..., :3].mean(axis=-1)
         return img, None
-    if suffix in (".tif", ".tiff"):
-        import tifffile
+    import tifffile
 
-        return np.asarray(tifffile.imread(path)), None
-    try:
-        from rsciio.digitalmicrograph import file_reader
-    except ImportError as exc:
-        raise LacbedError(
-            f"reading {suffix} files needs RosettaSciIO: pip install 'lacbed[io]'"
-        ) from exc
-    signals = file_reader(str(path))
-    if not signals:
-        raise LacbedError(f"{path} holds no image")
-    sig = signals[0]
-    axes = sig.get("axes", [])
-    axes = [ax for ax in axes if ax.get("navigate") is not True] or axes
-    return np.asarray(sig["data"]), axes
+    with tifffile.TiffFile(path) as tif:
+        return np.asarray(tif.asarray()), _tiff_axes(tif)
 
 
 def load_experiment(
@@ -149,7 +152,7 @@ def load_experiment(
     Parameters
     ----------
     path : str or Path
-        .npy, .png, .tif/.tiff or .dm3/.dm4.
+        .npy, .png or .tif/.tiff.
     calibration : float, optional
         Δk per pixel in ``calibration_unit``; overrides the file's metadata. Required when the
         file has none.
@@ -172,6 +175,11 @@ def load_experiment(
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(2, "no such file", str(path))
+    if path.suffix.lower() in (".dm3", ".dm4"):
+        raise LacbedError(
+            f"{path.name}: Gatan files are not read yet; export the image as .tif (with its "
+            "calibration) or .npy"
+        )
     if path.suffix.lower() not in FORMATS:
         raise LacbedError(
             f"cannot read {path.name}: the experiment must be one of {', '.join(FORMATS)}"
