@@ -20,8 +20,9 @@ Stages (each counted in engine calls = :func:`lacbed.simulate.engine.solve_plan`
    plan with a new potential table (:class:`~lacbed.refine.structure.PotentialTable`) over a
    window of thicknesses around the current one.
 
-Uncertainties: s²(JᵀJ)⁻¹ of the last least squares (:mod:`lacbed.refine.objective`), assuming
-independent pixels; blur and oversampling correlate pixels, so they are lower bounds.
+Uncertainties: s²(JᵀJ)⁻¹ of the last least squares, times the residual's integrated
+autocorrelation (:mod:`lacbed.refine.objective`); they do not include a model error common to
+neighbouring pixels beyond 3 pixels, or a bias of the model.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from lacbed.errors import LacbedError, SettingsError
 from lacbed.refine.experiment import Experiment, bad_pixel_mask, find_disc, symmetry_centre
 from lacbed.refine.geometry import Alignment, interpolation_matrix, pixel_tilts, render
 from lacbed.refine.objective import (
+    correlation_factor,
     interp_thickness,
     normalise,
     parabola_vertex,
@@ -266,15 +268,19 @@ class _Problem:
         img, _ = render(frame, self.half_width, self.image.shape, al)
         return img[self.mask]
 
-    def record(self, stage: str, z: float, nfev: int, cpu0: float, params: dict) -> None:
+    def record(self, stage, z, nfev, cpu0, params, factor=None) -> None:
         self.history.append(
             {"stage": stage, "z": float(z), "evaluations": int(nfev), "engine_calls": self.calls,
-             "cpu_s": time.process_time() - cpu0, "parameters": params}
+             "cpu_s": time.process_time() - cpu0, "parameters": params,
+             "correlation_factor": factor}
         )  # fmt: skip
 
 
-def _least_squares(fun: Callable, names: list[str], x0: np.ndarray, units, lower, upper, steps):
-    """Least squares in scaled variables u = (x − x0)/units; returns (x, cov, result)."""
+def _least_squares(fun: Callable, mask, x0: np.ndarray, units, lower, upper, steps):
+    """Least squares in scaled variables u = (x − x0)/units; returns (x, cov, result).
+
+    cov = s²(JᵀJ)⁻¹ × the residual's :func:`~lacbed.refine.objective.correlation_factor`.
+    """
     units = np.asarray(units, float)
     lo = (np.asarray(lower, float) - x0) / units
     hi = (np.asarray(upper, float) - x0) / units
@@ -298,7 +304,8 @@ def _least_squares(fun: Callable, names: list[str], x0: np.ndarray, units, lower
         cov_u = s2 * np.linalg.inv(jac.T @ jac)
     except np.linalg.LinAlgError:
         cov_u = np.full((len(x0), len(x0)), np.nan)
-    cov = cov_u * units[:, None] * units[None, :]
+    res.correlation_factor = correlation_factor(res.fun, mask)
+    cov = cov_u * units[:, None] * units[None, :] * res.correlation_factor
     return x, cov, res
 
 
@@ -327,10 +334,10 @@ def _fit_alignment(prob: _Problem, stack, al: Alignment, t0: float, fit_t: bool,
         t = x[5] if fit_t else t0
         return residual(prob.model(interp_thickness(stack, g, t), a), prob.b_hat)
 
-    x, cov, res = _least_squares(fun, names, x0, units, lower, upper, [_STEP[n] for n in names])
+    x, cov, res = _least_squares(fun, prob.mask, x0, units, lower, upper, [_STEP[n] for n in names])
     z = 0.5 * float(res.fun @ res.fun)
     params = dict(zip(names, (float(v) for v in x), strict=True))
-    prob.record("alignment", z, res.nfev, cpu0, params)
+    prob.record("alignment", z, res.nfev, cpu0, params, res.correlation_factor)
     return Alignment(*x[:5]), (float(x[5]) if fit_t else t0), cov, names, z
 
 
@@ -407,9 +414,10 @@ def _fit_structure(prob: _Problem, spec: FitSpec, al: Alignment, t0, scale0, dis
         a, t, b, f = unpack(x)
         return residual(prob.model(frame(b, f, t), a), prob.b_hat)
 
-    x, cov, res = _least_squares(fun, names, x0, units, lower, upper, steps)
+    x, cov, res = _least_squares(fun, prob.mask, x0, units, lower, upper, steps)
     z = 0.5 * float(res.fun @ res.fun)
-    prob.record("structure", z, res.nfev, cpu0, dict(zip(names, map(float, x), strict=True)))
+    params = dict(zip(names, map(float, x), strict=True))
+    prob.record("structure", z, res.nfev, cpu0, params, res.correlation_factor)
     a, t, b, f = unpack(x)
     return a, t, b, f, cov, names, z, frame(b, f, t)
 

@@ -8,13 +8,23 @@ Z = 1 − ZNCC over the masked pixels (docs/physics.md §9; Beanland et al., Act
 a sum of squares: a fit maximising ZNCC is a least-squares problem in the residual r = â − b̂,
 blind to the intensity scale and offset of either image, and its Gauss–Newton curvature
 (½ ∂²Z/∂p∂q ≈ JᵀJ) gives the parameters' covariance s²(JᵀJ)⁻¹ with s² = ‖r‖²/(n − p).
+Neighbouring residuals are correlated (blur, model error), so that covariance is multiplied by
+the residual's integrated autocorrelation (:func:`correlation_factor`: n over the effective
+number of independent pixels, as for correlated samples).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["normalise", "residual", "z_columns", "interp_thickness", "parabola_vertex"]
+__all__ = [
+    "normalise",
+    "residual",
+    "z_columns",
+    "interp_thickness",
+    "parabola_vertex",
+    "correlation_factor",
+]
 
 
 def normalise(v: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -64,3 +74,36 @@ def parabola_vertex(x: np.ndarray, y: np.ndarray, i: int) -> float:
     if den <= 0:
         return float(x[i])
     return float(x[i] + 0.5 * (x[1] - x[0]) * (y0 - y2) / den)
+
+
+def correlation_factor(resid: np.ndarray, mask: np.ndarray, reach: int = 3) -> float:
+    """Integrated autocorrelation of a residual image: Σ ρ(Δ) over lags |Δr|, |Δc| ≤ reach.
+
+    ρ is the residual's autocorrelation (masked pixels, normalised by the overlap of the mask
+    with its shifted self, ρ(0) = 1). For independent pixels the sum is 1; the variance of a fitted
+    parameter grows by about this factor when neighbouring residuals are correlated.
+
+    Parameters
+    ----------
+    resid : ndarray, shape (n,)
+        Residuals of the masked pixels (row-major order of ``mask``).
+    mask : ndarray of bool, shape (rows, cols)
+    reach : int
+        Largest lag summed [pixels].
+
+    Returns
+    -------
+    float
+        ≥ 1 [-].
+    """
+    img = np.zeros(mask.shape)
+    img[mask] = resid - resid.mean()
+    shape = (2 * mask.shape[0], 2 * mask.shape[1])
+    ac = np.fft.irfft2(np.abs(np.fft.rfft2(img, shape)) ** 2, shape)
+    overlap = np.fft.irfft2(np.abs(np.fft.rfft2(mask.astype(np.float64), shape)) ** 2, shape)
+    lags = np.arange(-reach, reach + 1)
+    rows, cols = np.meshgrid(lags % shape[0], lags % shape[1], indexing="ij")
+    if ac[0, 0] <= 0:
+        return 1.0
+    rho = (ac[rows, cols] / np.maximum(overlap[rows, cols], 1.0)) / (ac[0, 0] / overlap[0, 0])
+    return float(max(1.0, rho.sum()))
