@@ -156,6 +156,22 @@ def test_thickness_and_orientation_recovered(si_fit, si_truth):
     assert z_t.min() < 0.05 and np.median(z_t) > 0.1
 
 
+def test_large_image_is_binned_and_reported_in_its_own_pixels(si):
+    """A 120 × 120 image (3× the sampling) is binned 3× for the fit; the alignment comes back in
+    the original pixels."""
+    truth = Alignment(61.4, 57.2, 3.0, SI_CAL * 1.03 / 3, 2.4)
+    img = synthetic_experiment(si, 150.0, truth, shape=(120, 120), disc=(59.3, 58.1, 52.5),
+                               dose=400.0, background=10.0, seed=4)  # fmt: skip
+    res = refine(Experiment(img, SI_CAL / 3), si, thickness_range=(50, 300), max_size=40)
+    assert res.settings["binning"] == 3
+    assert res.images["experiment"].shape == (40, 40)
+    al = res.alignment
+    assert np.hypot(al.row - truth.row, al.col - truth.col) < 0.3  # 0.1 binned pixel
+    assert abs(al.scale / truth.scale - 1) < 0.01 and abs(al.angle - 3.0) < 0.2
+    assert abs(res.parameters["thickness"]["value"] - 150.0) < 1.5
+    assert abs(res.disc[2] - 52.5) < 3
+
+
 def test_debye_waller_recovered_from_20_percent_off(si, si_truth):
     """Si with B = 0.55 Å² (the CIF has 0.46): start 20 % low, recover within 5 %."""
     img = synthetic_experiment(

@@ -28,6 +28,7 @@ __all__ = [
     "find_disc",
     "bad_pixel_mask",
     "symmetry_centre",
+    "bin_image",
     "FORMATS",
 ]
 
@@ -350,3 +351,17 @@ def symmetry_centre(image: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
     dr = vertex(corr[pr - 1, pc], corr[pr, pc], corr[(pr + 1) % shape[0], pc])
     dc = vertex(corr[pr, pc - 1], corr[pr, pc], corr[pr, (pc + 1) % shape[1]])
     return (pr + dr) / 2.0, (pc + dc) / 2.0
+
+
+def bin_image(image: np.ndarray, factor: int) -> np.ndarray:
+    """Mean over ``factor`` × ``factor`` blocks (the image cropped to a multiple of ``factor``).
+
+    Block (i, j) covers original pixels i·f … i·f + f − 1, so a binned index b maps to the original
+    position (b + ½) f − ½.
+    """
+    f = int(factor)
+    if f <= 1:
+        return np.asarray(image, dtype=np.float64)
+    rows, cols = (np.asarray(image.shape) // f) * f
+    img = np.asarray(image, dtype=np.float64)[:rows, :cols]
+    return img.reshape(rows // f, f, cols // f, f).mean(axis=(1, 3))

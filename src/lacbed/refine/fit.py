@@ -35,10 +35,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 from scipy.optimize import least_squares
 
 from lacbed.errors import LacbedError, SettingsError
-from lacbed.refine.experiment import Experiment, bad_pixel_mask, find_disc, symmetry_centre
+from lacbed.refine.experiment import (
+    Experiment,
+    bad_pixel_mask,
+    bin_image,
+    find_disc,
+    symmetry_centre,
+)
 from lacbed.refine.geometry import Alignment, interpolation_matrix, pixel_tilts, render
 from lacbed.refine.objective import (
     correlation_factor,
@@ -241,6 +248,7 @@ class _Problem:
     t_range: tuple[float, float]
     precision: str
     n_jobs: int | None
+    binning: int = 1
     calls: int = 0
     history: list = field(default_factory=list)
     cache: dict = field(default_factory=dict)
@@ -343,8 +351,10 @@ def _fit_alignment(prob: _Problem, stack, al: Alignment, t0: float, fit_t: bool,
 
 def _thickness_scan(prob: _Problem, stack, al: Alignment) -> tuple[np.ndarray, float]:
     """Z at every thickness of the stack with alignment ``al``; and the parabola vertex [nm]."""
-    images, _ = render(stack, prob.half_width, prob.image.shape, al)
-    z = z_columns(images[:, prob.mask].T, prob.b_hat)
+    z = np.empty(len(stack))
+    for start in range(0, len(stack), 64):  # bounded memory for long stacks
+        images, _ = render(stack[start : start + 64], prob.half_width, prob.image.shape, al)
+        z[start : start + 64] = z_columns(images[:, prob.mask].T, prob.b_hat)
     i = int(np.argmin(z))
     return z, parabola_vertex(prob.grid, z, i)
 
@@ -442,18 +452,23 @@ def _setup(experiment: Experiment, crystal, spec: FitSpec, options: dict):
 
     img = experiment.image
     bad = bad_pixel_mask(img) if options["bad_pixels"] else np.zeros(img.shape, bool)
+    given = None if options["mask"] is None else np.asarray(options["mask"], bool)
+    if given is not None and given.shape != img.shape:
+        raise SettingsError(f"the mask has shape {given.shape}, the image {img.shape}")
+    factor = max(1, int(np.ceil(max(img.shape) / options["max_size"])))
+    if factor > 1:  # bad pixels replaced by their neighbourhood's median, then binned
+        img = bin_image(np.where(bad, ndimage.median_filter(img, size=3), img), factor)
+        bad = bin_image(bad, factor) > 0.5
+        given = None if given is None else bin_image(given, factor) > 0.5
     disc = find_disc(img, bad)
     rr, cc = np.indices(img.shape)
     inner = np.hypot(rr - disc[0], cc - disc[1]) <= disc[2] - MASK_MARGIN
     mask = inner & ~bad
-    if options["mask"] is not None:
-        given = np.asarray(options["mask"], bool)
-        if given.shape != img.shape:
-            raise SettingsError(f"the mask has shape {given.shape}, the image {img.shape}")
+    if given is not None:
         mask &= given
     if mask.sum() < 200:
         raise LacbedError(f"only {int(mask.sum())} usable pixels in the disc; need ≥ 200")
-    scale0 = experiment.calibration
+    scale0 = experiment.calibration * factor
     centre = symmetry_centre(img, mask)
     reach = float(np.hypot(rr[mask] - centre[0], cc[mask] - centre[1]).max()) + 3.0
     half_width = COVER * reach * scale0
@@ -476,6 +491,7 @@ def _setup(experiment: Experiment, crystal, spec: FitSpec, options: dict):
     prob = _Problem(
         image=img, mask=mask, b_hat=normalise(img[mask]), plan=plan, table=PotentialTable(plan),
         grid=grid, t_range=(lo, hi), precision=options["precision"], n_jobs=options["n_jobs"],
+        binning=factor,
     )  # fmt: skip
     return prob, disc, scale0, centre
 
@@ -527,6 +543,7 @@ def refine(
     sim_size: int | None = None,
     mask: np.ndarray | None = None,
     bad_pixels: bool = True,
+    max_size: int = 128,
     strong_beams: int | None = None,
     max_g: float | None = None,
     precision: str = "double",
@@ -562,6 +579,10 @@ def refine(
         Pixels that may be used (True), combined with the disc and bad-pixel masks.
     bad_pixels : bool
         Detect and mask dead/hot pixels.
+    max_size : int
+        Larger images are binned by the least integer factor that brings both sides to at most
+        this [px] (bad pixels replaced first); the alignment is reported in the original pixels,
+        the result's images at the fit's sampling.
     strong_beams, max_g
         Engine beam budget (:func:`lacbed.simulate.simulate_lacbed`).
     precision : {'double', 'single'}
@@ -596,7 +617,7 @@ def refine(
     b0, f0 = _starts(crystal, spec, start)
     options = {"bad_pixels": bad_pixels, "mask": mask, "sim_size": sim_size, "range": rng,
                "voltage_kv": voltage_kv, "strong_beams": strong_beams, "max_g": max_g,
-               "precision": precision, "n_jobs": n_jobs}  # fmt: skip
+               "precision": precision, "n_jobs": n_jobs, "max_size": int(max_size)}  # fmt: skip
     crystal0 = crystal.with_b_iso([b0[s] for s in crystal.symbols])
     prob, disc, scale0, centre = _setup(experiment, crystal0, spec, options)
     stack = prob.solve(b0, f0, prob.grid)
@@ -670,12 +691,19 @@ def _result(prob, spec, al, sig, disc, z, zt, frame, params, b, cpu0, wall0) -> 
             "theta_x_mrad": float(1e3 * wavelength * k_disc[0]),
             "theta_y_mrad": float(1e3 * wavelength * k_disc[1])}  # fmt: skip
     al_sig = {n: float(sig[n]) for n in GEOMETRY if n in sig}
+    f = prob.binning
+    if f > 1:  # back to the original pixels: binned index b ↔ original (b + ½) f − ½
+        al = Alignment((al.row + 0.5) * f - 0.5, (al.col + 0.5) * f - 0.5, al.angle,
+                       al.scale / f, al.blur * f)  # fmt: skip
+        al_sig = {n: v / f if n == "scale" else (v if n == "angle" else v * f)
+                  for n, v in al_sig.items()}  # fmt: skip
+        disc = ((disc[0] + 0.5) * f - 0.5, (disc[1] + 0.5) * f - 0.5, disc[2] * f)
     o = prob.plan.options
     settings = {"size": o["size"], "half_width": o["half_width"], "voltage_kv": o["voltage_kv"],
                 "thickness_range": list(prob.t_range),
                 "thickness_step": float(prob.grid[1] - prob.grid[0]),
                 "mask_pixels": int(prob.mask.sum()), "precision": prob.precision,
-                "symmetry": prob.plan.symmetry, "fit": spec.names + (
+                "symmetry": prob.plan.symmetry, "binning": prob.binning, "fit": spec.names + (
                     ["orientation"] if spec.orientation else [])}  # fmt: skip
     lo, hi = prob.t_range
     keep = (prob.grid >= lo) & (prob.grid <= hi)
