@@ -248,6 +248,7 @@ def test_not_a_disc(si):
     [
         ({"thickness_range": (300, 50)}, "thickness range"),
         ({"fit": "orientation"}, "give a thickness"),
+        ({"fit": "orientation", "thickness": 10.0}, "inside the thickness range"),
         ({"start": {"B:Xx": 1.0}}, "unknown starting values"),
         ({"precision": "half"}, "precision"),
     ],

@@ -612,6 +612,10 @@ def refine(
     rng = _check_range(thickness_range, thickness_step)
     if not spec.thickness and thickness is None:
         raise SettingsError("give a thickness when it is not fitted (--fit without thickness)")
+    if not spec.thickness and not rng[0] <= float(thickness) <= rng[1]:
+        raise SettingsError(
+            f"the fixed thickness {thickness} nm must lie inside the thickness range {rng[:2]}"
+        )
     if precision not in ("double", "single"):
         raise SettingsError(f"precision must be 'double' or 'single', got {precision!r}")
     b0, f0 = _starts(crystal, spec, start)
