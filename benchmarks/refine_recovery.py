@@ -7,7 +7,8 @@ and a calibration 3–4 % off; then :func:`lacbed.refine.refine` from starting g
 Writes ``benchmarks/results/refine_recovery.json`` (errors, uncertainties, CPU, engine calls),
 quoted by docs/refine.md.
 
-Usage: ``python benchmarks/refine_recovery.py [case ...]`` (default: every case).
+Usage: ``python benchmarks/refine_recovery.py [case ...]`` (default: every case);
+``python benchmarks/refine_recovery.py --table`` prints the Markdown table of docs/refine.md.
 """
 
 from __future__ import annotations
@@ -107,7 +108,42 @@ def run_case(name: str, c: dict) -> dict:
     return out
 
 
+def table() -> str:
+    """The Markdown table of docs/refine.md from the results file."""
+    results = json.loads(OUT.read_text())
+    rows = [
+        "| case | pixels (sim) | dose | thickness error (σ) | zone axis error | rotation error "
+        "| scale error | B error (σ) | U_200 error (σ) | engine calls | CPU |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        if name.startswith("_"):
+            continue
+        c = r["case"]
+        b = ", ".join(
+            f"{k[2:-10]} {100 * v:+.1f} % ({100 * r[k.replace('error', 'sigma')]:.1f})"
+            for k, v in r.items()
+            if k.startswith("B_") and k.endswith("_error_rel")
+        )
+        u = (
+            f"{100 * r['U200_error_rel']:+.2f} % ({100 * r['U200_sigma_rel']:.2f})"
+            if "U200_error_rel" in r
+            else "–"
+        )
+        rows.append(
+            f"| {name} (`{c['fit']}`) | {c['n']}² ({r['sim_size']}²) | {c['dose']:g} "
+            f"| {r['thickness_error_nm']:+.2f} nm ({r['thickness_sigma_nm']:.2f}) "
+            f"| {r['centre_error_px']:.3f} px | {r['angle_error_deg']:+.3f}° "
+            f"| {100 * r['scale_error_rel']:+.2f} % | {b or '–'} | {u} | {r['engine_calls']} "
+            f"| {r['cpu_s']:.0f} s |"
+        )
+    return "\n".join(rows)
+
+
 def main(names: list[str]) -> None:
+    if names == ["--table"]:
+        print(table())
+        return
     results = json.loads(OUT.read_text()) if OUT.exists() else {}
     for name in names or list(CASES):
         print(f"{name} ...", flush=True)

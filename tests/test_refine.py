@@ -341,6 +341,18 @@ def test_cli_writes_report_cif_and_figure(tmp_path, si_image, capsys):
     assert read_cif(run / "refined.cif").formula == "Si"
 
 
+def test_cli_start_values():
+    from lacbed.cli.refine import parse_start
+
+    assert parse_start(["B:Ga=0.6", "Ug:200=1.1;B:As=0.5"]) == {
+        "B:Ga": 0.6, "Ug:200": 1.1, "B:As": 0.5,
+    }  # fmt: skip
+    with pytest.raises(SettingsError, match="NAME=VALUE"):
+        parse_start(["B:Ga"])
+    with pytest.raises(SettingsError, match="NAME=VALUE"):
+        parse_start(["B:Ga=x"])
+
+
 def test_cli_bad_input_is_one_line(tmp_path, capsys):
     from lacbed.cli import main
 
