@@ -40,9 +40,7 @@ def parse_start(items: list[str]) -> dict[str, float]:
 
 @app.command("refine")
 def refine_command(
-    experiment: Annotated[
-        Path, typer.Argument(help="Measured pattern: .npy, .png or .tif.")
-    ],
+    experiment: Annotated[Path, typer.Argument(help="Measured pattern: .npy, .png or .tif.")],
     cif: Annotated[Path, typer.Argument(help="Starting crystal structure (CIF).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder (RUN).")],
     fit: Annotated[
