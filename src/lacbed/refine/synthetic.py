@@ -34,6 +34,7 @@ def synthetic_experiment(
     voltage_kv: float = 200.0,
     dead_pixels: int = 0,
     seed: int = 0,
+    strong_beams: int | None = None,
 ) -> np.ndarray:
     """A degraded LACBED image of ``crystal`` made by lacbed with known parameters.
 
@@ -63,6 +64,8 @@ def synthetic_experiment(
         Number of dead (0) and as many hot (10× the mean) pixels.
     seed : int
         Random seed of the noise and bad pixels.
+    strong_beams : int, optional
+        Engine beam budget (None: adaptive, as :func:`lacbed.simulate.simulate_lacbed`).
 
     Returns
     -------
@@ -83,7 +86,7 @@ def synthetic_experiment(
     half_width = 1.15 * reach * alignment.scale
     plan = plan_lacbed(
         crystal, [thickness_nm], voltage_kv=voltage_kv, size=sim_size, half_width=half_width,
-        convergence_sample=0.0,
+        convergence_sample=0.0, strong_beams=strong_beams,
     )  # fmt: skip
     table = PotentialTable(plan)
     b_all = {el: float(np.mean(crystal.b_iso[[s == el for s in crystal.symbols]]))
