@@ -193,8 +193,8 @@ def test_gaas_ug200_and_b_recovered():
     """GaAs: U_200 × 1.05, B 0.70/0.55 Å²; starts 20 % off; B within 5 %, U_200 within 4 %.
 
     The issue asks 0.5 % for U_200; from the 000 disc of a 40 × 40 image the model floor alone
-    (the experiment's simulation grid is not the fit's) moves U_200 by 1–1.5 % (docs/refine.md),
-    so this asserts what is reached. ~100 s CPU, ~60 engine calls.
+    (sampling the simulation onto the detector) moves U_200 by 1–1.5 % (docs/refine.md), so this
+    asserts what is reached. ~80 s CPU, ~40 engine calls.
     """
     from lacbed.simulate.plan import plan_lacbed
 
