@@ -226,6 +226,17 @@ def test_thickness_range_missing_the_specimen(si, si_image):
         refine(Experiment(si_image, SI_CAL), si, thickness_range=(40, 100))
 
 
+def test_bad_experiment_objects(si):
+    with pytest.raises(LacbedError, match="2-D image"):
+        refine(Experiment(np.ones((3, 40, 40)), SI_CAL), si)
+    img = np.ones(SHAPE)
+    img[3, 3] = np.nan
+    with pytest.raises(LacbedError, match="NaN"):
+        refine(Experiment(img, SI_CAL), si)
+    with pytest.raises(SettingsError, match="calibration"):
+        refine(Experiment(np.ones(SHAPE), 0.0), si)
+
+
 def test_not_a_disc(si):
     rng = np.random.default_rng(3)
     with pytest.raises(LacbedError, match="LACBED disc"):

@@ -450,7 +450,16 @@ def _setup(experiment: Experiment, crystal, spec: FitSpec, options: dict):
     """Stages 1–2: mask, plan and the first simulation; returns (problem, stack, disc)."""
     from lacbed.simulate.plan import plan_lacbed
 
-    img = experiment.image
+    img = np.asarray(experiment.image, dtype=np.float64)
+    if img.ndim != 2 or min(img.shape) < 16 or not np.all(np.isfinite(img)):
+        raise LacbedError(
+            f"the experiment must be one finite 2-D image of at least 16 × 16 pixels, got shape "
+            f"{img.shape}" + ("" if np.all(np.isfinite(img)) else " with NaN or inf")
+        )
+    if not (np.isfinite(experiment.calibration) and experiment.calibration > 0):
+        raise SettingsError(
+            f"the calibration must be > 0 1/Å per pixel, got {experiment.calibration}"
+        )
     bad = bad_pixel_mask(img) if options["bad_pixels"] else np.zeros(img.shape, bool)
     given = None if options["mask"] is None else np.asarray(options["mask"], bool)
     if given is not None and given.shape != img.shape:
