@@ -14,6 +14,7 @@ from lacbed.cli import ml as _ml  # noqa: F401,E402
 
 # Command modules register their commands on ``app`` when imported.
 from lacbed.cli import potential as _potential  # noqa: F401,E402
+from lacbed.cli import refine as _refine  # noqa: F401,E402
 from lacbed.cli import simulate as _simulate  # noqa: F401,E402
 from lacbed.cli import structures as _structures  # noqa: F401,E402
 from lacbed.cli.app import app

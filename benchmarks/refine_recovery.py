@@ -1,0 +1,160 @@
+"""Recovery of known parameters by ``lacbed.refine`` from degraded synthetic experiments.
+
+Each case: a pattern made by lacbed (:func:`lacbed.refine.synthetic.synthetic_experiment`, its own
+160-pixel tilt grid) with known thickness, B, U_g factor and alignment, degraded by Poisson noise,
+a Gaussian blur, a background, dead and hot pixels, a rotation, a zone axis off the disc centre
+and a calibration 3–4 % off; then :func:`lacbed.refine.refine` from starting guesses 20 % off.
+Writes ``benchmarks/results/refine_recovery.json`` (errors, uncertainties, CPU, engine calls),
+quoted by docs/refine.md.
+
+Usage: ``python benchmarks/refine_recovery.py [case ...]`` (default: every case);
+``python benchmarks/refine_recovery.py --table`` prints the Markdown table of docs/refine.md.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lacbed.crystal import load_crystal
+from lacbed.crystal.examples import example_path
+from lacbed.refine import Alignment, Experiment, refine
+from lacbed.refine.structure import PotentialTable
+from lacbed.refine.synthetic import synthetic_experiment
+from lacbed.simulate.plan import plan_lacbed
+
+OUT = Path(__file__).parent / "results" / "refine_recovery.json"
+
+CASES = {
+    "si_thickness_orientation": dict(
+        crystal="Si", thickness=150.0, n=40, dose=3000.0, fit="thickness,orientation",
+        b={}, ug={}, start={}, cal_error=1.03, angle=-3.5,
+    ),
+    "si_b": dict(
+        crystal="Si", thickness=120.0, n=40, dose=20000.0, fit="thickness,orientation,B",
+        b={"Si": 0.55}, ug={}, start={"B:Si": 0.44}, cal_error=1.03, angle=-3.5,
+    ),
+    "gaas_b_ug200": dict(
+        crystal="GaAs", thickness=120.0, n=40, dose=20000.0, fit="thickness,orientation,B,Ug:200",
+        b={"Ga": 0.70, "As": 0.55}, ug={(2, 0, 0): 1.05},
+        start={"B:Ga": 0.56, "B:As": 0.44, "Ug:200": 0.84}, cal_error=1.04, angle=4.0,
+    ),
+    "gaas_ug200_known_b": dict(
+        crystal="GaAs", thickness=120.0, n=40, dose=20000.0, fit="thickness,orientation,Ug:200",
+        b={"Ga": 0.70, "As": 0.55}, ug={(2, 0, 0): 1.05},
+        start={"B:Ga": 0.70, "B:As": 0.55, "Ug:200": 0.84}, cal_error=1.04, angle=4.0,
+    ),
+    "gaas_ug200_known_b_64px_dose1e5": dict(
+        crystal="GaAs", thickness=120.0, n=64, dose=1e5, fit="thickness,orientation,Ug:200",
+        b={"Ga": 0.70, "As": 0.55}, ug={(2, 0, 0): 1.05},
+        start={"B:Ga": 0.70, "B:As": 0.55, "Ug:200": 0.84}, cal_error=1.04, angle=4.0,
+    ),
+}  # fmt: skip
+
+
+def run_case(name: str, c: dict) -> dict:
+    """Make the experiment, fit it, compare with the truth."""
+    cr = load_crystal(example_path(c["crystal"]))
+    n = c["n"]
+    cal = 4.0 / cr.a / (0.4 * n)
+    truth = Alignment(n / 2 + 0.3, n / 2 - 1.1, c["angle"], cal * c["cal_error"], 0.9)
+    disc = (n / 2 - 0.4, n / 2 - 0.7, 0.44 * n)
+    img = synthetic_experiment(cr, c["thickness"], truth, shape=(n, n), disc=disc,
+                               dose=c["dose"], background=80.0, b=c["b"], ug=c["ug"],
+                               dead_pixels=3, seed=7)  # fmt: skip
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    res = refine(Experiment(img, cal), cr, fit=c["fit"], thickness_range=(50, 300),
+                 start=c["start"])  # fmt: skip
+    out = {
+        "case": c | {"ug": {str(k): v for k, v in c["ug"].items()}},
+        "cpu_s": time.process_time() - cpu0,
+        "wall_s": time.perf_counter() - wall0,
+        "engine_calls": res.engine_calls,
+        "sim_size": res.settings["size"],
+        "mask_pixels": res.settings["mask_pixels"],
+        "z": res.z,
+        "history": [
+            {k: h[k] for k in ("stage", "z", "evaluations", "engine_calls", "cpu_s")}
+            for h in res.history
+        ],  # fmt: skip
+    }
+    p = res.parameters
+    t = p["thickness"]
+    out["thickness_error_nm"] = t["value"] - c["thickness"]
+    out["thickness_sigma_nm"] = t["uncertainty"]
+    al = res.alignment
+    out["centre_error_px"] = float(np.hypot(al.row - truth.row, al.col - truth.col))
+    out["angle_error_deg"] = al.angle - truth.angle
+    out["scale_error_rel"] = al.scale / truth.scale - 1
+    out["blur_error_px"] = al.blur - truth.blur
+    for el, val in c["b"].items():
+        if f"B:{el}" in p:
+            out[f"B_{el}_error_rel"] = p[f"B:{el}"]["value"] / val - 1
+            out[f"B_{el}_sigma_rel"] = p[f"B:{el}"]["uncertainty"] / val
+    if "Ug:200" in p:
+        table = PotentialTable(plan_lacbed(cr, [50.0], size=16, convergence_sample=0.0))
+        b_true = {el: float(np.mean(cr.b_iso[[s == el for s in cr.symbols]]))
+                  for el in dict.fromkeys(cr.symbols)} | c["b"]  # fmt: skip
+        u_true = c["ug"][(2, 0, 0)] * table.ug(b_true, (2, 0, 0)).real
+        out["U200_true"] = u_true
+        out["U200_fit"] = p["Ug:200"]["U_g"][0]
+        out["U200_error_rel"] = p["Ug:200"]["U_g"][0] / u_true - 1
+        out["U200_sigma_rel"] = abs(p["Ug:200"]["U_g_uncertainty"] / u_true)
+    return out
+
+
+def table() -> str:
+    """The Markdown table of docs/refine.md from the results file."""
+    results = json.loads(OUT.read_text())
+    rows = [
+        "| case | pixels (sim) | dose | thickness error (σ) | zone axis error | rotation error "
+        "| scale error | B error (σ) | U_200 error (σ) | engine calls | CPU |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        if name.startswith("_"):
+            continue
+        c = r["case"]
+        b = ", ".join(
+            f"{k[2:-10]} {100 * v:+.1f} % ({100 * r[k.replace('error', 'sigma')]:.1f})"
+            for k, v in r.items()
+            if k.startswith("B_") and k.endswith("_error_rel")
+        )
+        u = (
+            f"{100 * r['U200_error_rel']:+.2f} % ({100 * r['U200_sigma_rel']:.2f})"
+            if "U200_error_rel" in r
+            else "–"
+        )
+        rows.append(
+            f"| {name} (`{c['fit']}`) | {c['n']}² ({r['sim_size']}²) | {c['dose']:g} "
+            f"| {r['thickness_error_nm']:+.2f} nm ({r['thickness_sigma_nm']:.2f}) "
+            f"| {r['centre_error_px']:.3f} px | {r['angle_error_deg']:+.3f}° "
+            f"| {100 * r['scale_error_rel']:+.2f} % | {b or '–'} | {u} | {r['engine_calls']} "
+            f"| {r['cpu_s']:.0f} s |"
+        )
+    return "\n".join(rows)
+
+
+def main(names: list[str]) -> None:
+    if names == ["--table"]:
+        print(table())
+        return
+    results = json.loads(OUT.read_text()) if OUT.exists() else {}
+    for name in names or list(CASES):
+        print(f"{name} ...", flush=True)
+        results[name] = run_case(name, CASES[name])
+        print(json.dumps({k: v for k, v in results[name].items() if k != "history"}, indent=1))
+    results["_machine"] = (
+        f"{platform.platform()}, {len(__import__('os').sched_getaffinity(0))} CPUs visible, "
+        f"numpy {np.__version__}; 2 cores shared with another job (CPU time is the measure)"
+    )
+    OUT.write_text(json.dumps(results, indent=1, default=float) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

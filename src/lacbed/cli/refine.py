@@ -1,0 +1,117 @@
+"""``lacbed refine``: fit a simulation to a measured bright-field LACBED pattern (issue 13).
+
+Contract::
+
+    lacbed refine EXP X.cif -o RUN [--fit thickness,orientation,B,Ug:200]
+                  [--thickness-range 20 400] [--calibration 0.03 --calibration-unit 1/A]
+
+EXP: .npy, .png or .tif/.tiff; the calibration comes from an ImageJ TIFF's resolution and unit
+when present, else from --calibration (Gatan .dm3/.dm4 are not read yet). RUN gets report.json,
+refined.cif and refine.png. See docs/refine.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lacbed.cli.app import app
+from lacbed.errors import SettingsError
+
+__all__ = ["refine_command", "parse_start"]
+
+
+def parse_start(items: list[str]) -> dict[str, float]:
+    """``["B:Ga=0.6", "Ug:200=1.1"]`` → ``{"B:Ga": 0.6, "Ug:200": 1.1}``."""
+    out: dict[str, float] = {}
+    for item in items:
+        for piece in (p for p in item.split(";") if p.strip()):
+            name, eq, value = piece.partition("=")
+            try:
+                out[name.strip()] = float(value)
+            except ValueError:
+                eq = ""
+            if not eq:
+                raise SettingsError(f"--start {piece!r}: write NAME=VALUE, e.g. B:Ga=0.6")
+    return out
+
+
+@app.command("refine")
+def refine_command(
+    experiment: Annotated[Path, typer.Argument(help="Measured pattern: .npy, .png or .tif.")],
+    cif: Annotated[Path, typer.Argument(help="Starting crystal structure (CIF).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder (RUN).")],
+    fit: Annotated[
+        str,
+        typer.Option(
+            "--fit",
+            help="Comma-separated: thickness, orientation, B (every element) or B:El, Ug:hkl.",
+        ),
+    ] = "thickness,orientation",
+    thickness_range: Annotated[
+        tuple[float, float],
+        typer.Option("--thickness-range", help="Thicknesses searched: MIN MAX (nm)."),
+    ] = (20.0, 400.0),
+    thickness_step: Annotated[
+        float, typer.Option("--thickness-step", help="Step of the dense thickness scan (nm).")
+    ] = 0.5,
+    thickness: Annotated[
+        float | None,
+        typer.Option("--thickness", help="Fixed thickness (nm) when it is not in --fit."),
+    ] = None,
+    calibration: Annotated[
+        float | None,
+        typer.Option("--calibration", help="Sampling per pixel (overrides the file's)."),
+    ] = None,
+    calibration_unit: Annotated[
+        str, typer.Option("--calibration-unit", help="Unit of --calibration: 1/A, 1/nm or mrad.")
+    ] = "1/A",
+    voltage: Annotated[float, typer.Option("--voltage", help="Accelerating voltage (kV).")] = 200.0,
+    start: Annotated[
+        list[str] | None,
+        typer.Option("--start", help="Starting value, e.g. B:Ga=0.6 or Ug:200=1.1 (a factor)."),
+    ] = None,
+    sim_size: Annotated[
+        int | None, typer.Option("--sim-size", help="Simulation side (px); default from the disc.")
+    ] = None,
+    n_jobs: Annotated[int | None, typer.Option("--jobs", help="Engine worker threads.")] = None,
+    figure: Annotated[bool, typer.Option("--figure/--no-figure", help="Draw refine.png.")] = True,
+) -> None:
+    """Fit thickness, alignment, Debye–Waller factors and U_g to a measured LACBED pattern."""
+    from lacbed.refine import load_experiment, refine
+    from lacbed.refine.report import write_outputs
+
+    exp = load_experiment(
+        experiment,
+        calibration=calibration,
+        calibration_unit=calibration_unit,
+        voltage_kv=voltage,
+    )
+    if not cif.exists():
+        raise FileNotFoundError(2, "no such file", str(cif))
+    result = refine(
+        exp,
+        cif,
+        fit=fit,
+        thickness_range=thickness_range,
+        thickness_step=thickness_step,
+        thickness=thickness,
+        start=parse_start(start or []),
+        voltage_kv=voltage,
+        sim_size=sim_size,
+        n_jobs=n_jobs,
+    )
+    paths = write_outputs(result, output, figure=figure)
+    al = result.alignment
+    typer.echo(
+        f"aligned: zone axis at row {al.row:.2f}, col {al.col:.2f} px, rotation {al.angle:.2f}°, "
+        f"scale {al.scale:.5f} 1/Å per px, blur σ {al.blur:.2f} px"
+    )
+    for name, p in result.parameters.items():
+        typer.echo(f"{name} = {p['value']:.5g} ± {p['uncertainty']:.2g} {p['unit']}")
+    typer.echo(
+        f"Z = {100 * result.z:.3f} %, {result.engine_calls} engine calls, "
+        f"{result.cpu_s:.1f} s CPU; wrote {', '.join(str(p) for p in paths.values())}"
+    )
