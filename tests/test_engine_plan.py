@@ -162,6 +162,7 @@ def test_single_precision_eigensolve_changes_the_pattern_by_round_off_only(name,
 
 def test_escalation_solves_again_with_more_beams_until_the_target(monkeypatch):
     monkeypatch.setattr(engine, "ESCALATION_MIN_GAIN", 0.0)  # every step, whatever it gains
+    monkeypatch.setattr(engine, "ESCALATION_REACH", float("inf"))
     cr = _crystal("Si")
     kw = dict(size=16, n_jobs=1, convergence_sample=0.25)
     once = simulate_lacbed(cr, [100.0], convergence_target=None, **kw)
@@ -315,3 +316,19 @@ def test_interpolated_bethe_terms_change_the_pattern_by_little(name, monkeypatch
     diff = np.abs(inter - exact).max()
     assert 0 < diff < BETHE_INTERP_MAX_DI[name]
     assert np.all(z_score(inter, exact) < BETHE_INTERP_MAX_Z[name])
+
+
+@pytest.mark.parametrize(("estimates", "n_solves"), [([0.05, 0.01], 1), ([0.015, 0.004], 2)])
+def test_escalation_skips_an_estimate_out_of_reach(monkeypatch, estimates, n_solves):
+    # 5 % is beyond ESCALATION_REACH × 0.5 %: solved once; 1.5 % escalates and converges
+    real_solve = engine.solve_plan
+    it = iter(estimates)
+
+    def fake(plan, **kw):
+        p = real_solve(plan, **kw)
+        p.settings["convergence_estimate"] = next(it)
+        return p
+
+    monkeypatch.setattr(engine, "solve_plan", fake)
+    p = simulate_lacbed(_crystal("Si"), [100.0], size=16, n_jobs=1, convergence_sample=0.25)
+    assert len(p.settings["escalation"]) == n_solves

@@ -90,6 +90,12 @@ BUDGET_STEPS: tuple[float, ...] = (1.5, 2.0)
 #: budget is not converging there (on the panel of benchmarks/engine_panel.py a 1.5× step
 #: divided it by 3–10 where it worked; Gd4MgRh, at the beam cap, went from 0.54 to 0.82 %).
 ESCALATION_MIN_GAIN: float = 1.5
+#: No escalation from an estimate above this multiple of the target: where it worked, a step
+#: divided the estimate by 1.8–10, but no material with a first estimate above 2 % (4× the
+#: 0.5 % target) was brought under 0.5 % by 1.5× and 2× the beams (panel: U3Sn4Au3 4.3 → 2.3 %,
+#: CeCd11 15.8 → 12.5 %; release 2's records: Sc11Os4 4.0 → 1.75 %, U3Cu3Sn4 3.7 → 3.2 %,
+#: Ba2EuSbO6 2.7 → 0.67 %), and those steps cost 2–8× the first solve each.
+ESCALATION_REACH: float = 4.0
 
 # names kept for callers of the former single-function engine (tests, scripts)
 _pool_for = pool_for
@@ -558,8 +564,9 @@ def simulate_lacbed(
     convergence_target : float or None
         Z [-] the adaptive budget aims for (default 0.5 %): while the estimate exceeds it, the
         pattern is solved again with :data:`BUDGET_STEPS` × every tile's adaptive strong count
-        (at most MAX_STRONG; it stops where the cap allows no more beams, or when a step did not
-        divide the estimate by :data:`ESCALATION_MIN_GAIN`), and the last solve is returned; ``settings["budget_factor"]`` and
+        (at most MAX_STRONG; it stops where the cap allows no more beams, when a step did not
+        divide the estimate by :data:`ESCALATION_MIN_GAIN`, or when the estimate exceeds
+        :data:`ESCALATION_REACH` × the target), and the last solve is returned; ``settings["budget_factor"]`` and
         ``settings["escalation"]`` (factor, estimate and CPU of each solve) say what was spent.
         None (or a fixed ``strong_beams``, or no estimate) solves once.
     reflections : sequence of (h, k, l) or str, optional
@@ -645,6 +652,8 @@ def simulate_lacbed(
         prev = history[-2]["convergence_estimate"] if len(history) > 1 else None
         if prev is not None and est * ESCALATION_MIN_GAIN > prev:
             break  # no real progress: more beams will not converge it either
+        if est > ESCALATION_REACH * convergence_target:
+            break  # out of reach of the budget steps
     _warn_unconverged(pattern, solved)
     pattern.settings["escalation"] = history
     pattern.timings.update(spent)
