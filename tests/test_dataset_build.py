@@ -438,3 +438,27 @@ def test_work_list_real_first_and_strata_in_proportion():
         got = sum(e.space_group_number == 225 for e in work[:n])
         assert abs(got - frac * n) <= 1.0, (n, got)
     assert [e.key for e in select_work(list(reversed(entries)))] == [e.key for e in work]
+
+
+def test_a_second_build_on_the_same_store_is_refused(tmp_path):
+    import fcntl
+    import os
+
+    from lacbed.errors import SettingsError
+
+    entries = make_entries(3)
+    with open(tmp_path / "ds.lock", "a+") as fh:  # another build holds the store
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fh.write("12345")
+        fh.flush()
+        with pytest.raises(SettingsError, match=r"another lacbed build .*pid 12345"):
+            build_dataset(
+                tmp_path / "ds", entries, SETTINGS, workers=1, processes=False, compute=fake_compute
+            )
+        assert not (tmp_path / "ds").exists()  # nothing touched
+    # released: the build runs, and a second call in the same process works too
+    for _ in range(2):
+        build_dataset(
+            tmp_path / "ds", entries, SETTINGS, workers=1, processes=False, compute=fake_compute
+        )
+    assert (tmp_path / "ds.lock").read_text() == str(os.getpid())

@@ -23,6 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -311,6 +312,44 @@ class BuildReport:
 ProgressFn = Callable[[int, int, str, str], None]
 
 
+def _store_locked(fn):  # noqa: ANN001, ANN202
+    """Run ``fn(path, ...)`` holding an exclusive lock on the store ``path`` (one build at a time).
+
+    Two builds writing one working store would give the same free slot to different materials.
+    The lock is ``fcntl.flock`` on ``<path>.lock`` beside the store (released when the build ends
+    or its process dies); a second build fails at once with a one-line error.
+    """
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(path, *args, **kwargs):  # noqa: ANN001, ANN202
+        import fcntl
+
+        lock_path = Path(f"{os.fspath(path).rstrip(os.sep)}.lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "a+") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                fh.seek(0)
+                pid = fh.read().strip() or "?"
+                raise SettingsError(
+                    f"another lacbed build is writing to {path} (pid {pid}); wait for it to end "
+                    "or stop it (Ctrl-C / SIGTERM), then rerun to resume"
+                ) from None
+            fh.seek(0)
+            fh.truncate()
+            fh.write(str(os.getpid()))
+            fh.flush()
+            try:
+                return fn(path, *args, **kwargs)
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    return wrapper
+
+
+@_store_locked
 def build_dataset(
     path: str | os.PathLike,
     entries: Sequence[Entry],
