@@ -106,7 +106,13 @@ class Orientation:
         }
 
 
-def orientation(zone_axis=(0, 0, 1), x_direction=None, normal=None) -> Orientation:
+def orientation(
+    zone_axis=(0, 0, 1),
+    x_direction=None,
+    normal=None,
+    *,
+    names: tuple[str, str, str] = ("zone axis", "x-direction", "normal"),
+) -> Orientation:
     """Resolve and check a cubic crystal's orientation (module notes, docs/physics.md §12).
 
     Parameters
@@ -119,6 +125,8 @@ def orientation(zone_axis=(0, 0, 1), x_direction=None, normal=None) -> Orientati
     normal : sequence of 3 int, optional
         Surface normal [UVW]_n (Felix INormalDirection); default the zone axis. It must point
         into the same half space as the beam (n·ẑ > 0).
+    names : tuple of 3 str
+        How the three vectors are called in error messages (CLI options, felix.inp keys).
 
     Returns
     -------
@@ -130,25 +138,24 @@ def orientation(zone_axis=(0, 0, 1), x_direction=None, normal=None) -> Orientati
         A zero vector, non-integers, an x-direction parallel to the zone axis, or a normal at 90°
         or more to the zone axis (one line each).
     """
-    z_i = _int_vector("zone axis", zone_axis)
-    x_i = (
-        default_x_direction(z_i) if x_direction is None else _int_vector("x-direction", x_direction)
-    )
-    n_i = z_i if normal is None else _int_vector("normal", normal)
+    nz, nx, nn = names
+    z_i = _int_vector(nz, zone_axis)
+    x_i = default_x_direction(z_i) if x_direction is None else _int_vector(nx, x_direction)
+    n_i = z_i if normal is None else _int_vector(nn, normal)
     z = np.asarray(z_i, dtype=np.float64)
     z /= np.linalg.norm(z)
     x = np.asarray(x_i, dtype=np.float64)
     x_perp = x - (x @ z) * z
     if np.linalg.norm(x_perp) < 1e-9 * np.linalg.norm(x):
         raise SettingsError(
-            f"x-direction {' '.join(map(str, x_i))} is parallel to the zone axis "
+            f"{nx} {' '.join(map(str, x_i))} is parallel to the {nz} "
             f"{' '.join(map(str, z_i))}; give one with a component perpendicular to it"
         )
     n = np.asarray(n_i, dtype=np.float64)
     n /= np.linalg.norm(n)
     if n @ z <= 1e-9:
         raise SettingsError(
-            f"normal {' '.join(map(str, n_i))} is at 90° or more to the zone axis "
+            f"{nn} {' '.join(map(str, n_i))} is at 90° or more to the {nz} "
             f"{' '.join(map(str, z_i))}; the beam must enter through the surface"
         )
     ex = x_perp / np.linalg.norm(x_perp)

@@ -98,6 +98,7 @@ CPU_PER_UNIT: float = 2.9e-10
 COMPLEX_FACTOR: float = 3.0
 
 _SOLVERS = ("fast", "exact")
+_ORIENTATION_KEYS = ("zone_axis", "x_direction", "normal")
 
 
 class Job(NamedTuple):
@@ -259,6 +260,15 @@ class EnginePlan:
             f"{self.info['n_holz_pool']} HOLZ), {'real' if self.real else 'complex'} algebra, "
             f"symmetry {self.symmetry}, {len(self.rows)} pixels solved in {len(self.tiles)} tiles, "
             f"budget {o['beam_budget']}{capped}",
+            *(
+                []
+                if [o.get(k) for k in _ORIENTATION_KEYS] == [[0, 0, 1], [1, 0, 0], [0, 0, 1]]
+                else [
+                    "zone axis [{}], x-direction [{}], normal [{}]".format(
+                        *(" ".join(map(str, o[k])) for k in _ORIENTATION_KEYS)
+                    )
+                ]
+            ),
             *(
                 []
                 if self.reflections is None
