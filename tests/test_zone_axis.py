@@ -336,3 +336,59 @@ def test_plot_labels_follow_the_orientation():
     assert orientation_labels({}) == ("[001]", "[100]", "[010]")
     settings = {"zone_axis": [1, 1, 1], "x_direction": [1, 0, -1]}
     assert orientation_labels(settings) == ("[111]", "[10-1]", "[-12-1]")
+
+
+# ----------------------------------------------------------------------- projected potential
+def test_projection_cell_is_a_dual_basis_of_the_zero_layer():
+    from lacbed.scattering.potential import projection_cell
+
+    for zone in [(0, 0, 1), (1, 1, 0), (1, 1, 1), (1, 1, 2), (2, 2, 0), (3, 1, 0)]:
+        b, cell, length = projection_cell(zone)
+        z = np.asarray(zone) // np.gcd.reduce(np.abs(zone))
+        assert np.array_equal(np.cross(b[0], b[1]), z)  # a basis of {h: h·z = 0}
+        assert np.allclose(cell @ b.T, np.eye(2), atol=1e-14)
+        assert np.allclose(cell @ z, 0.0, atol=1e-14) and np.isclose(length, np.linalg.norm(z))
+    b, _, _ = projection_cell((0, 0, 1))
+    assert b.tolist() == [[1, 0, 0], [0, 1, 0]]
+
+
+def test_projected_potential_along_other_axes():
+    """[001] unchanged; [100] equals [001] (a 3-fold about [111] through the origin maps one onto
+    the other); along [110] the mean is a√2·V₀₀₀ and the maxima sit on the projected atoms
+    u = r·b₁, v = r·b₂ (the Si dumbbells)."""
+    from lacbed.scattering import projected_potential, structure_factors
+    from lacbed.scattering.potential import projection_cell
+
+    si = load_crystal(SI)
+    ref = projected_potential(si, 32)
+    assert np.array_equal(projected_potential(si, 32, zone_axis=(0, 0, 1)), ref)
+    assert _maxdiff(projected_potential(si, 32, zone_axis=(1, 0, 0)), ref) <= 1e-9 * ref.max()
+    img = projected_potential(si, 32, zone_axis=(1, 1, 0))
+    v0 = structure_factors(si, np.zeros((1, 3), int), absorption="none").V[0].real
+    assert np.isclose(img.mean(), si.a * np.sqrt(2) * v0, rtol=1e-12)
+    b, _, _ = projection_cell((1, 1, 0))
+    uv = np.mod(np.asarray(si.positions) @ b.T, 1.0)  # (u, v) of every atom
+    peaks = img > 0.5 * img.max()
+    r, c = np.nonzero(peaks)
+    du = np.abs((c / 32.0)[:, None] - uv[None, :, 0])
+    dv = np.abs((r / 32.0)[:, None] - uv[None, :, 1])
+    near = (np.minimum(du, 1 - du) <= 1.5 / 32) & (np.minimum(dv, 1 - dv) <= 1.5 / 32)
+    assert near.any(axis=1).all()  # every bright pixel is next to a projected atom
+    for u, v in uv:
+        assert img[int(round(v * 32)) % 32, int(round(u * 32)) % 32] > 0.5 * img.max()
+
+
+def test_cli_potential_zone_axis(tmp_path, capsys):
+    out = tmp_path / "p.npy"
+    with pytest.raises(SystemExit) as exc:
+        main(["potential", str(SI), "-o", str(out), "--size", "16", "--zone-axis", "1", "1", "1"])
+    assert int(exc.value.code or 0) == 0 and np.load(out).shape == (16, 16)
+    png = tmp_path / "p.png"
+    with pytest.raises(SystemExit) as exc:
+        main(["potential", str(SI), "-o", str(png), "--size", "16", "--zone-axis", "1", "1", "0"])
+    assert int(exc.value.code or 0) == 0 and png.stat().st_size > 0
+    bad = tmp_path / "bad.npy"
+    with pytest.raises(SystemExit) as exc:
+        main(["potential", str(SI), "-o", str(bad), "--zone-axis", "0", "0", "0"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert int(exc.value.code) == 2 and "--zone-axis" in err[-1] and not bad.exists()
