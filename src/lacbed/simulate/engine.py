@@ -15,6 +15,11 @@ Pipeline (docs/physics.md §4–7)
    estimate (:func:`convergence_estimate`): Z = 1 − ZNCC against twice the strong beams,
    estimated from the sample pixels.
 
+Any zone axis [UVW] of a cubic crystal (``zone_axis=``, ``x_direction=``, ``normal=``;
+docs/zone_axes.md, docs/physics.md §12): the pool vectors are rotated into a frame whose z is the
+zone axis, the surface normal enters through g_n and k_n, and every pixel is solved unless the
+frame is the [001] one.
+
 Dark-field discs (``reflections=``, docs/dark_field.md): half the pixels are solved (the 2-fold
 axis along [001], symmetry '2'), the requested beams are strong in every tile, the solve returns ψ_g of those beams from every Bloch wave, and
 the result is ``intensities[g, t, row, col]``; the estimate is that of the 000 beam.
@@ -141,7 +146,8 @@ def describe(plan: EnginePlan) -> str:
         f"crystal {name} ({cr.formula}, a = {cr.a:.4f} Å, source {cr.source or 'unknown'}) at "
         f"{o['voltage_kv']:g} kV, size {o['size']}, thickness {o['thickness_nm']} nm, "
         f"solver={o['solver']!r}, backend={o['backend']!r}, strong_beams={o['strong_beams']}, "
-        f"absorption={o['absorption']!r}"
+        f"absorption={o['absorption']!r}, zone axis {o.get('zone_axis', [0, 0, 1])}, "
+        f"x-direction {o.get('x_direction', [1, 0, 0])}, normal {o.get('normal', [0, 0, 1])}"
     )
 
 
