@@ -83,6 +83,43 @@ def test_bad_orientation_is_one_line(args, word):
     assert "\n" not in str(exc.value)
 
 
+@pytest.mark.parametrize(
+    ("group", "expected"),
+    [("m-3m", ["4mm", "4mm", "2mm", "1", "1", "1"]),
+     ("m-3", ["2mm", "2mm", "1", "1", "1", "1"]),
+     ("-43m", ["1"] * 6), ("432", ["1"] * 6), ("23", ["1"] * 6)],
+)  # fmt: skip
+def test_frame_symmetry_uses_direct_operations_only(group, expected):
+    """Operations that keep the zone axis and map the pixel grid onto itself: at <100> the
+    mirrors of m-3m (4mm) and m-3 (2mm), at <110> the two mirrors of m-3m; the -4, the 2-folds
+    ⊥ the axis and the 4 of 432 hold only by reciprocity (or not on the grid) and are not used;
+    a tilted normal removes them all."""
+    from lacbed.simulate.orientation import frame_symmetry, point_group_operations
+
+    assert len(point_group_operations(group)) == {"m-3m": 48, "23": 12}.get(group, 24)
+    cases = [((1, 0, 0), None, None), ((0, 0, 1), (0, 1, 0), None), ((1, 1, 0), None, None),
+             ((1, 1, 1), None, None), ((1, 1, 2), None, None), ((1, 1, 0), None, (1, 1, 1))]  # fmt: skip
+    got = [frame_symmetry(orientation(*c), group)[0] for c in cases]
+    assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "zone", "x", "sym"),
+    [("Si", (1, 1, 0), None, "2mm"), ("Si", (1, 0, 0), None, "4mm"),
+     ("Si", (0, 0, 1), (0, 1, 0), "4mm"), ("FeS2", (0, 1, 0), None, "2mm")],
+)  # fmt: skip
+def test_reduced_rotated_frame_equals_the_full_solve(double_precision, name, zone, x, sym):
+    """The wedge of a rotated frame (its direct mirrors, the diagonal one mapped by the crystal
+    operation) gives the full solve to round-off (measured ≤ 4.9e-9)."""
+    cif = example_path(name)
+    kw = dict(KW, size=32, zone_axis=zone, x_direction=x)
+    red = simulate_lacbed(cif, **kw)
+    full = simulate_lacbed(cif, symmetry="1", **kw)
+    assert red.settings["symmetry"] == sym and full.settings["symmetry"] == "1"
+    assert red.settings["n_unique_pixels"] < full.settings["n_unique_pixels"] / 3
+    assert _maxdiff(red.intensities, full.intensities) <= EXACT
+
+
 # ------------------------------------------------------------------------- [001] and equivalence
 def test_explicit_001_is_todays_engine(double_precision):
     """[001] with x = [100] through the general arguments equals the default run (to 1e-10)."""
@@ -95,9 +132,10 @@ def test_explicit_001_is_todays_engine(double_precision):
 
 def test_equivalent_axis_100_equals_001(double_precision):
     """[100] with x = [010] is [001] with x = [100] after the 3-fold axis along [111], which
-    every cubic point group has: the same pattern, to round-off (measured 4.0e-9)."""
-    kw = dict(KW, size=32)
-    a = simulate_lacbed(SI, symmetry="1", **kw)
+    every cubic point group has: the same pattern, to round-off (measured 4.0e-9), both solved
+    on every pixel."""
+    kw = dict(KW, size=32, symmetry="1")
+    a = simulate_lacbed(SI, **kw)
     b = simulate_lacbed(SI, zone_axis=(1, 0, 0), x_direction=(0, 1, 0), **kw)
     assert b.settings["symmetry"] == "1" and b.settings["n_unique_pixels"] == 32 * 32
     assert _maxdiff(a.intensities, b.intensities) <= EXACT
@@ -154,7 +192,7 @@ def test_si_111_bright_field_is_3m(double_precision):
     x = [10-1] turned by 120° about [111] (the 3-fold, exact). The 2-fold (and the mirror
     ky → −ky) of the ZOLZ projection (6mm) is broken by the HOLZ: measured max |ΔI| 0.05,
     Z = 1e-4 at 50 nm, 1.8e-3 at 150 nm."""
-    kw = dict(KW, size=32)
+    kw = dict(KW, size=32, symmetry="1")
     i = simulate_lacbed(SI, zone_axis=(1, 1, 1), **kw).intensities
     ops = _flips(i)
     assert _maxdiff(i, ops["mx"]) <= EXACT
@@ -167,7 +205,7 @@ def test_si_111_bright_field_is_3m(double_precision):
 def test_si_110_bright_field_is_2mm(double_precision):
     """m-3m along <110>: 2mm1R, bright field 2mm (Buxton Tables 2–3); x = [001]: both mirrors
     ((001) and (1-10)) are crystal mirrors. No 4-fold (kx ↔ ky) at [110]."""
-    i = simulate_lacbed(SI, zone_axis=(1, 1, 0), size=32, **KW).intensities
+    i = simulate_lacbed(SI, zone_axis=(1, 1, 0), size=32, symmetry="1", **KW).intensities
     ops = _flips(i)
     for name in ("mx", "my", "2"):
         assert _maxdiff(i, ops[name]) <= EXACT, name
@@ -183,7 +221,7 @@ def test_gaas_110_bright_field_2mm_whole_pattern_m(double_precision):
     (measured max |ΔI| 0.12), whereas for Si they are equal; the (1-10) mirror maps the
     1-11 disc onto the -111 disc in both."""
     discs = ["000", "1-11", "1-1-1", "-111"]
-    kw = dict(KW, size=16, zone_axis=(1, 1, 0), reflections=discs)
+    kw = dict(KW, size=16, zone_axis=(1, 1, 0), reflections=discs, symmetry="1")
     ga = simulate_lacbed(GAAS, **kw).intensities
     si = simulate_lacbed(SI, **kw).intensities
     bf = _flips(ga[0])
@@ -328,9 +366,14 @@ def test_cli_bad_orientation_one_line_nothing_written(tmp_path, capsys, extra, w
     assert list(tmp_path.iterdir()) == []
 
 
-def test_symmetry_reduction_refused_away_from_001():
-    with pytest.raises(SettingsError, match="every pixel"):
-        plan_lacbed(SI, 50.0, size=16, zone_axis=(1, 1, 0), symmetry="2mm")
+def test_symmetry_beyond_the_direct_ones_is_refused():
+    """GaAs [110] has only the (1-10) mirror among its direct symmetries (the rest of its 2mm
+    bright field is reciprocity): no wedge is imposed; Si [110] is 2mm, not 4mm."""
+    with pytest.raises(SettingsError, match="not available for this orientation"):
+        plan_lacbed(GAAS, 50.0, size=16, zone_axis=(1, 1, 0), symmetry="2mm")
+    with pytest.raises(SettingsError, match="'2mm'"):
+        plan_lacbed(SI, 50.0, size=16, zone_axis=(1, 1, 0), symmetry="4mm")
+    assert plan_lacbed(GAAS, 50.0, size=16, zone_axis=(1, 1, 0)).symmetry == "1"
 
 
 def test_default_run_estimates_convergence_at_110():

@@ -26,7 +26,13 @@ import numpy as np
 
 from lacbed.errors import SettingsError
 
-__all__ = ["Orientation", "orientation", "default_x_direction"]
+__all__ = [
+    "Orientation",
+    "orientation",
+    "default_x_direction",
+    "point_group_operations",
+    "frame_symmetry",
+]
 
 
 def _int_vector(name: str, v) -> tuple[int, int, int]:
@@ -164,3 +170,84 @@ def orientation(
     if np.array_equal(rot, np.eye(3)):
         rot = None  # [001] with x ∥ [100] (any index multiples): the original frame, exactly
     return Orientation(z_i, x_i, n_i, rot, n_frame)
+
+
+def point_group_operations(point_group: str) -> np.ndarray:
+    """The operations of a cubic point group as integer matrices acting on (h, k, l) and [uvw].
+
+    All are signed permutation matrices M = S P (International Tables A, Table 10.1.2.2): m-3m
+    all 48; 432 those with det M = +1; -43m those with an even number of minus signs; m-3 the
+    cyclic permutations with any signs; 23 the cyclic permutations with an even number of minus
+    signs.
+
+    Returns
+    -------
+    ndarray of int, shape (n_ops, 3, 3)
+    """
+    import itertools
+
+    ops = []
+    for perm in itertools.permutations(range(3)):
+        p = np.eye(3, dtype=np.int64)[list(perm)]
+        cyclic = round(np.linalg.det(p)) == 1
+        for signs in itertools.product((1, -1), repeat=3):
+            m = np.diag(signs) @ p
+            even = np.prod(signs) == 1
+            keep = {
+                "m-3m": True,
+                "432": round(np.linalg.det(m)) == 1,
+                "-43m": even,
+                "m-3": cyclic,
+                "23": cyclic and even,
+            }.get(point_group)
+            if keep is None:
+                raise ValueError(f"not a cubic point group: {point_group!r}")
+            if keep:
+                ops.append(m)
+    return np.array(ops)
+
+
+def frame_symmetry(orient: Orientation, point_group: str) -> tuple[str, np.ndarray | None]:
+    """Bright-field reduction of an oriented cubic crystal from its direct symmetries.
+
+    Only point-group operations M that keep the zone axis (M ẑ = ẑ, so they keep the surface
+    normal only when it is the zone axis) and map the square pixel grid onto itself (R M Rᵀ a
+    flip of x and/or y, or a swap of x and y) are used: they are symmetries of the structure
+    matrix, I₀₀₀(F k_t) = I₀₀₀(k_t) with the beam sets mapped by M (Buxton et al. 1976: the
+    vertical mirrors and rotations of the diffraction group). Operations that hold by reciprocity
+    only are not used away from the [001] frame.
+
+    Parameters
+    ----------
+    orient : Orientation
+    point_group : str
+        Cubic point group of the crystal.
+
+    Returns
+    -------
+    symmetry : {'4mm', '2mm', '1'}
+        '2mm' when both mirrors x → −x and y → −y are operations, '4mm' when also the diagonal
+        swap is; anything less gives '1' (every pixel solved).
+    swap : ndarray of int, shape (3, 3), or None
+        For '4mm': the operation M (acting on h, k, l) whose frame image swaps x and y.
+    """
+    if orient.normal_frame is not None:
+        return "1", None
+    rot = np.eye(3) if orient.rotation is None else orient.rotation
+    grid = {}
+    for m in point_group_operations(point_group):
+        f = rot @ m @ rot.T
+        if not np.allclose(f[2], [0, 0, 1], atol=1e-9) or not np.allclose(f[:, 2], [0, 0, 1]):
+            continue
+        f2 = np.round(f[:2, :2]).astype(np.int64)
+        if not np.allclose(f[:2, :2], f2, atol=1e-9):
+            continue  # a rotation by other than a multiple of 90°: not on the pixel grid
+        grid[(tuple(f2[0]), tuple(f2[1]))] = m
+    mx = ((-1, 0), (0, 1)) in grid
+    my = ((1, 0), (0, -1)) in grid
+    swap = grid.get(((0, 1), (1, 0)))
+    if mx and my and swap is not None:
+        return "4mm", swap
+    if mx and my:
+        return "2mm", None
+    return "1", None

@@ -34,7 +34,7 @@ from lacbed.bloch.solver import BACKENDS
 from lacbed.constants import electron_constants
 from lacbed.errors import SettingsError
 from lacbed.simulate.geometry import incident_wavevectors, tilts
-from lacbed.simulate.orientation import Orientation, orientation
+from lacbed.simulate.orientation import Orientation, frame_symmetry, orientation
 from lacbed.simulate.reflections import (
     as_hkl_array,
     hkl_label,
@@ -99,6 +99,7 @@ COMPLEX_FACTOR: float = 3.0
 
 _SOLVERS = ("fast", "exact")
 _ORIENTATION_KEYS = ("zone_axis", "x_direction", "normal")
+_WEDGES = ("1", "2mm", "4mm")
 
 
 class Job(NamedTuple):
@@ -498,6 +499,7 @@ class _Geometry:
     w_rows: np.ndarray
     w_cols: np.ndarray
     tiles: list
+    swap: np.ndarray | None = None  # the op on hkl whose image swaps x and y (4mm, rotated frame)
 
 
 def _geometry(size: int, half_width: float, tile: int, sym: str, crystal_sym: str) -> _Geometry:
@@ -523,7 +525,8 @@ def _tile_beam_sets(
     mirror = None
     if geo.base == "4mm":
         lookup = {tuple(h): i for i, h in enumerate(pool)}
-        mirror = np.array([lookup[(h[1], h[0], h[2])] for h in pool])
+        images = pool[:, [1, 0, 2]] if geo.swap is None else pool @ geo.swap.T
+        mirror = np.array([lookup[tuple(h)] for h in images])
     n = geo.size // 2
     sets, base_sets = [], None
     if factor != 1.0:
@@ -662,13 +665,17 @@ def _check_options(crystal, K, **kw) -> tuple[np.ndarray, float, str, int]:
     orient = kw["orientation"]
     if orient.standard:
         sym = resolve_symmetry(symmetry, crystal.bright_field_symmetry)
-    elif symmetry in ("auto", "1"):
-        sym = "1"  # no reduction away from the [001] frame (docs/zone_axes.md)
-    else:
-        raise SettingsError(
-            f"symmetry {symmetry!r} is only available at the [001] zone axis with x ∥ [100]; "
-            "other orientations solve every pixel (use 'auto' or '1')"
-        )
+    else:  # only the direct symmetries of this orientation (docs/zone_axes.md)
+        frame_sym = frame_symmetry(orient, crystal.point_group)[0]
+        if symmetry == "auto":
+            sym = frame_sym
+        elif symmetry in _WEDGES and _WEDGES.index(symmetry) <= _WEDGES.index(frame_sym):
+            sym = symmetry
+        else:
+            raise SettingsError(
+                f"symmetry {symmetry!r} is not available for this orientation: its direct "
+                f"bright-field symmetry on the pixel grid is {frame_sym!r}; use 'auto' or '1'"
+            )
     tile = max(4, int(kw["size"]) // 8) if kw["tile"] is None else kw["tile"]
     if int(tile) != tile or tile < 1:
         raise SettingsError(f"tile must be a positive number of pixels, got {tile!r}")
@@ -857,8 +864,10 @@ def plan_lacbed(
             f"got {budget_factor!r}"
         )
     sym = "2" if half else sym
-    base = crystal.bright_field_symmetry if orient.standard else "1"
+    base = crystal.bright_field_symmetry if orient.standard else ("1" if sym == "1" else sym)
     geo = _geometry(size, half_width, int(tile), sym, base)
+    if not orient.standard and sym == "4mm":
+        geo.swap = frame_symmetry(orient, crystal.point_group)[1]
     hkl, ref_index, forced = _reflection_beams(hkl, dark, pool, tables["info"], crystal.a, geo)
     sets = _tile_beam_sets(
         geo, pool, g, absu, K, strong_beams, factor=factor, cap=True, forced=forced
