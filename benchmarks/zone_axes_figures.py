@@ -4,7 +4,8 @@ Default engine (adaptive budget, convergence estimate and escalation), 200 kV, 1
 W = 4/a, thicknesses 50, 100, 150 nm, default x-directions ([10-1] for [111], [001] for [110]).
 Also records each run's settings summary and the bright-field symmetry measured on the pattern:
 max |ΔI| under kx → −kx, ky → −ky and k → −k (float32 eigensolve and interpolated weak-beam
-corrections of the default engine).
+corrections of the default engine; [111] is a full solve, [110] is solved on the 2mm wedge of
+its crystal mirrors, so its differences are zero by construction).
 
 Usage (repository root)::
 

@@ -17,8 +17,8 @@ Pipeline (docs/physics.md §4–7)
 
 Any zone axis [UVW] of a cubic crystal (``zone_axis=``, ``x_direction=``, ``normal=``;
 docs/zone_axes.md, docs/physics.md §12): the pool vectors are rotated into a frame whose z is the
-zone axis, the surface normal enters through g_n and k_n, and every pixel is solved unless the
-frame is the [001] one.
+zone axis, the surface normal enters through g_n and k_n, and the pixels are reduced only by the
+direct symmetries of that frame (:func:`lacbed.simulate.orientation.frame_symmetry`).
 
 Dark-field discs (``reflections=``, docs/dark_field.md): half the pixels are solved (the 2-fold
 axis along [001], symmetry '2'), the requested beams are strong in every tile, the solve returns ψ_g of those beams from every Bloch wave, and
@@ -600,8 +600,10 @@ def simulate_lacbed(
     normal : sequence of 3 int, optional
         Surface normal (Felix INormalDirection), along which the thickness is measured and which
         enters the excitation errors and the metric (g_n, k_n); default the zone axis.
-        Any orientation other than [001] with x ∥ [100] solves every pixel (``symmetry`` 'auto'
-        or '1'; no symmetry reduction is imposed there). The default half-width 4/a is kept
+        Away from the [001] frame the pixels are reduced only by the crystal's direct symmetries
+        that keep the zone axis and map the pixel grid (4mm at <100> and 2mm at <110> of m-3m,
+        2mm at <100> of m-3; :func:`lacbed.simulate.orientation.frame_symmetry`); otherwise
+        every pixel is solved. Nothing is imposed by reciprocity there. The default half-width 4/a is kept
         for every zone axis (the same angular field for every axis of one crystal).
 
     Returns
