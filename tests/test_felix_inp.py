@@ -79,9 +79,10 @@ def _with(key: str, value: str) -> str:
 @pytest.mark.parametrize(
     ("key", "value"),
     [
-        ("IIncidentBeamDirection", "[1,1,0]"),
-        ("IXDirection", "[0,1,0]"),
-        ("INormalDirection", "[1,1,1]"),
+        # any zone axis is read now (tests/test_zone_axis.py); impossible directions are refused
+        ("IIncidentBeamDirection", "[0,0,0]"),
+        ("IXDirection", "[0,0,2]"),
+        ("INormalDirection", "[0,0,-1]"),
         ("IAbsorbFLAG", "5"),
         ("IScatterFactorMethodFLAG", "7"),
     ],

@@ -7,7 +7,8 @@ Conventions (used consistently by the whole engine)
   K: it stays in the structure matrix as U₀ + iU′₀ on the diagonal (unlike Felix, which drops it),
   so refraction appears as the uniform phase exp(iπU₀t/k_n) and the mean absorption as the
   uniform factor exp(−2πU′₀t/K) in the intensity.
-* Surface normal n = ẑ = [001] (the beam direction). With ψ = Σ_g C_g exp(2πi(k + g + γn)·r) the
+* Surface normal n = ẑ (the zone axis, the beam direction at the pattern centre; a tilted normal
+  enters only through g_n = g·n̂ and k_n = k·n̂, :func:`normal_components`, docs/physics.md §12). With ψ = Σ_g C_g exp(2πi(k + g + γn)·r) the
   Schrödinger equation, neglecting γ² (no back-scattering), reads
 
       (K² − |k+g|²) C_g + Σ_h V_{g−h} C_h = 2 k_n γ (1 + g_n/k_n) C_g,
@@ -49,6 +50,7 @@ import numpy as np
 __all__ = [
     "excitation_denominators",
     "excitation_errors",
+    "normal_components",
     "beam_importance",
     "structure_matrices",
     "structure_matrix_parts",
@@ -79,16 +81,18 @@ def excitation_denominators(k: np.ndarray, g: np.ndarray, wavenumber: float) -> 
     return -(2.0 * k @ g.T + np.sum(g * g, axis=1)[None, :])
 
 
-def excitation_errors(k: np.ndarray, g: np.ndarray, wavenumber: float) -> np.ndarray:
-    """Exact excitation errors s_g = (K² − |k+g|²) / (2 (k+g)·n), n = ẑ [1/Å].
+def excitation_errors(
+    k: np.ndarray, g: np.ndarray, wavenumber: float, normal: np.ndarray | None = None
+) -> np.ndarray:
+    """Exact excitation errors s_g = (K² − |k+g|²) / (2 (k+g)·n) [1/Å]; n = ẑ unless ``normal``.
 
     References
     ----------
     docs/physics.md §4; Spence & Zuo (1992), Eq. (3.8). The small-angle limit is −(2k·g + g²)/(2K).
     """
     d = excitation_denominators(k, g, wavenumber)
-    kn = np.asarray(k, dtype=np.float64)[:, 2:3] + np.asarray(g, dtype=np.float64)[None, :, 2]
-    return d / (2.0 * kn)
+    k_n, g_n = normal_components(k, g, normal)
+    return d / (2.0 * (k_n[:, None] + g_n[None, :]))
 
 
 def beam_importance(
@@ -161,6 +165,33 @@ BETHE_PRECISION: str = "single"
 BETHE_ORDER: int = 4
 
 
+def normal_components(
+    k: np.ndarray, g: np.ndarray, normal: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Components k_n = k·n̂ and g_n = g·n̂ along the surface normal [1/Å] (docs/physics.md §12).
+
+    Parameters
+    ----------
+    k : ndarray, shape (p, 3)
+        Incident wave vectors in the frame [1/Å].
+    g : ndarray, shape (n, 3)
+        Beams in the frame [1/Å].
+    normal : ndarray, shape (3,), optional
+        Unit surface normal in the frame; None: n̂ = ẑ (the zone axis), the z components exactly.
+
+    Returns
+    -------
+    k_n : ndarray, shape (p,)
+    g_n : ndarray, shape (n,)
+    """
+    k = np.asarray(k, dtype=np.float64)
+    g = np.asarray(g, dtype=np.float64)
+    if normal is None:
+        return k[:, 2], g[:, 2]
+    n = np.asarray(normal, dtype=np.float64)
+    return k @ n, g @ n
+
+
 def _hermitian_blocks(v_table: np.ndarray, rows: np.ndarray, cols: np.ndarray):
     """U[rows, cols] and U′[rows, cols] of V = U + iU′ with U, U′ Hermitian [Å⁻²].
 
@@ -182,6 +213,7 @@ def structure_matrix_parts(
     metric: bool = True,
     bethe_precision: str | None = None,
     bethe_order: int | None = None,
+    normal: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Hermitian and absorptive parts of the batched structure matrices, with Bethe potentials.
 
@@ -226,6 +258,8 @@ def structure_matrix_parts(
         (the diagonal, U_ss, the sums into Â) is float64.
     bethe_order : {2, 3, 4}, optional
         Order of the elimination in U (default :data:`BETHE_ORDER`).
+    normal : ndarray, shape (3,), optional
+        Unit surface normal in the frame (:func:`normal_components`); None: ẑ.
 
     Returns
     -------
@@ -292,7 +326,8 @@ def structure_matrix_parts(
         b = both[:, :, n:]
         ap += 0.5 * (b + np.conj(np.swapaxes(b, 1, 2)))
     if metric:
-        s = metric_scale(gs[:, 2], k[:, 2])  # (p, n)
+        k_n, g_n = normal_components(k, gs, normal)
+        s = metric_scale(g_n, k_n)  # (p, n)
         sc = s[:, :, None] * s[:, None, :]
         h *= sc
         ap *= sc
@@ -345,6 +380,7 @@ def structure_matrices_real(
     metric: bool = True,
     bethe_precision: str | None = None,
     bethe_order: int | None = None,
+    normal: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`structure_matrix_parts` for real U and U′ (centrosymmetric, origin on a centre).
 
@@ -446,6 +482,7 @@ def structure_matrix_parts_interpolated(
     weak: np.ndarray | None = None,
     *,
     n_nodes: int | None = None,
+    normal: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`structure_matrix_parts` with the potential and Bethe terms interpolated in the tilt.
 
@@ -478,10 +515,10 @@ def structure_matrix_parts_interpolated(
     k = np.asarray(k, dtype=np.float64)
     grid = interpolation_weights(k[:, :2], n_nodes) if n_nodes > 0 and weak is not None else None
     if grid is None or len(weak) == 0:
-        return structure_matrix_parts(v_table, k, g, wavenumber, strong, weak)
+        return structure_matrix_parts(v_table, k, g, wavenumber, strong, weak, normal=normal)
     nodes, w = grid
     if _rough(k, g[np.asarray(weak, dtype=np.int64)], wavenumber) > BETHE_SMOOTHNESS:
-        return structure_matrix_parts(v_table, k, g, wavenumber, strong, weak)
+        return structure_matrix_parts(v_table, k, g, wavenumber, strong, weak, normal=normal)
     kz = np.sqrt(wavenumber**2 - np.sum(nodes**2, axis=1))
     k_nodes = np.column_stack([nodes, kz])  # (q, 3) on the Ewald sphere
     strong = np.asarray(strong, dtype=np.int64)
@@ -493,6 +530,7 @@ def structure_matrix_parts_interpolated(
     h = (w @ h.reshape(q, n * n)).reshape(p, n, n)  # (p, n, n)
     ap = (w @ ap.reshape(q, n * n)).reshape(p, n, n)
     h[:, idx, idx] += excitation_denominators(k, gs, wavenumber)
-    s = metric_scale(gs[:, 2], k[:, 2])  # (p, n)
+    k_n, g_n = normal_components(k, gs, normal)
+    s = metric_scale(g_n, k_n)  # (p, n)
     sc = s[:, :, None] * s[:, None, :]
     return h * sc, ap * sc

@@ -53,8 +53,9 @@ def beam_pool(
     *,
     centring: str = "P",
     holz_tolerance: float = HOLZ_TOLERANCE,
+    rotation: np.ndarray | None = None,
 ) -> np.ndarray:
-    """All centring-allowed reflections near the Ewald sphere of the [001] zone axis.
+    """All centring-allowed reflections near the Ewald sphere of the [001] (or a rotated) zone axis.
 
     A reflection g = (h, k, l)/a enters when |g| ≤ g_max and
     |K − |g + Kẑ|| / |g| ≤ ``holz_tolerance`` (Felix's criterion, docs/physics.md §11), which
@@ -74,6 +75,11 @@ def beam_pool(
         Lattice centring.
     holz_tolerance : float
         Relative distance to the Ewald sphere allowed [-].
+    rotation : ndarray, shape (3, 3), optional
+        R (rows x̂, ŷ, ẑ) taking g into the frame whose z is the zone axis
+        (:mod:`lacbed.simulate.orientation`, docs/physics.md §12); the criterion is then
+        |K − |Rg + Kẑ|| / |g|: the zero layer ⊥ [UVW] and the HOLZ layers g·[UVW] < 0 that the
+        Ewald sphere approaches. None: [001].
 
     Returns
     -------
@@ -92,6 +98,8 @@ def beam_pool(
     keep = (gn <= g_max * (1 + 1e-12)) & centring_allowed(hkl, centring)
     hkl, g, gn = hkl[keep], g[keep], gn[keep]
     K = float(wavenumber)
+    if rotation is not None:
+        g = g @ np.asarray(rotation, dtype=np.float64).T
     dist = np.abs(K - np.linalg.norm(g + np.array([0.0, 0.0, K]), axis=1))
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.where(gn > 0, dist / np.where(gn > 0, gn, 1.0), 0.0)

@@ -2,7 +2,7 @@
 
 Contract (issue 2)::
 
-    lacbed potential X.cif -o pot.npy|pot.png [--size N]
+    lacbed potential X.cif -o pot.npy|pot.png [--size N] [--zone-axis U V W]
     lacbed factors X.cif [--voltage 200] [--scattering kirkland|peng|lobato|doyle-turner]
                          [--absorption none|proportional|bird-king] [--max-g G]
                          [--format csv|json] [-o FILE] [--sort strength|g] [--nonzero]
@@ -93,8 +93,21 @@ def potential(
     debye_waller: Annotated[
         str, typer.Option("--debye-waller", help="'cif' (the CIF's B) or one B (Å²) for all atoms.")
     ] = "cif",
+    zone_axis: Annotated[
+        tuple[int, int, int] | None,
+        typer.Option(
+            "--zone-axis",
+            help="Project along U V W (default 0 0 1): one 2D cell a1, a2 of that projection, "
+            "columns along a1, rows along a2 (docs/zone_axes.md).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Projected potential of one unit cell along [001] (V·Å); rows along y, columns along x."""
+    """Projected potential of one unit cell along [001] (V·Å); rows along y, columns along x.
+
+    With ``--zone-axis U V W``: one 2D cell of the projection along [UVW], integrated over one
+    period a|[UVW]| (lacbed.scattering.potential.projection_cell).
+    """
     import numpy as np
 
     from lacbed._io import atomic_path
@@ -110,8 +123,13 @@ def potential(
         raise SettingsError(f"--size must be ≥ 8 pixels, got {size}")
     scattering = _choice("--scattering", scattering, SCATTERING)
     b_iso = _debye_waller(debye_waller)
+    zone = (0, 0, 1) if zone_axis is None else tuple(zone_axis)
+    from lacbed.scattering.potential import projection_cell
+    from lacbed.simulate.orientation import orientation
+
+    orientation(zone, names=("--zone-axis", "x-direction", "normal"))  # one-line errors
     crystal = _load_crystal(cif)
-    image = projected_potential(crystal, size, scattering=scattering, b_iso=b_iso)
+    image = projected_potential(crystal, size, scattering=scattering, b_iso=b_iso, zone_axis=zone)
     with atomic_path(output) as tmp:
         if suffix == ".npy":
             np.save(tmp, image.astype(np.float32))
@@ -119,7 +137,10 @@ def potential(
             from lacbed.plotting.potential import plot_potential
 
             name = crystal.name or crystal.formula
-            fig = plot_potential(image, crystal.a, title=f"{name}: projected potential [001]")
+            label = "".join(str(x) for x in zone)
+            cell = None if zone == (0, 0, 1) else projection_cell(zone)[1]
+            title = f"{name}: projected potential [{label}]"
+            fig = plot_potential(image, crystal.a, title=title, cell=cell)
             fig.savefig(tmp, dpi=120)
     typer.echo(f"wrote {output} ({size}×{size}, mean {image.mean():.4g} V·Å)", err=True)
 

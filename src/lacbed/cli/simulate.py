@@ -23,6 +23,12 @@ field.
 
 With ``--felix-inp`` every setting comes from the Felix file, and an option given explicitly on
 the command line overrides the file's value (e.g. ``--thickness 100`` or ``--solver exact``).
+
+Orientation (docs/zone_axes.md): ``--zone-axis U V W`` (Felix IIncidentBeamDirection, default
+0 0 1), ``--x-direction H K L`` (IXDirection: its part ⊥ the zone axis is the pattern's +x;
+default the lowest-index g ⊥ the zone axis) and ``--normal U V W`` (INormalDirection, default the
+zone axis). An explicit ``--zone-axis`` replaces the felix.inp's three directions: the file's
+IXDirection and INormalDirection are then not used unless given again on the command line.
 """
 
 from __future__ import annotations
@@ -260,6 +266,18 @@ def _check_settings(kw: dict[str, Any]) -> None:
         raise SettingsError(f"--kappa must be ≥ 0, got {kw['kappa']}")
 
 
+def _check_orientation(kw: dict[str, Any]) -> None:
+    """Reject an impossible orientation before any work (one line naming the option)."""
+    from lacbed.simulate.orientation import orientation
+
+    orientation(
+        kw["zone_axis"],
+        kw["x_direction"],
+        kw["normal"],
+        names=("--zone-axis", "--x-direction", "--normal"),
+    )
+
+
 @app.command("simulate", cls=_MultiValueCommand)
 def simulate(
     cif: Annotated[Path, typer.Argument(help="Crystal structure (CIF) of a cubic crystal.")],
@@ -351,7 +369,7 @@ def simulate(
             "--reflections",
             help="Discs to simulate, Felix-style hkl: --reflections 000 2-20 -220 (or 2,-2,0). "
             "Several give .npy (n_g, n_thickness, size, size), .h5 with the hkl labels, .png a "
-            "labelled montage; half the pixels are solved (2-fold axis along 001).",
+            "labelled montage; at [001] half the pixels are solved (2-fold axis along 001).",
             show_default=False,
         ),
     ] = None,
@@ -360,6 +378,32 @@ def simulate(
         typer.Option(
             "--felix-hkl",
             help="Take the discs from a Felix felix.hkl (one [h,k,l] per line).",
+        ),
+    ] = None,
+    zone_axis: Annotated[
+        tuple[int, int, int] | None,
+        typer.Option(
+            "--zone-axis",
+            help="Zone axis U V W (beam direction at the centre, Felix IIncidentBeamDirection); "
+            "default 0 0 1.",
+            show_default=False,
+        ),
+    ] = None,
+    x_direction: Annotated[
+        tuple[int, int, int] | None,
+        typer.Option(
+            "--x-direction",
+            help="H K L whose part perpendicular to the zone axis is +x (Felix IXDirection); "
+            "default the lowest-index g perpendicular to the zone axis.",
+            show_default=False,
+        ),
+    ] = None,
+    normal: Annotated[
+        tuple[int, int, int] | None,
+        typer.Option(
+            "--normal",
+            help="Surface normal U V W (Felix INormalDirection); default the zone axis.",
+            show_default=False,
         ),
     ] = None,
     png_units: Annotated[
@@ -375,10 +419,11 @@ def simulate(
         ),
     ] = False,
 ) -> None:
-    """Simulate the 000 LACBED pattern (or dark-field discs) of a cubic crystal at [001].
+    """Simulate the 000 LACBED pattern (or dark-field discs) of a cubic crystal at a zone axis.
 
-    Pixel convention as Felix: arr(row, col), col → +x = (100), row → +y = (010), zone axis
-    at the centre. Thicknesses in nm, voltage in kV, half-width in 1/Å.
+    Pixel convention as Felix: arr(row, col), col → +x (the x-direction, (100) at [001]), row →
+    +y = zone axis × x ((010) at [001]), zone axis at the centre. Thicknesses in nm, voltage in
+    kV, half-width in 1/Å.
     """
     import numpy as np
 
@@ -409,6 +454,9 @@ def simulate(
         "max_g": None,
         "solver": "fast",
         "backend": "numpy",
+        "zone_axis": (0, 0, 1),
+        "x_direction": None,
+        "normal": None,
     }
     felix = None
     if felix_inp is not None:
@@ -433,12 +481,16 @@ def simulate(
         "backend": _choice("--backend", backend, BACKENDS),
     }
     kw.update({k: v for k, v in explicit.items() if v is not None})
+    if zone_axis is not None:  # a new zone axis: the file's x-direction and normal do not apply
+        kw.update(zone_axis=zone_axis, x_direction=None, normal=None)
+    kw.update({k: v for k, v in (("x_direction", x_direction), ("normal", normal)) if v})
     if dw_given:
         kw["b_iso"] = b_iso
     if kw["thickness_nm"] is None:
         raise SettingsError("give the thicknesses: --thickness T [T ...] (nm), or --felix-inp")
     kw["thickness_nm"] = np.atleast_1d(np.asarray(kw["thickness_nm"], dtype=np.float64))
     _check_settings(kw)
+    _check_orientation(kw)
 
     crystal = _load_crystal(cif)
     if felix is not None and not dw_given:

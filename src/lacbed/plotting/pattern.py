@@ -34,6 +34,24 @@ def _axes_values(pattern, units: str) -> tuple[np.ndarray, np.ndarray, str]:
     raise ValueError(f"units must be 'mrad' or '1/A', got {units!r}")
 
 
+def _indices(v) -> str:
+    """Felix-style indices: (1, -1, 0) → "1-10"."""
+    return "".join(str(int(x)) for x in v)
+
+
+def orientation_labels(settings: dict | None) -> tuple[str, str, str]:
+    """Zone axis, +x and +y = zone axis × x of a pattern's settings, as "[uvw]" labels.
+
+    Patterns without orientation settings are [001] with x = [100] and y = [010].
+    """
+    settings = settings or {}
+    z = np.asarray(settings.get("zone_axis", (0, 0, 1)), dtype=np.int64)
+    x = np.asarray(settings.get("x_direction", (1, 0, 0)), dtype=np.int64)
+    y = np.cross(z, x)
+    g = np.gcd.reduce(np.abs(y)) if np.any(y) else 1
+    return f"[{_indices(z)}]", f"[{_indices(x)}]", f"[{_indices(y // g)}]"
+
+
 def plot_pattern(
     pattern,
     *,
@@ -67,14 +85,15 @@ def plot_pattern(
     n = arr.shape[0]
     x, y, label = _axes_values(pattern, units)
     extent = pixel_extent(x, y)
+    zone, xdir, ydir = orientation_labels(getattr(pattern, "settings", None))
     fig = Figure(figsize=(panel_size * n + 0.6, panel_size + 0.6), layout="constrained")
     axes = fig.subplots(1, n, squeeze=False)[0]
     for i, ax in enumerate(axes):
         im = ax.imshow(arr[i], origin="lower", extent=extent, cmap=cmap, interpolation="nearest")
         ax.set_title(f"t = {float(pattern.thickness_nm[i]):g} nm", fontsize=9)
-        ax.set_xlabel(f"x [100] ({label})", fontsize=8)
+        ax.set_xlabel(f"x {xdir} ({label})", fontsize=8)
         if i == 0:
-            ax.set_ylabel(f"y [010] ({label})", fontsize=8)
+            ax.set_ylabel(f"y {ydir} ({label})", fontsize=8)
         ax.tick_params(labelsize=7)
         fig.colorbar(im, ax=ax, shrink=0.8).ax.tick_params(labelsize=7)
     if title is None:
@@ -84,7 +103,7 @@ def plot_pattern(
             name = crystal.get("formula") or crystal.get("name")
         else:
             name = crystal
-        title = f"{name} [001], 000 LACBED" if name else None
+        title = f"{name} {zone}, 000 LACBED" if name else None
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
@@ -115,7 +134,7 @@ def plot_discs(
     panel_size : float
         Width of one panel [inch].
     title : str, optional
-        Figure title (default: the crystal formula and "[001] LACBED discs").
+        Figure title (default: the crystal formula, the zone axis and "LACBED discs").
 
     Returns
     -------
@@ -131,6 +150,7 @@ def plot_discs(
     nrow = arr.shape[1] * int(np.ceil(len(hkl) / ncol))
     x, y, label = _axes_values(pattern, units)
     extent = pixel_extent(x, y)
+    zone, xdir, ydir = orientation_labels(getattr(pattern, "settings", None))
     fig = Figure(figsize=(panel_size * ncol + 0.6, panel_size * nrow + 0.6), layout="constrained")
     axes = fig.subplots(nrow, ncol, squeeze=False)
     for ax in axes.ravel():
@@ -143,15 +163,15 @@ def plot_discs(
         ax.set_title(f"{hkl_label(hkl[g])}, t = {float(thick[t]):g} nm", fontsize=8)
         ax.tick_params(labelsize=6)
         if g % ncol == 0:
-            ax.set_ylabel(f"y [010] ({label})", fontsize=7)
-        ax.set_xlabel(f"x [100] ({label})", fontsize=7)
+            ax.set_ylabel(f"y {ydir} ({label})", fontsize=7)
+        ax.set_xlabel(f"x {xdir} ({label})", fontsize=7)
         fig.colorbar(im, ax=ax, shrink=0.75).ax.tick_params(labelsize=6)
     if title is None:
         crystal = (getattr(pattern, "settings", {}) or {}).get("crystal")
         name = (
             crystal.get("formula") or crystal.get("name") if isinstance(crystal, dict) else crystal
         )
-        title = f"{name} [001], LACBED discs" if name else None
+        title = f"{name} {zone}, LACBED discs" if name else None
     if title:
         fig.suptitle(title, fontsize=10)
     return fig

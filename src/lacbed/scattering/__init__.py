@@ -5,7 +5,7 @@ Public API (see docs/dev/CONTRACTS.md and docs/scattering.md):
 - :func:`scattering_factor` – f_e(s) [Å] for the Kirkland, Peng, Lobato and Doyle–Turner tables;
 - :func:`structure_factors` – V_g [V], U_g and U′_g [Å⁻²], ξ_g [nm] → :class:`StructureFactors`;
 - :func:`absorptive_form_factor` – Bird–King f′(s) [Å];
-- :func:`projected_potential` – the [001] projected potential of one cell [V·Å].
+- :func:`projected_potential` – the projected potential of one cell along [001] (or [UVW]) [V·Å].
 """
 
 from lacbed.scattering.absorption import absorptive_form_factor

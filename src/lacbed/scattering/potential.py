@@ -12,6 +12,17 @@ the grid onto itself (p4mm for Si [001]), and its mean is exactly c·V₀₀₀.
 Debye–Waller factors smooth the atoms; for B ≳ 0.3 Å² and a ≲ 6 Å at size 128 the omitted
 terms (|g| > size/(2a) ≈ 10 1/Å) are below 1e-3 of the largest coefficient. For a large cell or a
 static lattice (B = 0) the truncation shows as ringing around the atoms.
+
+Other zone axes [UVW] (``zone_axis=``; docs/zone_axes.md): with z = [UVW]/gcd the primitive
+integer direction, the zero layer {h : h·z = 0} is a 2D lattice with covolume |z|/a², spanned by
+b₁ (the default x-direction of :func:`lacbed.simulate.orientation.default_x_direction`) and the
+shortest b₂ with b₁ × b₂ = z (:func:`projection_cell`). Integrating over one period L = a|z| along
+the axis,
+
+    V_p(r) = ∫₀^L V(r + sẑ) ds = L Σ_{m,n} V_{m b₁ + n b₂} e^{2πi(m u + n v)},   r = a(u a₁ + v a₂),
+
+with a₁, a₂ the real-space 2D cell dual to b₁, b₂ (a_i·b_j = δ_ij, in the plane ⊥ z), sampled at
+u = col/size, v = row/size. For [001], b₁ = (1, 0, 0), b₂ = (0, 1, 0), L = a: the formula above.
 """
 
 from __future__ import annotations
@@ -20,7 +31,45 @@ import numpy as np
 
 from lacbed.errors import SettingsError
 
-__all__ = ["projected_potential", "zero_layer_indices"]
+__all__ = ["projected_potential", "projection_cell", "zero_layer_indices"]
+
+
+def projection_cell(zone_axis=(0, 0, 1)) -> tuple[np.ndarray, np.ndarray, float]:
+    """The 2D cell of the projection of a cubic lattice along [UVW] (module notes).
+
+    Parameters
+    ----------
+    zone_axis : sequence of 3 int
+        [UVW] (not 0 0 0).
+
+    Returns
+    -------
+    b : ndarray, shape (2, 3), int
+        Zero-layer basis b₁, b₂ (Miller indices), b₁ × b₂ = z = [UVW]/gcd.
+    cell : ndarray, shape (2, 3)
+        Real-space cell a₁, a₂ dual to b [units of a]: a_i·b_j = δ_ij, both ⊥ z.
+    length : float
+        Period along the axis L/a = |z| [units of a].
+    """
+    from lacbed.simulate.orientation import default_x_direction, orientation
+
+    orientation(zone_axis)  # checks: three integers, not 0 0 0
+    z = np.asarray(zone_axis, dtype=np.int64)
+    z = z // np.gcd.reduce(np.abs(z))
+    b1 = np.asarray(default_x_direction(z), dtype=np.int64)
+    b2 = None
+    for n in range(1, 64):
+        r = np.arange(n, -n - 1, -1)
+        cand = np.stack(np.meshgrid(r, r, r, indexing="ij"), axis=-1).reshape(-1, 3)
+        ok = np.all(np.cross(b1, cand) == z, axis=1)
+        if ok.any():
+            c = cand[ok]
+            b2 = c[np.argmin(np.sum(c * c, axis=1))]  # shortest, then lexicographically largest
+            break
+    b = np.stack([b1, b2])
+    bf = b.astype(np.float64)
+    cell = np.linalg.solve(bf @ bf.T, bf)  # rows a_i with a_i·b_j = δ_ij, in the plane of b
+    return b, cell, float(np.linalg.norm(z))
 
 
 def zero_layer_indices(size: int) -> np.ndarray:
@@ -37,8 +86,9 @@ def projected_potential(
     *,
     scattering: str = "kirkland",
     b_iso: float | np.ndarray | None = None,
+    zone_axis=(0, 0, 1),
 ) -> np.ndarray:
-    """Projected potential of one cell along [001] [V·Å].
+    """Projected potential of one cell along [001], or along [UVW] [V·Å].
 
     Parameters
     ----------
@@ -50,11 +100,15 @@ def projected_potential(
         Scattering-factor parametrisation.
     b_iso : float, ndarray or None
         Override of the Debye–Waller factors B [Å²].
+    zone_axis : sequence of 3 int
+        Projection direction [UVW] (module notes); default [001].
 
     Returns
     -------
     ndarray, shape (size, size), float64
-        ``arr[row, col]`` = V_p(x = col·a/size, y = row·a/size) [V·Å]; mean = c·V₀₀₀.
+        ``arr[row, col]`` = V_p(x = col·a/size, y = row·a/size) [V·Å]; mean = c·V₀₀₀. Along
+        [UVW]: V_p(a(u a₁ + v a₂)), u = col/size, v = row/size (:func:`projection_cell`), mean
+        L·V₀₀₀ with L = a|z|.
 
     References
     ----------
@@ -65,10 +119,12 @@ def projected_potential(
     if isinstance(size, bool) or int(size) != size or int(size) < 8:
         raise SettingsError(f"size must be an integer >= 8 pixels, got {size!r}")
     size = int(size)
-    hkl = zero_layer_indices(size)
+    mn = zero_layer_indices(size)  # (m, n, 0)
+    basis, _, length = projection_cell(zone_axis)
+    hkl = mn[:, :1] * basis[0] + mn[:, 1:2] * basis[1]  # [001]: (m, n, 0) itself
     sf = structure_factors(crystal, hkl, scattering=scattering, absorption="none", b_iso=b_iso)
-    coeff = np.zeros((size, size), dtype=np.complex128)  # [row ↔ k, col ↔ h]
-    coeff[hkl[:, 1] % size, hkl[:, 0] % size] = sf.V
-    # arr[r, c] = Σ V_hk e^{2πi(k r + h c)/size} = size² · ifft2(coeff)
-    image = np.fft.ifft2(coeff).real * (size * size) * crystal.a
+    coeff = np.zeros((size, size), dtype=np.complex128)  # [row ↔ n, col ↔ m]
+    coeff[mn[:, 1] % size, mn[:, 0] % size] = sf.V
+    # arr[r, c] = Σ V_mn e^{2πi(n r + m c)/size} = size² · ifft2(coeff)
+    image = np.fft.ifft2(coeff).real * (size * size) * (crystal.a * length)
     return image

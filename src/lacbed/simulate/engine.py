@@ -15,6 +15,11 @@ Pipeline (docs/physics.md §4–7)
    estimate (:func:`convergence_estimate`): Z = 1 − ZNCC against twice the strong beams,
    estimated from the sample pixels.
 
+Any zone axis [UVW] of a cubic crystal (``zone_axis=``, ``x_direction=``, ``normal=``;
+docs/zone_axes.md, docs/physics.md §12): the pool vectors are rotated into a frame whose z is the
+zone axis, the surface normal enters through g_n and k_n, and the pixels are reduced only by the
+direct symmetries of that frame (:func:`lacbed.simulate.orientation.frame_symmetry`).
+
 Dark-field discs (``reflections=``, docs/dark_field.md): half the pixels are solved (the 2-fold
 axis along [001], symmetry '2'), the requested beams are strong in every tile, the solve returns ψ_g of those beams from every Bloch wave, and
 the result is ``intensities[g, t, row, col]``; the estimate is that of the 000 beam.
@@ -35,7 +40,11 @@ import numpy as np
 
 from lacbed.bloch import matrix as bloch_matrix
 from lacbed.bloch import solver as bloch_solver
-from lacbed.bloch.matrix import beam_importance, structure_matrix_parts_interpolated
+from lacbed.bloch.matrix import (
+    beam_importance,
+    normal_components,
+    structure_matrix_parts_interpolated,
+)
 from lacbed.bloch.solver import solve_exact, solve_fast
 from lacbed.errors import LacbedError, SettingsError
 from lacbed.simulate.geometry import incident_wavevectors, pixel_axis, tilts
@@ -143,7 +152,8 @@ def describe(plan: EnginePlan) -> str:
         f"crystal {name} ({cr.formula}, a = {cr.a:.4f} Å, source {cr.source or 'unknown'}) at "
         f"{o['voltage_kv']:g} kV, size {o['size']}, thickness {o['thickness_nm']} nm, "
         f"solver={o['solver']!r}, backend={o['backend']!r}, strong_beams={o['strong_beams']}, "
-        f"absorption={o['absorption']!r}"
+        f"absorption={o['absorption']!r}, zone axis {o.get('zone_axis', [0, 0, 1])}, "
+        f"x-direction {o.get('x_direction', [1, 0, 0])}, normal {o.get('normal', [0, 0, 1])}"
     )
 
 
@@ -180,21 +190,22 @@ class _JobRunner:
         local = dict.fromkeys(("matrix_build", "eigensolve", "assembly"), 0.0)
         kt = tilts(job.rows, job.cols, o["size"], o["half_width"])
         k = incident_wavevectors(kt, plan.wavenumber)
+        k_n, g_n = normal_components(k, plan.g[job.strong], plan.normal)  # §12
         tb = time.perf_counter()
         a = build_matrices(plan, k, job.strong, job.weak)
         local["matrix_build"] += time.perf_counter() - tb
         solve = solve_fast if o["solver"] == "fast" else solve_exact
         thickness_a = 10.0 * np.asarray(o["thickness_nm"])
         if self.outputs is None:
-            self.out[job.out] = solve(a, k[:, 2], thickness_a, backend=o["backend"], timings=local)
+            self.out[job.out] = solve(a, k_n, thickness_a, backend=o["backend"], timings=local)
         else:
             # every Bloch wave and every beam (no excitation tail), metric undone (§4)
             psi = solve(
                 a,
-                k[:, 2],
+                k_n,
                 thickness_a,
                 all_beams=True,
-                g_n=plan.g[job.strong, 2],
+                g_n=g_n,
                 backend=o["backend"],
                 timings=local,
             )  # (p, t, n_strong)
@@ -222,7 +233,7 @@ def build_matrices(plan: EnginePlan, k: np.ndarray, strong: np.ndarray, weak: np
     (:func:`lacbed.bloch.matrix.structure_matrix_parts_interpolated`, ``BETHE_NODES``).
     """
     h, ap = structure_matrix_parts_interpolated(
-        plan.v_table, k, plan.g, plan.wavenumber, strong, weak
+        plan.v_table, k, plan.g, plan.wavenumber, strong, weak, normal=plan.normal
     )
     return (h, ap) if plan.options["solver"] == "fast" else h + 1j * ap
 
@@ -411,7 +422,7 @@ def _discs(plan: EnginePlan, inten: np.ndarray, outputs: np.ndarray, size: int) 
     """
     n_t = inten.shape[1]
     out = np.zeros((len(plan.reflections), n_t, size, size))
-    partner = plan.partner_index
+    partner = plan.partner_index if plan.symmetry == "2" else None
     lower = np.arange(size) < size // 2  # rows of the half plane that is not solved
     for i, idx in enumerate(plan.reflection_index):
         if idx < 0:
@@ -512,8 +523,12 @@ def simulate_lacbed(
     convergence_sample: float = SAMPLE_FRACTION,
     convergence_target: float | None = CONVERGENCE_WARNING,
     reflections=None,
+    zone_axis=(0, 0, 1),
+    x_direction=None,
+    normal=None,
 ) -> LacbedPattern:
-    """Bright-field (000) LACBED pattern, or dark-field discs, of a cubic crystal along [001].
+    """Bright-field (000) LACBED pattern, or dark-field discs, of a cubic crystal along any zone
+    axis [UVW] (default [001]).
 
     Parameters
     ----------
@@ -581,6 +596,22 @@ def simulate_lacbed(
         symmetry, Buxton et al. 1976). A reflection forbidden by the lattice centring is returned as zero; one
         outside the pool raises SettingsError. The convergence estimate and the escalation of
         the budget are those of the 000 beam only. None (default): the bright field as before.
+        Away from the [001] frame every pixel is solved (no 2-fold reduction).
+    zone_axis : sequence of 3 int
+        [UVW], the beam direction at the pattern centre (Felix IIncidentBeamDirection);
+        default [001] (docs/zone_axes.md, docs/physics.md §12).
+    x_direction : sequence of 3 int, optional
+        (HKL): the pattern's +x is its component perpendicular to [UVW] (Felix IXDirection);
+        default the lowest-index g perpendicular to [UVW]
+        (:func:`lacbed.simulate.orientation.default_x_direction`: [100] for [001]).
+    normal : sequence of 3 int, optional
+        Surface normal (Felix INormalDirection), along which the thickness is measured and which
+        enters the excitation errors and the metric (g_n, k_n); default the zone axis.
+        Away from the [001] frame the pixels are reduced only by the crystal's direct symmetries
+        that keep the zone axis and map the pixel grid (4mm at <100> and 2mm at <110> of m-3m,
+        2mm at <100> of m-3; :func:`lacbed.simulate.orientation.frame_symmetry`); otherwise
+        every pixel is solved. Nothing is imposed by reciprocity there. The default half-width 4/a is kept
+        for every zone axis (the same angular field for every axis of one crystal).
 
     Returns
     -------
@@ -624,6 +655,9 @@ def simulate_lacbed(
         batch=batch,
         convergence_sample=convergence_sample,
         reflections=reflections,
+        zone_axis=zone_axis,
+        x_direction=x_direction,
+        normal=normal,
     )
     if convergence_target is not None and not convergence_target > 0:
         raise SettingsError(f"convergence_target must be > 0 or None, got {convergence_target!r}")

@@ -24,7 +24,12 @@ Meaning of the supported keys (Felix v1.3 source, ``ug_matrix_mod`` and ``felixr
                                lacbed evaluates them correctly, so those patterns differ from Felix's
 ``RDebyeWallerConstant``       Felix's rule: each atom keeps the CIF's B unless it is outside
                                [0, 10] Å², where the constant is used instead
-``IIncidentBeamDirection``     must be [0,0,1]; ``IXDirection`` [1,0,0]; ``INormalDirection`` [0,0,1]
+``IIncidentBeamDirection``     zone axis [UVW] (beam direction at the pattern centre); default [0,0,1]
+``IXDirection``                (HKL) whose part ⊥ [UVW] is the pattern's +x; default: lacbed's rule,
+                               the lowest-index g ⊥ [UVW] (:mod:`lacbed.simulate.orientation`)
+``INormalDirection``           surface normal; default the zone axis. Felix gives the zone axis and
+                               the normal in the direct basis and IXDirection in the reciprocal
+                               one; for a cubic crystal they coincide (docs/zone_axes.md)
 =============================  =====================================================================
 
 Keys that only steer Felix's refinement or its output files are ignored (logged at debug level);
@@ -129,12 +134,8 @@ SUPPORTED_KEYS = frozenset(
 SCATTERING_BY_FLAG = {0: "kirkland", 1: "peng", 2: "doyle-turner", 3: "lobato"}
 #: Felix's ``IAbsorbFLAG`` → lacbed's absorption model.
 ABSORPTION_BY_FLAG = {0: "none", 1: "proportional", 2: "bird-king"}
-#: Required direction of each Felix direction key (the only geometry lacbed simulates).
-REQUIRED_DIRECTIONS = {
-    "IIncidentBeamDirection": (0, 0, 1),
-    "IXDirection": (1, 0, 0),
-    "INormalDirection": (0, 0, 1),
-}
+#: Felix's direction keys, in the order of :func:`lacbed.simulate.orientation.orientation`.
+DIRECTION_KEYS = ("IIncidentBeamDirection", "IXDirection", "INormalDirection")
 #: Felix's rule for a "realistic" CIF B [Å²]: values outside are replaced by RDebyeWallerConstant.
 FELIX_B_RANGE = (0.0, 10.0)
 
@@ -207,6 +208,11 @@ class FelixInput:
         "kirkland", "peng", "doyle-turner" or "lobato".
     debye_waller_constant : float
         ``RDebyeWallerConstant`` [Å²]: the B used for atoms whose CIF B is outside [0, 10] Å².
+    zone_axis : tuple of 3 int
+        ``IIncidentBeamDirection`` as written (default (0, 0, 1)).
+    x_direction, normal : tuple of 3 int or None
+        ``IXDirection`` and ``INormalDirection`` as written; None when the file has no such key
+        (lacbed's defaults: the lowest-index g ⊥ the zone axis, and the zone axis).
     source : str
         Path of the file read.
     values : dict
@@ -224,6 +230,9 @@ class FelixInput:
     kappa: float = 0.078
     scattering: str = "kirkland"
     debye_waller_constant: float = 0.0
+    zone_axis: tuple[int, int, int] = (0, 0, 1)
+    x_direction: tuple[int, int, int] | None = None
+    normal: tuple[int, int, int] | None = None
     source: str = field(default="", compare=False)
     values: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -254,6 +263,9 @@ class FelixInput:
             "b_iso": None,
             "strong_beams": self.strong_beams,
             "max_g": self.max_g,
+            "zone_axis": self.zone_axis,
+            "x_direction": self.x_direction,
+            "normal": self.normal,
         }
 
     def apply_debye_waller(self, crystal: Any) -> Any:
@@ -297,10 +309,17 @@ def _vector(key: str, raw: str) -> tuple[int, int, int]:
     return tuple(_number(key, p, int) for p in parts)  # type: ignore[return-value]
 
 
-def _same_direction(v: tuple[int, ...], ref: tuple[int, ...]) -> bool:
-    a, b = np.asarray(v, float), np.asarray(ref, float)
-    n = np.linalg.norm(a)
-    return n > 0 and np.allclose(a / n, b / np.linalg.norm(b))
+def _directions(values: dict[str, str], source: str) -> tuple:
+    """Zone axis, x-direction and normal of a felix.inp (None where absent), checked."""
+    from lacbed.simulate.orientation import orientation
+
+    vec = [_vector(k, values[k]) if k in values else None for k in DIRECTION_KEYS]
+    zone = vec[0] if vec[0] is not None else (0, 0, 1)
+    try:
+        orientation(zone, vec[1], vec[2], names=DIRECTION_KEYS)
+    except SettingsError as exc:
+        raise SettingsError(f"{source}: {exc}") from None
+    return zone, vec[1], vec[2]
 
 
 def felix_input_from_values(values: dict[str, str], *, source: str = "<string>") -> FelixInput:
@@ -320,16 +339,7 @@ def felix_input_from_values(values: dict[str, str], *, source: str = "<string>")
             return default
         return _number(key, values[key], kind)
 
-    for key, ref in REQUIRED_DIRECTIONS.items():
-        if key in values:
-            v = _vector(key, values[key])
-            if not _same_direction(v, ref):
-                want = "[" + ",".join(map(str, ref)) + "]"
-                got = "[" + ",".join(map(str, v)) + "]"
-                raise SettingsError(
-                    f"{source}: {key} = {got} is not supported; lacbed simulates only the "
-                    f"[001] zone axis ({key} = {want})"
-                )
+    zone_axis, x_direction, normal = _directions(values, source)
     if get("IAnisoDebyeWallerFlag", int, 0) != 0:
         raise SettingsError(
             f"{source}: IAnisoDebyeWallerFlag = {values['IAnisoDebyeWallerFlag']} is not "
@@ -400,6 +410,9 @@ def felix_input_from_values(values: dict[str, str], *, source: str = "<string>")
         kappa=float(kappa),
         scattering=SCATTERING_BY_FLAG[scatter_flag],
         debye_waller_constant=float(b_const),
+        zone_axis=zone_axis,
+        x_direction=x_direction,
+        normal=normal,
         source=source,
         values=dict(values),
     )
@@ -422,8 +435,8 @@ def read_felix_inp(path: str | Path) -> FelixInput:
     FileNotFoundError
         The file does not exist.
     SettingsError
-        A malformed line, a missing required key, or a value lacbed does not support (e.g.
-        another zone axis), named in the message.
+        A malformed line, a missing required key, or a value lacbed does not support (e.g. an
+        IXDirection parallel to the zone axis), named in the message.
     """
     path = Path(path)
     text = path.read_text(encoding="utf-8", errors="replace")

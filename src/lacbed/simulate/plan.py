@@ -34,6 +34,7 @@ from lacbed.bloch.solver import BACKENDS
 from lacbed.constants import electron_constants
 from lacbed.errors import SettingsError
 from lacbed.simulate.geometry import incident_wavevectors, tilts
+from lacbed.simulate.orientation import Orientation, frame_symmetry, orientation
 from lacbed.simulate.reflections import (
     as_hkl_array,
     hkl_label,
@@ -97,6 +98,8 @@ CPU_PER_UNIT: float = 2.9e-10
 COMPLEX_FACTOR: float = 3.0
 
 _SOLVERS = ("fast", "exact")
+_ORIENTATION_KEYS = ("zone_axis", "x_direction", "normal")
+_WEDGES = ("1", "2mm", "4mm")
 
 
 class Job(NamedTuple):
@@ -136,7 +139,8 @@ class EnginePlan:
     pool : ndarray, shape (n_pool, 3), int
         Miller indices of the beam pool, 000 first.
     g : ndarray, shape (n_pool, 3)
-        Pool reciprocal vectors [1/Å].
+        Pool reciprocal vectors in the frame (beam along z at the pattern centre,
+        docs/physics.md §12) [1/Å].
     v_table : ndarray, shape (n_pool, n_pool), complex
         V_{g−h} = U + iU′ [Å⁻²].
     real : bool
@@ -167,6 +171,8 @@ class EnginePlan:
         only, as a bright-field pattern.
     reflection_index : ndarray, shape (n_g,), int, or None
         Pool index of each reflection; −1 where the lattice centring forbids it (disc ≡ 0).
+    normal : ndarray, shape (3,), or None
+        Unit surface normal in the frame; None: ẑ, the zone axis (docs/physics.md §12).
     """
 
     crystal: Any
@@ -190,6 +196,7 @@ class EnginePlan:
     info: dict = field(default_factory=dict)
     reflections: np.ndarray | None = None
     reflection_index: np.ndarray | None = None
+    normal: np.ndarray | None = None
 
     @property
     def partner_index(self) -> np.ndarray | None:
@@ -256,6 +263,15 @@ class EnginePlan:
             f"budget {o['beam_budget']}{capped}",
             *(
                 []
+                if [o.get(k) for k in _ORIENTATION_KEYS] == [[0, 0, 1], [1, 0, 0], [0, 0, 1]]
+                else [
+                    "zone axis [{}], x-direction [{}], normal [{}]".format(
+                        *(" ".join(map(str, o[k])) for k in _ORIENTATION_KEYS)
+                    )
+                ]
+            ),
+            *(
+                []
                 if self.reflections is None
                 else ["discs " + " ".join(hkl_label(h) for h in self.reflections)]
             ),
@@ -304,15 +320,26 @@ def validate_options(
     return t
 
 
-def pool_for(a: float, max_g: float | None, wavenumber: float, centring: str) -> np.ndarray:
-    """The beam pool (Miller indices): |g| ≤ max_g, or the default g_max shrunk to ≤ MAX_POOL."""
+def pool_for(
+    a: float,
+    max_g: float | None,
+    wavenumber: float,
+    centring: str,
+    rotation: np.ndarray | None = None,
+) -> np.ndarray:
+    """The beam pool (Miller indices): |g| ≤ max_g, or the default g_max shrunk to ≤ MAX_POOL.
+
+    ``rotation`` (:class:`lacbed.simulate.orientation.Orientation`) selects the beams near the
+    Ewald sphere of that zone axis (:func:`lacbed.bloch.pool.beam_pool`); None: [001].
+    """
+    kw = {"centring": centring, "rotation": rotation}
     if max_g is not None:
-        return beam_pool(a, max_g, wavenumber, centring=centring)
+        return beam_pool(a, max_g, wavenumber, **kw)
     gm = DEFAULT_G_MAX
-    pool = beam_pool(a, gm, wavenumber, centring=centring)
+    pool = beam_pool(a, gm, wavenumber, **kw)
     while len(pool) > MAX_POOL:
         gm *= 0.95
-        pool = beam_pool(a, gm, wavenumber, centring=centring)
+        pool = beam_pool(a, gm, wavenumber, **kw)
     return pool
 
 
@@ -472,6 +499,7 @@ class _Geometry:
     w_rows: np.ndarray
     w_cols: np.ndarray
     tiles: list
+    swap: np.ndarray | None = None  # the op on hkl whose image swaps x and y (4mm, rotated frame)
 
 
 def _geometry(size: int, half_width: float, tile: int, sym: str, crystal_sym: str) -> _Geometry:
@@ -497,7 +525,8 @@ def _tile_beam_sets(
     mirror = None
     if geo.base == "4mm":
         lookup = {tuple(h): i for i, h in enumerate(pool)}
-        mirror = np.array([lookup[(h[1], h[0], h[2])] for h in pool])
+        images = pool[:, [1, 0, 2]] if geo.swap is None else pool @ geo.swap.T
+        mirror = np.array([lookup[tuple(h)] for h in images])
     n = geo.size // 2
     sets, base_sets = [], None
     if factor != 1.0:
@@ -633,7 +662,20 @@ def _check_options(crystal, K, **kw) -> tuple[np.ndarray, float, str, int]:
     if half_width >= 0.5 * K:
         raise SettingsError(f"half_width {half_width} 1/Å is not a small tilt (K = {K:.2f} 1/Å)")
     symmetry = kw["symmetry"]
-    sym = resolve_symmetry(symmetry, crystal.bright_field_symmetry)
+    orient = kw["orientation"]
+    if orient.standard:
+        sym = resolve_symmetry(symmetry, crystal.bright_field_symmetry)
+    else:  # only the direct symmetries of this orientation (docs/zone_axes.md)
+        frame_sym = frame_symmetry(orient, crystal.point_group)[0]
+        if symmetry == "auto":
+            sym = frame_sym
+        elif symmetry in _WEDGES and _WEDGES.index(symmetry) <= _WEDGES.index(frame_sym):
+            sym = symmetry
+        else:
+            raise SettingsError(
+                f"symmetry {symmetry!r} is not available for this orientation: its direct "
+                f"bright-field symmetry on the pixel grid is {frame_sym!r}; use 'auto' or '1'"
+            )
     tile = max(4, int(kw["size"]) // 8) if kw["tile"] is None else kw["tile"]
     if int(tile) != tile or tile < 1:
         raise SettingsError(f"tile must be a positive number of pixels, got {tile!r}")
@@ -647,28 +689,34 @@ def _check_options(crystal, K, **kw) -> tuple[np.ndarray, float, str, int]:
     return t_nm, half_width, sym, int(tile)
 
 
-def _crystal_tables(crystal, K, voltage, *, max_g, strong_beams, **sf_kw) -> dict:
-    """Origin, pool and potential table of a crystal (plan step 1); see :func:`plan_lacbed`."""
+def _crystal_tables(
+    crystal, K, voltage, *, max_g, strong_beams, orient: Orientation, **sf_kw
+) -> dict:
+    """Origin, pool and potential table of a crystal (plan step 1); see :func:`plan_lacbed`.
+
+    The pool's vectors g are rotated into the frame of ``orient``; the table V_{g−h} depends on
+    the Miller indices only (docs/physics.md §12).
+    """
     import time
 
     t0 = time.perf_counter()
     centring = lattice_centring(crystal)
     centre = find_inversion_centre(crystal) if crystal.point_group in ("m-3m", "m-3") else None
     work = crystal.shifted(centre) if centre is not None else crystal
-    pool = pool_for(crystal.a, max_g, K, centring)
+    pool = pool_for(crystal.a, max_g, K, centring, orient.rotation)
     if strong_beams is not None and strong_beams > len(pool):
         raise SettingsError(
             f"strong_beams={strong_beams} exceeds the beam pool of {len(pool)} beams "
             f"(|g| <= {max_g or DEFAULT_G_MAX} 1/Å); use fewer strong beams or a larger max_g"
         )
-    g = pool / crystal.a
+    g = orient.to_frame(pool / crystal.a)
     t_pool = time.perf_counter() - t0
     v, absu, real, u0, u0p = potential_table(
         work, pool, voltage=voltage, real=centre is not None, **sf_kw
     )
     info = {
         "max_g": float(np.linalg.norm(g, axis=1).max()),
-        "n_holz_pool": int(np.count_nonzero(pool[:, 2] != 0)),
+        "n_holz_pool": int(np.count_nonzero(pool @ np.asarray(orient.zone_axis) != 0)),
         "origin_shift": None if centre is None else [float(x) for x in centre],
         "centring": centring,
         "U0": [u0.real, u0.imag],
@@ -685,10 +733,12 @@ def _crystal_tables(crystal, K, voltage, *, max_g, strong_beams, **sf_kw) -> dic
     }
 
 
-def _reflection_request(reflections, symmetry: str) -> tuple[np.ndarray | None, bool, bool]:
+def _reflection_request(
+    reflections, symmetry: str, standard: bool = True
+) -> tuple[np.ndarray | None, bool, bool]:
     """Requested reflections (n_g, 3) or None, whether any is a dark-field disc, and whether
-    the discs are reduced by the 2-fold axis along [001] ('auto'; '1' solves every pixel;
-    docs/dark_field.md)."""
+    the discs are reduced by the 2-fold axis along [001] ('auto' in the [001] frame; '1', or
+    any other orientation, solves every pixel; docs/dark_field.md)."""
     hkl = None if reflections is None else as_hkl_array(reflections)
     dark = hkl is not None and bool(np.any(hkl != 0))
     if dark and symmetry not in ("auto", "1"):
@@ -696,7 +746,7 @@ def _reflection_request(reflections, symmetry: str) -> tuple[np.ndarray | None, 
             f"symmetry {symmetry!r} cannot be used with dark-field discs (their symmetry "
             "differs from the bright field's); use 'auto' (the 2-fold axis along [001]) or '1'"
         )
-    return hkl, dark, dark and symmetry == "auto"
+    return hkl, dark, dark and symmetry == "auto" and standard
 
 
 def _reflection_beams(hkl, dark: bool, pool, info: dict, a: float, geo: _Geometry):
@@ -733,6 +783,9 @@ def plan_lacbed(
     budget_factor: float = 1.0,
     timings: dict | None = None,
     reflections=None,
+    zone_axis=(0, 0, 1),
+    x_direction=None,
+    normal=None,
 ) -> EnginePlan:
     """Plan a LACBED simulation without solving it (arguments as :func:`simulate_lacbed`).
 
@@ -767,7 +820,8 @@ def plan_lacbed(
         crystal = load_crystal(crystal)
     ec = electron_constants(float(voltage_kv) * 1e3)
     K = ec.wavenumber
-    hkl, dark, half = _reflection_request(reflections, symmetry)
+    orient = orientation(zone_axis, x_direction, normal)
+    hkl, dark, half = _reflection_request(reflections, symmetry, orient.standard)
     symmetry = "1" if dark else symmetry
     t_nm, half_width, sym, tile = _check_options(
         crystal,
@@ -784,6 +838,7 @@ def plan_lacbed(
         tile=tile,
         batch=batch,
         convergence_sample=convergence_sample,
+        orientation=orient,
     )
     size = int(size)
 
@@ -798,6 +853,7 @@ def plan_lacbed(
         absorption=absorption,
         kappa=kappa,
         b_iso=b_iso,
+        orient=orient,
     )
     pool, g, v_table, absu, real = (tables[k] for k in ("pool", "g", "v", "absu", "real"))
     t2 = time.perf_counter()
@@ -808,7 +864,10 @@ def plan_lacbed(
             f"got {budget_factor!r}"
         )
     sym = "2" if half else sym
-    geo = _geometry(size, half_width, int(tile), sym, crystal.bright_field_symmetry)
+    base = crystal.bright_field_symmetry if orient.standard else ("1" if sym == "1" else sym)
+    geo = _geometry(size, half_width, int(tile), sym, base)
+    if not orient.standard and sym == "4mm":
+        geo.swap = frame_symmetry(orient, crystal.point_group)[1]
     hkl, ref_index, forced = _reflection_beams(hkl, dark, pool, tables["info"], crystal.a, geo)
     sets = _tile_beam_sets(
         geo, pool, g, absu, K, strong_beams, factor=factor, cap=True, forced=forced
@@ -839,6 +898,7 @@ def plan_lacbed(
         "backend": backend,
         "tile": int(tile),
         "convergence_sample": float(convergence_sample),
+        **orient.settings(),
     }
     if hkl is not None:
         options["reflections"] = hkl.tolist()
@@ -865,4 +925,5 @@ def plan_lacbed(
         info=info,
         reflections=hkl,
         reflection_index=ref_index,
+        normal=orient.normal_frame,
     )

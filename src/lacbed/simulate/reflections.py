@@ -120,7 +120,7 @@ def resolve_reflections(
             why = (
                 f"|g| = {g:.3f} 1/Å is beyond the pool's |g| ≤ {max_g:.3f} 1/Å; raise max_g"
                 if g > max_g * (1 + 1e-9)
-                else "too far from the Ewald sphere for the [001] beam pool"
+                else "too far from the Ewald sphere for the beam pool of this zone axis"
             )
             raise SettingsError(f"reflection {hkl_label(h)} is not in the beam pool ({why})")
     return hkl, index
