@@ -358,6 +358,10 @@ def stuck_compute(crystal, settings):
 
 STOP_SCRIPT = textwrap.dedent(
     """
+    import signal
+    # Ctrl-C as at a terminal, even when the tests themselves run as a background job (which
+    # starts every child with SIGINT ignored)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from test_dataset_build import SETTINGS, make_entries, stuck_compute
     from lacbed.dataset.build import build_dataset
     build_dataset({path!r}, make_entries(12), SETTINGS, workers=2, processes=True,
@@ -397,6 +401,7 @@ def test_interrupted_build_stops_at_once_and_keeps_finished(tmp_path, sig):
         proc.wait(timeout=40)
     except subprocess.TimeoutExpired:
         proc.kill()
+        proc.communicate()  # reap it: no process or pipe left to the next test
         pytest.fail("the build did not stop within 40 s of the signal")
     waited = time.monotonic() - t0
     _, err = proc.communicate()
