@@ -108,6 +108,69 @@ def _write_json(path: Path, obj: dict) -> None:
         tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
 
 
+def _resolve_configs(run: Path, model: str, cfg, model_config, norm, size: int):  # noqa: ANN001, ANN202
+    """Model, normalisation and training configs: a resumed run's saved ones, else the given."""
+    last = run / "checkpoints" / "last.ckpt"
+    resumed = last.is_file() and (run / "config.json").is_file()
+    if resumed:
+        saved = json.loads((run / "config.json").read_text())
+        if saved["model"]["name"] != model:
+            raise SettingsError(
+                f"{run} holds a {saved['model']['name']!r} run, not {model!r}; "
+                "use another output directory for a different model"
+            )
+        mcfg = ModelConfig.from_dict(saved["model"])
+        norm = Normalisation.from_dict(saved["normalisation"])
+        cfg = replace(TrainConfig.from_dict(saved["train"]), epochs=cfg.epochs)
+        log.info("resuming %s from %s", run, last)
+    else:
+        mcfg = model_config or default_model_config(model, size=size)
+        norm = norm or Normalisation()
+    if mcfg.size != size:
+        raise SettingsError(f"the model expects {mcfg.size}-pixel images, the dataset has {size}")
+    return mcfg, norm, cfg, last, resumed
+
+
+def _trainer(run: Path, cfg, *, progress: bool, tensorboard: bool, n_batches: int):  # noqa: ANN001, ANN202
+    """Lightning trainer with best/last checkpoints, early stopping and CSV (+TensorBoard) logs."""
+    ckpt_best = L.pytorch.callbacks.ModelCheckpoint(
+        dirpath=run / "checkpoints",
+        filename="best",
+        monitor="val_z",
+        mode="min",
+        save_top_k=1,
+        save_last=True,
+        enable_version_counter=False,
+    )
+    early = L.pytorch.callbacks.EarlyStopping(monitor="val_z", mode="min", patience=cfg.patience)
+    # CSVLogger rewrites metrics.csv when a run resumes: each training segment gets its own
+    # version folder (TensorBoard appends event files to version_0 and keeps every segment).
+    csv_version = 0
+    while (run / "logs" / f"version_{csv_version}" / "metrics.csv").exists():
+        csv_version += 1
+    loggers: list = [L.pytorch.loggers.CSVLogger(run, name="logs", version=csv_version)]
+    if tensorboard:
+        try:
+            import tensorboard as _tb  # noqa: F401
+
+            loggers.append(L.pytorch.loggers.TensorBoardLogger(run, name="logs", version=0))
+        except ImportError:
+            pass
+    trainer = L.Trainer(
+        max_epochs=cfg.epochs,
+        accelerator="cpu",
+        devices=1,
+        callbacks=[ckpt_best, early],
+        logger=loggers,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        log_every_n_steps=max(1, min(50, n_batches)),
+        num_sanity_val_steps=0,
+        default_root_dir=run,
+    )
+    return trainer, ckpt_best
+
+
 def train(
     data: str | os.PathLike,
     run_dir: str | os.PathLike,
@@ -141,28 +204,10 @@ def train(
     from lacbed.dataset.store import open_dataset
 
     run = Path(run_dir)
-    cfg = config or TrainConfig()
     ds = open_dataset(data)
-    last = run / "checkpoints" / "last.ckpt"
-    resumed = last.is_file() and (run / "config.json").is_file()
-    if resumed:
-        saved = json.loads((run / "config.json").read_text())
-        if saved["model"]["name"] != model:
-            raise SettingsError(
-                f"{run} holds a {saved['model']['name']!r} run, not {model!r}; "
-                "use another output directory for a different model"
-            )
-        mcfg = ModelConfig.from_dict(saved["model"])
-        norm = Normalisation.from_dict(saved["normalisation"])
-        cfg = replace(TrainConfig.from_dict(saved["train"]), epochs=cfg.epochs)
-        log.info("resuming %s from %s", run, last)
-    else:
-        mcfg = model_config or default_model_config(model, size=ds.size)
-        norm = norm or Normalisation()
-    if mcfg.size != ds.size:
-        raise SettingsError(
-            f"the model expects {mcfg.size}-pixel images, the dataset has {ds.size}"
-        )
+    mcfg, norm, cfg, last, resumed = _resolve_configs(
+        run, model, config or TrainConfig(), model_config, norm, ds.size
+    )
     t_idx = resolve_thicknesses(ds.thicknesses_nm, cfg.thickness_nm, conditioned=mcfg.conditioned)
     phys = mcfg.physics_input or False
     tr = load_split(
@@ -177,7 +222,7 @@ def train(
     )
     val_loader = torch.utils.data.DataLoader(val_set, batch_size=max(cfg.batch_size, 32))
     data_info = {
-        "dataset": str(Path(data).resolve()),
+        "dataset": str(data),  # as given: no machine-specific absolute path in the model file
         "dataset_version": ds.settings.get("lacbed_version"),
         "engine_settings": ds.settings.get("settings", {}),
         "thicknesses_nm": [float(v) for v in tr.thickness_nm],
@@ -198,40 +243,8 @@ def train(
     _write_json(run / "config.json", resolved)
 
     lit = LitSurrogate(mcfg.to_dict(), norm.to_dict(), cfg.to_dict(), __version__)
-    ckpt_best = L.pytorch.callbacks.ModelCheckpoint(
-        dirpath=run / "checkpoints",
-        filename="best",
-        monitor="val_z",
-        mode="min",
-        save_top_k=1,
-        save_last=True,
-        enable_version_counter=False,
-    )
-    early = L.pytorch.callbacks.EarlyStopping(monitor="val_z", mode="min", patience=cfg.patience)
-    # CSVLogger rewrites metrics.csv when a run resumes: each training segment gets its own
-    # version folder (TensorBoard appends event files to version_0 and keeps every segment).
-    csv_version = 0
-    while (run / "logs" / f"version_{csv_version}" / "metrics.csv").exists():
-        csv_version += 1
-    loggers: list = [L.pytorch.loggers.CSVLogger(run, name="logs", version=csv_version)]
-    if tensorboard:
-        try:
-            import tensorboard as _tb  # noqa: F401
-
-            loggers.append(L.pytorch.loggers.TensorBoardLogger(run, name="logs", version=0))
-        except ImportError:
-            pass
-    trainer = L.Trainer(
-        max_epochs=cfg.epochs,
-        accelerator="cpu",
-        devices=1,
-        callbacks=[ckpt_best, early],
-        logger=loggers,
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        log_every_n_steps=max(1, min(50, len(train_loader))),
-        num_sanity_val_steps=0,
-        default_root_dir=run,
+    trainer, ckpt_best = _trainer(
+        run, cfg, progress=progress, tensorboard=tensorboard, n_batches=len(train_loader)
     )
     with warnings.catch_warnings():
         # Lightning's advice for GPU/multi-worker set-ups does not apply on a 2-core CPU box.
