@@ -79,7 +79,10 @@ def _propagate(w, q, qm, c0, k_n, thickness):
     tiny = den * (tmax * tmax) < 1e-8  # includes the diagonal
     inv = np.where(tiny, 0.0, 1.0 / np.where(tiny, 1.0, den))
     if np.iscomplexobj(qm):
-        r = 1j * qm * (dr - 1j * di) * inv
+        f = np.empty(qm.shape, dtype=np.complex128)  # i·conj(dl)/|dl|² = (di + i·dr)/|dl|²
+        np.multiply(di, inv, out=f.real)
+        np.multiply(dr, inv, out=f.imag)
+        r = np.multiply(qm, f, out=f)
     else:
         qi = qm * inv
         r = (qi * di) + 1j * (qi * dr)  # i·Q·conj(dl)/|dl|²
