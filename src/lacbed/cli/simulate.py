@@ -29,6 +29,11 @@ Orientation (docs/zone_axes.md): ``--zone-axis U V W`` (Felix IIncidentBeamDirec
 default the lowest-index g ⊥ the zone axis) and ``--normal U V W`` (INormalDirection, default the
 zone axis). An explicit ``--zone-axis`` replaces the felix.inp's three directions: the file's
 IXDirection and INormalDirection are then not used unless given again on the command line.
+``--tilt KX KY`` puts the pattern centre off the zone axis: every pixel's tangential incident
+wave vector is shifted by (KX, KY) in the pattern's (x, y) frame, in 1/Å (or mrad with
+``--tilt-unit mrad``, k = θ/λ); every pixel is then solved (docs/zone_axes.md). felix.inp has no
+key for an off-axis centre (Felix centres the pattern on IIncidentBeamDirection), so the tilt
+comes only from the command line.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ ABSORPTION = ("none", "proportional", "bird-king")
 SOLVERS = ("fast", "exact")
 BACKENDS = ("numpy", "torch")
 PNG_UNITS = ("mrad", "1/A")
+TILT_UNITS = ("1/a", "mrad")
 #: Warn when the engine's convergence estimate exceeds this Z [-] (issue 8: 0.5 %).
 CONVERGENCE_WARNING = 0.005
 #: Options that take several values after one flag (``--thickness 50 100 150``).
@@ -266,6 +272,30 @@ def _check_settings(kw: dict[str, Any]) -> None:
         raise SettingsError(f"--kappa must be ≥ 0, got {kw['kappa']}")
 
 
+def _tilt(tilt: tuple[float, float] | None, unit: str, voltage_kv: float) -> tuple[float, float]:
+    """``--tilt KX KY`` in ``--tilt-unit`` → (k_x0, k_y0) [1/Å] (mrad: k = θ/λ, θ in rad).
+
+    Raises
+    ------
+    SettingsError
+        A non-finite value or an unknown unit (the range is checked by the plan, before any
+        solve: :func:`lacbed.simulate.plan.check_tilt`).
+    """
+    import math
+
+    unit = _choice("--tilt-unit", unit, TILT_UNITS) or "1/a"
+    if tilt is None:
+        return (0.0, 0.0)
+    if not all(math.isfinite(x) for x in tilt):
+        raise SettingsError(f"--tilt values must be finite numbers, got {list(tilt)}")
+    if unit == "1/a":
+        return (float(tilt[0]), float(tilt[1]))
+    from lacbed.constants import electron_constants
+
+    lam = electron_constants(float(voltage_kv) * 1e3).wavelength  # [Å]
+    return (1e-3 * tilt[0] / lam, 1e-3 * tilt[1] / lam)
+
+
 def _check_orientation(kw: dict[str, Any]) -> None:
     """Reject an impossible orientation before any work (one line naming the option)."""
     from lacbed.simulate.orientation import orientation
@@ -406,6 +436,19 @@ def simulate(
             show_default=False,
         ),
     ] = None,
+    tilt: Annotated[
+        tuple[float, float] | None,
+        typer.Option(
+            "--tilt",
+            help="Pattern centre off the zone axis: shift KX KY of every pixel's tangential "
+            "incident wave vector in the pattern's x, y frame, in 1/Å (see --tilt-unit); "
+            "default 0 0. Every pixel is then solved.",
+            show_default=False,
+        ),
+    ] = None,
+    tilt_unit: Annotated[
+        str, typer.Option("--tilt-unit", help="Unit of --tilt: 1/A | mrad (k = θ/λ).")
+    ] = "1/A",
     png_units: Annotated[
         str, typer.Option("--png-units", help="Axis units of a .png: mrad | 1/A.")
     ] = "mrad",
@@ -491,6 +534,7 @@ def simulate(
     kw["thickness_nm"] = np.atleast_1d(np.asarray(kw["thickness_nm"], dtype=np.float64))
     _check_settings(kw)
     _check_orientation(kw)
+    kw["tilt"] = _tilt(tilt, tilt_unit, kw["voltage_kv"])
 
     crystal = _load_crystal(cif)
     if felix is not None and not dw_given:

@@ -104,6 +104,9 @@ def plot_pattern(
         else:
             name = crystal
         title = f"{name} {zone}, 000 LACBED" if name else None
+        tilt = settings.get("tilt") or (0.0, 0.0)
+        if title and any(tilt):  # the centre off the zone axis (docs/physics.md §6)
+            title += " (centre at k = ({:.3g}, {:.3g}) 1/Å)".format(*tilt)
     if title:
         fig.suptitle(title, fontsize=10)
     return fig

@@ -153,7 +153,8 @@ def describe(plan: EnginePlan) -> str:
         f"{o['voltage_kv']:g} kV, size {o['size']}, thickness {o['thickness_nm']} nm, "
         f"solver={o['solver']!r}, backend={o['backend']!r}, strong_beams={o['strong_beams']}, "
         f"absorption={o['absorption']!r}, zone axis {o.get('zone_axis', [0, 0, 1])}, "
-        f"x-direction {o.get('x_direction', [1, 0, 0])}, normal {o.get('normal', [0, 0, 1])}"
+        f"x-direction {o.get('x_direction', [1, 0, 0])}, normal {o.get('normal', [0, 0, 1])}, "
+        f"tilt {o.get('tilt', [0.0, 0.0])} 1/Å"
     )
 
 
@@ -188,7 +189,7 @@ class _JobRunner:
     def _solve(self, job: Job) -> None:
         plan, o = self.plan, self.plan.options
         local = dict.fromkeys(("matrix_build", "eigensolve", "assembly"), 0.0)
-        kt = tilts(job.rows, job.cols, o["size"], o["half_width"])
+        kt = tilts(job.rows, job.cols, o["size"], o["half_width"], o.get("tilt", (0.0, 0.0)))
         k = incident_wavevectors(kt, plan.wavenumber)
         k_n, g_n = normal_components(k, plan.g[job.strong], plan.normal)  # §12
         tb = time.perf_counter()
@@ -482,12 +483,12 @@ def _pattern(plan: EnginePlan, full: np.ndarray, estimate, timings: dict, warn=T
         "convergence_sample_pixels": int(len(plan.sample_index)),
         "predicted_cpu": plan.predicted_cpu(),
     }
-    ax = pixel_axis(o["size"], o["half_width"])
+    kx0, ky0 = o.get("tilt", (0.0, 0.0))
     pattern = LacbedPattern(
         intensities=full,
         thickness_nm=np.asarray(o["thickness_nm"]),
-        kx=ax.copy(),
-        ky=ax.copy(),
+        kx=pixel_axis(o["size"], o["half_width"], kx0),  # the shifted axes (§6)
+        ky=pixel_axis(o["size"], o["half_width"], ky0),
         wavelength=plan.wavelength,
         beams=plan.pool[used],
         settings=settings,
@@ -526,6 +527,7 @@ def simulate_lacbed(
     zone_axis=(0, 0, 1),
     x_direction=None,
     normal=None,
+    tilt=(0.0, 0.0),
 ) -> LacbedPattern:
     """Bright-field (000) LACBED pattern, or dark-field discs, of a cubic crystal along any zone
     axis [UVW] (default [001]).
@@ -612,6 +614,16 @@ def simulate_lacbed(
         2mm at <100> of m-3; :func:`lacbed.simulate.orientation.frame_symmetry`); otherwise
         every pixel is solved. Nothing is imposed by reciprocity there. The default half-width 4/a is kept
         for every zone axis (the same angular field for every axis of one crystal).
+    tilt : sequence of 2 float
+        Pattern-centre tilt (k_x0, k_y0) [1/Å] in the pattern's (x, y) frame: every pixel's
+        tangential incident wave vector is shifted by it, so the centre lies off the zone axis
+        (docs/physics.md §6, docs/zone_axes.md). Default (0, 0): centred on the zone axis, as
+        before. A non-zero tilt solves every pixel (symmetry '1'; 'auto' gives it, '4mm'/'2mm'
+        are refused) and selects each tile's beams at its shifted tilts; ``kx``/``ky`` of the
+        result are the shifted axes, and ``settings["tilt"]`` records it. Must be finite, with
+        the farthest corner of the pattern |(|k_x0| + W, |k_y0| + W)| < K/2. The beam pool is
+        still chosen about the zone axis's Ewald sphere (Felix's criterion, §11), so keep the
+        tilt small compared with the HOLZ radius.
 
     Returns
     -------
@@ -631,7 +643,7 @@ def simulate_lacbed(
     ------
     SettingsError
         Impossible settings (thickness ≤ 0, voltage ≤ 0, size < 8 or odd, half-width ≤ 0, more
-        strong beams than the pool, unknown solver/backend).
+        strong beams than the pool, unknown solver/backend, a non-finite or too large tilt).
     LacbedError
         If the result contains NaN or inf, or the solve of a tile fails (the message names the
         crystal and the settings).
@@ -658,6 +670,7 @@ def simulate_lacbed(
         zone_axis=zone_axis,
         x_direction=x_direction,
         normal=normal,
+        tilt=tilt,
     )
     if convergence_target is not None and not convergence_target > 0:
         raise SettingsError(f"convergence_target must be > 0 or None, got {convergence_target!r}")

@@ -6,7 +6,9 @@ incident wave-vector components
     k_x = (c − N + ½) Δ,   k_y = (r − N + ½) Δ,   Δ = W / N,
 
 with W the half-width [1/Å]; x ∥ [100], y ∥ [010], the beam along +z = [001], the zone axis at the
-image centre (between pixels). The incident wave vector has |k| = K (vacuum wavenumber; the mean
+image centre (between pixels). A pattern-centre tilt (k_x0, k_y0) [1/Å] adds to every pixel:
+k_x = (c − N + ½) Δ + k_x0, k_y = (r − N + ½) Δ + k_y0 (the centre off the zone axis,
+docs/physics.md §6). The incident wave vector has |k| = K (vacuum wavenumber; the mean
 inner potential enters the structure matrix as U₀, see :mod:`lacbed.bloch.matrix`).
 
 References
@@ -21,7 +23,7 @@ import numpy as np
 __all__ = ["pixel_axis", "tilts", "incident_wavevectors"]
 
 
-def pixel_axis(size: int, half_width: float) -> np.ndarray:
+def pixel_axis(size: int, half_width: float, centre: float = 0.0) -> np.ndarray:
     """Tangential wave-vector component of each column (or row) [1/Å].
 
     Parameters
@@ -30,20 +32,35 @@ def pixel_axis(size: int, half_width: float) -> np.ndarray:
         Pattern side 2N [pixels] (even).
     half_width : float
         W [1/Å].
+    centre : float
+        The pattern-centre tilt along this axis, k_x0 or k_y0 [1/Å] (docs/physics.md §6);
+        0 (default): the zone axis at the centre.
 
     Returns
     -------
     ndarray, shape (size,)
-        (i − N + ½) W/N for i = 0 … size−1.
+        (i − N + ½) W/N + centre for i = 0 … size−1.
     """
     n = size // 2
-    return (np.arange(size) - n + 0.5) * (half_width / n)
+    ax = (np.arange(size) - n + 0.5) * (half_width / n)
+    return ax + float(centre) if centre else ax
 
 
-def tilts(rows: np.ndarray, cols: np.ndarray, size: int, half_width: float) -> np.ndarray:
-    """Tangential incident wave vectors of the given pixels [1/Å], shape (n, 2) as (k_x, k_y)."""
-    ax = pixel_axis(size, half_width)
-    return np.stack([ax[np.asarray(cols)], ax[np.asarray(rows)]], axis=-1)
+def tilts(
+    rows: np.ndarray,
+    cols: np.ndarray,
+    size: int,
+    half_width: float,
+    tilt=(0.0, 0.0),
+) -> np.ndarray:
+    """Tangential incident wave vectors of the given pixels [1/Å], shape (n, 2) as (k_x, k_y).
+
+    ``tilt`` = (k_x0, k_y0) [1/Å] is the pattern-centre tilt added to every pixel
+    (:func:`pixel_axis`, docs/physics.md §6).
+    """
+    ax_x = pixel_axis(size, half_width, tilt[0])
+    ax_y = pixel_axis(size, half_width, tilt[1])
+    return np.stack([ax_x[np.asarray(cols)], ax_y[np.asarray(rows)]], axis=-1)
 
 
 def incident_wavevectors(kt: np.ndarray, wavenumber: float) -> np.ndarray:

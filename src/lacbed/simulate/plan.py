@@ -272,6 +272,11 @@ class EnginePlan:
             ),
             *(
                 []
+                if not any(o.get("tilt", (0.0, 0.0)))
+                else ["pattern centre tilted by ({:g}, {:g}) 1/Å".format(*o["tilt"])]
+            ),
+            *(
+                []
                 if self.reflections is None
                 else ["discs " + " ".join(hkl_label(h) for h in self.reflections)]
             ),
@@ -500,15 +505,20 @@ class _Geometry:
     w_cols: np.ndarray
     tiles: list
     swap: np.ndarray | None = None  # the op on hkl whose image swaps x and y (4mm, rotated frame)
+    tilt: tuple = (0.0, 0.0)  # pattern-centre tilt (k_x0, k_y0) [1/Å], docs/physics.md §6
 
 
-def _geometry(size: int, half_width: float, tile: int, sym: str, crystal_sym: str) -> _Geometry:
+def _geometry(
+    size: int, half_width: float, tile: int, sym: str, crystal_sym: str, tilt=(0.0, 0.0)
+) -> _Geometry:
     rows, cols = wedge_pixels(size, sym)
     full = sym in ("1", "2")  # every pixel, or the half plane of the dark-field discs
     base = crystal_sym if full else sym
     w_rows, w_cols = wedge_pixels(size, base) if full else (rows, cols)
     tiles = tile_groups(w_rows, w_cols, size, tile)
-    return _Geometry(size, half_width, tile, sym, base, rows, cols, w_rows, w_cols, tiles)
+    return _Geometry(
+        size, half_width, tile, sym, base, rows, cols, w_rows, w_cols, tiles, tilt=tuple(tilt)
+    )
 
 
 def _tile_beam_sets(
@@ -532,7 +542,7 @@ def _tile_beam_sets(
     if factor != 1.0:
         base_sets = _tile_beam_sets(geo, pool, g, absu, K, strong_beams, forced=forced)
     for it, grp in enumerate(geo.tiles):
-        kt = tilts(geo.w_rows[grp], geo.w_cols[grp], geo.size, geo.half_width)
+        kt = tilts(geo.w_rows[grp], geo.w_cols[grp], geo.size, geo.half_width, geo.tilt)
         d_min = np.abs(excitation_denominators(incident_wavevectors(kt, K), g, K)).min(axis=0)
         w = beam_importance(absu, d_min)
         tr = (geo.w_rows[grp][0] - n) // geo.tile
@@ -646,8 +656,51 @@ def _sample_jobs(geo, pool, g, absu, K, strong_beams, fraction, batch, factor=1.
     return jobs, np.concatenate(index), weights
 
 
+def check_tilt(tilt, half_width: float | None, wavenumber: float) -> tuple[float, float]:
+    """Validate a pattern-centre tilt (k_x0, k_y0) [1/Å] (docs/physics.md §6).
+
+    Parameters
+    ----------
+    tilt : sequence of 2 float
+        (k_x0, k_y0) [1/Å] in the pattern's (x, y) frame.
+    half_width : float or None
+        W [1/Å]; None checks only that the tilt is two finite numbers.
+    wavenumber : float
+        K [1/Å].
+
+    Returns
+    -------
+    (float, float)
+
+    Raises
+    ------
+    SettingsError
+        Not two finite numbers, or the farthest corner of the pattern, |(|k_x0| + W,
+        |k_y0| + W)|, reaches K/2 (not a small tilt).
+    """
+    try:
+        kx0, ky0 = (float(x) for x in tilt)
+    except (TypeError, ValueError):  # not iterable, not numbers, or not two of them
+        raise SettingsError(f"tilt must be two numbers (k_x0, k_y0) [1/Å], got {tilt!r}") from None
+    if not (np.isfinite(kx0) and np.isfinite(ky0)):
+        raise SettingsError(f"tilt must be finite [1/Å], got ({kx0}, {ky0})")
+    if half_width is None:
+        return kx0, ky0
+    reach = float(np.hypot(abs(kx0) + half_width, abs(ky0) + half_width))
+    if (kx0 or ky0) and reach >= 0.5 * wavenumber:
+        raise SettingsError(
+            f"tilt ({kx0:g}, {ky0:g}) 1/Å with half_width {half_width:g} 1/Å reaches "
+            f"|k_t| = {reach:.3g} 1/Å ≥ K/2 = {0.5 * wavenumber:.3g} 1/Å: not a small tilt"
+        )
+    return kx0, ky0
+
+
 def _check_options(crystal, K, **kw) -> tuple[np.ndarray, float, str, int]:
-    """Validate the settings; returns thicknesses [nm], half-width [1/Å], symmetry, tile."""
+    """Validate the settings; returns thicknesses [nm], half-width [1/Å], symmetry, tile.
+
+    A non-zero tilt (``kw["tilted"]``, :func:`check_tilt`) solves every pixel: 'auto' becomes
+    '1' and a reducing symmetry is refused (a tilt breaks the pattern's symmetry in general).
+    """
     t_nm = validate_options(
         kw["thickness_nm"],
         kw["voltage_kv"],
@@ -663,7 +716,14 @@ def _check_options(crystal, K, **kw) -> tuple[np.ndarray, float, str, int]:
         raise SettingsError(f"half_width {half_width} 1/Å is not a small tilt (K = {K:.2f} 1/Å)")
     symmetry = kw["symmetry"]
     orient = kw["orientation"]
-    if orient.standard:
+    if kw["tilted"]:
+        if symmetry not in ("auto", "1"):
+            raise SettingsError(
+                f"symmetry {symmetry!r} cannot be used with a tilt (the pattern centre is off "
+                "the zone axis, so the pattern lacks that symmetry); use 'auto' or '1'"
+            )
+        sym = "1"
+    elif orient.standard:
         sym = resolve_symmetry(symmetry, crystal.bright_field_symmetry)
     else:  # only the direct symmetries of this orientation (docs/zone_axes.md)
         frame_sym = frame_symmetry(orient, crystal.point_group)[0]
@@ -786,6 +846,7 @@ def plan_lacbed(
     zone_axis=(0, 0, 1),
     x_direction=None,
     normal=None,
+    tilt=(0.0, 0.0),
 ) -> EnginePlan:
     """Plan a LACBED simulation without solving it (arguments as :func:`simulate_lacbed`).
 
@@ -806,6 +867,9 @@ def plan_lacbed(
         '1' solves every pixel; '4mm'/'2mm' are refused) and the reflections, with their images
         under the crystal's [001] bright-field symmetry, are strong in every tile
         (:func:`lacbed.simulate.reflections.symmetry_orbit`).
+    tilt : sequence of 2 float
+        Pattern-centre tilt (k_x0, k_y0) [1/Å] added to every pixel (docs/physics.md §6);
+        non-zero: every pixel solved, each tile's beams selected at its shifted tilts.
 
     Returns
     -------
@@ -823,6 +887,9 @@ def plan_lacbed(
     orient = orientation(zone_axis, x_direction, normal)
     hkl, dark, half = _reflection_request(reflections, symmetry, orient.standard)
     symmetry = "1" if dark else symmetry
+    tilt = check_tilt(tilt, None, K)
+    tilted = tilt != (0.0, 0.0)
+    half = half and not tilted
     t_nm, half_width, sym, tile = _check_options(
         crystal,
         K,
@@ -839,7 +906,9 @@ def plan_lacbed(
         batch=batch,
         convergence_sample=convergence_sample,
         orientation=orient,
+        tilted=tilted,
     )
+    tilt = check_tilt(tilt, half_width, K)
     size = int(size)
 
     t0 = time.perf_counter()
@@ -865,7 +934,8 @@ def plan_lacbed(
         )
     sym = "2" if half else sym
     base = crystal.bright_field_symmetry if orient.standard else ("1" if sym == "1" else sym)
-    geo = _geometry(size, half_width, int(tile), sym, base)
+    base = "1" if tilted else base  # no images of beam sets: each tile selects its own
+    geo = _geometry(size, half_width, int(tile), sym, base, tilt)
     if not orient.standard and sym == "4mm":
         geo.swap = frame_symmetry(orient, crystal.point_group)[1]
     hkl, ref_index, forced = _reflection_beams(hkl, dark, pool, tables["info"], crystal.a, geo)
@@ -899,6 +969,7 @@ def plan_lacbed(
         "tile": int(tile),
         "convergence_sample": float(convergence_sample),
         **orient.settings(),
+        "tilt": [tilt[0], tilt[1]],
     }
     if hkl is not None:
         options["reflections"] = hkl.tolist()
