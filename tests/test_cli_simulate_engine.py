@@ -109,3 +109,11 @@ def test_convergence_target_option(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.strip()
     assert err.startswith("lacbed: error:") and "--convergence-target" in err
     assert len(err.splitlines()) == 1 and not bad.exists()
+
+
+@pytest.mark.parametrize("units", ["1/A", "1/a", "MRAD"])
+def test_png_units_are_accepted_as_documented(tmp_path, units):
+    # '--png-units 1/A' was refused (the value was lower-cased before the comparison)
+    png = tmp_path / "si.png"
+    assert run([str(CIF), "-o", str(png), "--thickness", "30", "--png-units", units, *TINY]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

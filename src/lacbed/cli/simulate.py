@@ -223,10 +223,11 @@ def _load_crystal(path: Path):
 def _choice(name: str, value: str | None, allowed: tuple[str, ...]) -> str | None:
     if value is None:
         return None
-    v = value.strip().lower()
-    if v not in allowed:
+    v = value.strip()
+    match = [a for a in allowed if a.lower() == v.lower()]  # case-insensitive: '1/A' or '1/a'
+    if not match:
         raise SettingsError(f"{name} {value!r} is not one of {', '.join(allowed)}")
-    return v
+    return match[0]
 
 
 def _debye_waller(value: str | None) -> tuple[bool, float | None]:
