@@ -821,6 +821,43 @@ def _reflection_beams(hkl, dark: bool, pool, info: dict, a: float, geo: _Geometr
     return hkl, index, symmetry_orbit(index, pool, geo.base) if dark else None
 
 
+def _check_factor(budget_factor: float, strong_beams: int | None) -> float:
+    """The escalated budget factor, checked (≥ 1, adaptive budget only)."""
+    factor = float(budget_factor)
+    if not factor >= 1.0 or (factor != 1.0 and strong_beams is not None):
+        raise SettingsError(
+            f"budget_factor must be >= 1 and needs the adaptive budget (strong_beams=None), "
+            f"got {budget_factor!r}"
+        )
+    return factor
+
+
+def _plan_options(*, orient, tilt, reflections, **kw) -> dict:  # noqa: ANN001
+    """The resolved settings a plan records (and the result's settings repeat)."""
+    options = {
+        "voltage_kv": float(kw["voltage_kv"]),
+        "size": int(kw["size"]),
+        "half_width": kw["half_width"],
+        "thickness_nm": kw["thickness_nm"],
+        "scattering": kw["scattering"],
+        "absorption": kw["absorption"],
+        "kappa": float(kw["kappa"]),
+        "b_iso": None if kw["b_iso"] is None else float(kw["b_iso"]),
+        "strong_beams": kw["strong_beams"],
+        "beam_budget": "adaptive" if kw["strong_beams"] is None else "fixed",
+        "budget_factor": kw["budget_factor"],
+        "solver": kw["solver"],
+        "backend": kw["backend"],
+        "tile": int(kw["tile"]),
+        "convergence_sample": float(kw["convergence_sample"]),
+        **orient.settings(),
+        "tilt": [tilt[0], tilt[1]],
+    }
+    if reflections is not None:
+        options["reflections"] = reflections.tolist()
+    return options
+
+
 def plan_lacbed(
     crystal: Any,
     thickness_nm: float | np.ndarray,
@@ -926,12 +963,7 @@ def plan_lacbed(
     )
     pool, g, v_table, absu, real = (tables[k] for k in ("pool", "g", "v", "absu", "real"))
     t2 = time.perf_counter()
-    factor = float(budget_factor)
-    if not factor >= 1.0 or (factor != 1.0 and strong_beams is not None):
-        raise SettingsError(
-            f"budget_factor must be >= 1 and needs the adaptive budget (strong_beams=None), "
-            f"got {budget_factor!r}"
-        )
+    factor = _check_factor(budget_factor, strong_beams)
     sym = "2" if half else sym
     base = crystal.bright_field_symmetry if orient.standard else ("1" if sym == "1" else sym)
     base = "1" if tilted else base  # no images of beam sets: each tile selects its own
@@ -952,27 +984,25 @@ def plan_lacbed(
     timings["beam_selection"] = timings.get("beam_selection", 0.0) + (t3 - t2) + tables["t_pool"]
     timings["structure_factors"] = timings.get("structure_factors", 0.0) + (t2 - t0)
     timings["structure_factors"] -= tables["t_pool"]
-    options = {
-        "voltage_kv": float(voltage_kv),
-        "size": size,
-        "half_width": half_width,
-        "thickness_nm": t_nm.tolist(),
-        "scattering": scattering,
-        "absorption": absorption,
-        "kappa": float(kappa),
-        "b_iso": None if b_iso is None else float(b_iso),
-        "strong_beams": strong_beams,
-        "beam_budget": "adaptive" if strong_beams is None else "fixed",
-        "budget_factor": factor,
-        "solver": solver,
-        "backend": backend,
-        "tile": int(tile),
-        "convergence_sample": float(convergence_sample),
-        **orient.settings(),
-        "tilt": [tilt[0], tilt[1]],
-    }
-    if hkl is not None:
-        options["reflections"] = hkl.tolist()
+    options = _plan_options(
+        voltage_kv=voltage_kv,
+        size=size,
+        half_width=half_width,
+        thickness_nm=t_nm.tolist(),
+        scattering=scattering,
+        absorption=absorption,
+        kappa=kappa,
+        b_iso=b_iso,
+        strong_beams=strong_beams,
+        budget_factor=factor,
+        solver=solver,
+        backend=backend,
+        tile=tile,
+        convergence_sample=convergence_sample,
+        orient=orient,
+        tilt=tilt,
+        reflections=hkl,
+    )
     info = tables["info"]
     return EnginePlan(
         crystal=crystal,
