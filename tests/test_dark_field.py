@@ -360,3 +360,12 @@ def test_cli_bad_felix_hkl(tmp_path, capsys):
     assert run([str(SI), "-t", "40", *TINY, "--felix-hkl", str(bad), "-o", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert "line 2" in err and len(err.splitlines()) == 1 and not out.exists()
+
+
+def test_a_string_is_one_reflection_and_non_numbers_are_refused():
+    from lacbed.errors import SettingsError
+    from lacbed.simulate.reflections import as_hkl_array
+
+    np.testing.assert_array_equal(as_hkl_array("2-20"), [[2, -2, 0]])
+    with pytest.raises(SettingsError, match="three integers"):
+        as_hkl_array([(1, 1, "a")])

@@ -390,3 +390,30 @@ def test_docs_worked_example_runs(tmp_path, monkeypatch):
     scope: dict = {}
     for code in blocks:
         exec(compile(code, "docs/refine.md", "exec"), scope)  # noqa: S102
+
+
+def test_cli_refuses_an_output_that_is_a_file_before_fitting(tmp_path, si_image, capsys):
+    import time
+
+    from lacbed.cli import main
+
+    np.save(tmp_path / "exp.npy", si_image)
+    run = tmp_path / "RUN"
+    run.write_text("not a folder")
+    t0 = time.process_time()
+    with pytest.raises(SystemExit) as ex:
+        main(["refine", str(tmp_path / "exp.npy"), str(example_path("Si")), "-o", str(run),
+              "--calibration", str(SI_CAL)])  # fmt: skip
+    assert ex.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "not a folder" in err
+    assert time.process_time() - t0 < 5  # no fit was run (a fit takes tens of seconds)
+    assert run.read_text() == "not a folder"
+
+
+def test_report_json_is_strict_json_with_nan_as_null(tmp_path):
+    from lacbed.refine.report import _finite
+
+    rec = {"a": float("nan"), "b": [1.0, float("inf")], "c": np.array([np.nan, 2.0]), "d": "x"}
+    text = json.dumps(_finite(rec), allow_nan=False)
+    assert json.loads(text) == {"a": None, "b": [1.0, None], "c": [None, 2.0], "d": "x"}

@@ -124,7 +124,8 @@ def test_tilt_with_the_convergence_estimate_and_discs():
         reflections=["000", "2-20"], n_jobs=1,
     )  # fmt: skip
     assert p.settings["symmetry"] == "1" and p.intensities.shape == (2, 1, 8, 8)
-    assert 0.0 <= p.settings["convergence_estimate"] < 0.05
+    # measured 2.8e-9 (a 21-beam pool, max_g 1.5): the sample ran and found it converged
+    assert 0.0 <= p.settings["convergence_estimate"] < 1.5e-8
     assert np.all(np.isfinite(p.intensities))
 
 

@@ -22,11 +22,11 @@ import pytest
 from lacbed.cli import main
 from lacbed.crystal import load_crystal
 from lacbed.crystal.examples import example_path
+from lacbed.crystal.orientation import default_x_direction, orientation
 from lacbed.errors import SettingsError
 from lacbed.simulate import simulate_lacbed
 from lacbed.simulate.felix import read_felix_inp
 from lacbed.simulate.geometry import incident_wavevectors, tilts
-from lacbed.simulate.orientation import default_x_direction, orientation
 from lacbed.simulate.plan import plan_lacbed
 
 #: Max |ΔI| between symmetry-equivalent pixels: 5× the measured 8.1e-9 (module notes).
@@ -94,7 +94,7 @@ def test_frame_symmetry_uses_direct_operations_only(group, expected):
     mirrors of m-3m (4mm) and m-3 (2mm), at <110> the two mirrors of m-3m; the -4, the 2-folds
     ⊥ the axis and the 4 of 432 hold only by reciprocity (or not on the grid) and are not used;
     a tilted normal removes them all."""
-    from lacbed.simulate.orientation import frame_symmetry, point_group_operations
+    from lacbed.crystal.orientation import frame_symmetry, point_group_operations
 
     assert len(point_group_operations(group)) == {"m-3m": 48, "23": 12}.get(group, 24)
     cases = [((1, 0, 0), None, None), ((0, 0, 1), (0, 1, 0), None), ((1, 1, 0), None, None),
@@ -382,7 +382,9 @@ def test_default_run_estimates_convergence_at_110():
     p = simulate_lacbed(SI, 50.0, size=16, zone_axis=(1, 1, 0))
     z = p.settings["convergence_estimate"]
     assert z is not None and 0.0 <= z < 5e-3 and p.settings["convergence_sample_pixels"] >= 16
-    assert p.settings["escalation"] and p.settings["zone_axis"] == [1, 1, 0]
+    # converged at once (estimate 6.9e-5 at 16 px): one solve, no escalation
+    assert len(p.settings["escalation"]) == 1 and p.settings["budget_factor"] == 1.0
+    assert p.settings["zone_axis"] == [1, 1, 0]
 
 
 def test_plot_labels_follow_the_orientation():
@@ -447,3 +449,8 @@ def test_cli_potential_zone_axis(tmp_path, capsys):
         main(["potential", str(SI), "-o", str(bad), "--zone-axis", "0", "0", "0"])
     err = capsys.readouterr().err.strip().splitlines()
     assert int(exc.value.code) == 2 and "--zone-axis" in err[-1] and not bad.exists()
+
+
+def test_non_numeric_orientation_is_a_settings_error():
+    with pytest.raises(SettingsError, match="three integers"):
+        orientation((1, 1, "a"))

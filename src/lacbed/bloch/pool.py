@@ -77,7 +77,7 @@ def beam_pool(
         Relative distance to the Ewald sphere allowed [-].
     rotation : ndarray, shape (3, 3), optional
         R (rows x̂, ŷ, ẑ) taking g into the frame whose z is the zone axis
-        (:mod:`lacbed.simulate.orientation`, docs/physics.md §12); the criterion is then
+        (:mod:`lacbed.crystal.orientation`, docs/physics.md §12); the criterion is then
         |K − |Rg + Kẑ|| / |g|: the zero layer ⊥ [UVW] and the HOLZ layers g·[UVW] < 0 that the
         Ewald sphere approaches. None: [001].
 

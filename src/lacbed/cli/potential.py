@@ -124,8 +124,8 @@ def potential(
     scattering = _choice("--scattering", scattering, SCATTERING)
     b_iso = _debye_waller(debye_waller)
     zone = (0, 0, 1) if zone_axis is None else tuple(zone_axis)
+    from lacbed.crystal.orientation import orientation
     from lacbed.scattering.potential import projection_cell
-    from lacbed.simulate.orientation import orientation
 
     orientation(zone, names=("--zone-axis", "x-direction", "normal"))  # one-line errors
     crystal = _load_crystal(cif)

@@ -91,6 +91,7 @@ def refine_command(
     )
     if not cif.exists():
         raise FileNotFoundError(2, "no such file", str(cif))
+    _check_output_folder(output)  # before minutes of fitting, not after
     result = refine(
         exp,
         cif,
@@ -115,3 +116,14 @@ def refine_command(
         f"Z = {100 * result.z:.3f} %, {result.engine_calls} engine calls, "
         f"{result.cpu_s:.1f} s CPU; wrote {', '.join(str(p) for p in paths.values())}"
     )
+
+
+def _check_output_folder(output: Path) -> None:
+    """RUN must be a folder that exists or can be made, and writable."""
+    import os
+
+    if output.exists() and not output.is_dir():
+        raise SettingsError(f"-o {output} exists and is not a folder")
+    parent = output if output.exists() else next(p for p in output.parents if p.exists())
+    if not os.access(parent, os.W_OK):
+        raise SettingsError(f"-o {output}: {parent} is not writable")

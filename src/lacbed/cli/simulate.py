@@ -299,7 +299,7 @@ def _tilt(tilt: tuple[float, float] | None, unit: str, voltage_kv: float) -> tup
 
 def _check_orientation(kw: dict[str, Any]) -> None:
     """Reject an impossible orientation before any work (one line naming the option)."""
-    from lacbed.simulate.orientation import orientation
+    from lacbed.crystal.orientation import orientation
 
     orientation(
         kw["zone_axis"],

@@ -63,7 +63,8 @@ def write_outputs(result, run: str | Path, *, figure: bool = True) -> dict[str, 
     out = {"report": run / "report.json", "cif": run / "refined.cif"}
     record = {"lacbed_version": __version__, **result.as_dict()}
     with atomic_path(out["report"]) as tmp:
-        tmp.write_text(json.dumps(record, indent=2, default=_json_default) + "\n")
+        text = json.dumps(_finite(record), indent=2, default=_json_default, allow_nan=False)
+        tmp.write_text(text + "\n")
     with atomic_path(out["cif"]) as tmp:
         write_cif(result.crystal, tmp)
         tmp.write_text(tmp.read_text() + "\n".join(cif_record(result)) + "\n")
@@ -74,6 +75,19 @@ def write_outputs(result, run: str | Path, *, figure: bool = True) -> dict[str, 
         with atomic_path(out["figure"]) as tmp:
             plot_refinement(result).savefig(tmp, dpi=110)
     return out
+
+
+def _finite(obj):  # noqa: ANN001, ANN202
+    """The record with NaN and ±inf as None (strict JSON has no NaN)."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _finite(obj.tolist())
+    if isinstance(obj, (float, np.floating)) and not np.isfinite(obj):
+        return None
+    return obj
 
 
 def _json_default(obj):

@@ -15,7 +15,7 @@ static lattice (B = 0) the truncation shows as ringing around the atoms.
 
 Other zone axes [UVW] (``zone_axis=``; docs/zone_axes.md): with z = [UVW]/gcd the primitive
 integer direction, the zero layer {h : h·z = 0} is a 2D lattice with covolume |z|/a², spanned by
-b₁ (the default x-direction of :func:`lacbed.simulate.orientation.default_x_direction`) and the
+b₁ (the default x-direction of :func:`lacbed.crystal.orientation.default_x_direction`) and the
 shortest b₂ with b₁ × b₂ = z (:func:`projection_cell`). Integrating over one period L = a|z| along
 the axis,
 
@@ -51,7 +51,7 @@ def projection_cell(zone_axis=(0, 0, 1)) -> tuple[np.ndarray, np.ndarray, float]
     length : float
         Period along the axis L/a = |z| [units of a].
     """
-    from lacbed.simulate.orientation import default_x_direction, orientation
+    from lacbed.crystal.orientation import default_x_direction, orientation
 
     orientation(zone_axis)  # checks: three integers, not 0 0 0
     z = np.asarray(zone_axis, dtype=np.int64)

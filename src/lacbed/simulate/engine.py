@@ -18,7 +18,7 @@ Pipeline (docs/physics.md §4–7)
 Any zone axis [UVW] of a cubic crystal (``zone_axis=``, ``x_direction=``, ``normal=``;
 docs/zone_axes.md, docs/physics.md §12): the pool vectors are rotated into a frame whose z is the
 zone axis, the surface normal enters through g_n and k_n, and the pixels are reduced only by the
-direct symmetries of that frame (:func:`lacbed.simulate.orientation.frame_symmetry`).
+direct symmetries of that frame (:func:`lacbed.crystal.orientation.frame_symmetry`).
 
 Dark-field discs (``reflections=``, docs/dark_field.md): half the pixels are solved (the 2-fold
 axis along [001], symmetry '2'), the requested beams are strong in every tile, the solve returns ψ_g of those beams from every Bloch wave, and
@@ -476,6 +476,10 @@ def _pattern(plan: EnginePlan, full: np.ndarray, estimate, timings: dict, warn=T
         "bethe_order": bloch_matrix.BETHE_ORDER,
         "bethe_precision": bloch_matrix.BETHE_PRECISION,
         "eigh_precision": bloch_solver.EIGH_PRECISION if o["backend"] == "numpy" else "double",
+        # the weak-beam interpolation nodes span each batch, so results depend on the batching
+        # at the 1e-5 level (docs/engine_validation.md): both are recorded
+        "bethe_nodes": bloch_matrix.BETHE_NODES,
+        "bethe_smoothness": bloch_matrix.BETHE_SMOOTHNESS,
         "budget_capped": plan.budget_capped,
         "n_tiles_capped": int(np.count_nonzero(plan.capped)),
         "convergence_estimate": worst,
@@ -605,13 +609,13 @@ def simulate_lacbed(
     x_direction : sequence of 3 int, optional
         (HKL): the pattern's +x is its component perpendicular to [UVW] (Felix IXDirection);
         default the lowest-index g perpendicular to [UVW]
-        (:func:`lacbed.simulate.orientation.default_x_direction`: [100] for [001]).
+        (:func:`lacbed.crystal.orientation.default_x_direction`: [100] for [001]).
     normal : sequence of 3 int, optional
         Surface normal (Felix INormalDirection), along which the thickness is measured and which
         enters the excitation errors and the metric (g_n, k_n); default the zone axis.
         Away from the [001] frame the pixels are reduced only by the crystal's direct symmetries
         that keep the zone axis and map the pixel grid (4mm at <100> and 2mm at <110> of m-3m,
-        2mm at <100> of m-3; :func:`lacbed.simulate.orientation.frame_symmetry`); otherwise
+        2mm at <100> of m-3; :func:`lacbed.crystal.orientation.frame_symmetry`); otherwise
         every pixel is solved. Nothing is imposed by reciprocity there. The default half-width 4/a is kept
         for every zone axis (the same angular field for every axis of one crystal).
     tilt : sequence of 2 float

@@ -26,7 +26,7 @@ Meaning of the supported keys (Felix v1.3 source, ``ug_matrix_mod`` and ``felixr
                                [0, 10] Å², where the constant is used instead
 ``IIncidentBeamDirection``     zone axis [UVW] (beam direction at the pattern centre); default [0,0,1]
 ``IXDirection``                (HKL) whose part ⊥ [UVW] is the pattern's +x; default: lacbed's rule,
-                               the lowest-index g ⊥ [UVW] (:mod:`lacbed.simulate.orientation`)
+                               the lowest-index g ⊥ [UVW] (:mod:`lacbed.crystal.orientation`)
 ``INormalDirection``           surface normal; default the zone axis. Felix gives the zone axis and
                                the normal in the direct basis and IXDirection in the reciprocal
                                one; for a cubic crystal they coincide (docs/zone_axes.md)
@@ -134,7 +134,7 @@ SUPPORTED_KEYS = frozenset(
 SCATTERING_BY_FLAG = {0: "kirkland", 1: "peng", 2: "doyle-turner", 3: "lobato"}
 #: Felix's ``IAbsorbFLAG`` → lacbed's absorption model.
 ABSORPTION_BY_FLAG = {0: "none", 1: "proportional", 2: "bird-king"}
-#: Felix's direction keys, in the order of :func:`lacbed.simulate.orientation.orientation`.
+#: Felix's direction keys, in the order of :func:`lacbed.crystal.orientation.orientation`.
 DIRECTION_KEYS = ("IIncidentBeamDirection", "IXDirection", "INormalDirection")
 #: Felix's rule for a "realistic" CIF B [Å²]: values outside are replaced by RDebyeWallerConstant.
 FELIX_B_RANGE = (0.0, 10.0)
@@ -311,7 +311,7 @@ def _vector(key: str, raw: str) -> tuple[int, int, int]:
 
 def _directions(values: dict[str, str], source: str) -> tuple:
     """Zone axis, x-direction and normal of a felix.inp (None where absent), checked."""
-    from lacbed.simulate.orientation import orientation
+    from lacbed.crystal.orientation import orientation
 
     vec = [_vector(k, values[k]) if k in values else None for k in DIRECTION_KEYS]
     zone = vec[0] if vec[0] is not None else (0, 0, 1)

@@ -32,9 +32,9 @@ from lacbed.bloch.matrix import beam_importance, excitation_denominators
 from lacbed.bloch.pool import beam_pool
 from lacbed.bloch.solver import BACKENDS
 from lacbed.constants import electron_constants
+from lacbed.crystal.orientation import Orientation, frame_symmetry, orientation
 from lacbed.errors import SettingsError
 from lacbed.simulate.geometry import incident_wavevectors, tilts
-from lacbed.simulate.orientation import Orientation, frame_symmetry, orientation
 from lacbed.simulate.reflections import (
     as_hkl_array,
     hkl_label,
@@ -334,7 +334,7 @@ def pool_for(
 ) -> np.ndarray:
     """The beam pool (Miller indices): |g| ≤ max_g, or the default g_max shrunk to ≤ MAX_POOL.
 
-    ``rotation`` (:class:`lacbed.simulate.orientation.Orientation`) selects the beams near the
+    ``rotation`` (:class:`lacbed.crystal.orientation.Orientation`) selects the beams near the
     Ewald sphere of that zone axis (:func:`lacbed.bloch.pool.beam_pool`); None: [001].
     """
     kw = {"centring": centring, "rotation": rotation}
@@ -849,6 +849,7 @@ def _plan_options(*, orient, tilt, reflections, **kw) -> dict:  # noqa: ANN001
         "solver": kw["solver"],
         "backend": kw["backend"],
         "tile": int(kw["tile"]),
+        "batch": int(kw["batch"]),
         "convergence_sample": float(kw["convergence_sample"]),
         **orient.settings(),
         "tilt": [tilt[0], tilt[1]],
@@ -998,6 +999,7 @@ def plan_lacbed(
         solver=solver,
         backend=backend,
         tile=tile,
+        batch=batch,
         convergence_sample=convergence_sample,
         orient=orient,
         tilt=tilt,

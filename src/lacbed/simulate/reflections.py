@@ -59,12 +59,17 @@ def hkl_label(hkl: Sequence[int]) -> str:
 def as_hkl_array(reflections: Iterable) -> np.ndarray:
     """Requested reflections as an (n, 3) int array (hkl text or triples; no duplicates)."""
     rows = []
+    if isinstance(reflections, str):  # one reflection, not its characters
+        reflections = [reflections]
     for r in reflections:
         if isinstance(r, str):
             rows.append(parse_hkl(r))
             continue
-        v = np.asarray(r)
-        if v.shape != (3,) or not np.all(np.isfinite(v.astype(float))) or np.any(v != np.round(v)):
+        try:
+            v = np.asarray(r, dtype=float)
+        except (TypeError, ValueError):
+            raise SettingsError(f"reflection {r!r} is not three integers (h, k, l)") from None
+        if v.shape != (3,) or not np.all(np.isfinite(v)) or np.any(v != np.round(v)):
             raise SettingsError(f"reflection {r!r} is not three integers (h, k, l)")
         rows.append(tuple(int(x) for x in v))
     if not rows:

@@ -36,8 +36,11 @@ __all__ = [
 
 
 def _int_vector(name: str, v) -> tuple[int, int, int]:
-    a = np.asarray(v)
-    if a.shape != (3,) or not np.all(np.isfinite(a.astype(float))):
+    try:
+        a = np.asarray(v, dtype=float)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{name} must be three integers, got {v!r}") from None
+    if a.shape != (3,) or not np.all(np.isfinite(a)):
         raise SettingsError(f"{name} must be three integers, got {v!r}")
     if np.any(a != np.round(a)):
         raise SettingsError(f"{name} must be three integers, got {v!r}")
