@@ -216,17 +216,22 @@ def test_convergence_target_is_checked():
         simulate_lacbed(_crystal("Si"), [100.0], size=16, convergence_target=0.0)
 
 
-def test_escalation_stops_when_a_step_does_not_pay(monkeypatch):
-    # a fake solve whose estimate does not fall: the first escalation step is the last
+def _fake_estimates(monkeypatch, estimates):
+    """Make every engine solve report the next of ``estimates`` as its convergence estimate."""
     real_solve = engine.solve_plan
-    estimates = iter([0.02, 0.019, 0.018])
+    it = iter(estimates)
 
     def fake(plan, **kw):
         p = real_solve(plan, **kw)
-        p.settings["convergence_estimate"] = next(estimates)
+        p.settings["convergence_estimate"] = next(it)
         return p
 
     monkeypatch.setattr(engine, "solve_plan", fake)
+
+
+def test_escalation_stops_when_a_step_does_not_pay(monkeypatch):
+    # a fake solve whose estimate does not fall: the first escalation step is the last
+    _fake_estimates(monkeypatch, [0.02, 0.019, 0.018])
     p = simulate_lacbed(_crystal("Si"), [100.0], size=16, n_jobs=1, convergence_sample=0.25)
     assert [h["budget_factor"] for h in p.settings["escalation"]] == [1.0, engine.BUDGET_STEPS[0]]
 
@@ -321,14 +326,6 @@ def test_interpolated_bethe_terms_change_the_pattern_by_little(name, monkeypatch
 @pytest.mark.parametrize(("estimates", "n_solves"), [([0.05, 0.01], 1), ([0.015, 0.004], 2)])
 def test_escalation_skips_an_estimate_out_of_reach(monkeypatch, estimates, n_solves):
     # 5 % is beyond ESCALATION_REACH × 0.5 %: solved once; 1.5 % escalates and converges
-    real_solve = engine.solve_plan
-    it = iter(estimates)
-
-    def fake(plan, **kw):
-        p = real_solve(plan, **kw)
-        p.settings["convergence_estimate"] = next(it)
-        return p
-
-    monkeypatch.setattr(engine, "solve_plan", fake)
+    _fake_estimates(monkeypatch, estimates)
     p = simulate_lacbed(_crystal("Si"), [100.0], size=16, n_jobs=1, convergence_sample=0.25)
     assert len(p.settings["escalation"]) == n_solves

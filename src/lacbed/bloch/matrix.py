@@ -326,12 +326,17 @@ def structure_matrix_parts(
         b = both[:, :, n:]
         ap += 0.5 * (b + np.conj(np.swapaxes(b, 1, 2)))
     if metric:
-        k_n, g_n = normal_components(k, gs, normal)
-        s = metric_scale(g_n, k_n)  # (p, n)
-        sc = s[:, :, None] * s[:, None, :]
-        h *= sc
-        ap *= sc
+        _apply_metric(h, ap, k, gs, normal)
     return h, ap
+
+
+def _apply_metric(h: np.ndarray, ap: np.ndarray, k, gs, normal) -> None:  # noqa: ANN001
+    """D^(−½) · D^(−½) on H and Â′ in place (surface-normal metric, module notes)."""
+    k_n, g_n = normal_components(k, gs, normal)
+    s = metric_scale(g_n, k_n)  # (p, n)
+    sc = s[:, :, None] * s[:, None, :]
+    h *= sc
+    ap *= sc
 
 
 def structure_matrices(
@@ -505,6 +510,8 @@ def structure_matrix_parts_interpolated(
     n_nodes : int, optional
         Nodes per axis (default :data:`BETHE_NODES`); 0, or a batch no larger than the grid,
         evaluates every tilt exactly.
+    normal : ndarray, shape (3,), optional
+        Surface normal of the metric, as :func:`structure_matrix_parts`.
 
     Returns
     -------
@@ -530,7 +537,5 @@ def structure_matrix_parts_interpolated(
     h = (w @ h.reshape(q, n * n)).reshape(p, n, n)  # (p, n, n)
     ap = (w @ ap.reshape(q, n * n)).reshape(p, n, n)
     h[:, idx, idx] += excitation_denominators(k, gs, wavenumber)
-    k_n, g_n = normal_components(k, gs, normal)
-    s = metric_scale(g_n, k_n)  # (p, n)
-    sc = s[:, :, None] * s[:, None, :]
-    return h * sc, ap * sc
+    _apply_metric(h, ap, k, gs, normal)
+    return h, ap
