@@ -186,8 +186,10 @@ def worker(args) -> None:
     if args.bare:
         from lacbed.simulate.plan import plan_lacbed
 
-        # every solve of the escalated budget counts: the matrices it actually solved
-        factors = [h["budget_factor"] for h in s.get("escalation") or [{"budget_factor": 1.0}]]
+        # every full solve of the escalated budget counts: the matrices it actually solved (the
+        # pilots of the steps not solved are the estimate's cost, not the pattern's)
+        hist = s.get("escalation") or [{"budget_factor": 1.0}]
+        factors = [h["budget_factor"] for h in hist if h.get("solved", True)]
         rec["bare_eigensolve_cpu_s"] = sum(
             _bare_eigensolve_cpu(
                 plan_lacbed(

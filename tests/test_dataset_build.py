@@ -467,3 +467,18 @@ def test_a_second_build_on_the_same_store_is_refused(tmp_path):
             tmp_path / "ds", entries, SETTINGS, workers=1, processes=False, compute=fake_compute
         )
     assert (tmp_path / "ds.lock").read_text() == str(os.getpid())
+
+
+def test_compute_item_lists_an_unconvergeable_material_without_solving_it(monkeypatch):
+    import lacbed.simulate.engine as engine
+
+    (entry,) = make_entries(1)
+
+    def hopeless(plan, **kw):  # every pilot estimate 5 %: beyond reach of the budget steps
+        return 0.05, np.zeros((len(plan.sample_index), len(plan.options["thickness_nm"])))
+
+    monkeypatch.setattr(engine, "pilot", hopeless)
+    res = compute_item(entry.crystal, BuildSettings(size=16))
+    assert res["status"] == "unconverged" and "cannot converge" in res["reason"]
+    assert res["engine"]["pilot_estimate"] == 0.05 and "patterns" not in res
+    assert res["engine"]["escalation"][0]["solved"] is False

@@ -160,35 +160,54 @@ def test_single_precision_eigensolve_changes_the_pattern_by_round_off_only(name,
     assert np.all(z_score(single.intensities, double.intensities) < 5e-10)
 
 
-def test_escalation_solves_again_with_more_beams_until_the_target(monkeypatch):
+def test_escalation_pilots_each_step_and_solves_only_the_chosen_one(monkeypatch):
     monkeypatch.setattr(engine, "ESCALATION_MIN_GAIN", 0.0)  # every step, whatever it gains
     monkeypatch.setattr(engine, "ESCALATION_REACH", float("inf"))
+    solves = _count_solves(monkeypatch)
     cr = _crystal("Si")
     kw = dict(size=16, n_jobs=1, convergence_sample=0.25)
     once = simulate_lacbed(cr, [100.0], convergence_target=None, **kw)
     assert [h["budget_factor"] for h in once.settings["escalation"]] == [1.0]
-    # an unreachable target: every step of BUDGET_STEPS is taken, each with more beams
+    assert len(solves) == 1
+    # an unreachable target: every step of BUDGET_STEPS is piloted, each with more beams, and
+    # only the last is solved in full
     esc = simulate_lacbed(cr, [100.0], convergence_target=1e-12, **kw)
     hist = esc.settings["escalation"]
     assert [h["budget_factor"] for h in hist] == [1.0, *engine.BUDGET_STEPS]
+    assert [h["solved"] for h in hist] == [False, False, True] and len(solves) == 2
     n = [h["n_strong_mean"] for h in hist]
     assert n[0] < n[1] < n[2]
     assert esc.settings["budget_factor"] == engine.BUDGET_STEPS[-1]
     assert esc.settings["n_strong_mean"] == n[-1]
-    # the returned pattern is the last solve, exactly as plan → solve at that factor gives it
+    # the returned pattern and its estimate are exactly plan → solve at that factor
     plan = plan_lacbed(
         cr, [100.0], budget_factor=engine.BUDGET_STEPS[-1], size=16, convergence_sample=0.25
     )
     direct = solve_plan(plan, n_jobs=1)
     np.testing.assert_array_equal(esc.intensities, direct.intensities)
-    assert once.settings["escalation"][0]["convergence_estimate"] == pytest.approx(
-        hist[0]["convergence_estimate"]
-    )
+    assert esc.settings["convergence_estimate"] == direct.settings["convergence_estimate"]
+    assert hist[-1]["convergence_estimate"] == direct.settings["convergence_estimate"]
+    # the pilot estimate takes the pattern's variance from the sample: close to the solved one
+    pilot_1 = hist[0]["pilot_estimate"]
+    full_1 = once.settings["escalation"][0]["convergence_estimate"]
+    assert 0.5 < pilot_1 / full_1 < 2.0, (pilot_1, full_1)
     # a reachable target stops at the first solve; a fixed budget never escalates
     loose = simulate_lacbed(cr, [100.0], convergence_target=0.5, **kw)
-    assert len(loose.settings["escalation"]) == 1
+    assert len(loose.settings["escalation"]) == 1 and loose.settings["escalation"][0]["solved"]
     fixed = simulate_lacbed(cr, [100.0], strong_beams=30, convergence_target=1e-12, **kw)
     assert len(fixed.settings["escalation"]) == 1
+
+
+def _count_solves(monkeypatch) -> list:
+    """Record the budget factor of every full solve of the engine."""
+    real_solve, calls = engine.solve_plan, []
+
+    def counting(plan, **kw):
+        calls.append(plan.options["budget_factor"])
+        return real_solve(plan, **kw)
+
+    monkeypatch.setattr(engine, "solve_plan", counting)
+    return calls
 
 
 def test_escalated_budget_stops_at_the_cap_and_says_so(monkeypatch):
@@ -216,24 +235,48 @@ def test_convergence_target_is_checked():
         simulate_lacbed(_crystal("Si"), [100.0], size=16, convergence_target=0.0)
 
 
-def _fake_estimates(monkeypatch, estimates):
-    """Make every engine solve report the next of ``estimates`` as its convergence estimate."""
-    real_solve = engine.solve_plan
-    it = iter(estimates)
+def _fake_estimates(monkeypatch, estimates, solved=None):
+    """Make every pilot report the next of ``estimates``, and every full solve the next of
+    ``solved`` (default: its pilot's) as the convergence estimate."""
+    real_pilot, real_solve = engine.pilot, engine.solve_plan
+    it, last = iter(estimates), []
+    it_solved = None if solved is None else iter(solved)
 
-    def fake(plan, **kw):
+    def fake_pilot(plan, **kw):
+        last.append(next(it))
+        return last[-1], real_pilot(plan, **kw)[1]
+
+    def fake_solve(plan, **kw):
         p = real_solve(plan, **kw)
-        p.settings["convergence_estimate"] = next(it)
+        p.settings["convergence_estimate"] = last[-1] if it_solved is None else next(it_solved)
         return p
 
-    monkeypatch.setattr(engine, "solve_plan", fake)
+    monkeypatch.setattr(engine, "pilot", fake_pilot)
+    monkeypatch.setattr(engine, "solve_plan", fake_solve)
 
 
 def test_escalation_stops_when_a_step_does_not_pay(monkeypatch):
-    # a fake solve whose estimate does not fall: the first escalation step is the last
+    # a fake pilot whose estimate does not fall: the first escalation step is the last, and it
+    # is the one solved
     _fake_estimates(monkeypatch, [0.02, 0.019, 0.018])
     p = simulate_lacbed(_crystal("Si"), [100.0], size=16, n_jobs=1, convergence_sample=0.25)
-    assert [h["budget_factor"] for h in p.settings["escalation"]] == [1.0, engine.BUDGET_STEPS[0]]
+    hist = p.settings["escalation"]
+    assert [h["budget_factor"] for h in hist] == [1.0, engine.BUDGET_STEPS[0]]
+    assert [h["solved"] for h in hist] == [False, True]
+    assert p.settings["budget_factor"] == engine.BUDGET_STEPS[0]
+
+
+def test_escalation_goes_on_when_the_solved_pattern_misses_the_target(monkeypatch):
+    # the pilot says 0.4 % but the solved pattern's estimate is 0.6 %: the next step is piloted
+    # (0.2 %) and solved (0.25 %), and that pattern is returned
+    _fake_estimates(monkeypatch, [0.004, 0.002], solved=[0.006, 0.0025])
+    solves = _count_solves(monkeypatch)
+    p = simulate_lacbed(_crystal("Si"), [100.0], size=16, n_jobs=1, convergence_sample=0.25)
+    hist = p.settings["escalation"]
+    assert solves == [1.0, engine.BUDGET_STEPS[0]]
+    assert [h["convergence_estimate"] for h in hist] == [0.006, 0.0025]
+    assert p.settings["budget_factor"] == engine.BUDGET_STEPS[0]
+    assert p.settings["convergence_estimate"] == 0.0025
 
 
 def _job_matrices(name, size=32, index=None):
@@ -323,9 +366,34 @@ def test_interpolated_bethe_terms_change_the_pattern_by_little(name, monkeypatch
     assert np.all(z_score(inter, exact) < BETHE_INTERP_MAX_Z[name])
 
 
-@pytest.mark.parametrize(("estimates", "n_solves"), [([0.05, 0.01], 1), ([0.015, 0.004], 2)])
-def test_escalation_skips_an_estimate_out_of_reach(monkeypatch, estimates, n_solves):
+@pytest.mark.parametrize(("estimates", "n_steps"), [([0.05, 0.01], 1), ([0.015, 0.004], 2)])
+def test_escalation_skips_an_estimate_out_of_reach(monkeypatch, estimates, n_steps):
     # 5 % is beyond ESCALATION_REACH × 0.5 %: solved once; 1.5 % escalates and converges
     _fake_estimates(monkeypatch, estimates)
     p = simulate_lacbed(_crystal("Si"), [100.0], size=16, n_jobs=1, convergence_sample=0.25)
-    assert len(p.settings["escalation"]) == n_solves
+    assert len(p.settings["escalation"]) == n_steps
+    assert [h["solved"] for h in p.settings["escalation"]] == [False] * (n_steps - 1) + [True]
+
+
+def test_skip_unconverged_raises_instead_of_solving_a_hopeless_pattern(monkeypatch):
+    from lacbed.errors import UnconvergedError
+
+    # 5 % is beyond reach: with skip_unconverged nothing is solved in full
+    _fake_estimates(monkeypatch, [0.05])
+    solves = _count_solves(monkeypatch)
+    kw = dict(size=16, n_jobs=1, convergence_sample=0.25, skip_unconverged=True)
+    with pytest.raises(
+        UnconvergedError, match=r"cannot converge it \(pilot estimate Z = 5.00 %"
+    ) as exc:
+        simulate_lacbed(_crystal("Si"), [100.0], **kw)
+    assert solves == []
+    hist = exc.value.settings["escalation"]
+    assert [h["pilot_estimate"] for h in hist] == [0.05] and not hist[0]["solved"]
+    assert exc.value.settings["physics_version"] == engine.PHYSICS_VERSION
+    monkeypatch.undo()
+    solves = _count_solves(monkeypatch)
+    # within SKIP_MARGIN × the target (0.8 %, 0.7 %: no gain) the last step is solved and flagged
+    _fake_estimates(monkeypatch, [0.008, 0.007])
+    p = simulate_lacbed(_crystal("Si"), [100.0], **kw)
+    assert p.settings["budget_factor"] == engine.BUDGET_STEPS[0]
+    assert solves == [engine.BUDGET_STEPS[0]]

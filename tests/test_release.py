@@ -429,3 +429,32 @@ def test_damaged_shard_is_a_clear_error(tmp_path, work, plan):
         open_release(tmp_path / "rel")
     with pytest.raises(DatasetError, match="cannot be read"):
         release_keys(tmp_path / "rel")
+
+
+def test_unsolved_unconverged_material_is_listed_without_a_pattern(tmp_path, entries, plan):
+    # a build whose engine gives up on the Ba compound before solving it (skip_unconverged)
+    def compute(crystal, settings):
+        if "Ba" not in crystal.symbols:
+            return fake_compute(crystal, settings)
+        engine = {"pilot_estimate": 0.04, "budget_capped": True, "convergence_estimate": None}
+        reason = "Ba: not solved, the adaptive budget cannot converge it (pilot estimate 4 %)"
+        return {"status": "unconverged", "reason": reason, "engine": engine, "cpu_s": 0.5}
+
+    work = tmp_path / "work"
+    rep = build_dataset(work, entries, SETTINGS, workers=1, processes=False, compute=compute)
+    assert (rep.n_ok, rep.n_unconverged, rep.n_failed) == (len(entries) - 1, 1, 0)
+    # a resumed build does not solve it again
+    again = build_dataset(work, entries, SETTINGS, workers=1, processes=False, compute=compute)
+    assert again.n_unconverged == 0 and again.n_skipped_done == len(entries)
+    packed = pack_release(work, tmp_path / "rel", plan=plan)
+    assert (packed.n_ok, packed.n_unconverged, packed.n_failed) == (len(entries) - 1, 1, 0)
+    rel = open_release(tmp_path / "rel")
+    assert "t:rs-Ba" not in set(rel.table["key"]) and len(rel) == len(entries) - 1
+    row = rel.failures.set_index("key").loc["t:rs-Ba"]
+    assert row["status"] == "unconverged" and "cannot converge" in row["reason"]
+    assert "t:rs-Ba" in release_keys(tmp_path / "rel", failed=False)  # not retried as a failure
+    from lacbed.dataset.datasheet import write_datasheet
+
+    write_datasheet(tmp_path / "rel")
+    sheet = (tmp_path / "rel" / "README.md").read_text()
+    assert "1 unconverged (outside the splits; 1 of them without a pattern" in sheet

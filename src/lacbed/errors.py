@@ -19,3 +19,16 @@ class NonCubicError(CrystalError):
 
 class SettingsError(LacbedError):
     """A simulation or build setting is impossible (e.g. thickness <= 0)."""
+
+
+class UnconvergedError(LacbedError):
+    """The adaptive budget cannot converge the pattern, and the caller asked not to solve it.
+
+    Raised by :func:`lacbed.simulate.simulate_lacbed` with ``skip_unconverged=True``; ``settings``
+    holds what the engine found (the escalation history with its pilot estimates, the budget,
+    the beam counts), as a solved pattern's settings would.
+    """
+
+    def __init__(self, message: str, settings: dict) -> None:
+        super().__init__(message)
+        self.settings = settings

@@ -267,12 +267,13 @@ def build(
         signal.signal(signal.SIGTERM, previous)
         bar.close()
     if not quiet:
-        n = report.n_ok + report.n_failed
+        n = report.n_ok + report.n_unconverged + report.n_failed
         rate = (
             f", {report.rate_per_hour:,.0f} materials/h on {report.n_workers} workers" if n else ""
         )
         err(
-            f"{output}: {report.n_ok} new, {report.n_failed} failed, "
+            f"{output}: {report.n_ok} new, {report.n_unconverged} unconverged (not solved), "
+            f"{report.n_failed} failed, "
             f"{report.n_rejected} rejected structures recorded, "
             f"{report.n_skipped_done} already done, {report.n_released} released, "
             f"of {report.n_work}{rate}",

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from lacbed.dataset.store import DatasetWriter
-from lacbed.errors import LacbedError, SettingsError
+from lacbed.errors import LacbedError, SettingsError, UnconvergedError
 from lacbed.structures.entry import Entry, Rejected
 
 __all__ = ["BuildReport", "BuildSettings", "build_dataset", "compute_item", "select_work"]
@@ -133,12 +133,15 @@ def _one_line(exc: BaseException) -> str:
 def compute_item(crystal, settings: BuildSettings) -> dict:  # noqa: ANN001 (Crystal)
     """Compute one material on a worker: potential, patterns and timing.
 
-    Never raises for a bad material: failures come back as ``{"status": "failed", "reason": ...}``.
+    Never raises for a bad material: failures come back as ``{"status": "failed", "reason": ...}``,
+    and a material the engine's adaptive budget cannot converge as ``{"status": "unconverged",
+    "reason": ..., "engine": ...}`` without a pattern (``skip_unconverged``: its pilot estimate
+    exceeds twice the 0.5 % target, so the pattern would stay out of every split anyway).
 
     Returns
     -------
     dict
-        ``status`` ('ok' | 'failed'), ``reason``, ``potential`` (S, S) float32 [V·Å],
+        ``status`` ('ok' | 'unconverged' | 'failed'), ``reason``, ``potential`` (S, S) float32 [V·Å],
         ``patterns`` (T, S, S) float32, ``time_s`` (wall) and ``cpu_s`` (CPU) [s], ``n_beams``,
         ``worker_pid``.
     """
@@ -157,7 +160,11 @@ def compute_item(crystal, settings: BuildSettings) -> dict:  # noqa: ANN001 (Cry
         pot = np.asarray(pot, dtype=np.float32)
         # one thread per task: the cluster runs one task per core (the engine's advice for builds)
         pattern = simulate_lacbed(
-            crystal, settings.thicknesses_nm, n_jobs=1, **settings.simulate_kwargs()
+            crystal,
+            settings.thicknesses_nm,
+            n_jobs=1,
+            skip_unconverged=True,
+            **settings.simulate_kwargs(),
         )
         pats = np.asarray(pattern.intensities, dtype=np.float32).reshape(
             len(settings.thicknesses_nm), settings.size, settings.size
@@ -171,6 +178,10 @@ def compute_item(crystal, settings: BuildSettings) -> dict:  # noqa: ANN001 (Cry
         out.update(status="ok", reason=None, potential=pot, patterns=pats)
         out["n_beams"] = int(len(getattr(pattern, "beams", ())))
         out["engine"] = engine_summary(pattern)
+    except UnconvergedError as exc:  # not solved: listed as unconverged, without a pattern
+        out.update(status="unconverged", reason=str(exc).splitlines()[0][:300])
+        out["engine"] = {k: exc.settings[k] for k in ENGINE_FIELDS if k in exc.settings}
+        out["engine"]["pilot_estimate"] = exc.settings.get("pilot_estimate")
     except Exception as exc:  # every failure is a record, not a crash
         out.update(status="failed", reason=_one_line(exc))
     out["time_s"] = time.perf_counter() - t0
@@ -295,6 +306,7 @@ class BuildReport:
     n_work: int = 0
     n_skipped_done: int = 0
     n_ok: int = 0
+    n_unconverged: int = 0
     n_failed: int = 0
     n_rejected: int = 0
     n_released: int = 0
@@ -304,8 +316,8 @@ class BuildReport:
 
     @property
     def rate_per_hour(self) -> float:
-        """Materials computed (stored or failed) per hour in this run."""
-        n = self.n_ok + self.n_failed
+        """Materials computed (stored, unconverged or failed) per hour in this run."""
+        n = self.n_ok + self.n_unconverged + self.n_failed
         return 3600.0 * n / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
@@ -512,7 +524,10 @@ def build_dataset(
             _record(writer, report, e, res, meta, slot_of.get(e.key), revision)
             fut.release()
             n_done += 1
-            if finalize_every and (report.n_ok + report.n_failed) % finalize_every == 0:
+            if (
+                finalize_every
+                and (report.n_ok + report.n_unconverged + report.n_failed) % finalize_every == 0
+            ):
                 writer.finalize()
             if progress:
                 progress(n_done, n_total, e.key, res["status"])
@@ -586,6 +601,10 @@ def _record(writer, report, e, res: dict, meta: dict, slot, revision) -> None:  
     if res["status"] == "ok":
         writer.write_item(e.key, slot, res["potential"], res["patterns"], meta)
         report.n_ok += 1
+    elif res["status"] == "unconverged":
+        writer.write_failure(e.key, res["reason"], meta, status="unconverged")
+        report.n_unconverged += 1
+        log.info("unconverged %s: %s", e.key, res["reason"])
     else:
         writer.write_failure(e.key, res["reason"], meta)
         report.n_failed += 1

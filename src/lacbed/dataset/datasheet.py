@@ -74,7 +74,9 @@ def _summary(rel) -> list[str]:  # noqa: ANN001 (Release)
         "## Contents",
         "",
         f"- **{status.get('ok', 0)} materials with status ok** (in the splits), "
-        f"{status.get('unconverged', 0)} unconverged (kept, outside the splits), "
+        f"{status.get('unconverged', 0)} unconverged (outside the splits; "
+        f"{_n_unsolved(rel)} of them without a pattern: the build does not solve a material "
+        "whose pilot estimate exceeds 1 %), "
         f"{status.get('failed', 0)} failed (recorded with their reason).",
         f"- {len(shards)} shards, {mb:.1f} MB in all.",
         f"- Patterns: {meta['size']}×{meta['size']} px at thicknesses {th} nm; stored as the "
@@ -113,6 +115,12 @@ def _summary(rel) -> list[str]:  # noqa: ANN001 (Release)
             f"max {np.max(cpu):.0f} s; {np.sum(cpu) / 3600:.1f} CPU-hours in all."
         )
     return lines
+
+
+def _n_unsolved(rel) -> int:  # noqa: ANN001 (Release)
+    """Unconverged materials the build did not solve (listed without a pattern)."""
+    t = rel.failures
+    return int((t["status"] == "unconverged").sum()) if len(t) else 0
 
 
 def _escalation(rel) -> list[str]:  # noqa: ANN001 (Release)

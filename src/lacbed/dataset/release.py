@@ -97,6 +97,8 @@ def item_status(record: dict, *, max_strong: int | None = None) -> tuple[str, st
     (``budget_capped``) or — for records of an engine that gives neither — when the largest
     per-tile strong-beam count reached ``max_strong`` (the cap).
     """
+    if record.get("status") == "unconverged":  # not solved by the build (no pattern)
+        return "unconverged", record.get("reason") or "not converged"
     if record.get("status") != "ok":
         return "failed", record.get("reason") or "failed"
     eng = record.get("engine") or {}
@@ -647,8 +649,9 @@ class Release(Dataset):
 
     ``table`` has one row per stored pattern (status 'ok' or 'unconverged') with its ``slot``,
     ``prototype``, ``split`` (None for unconverged materials, which stay out of every split) and
-    ``test_real`` (real, non-derived materials of the test split); ``failures`` lists failed
-    materials with their reason. ``potentials`` and ``patterns`` are indexed by slot and built on
+    ``test_real`` (real, non-derived materials of the test split); ``failures`` lists the
+    materials without a pattern with their reason: failed ones, and unconverged ones the build
+    did not solve (the engine's pilot estimate was beyond reach, ``skip_unconverged``). ``potentials`` and ``patterns`` are indexed by slot and built on
     access (potential from the crystal record, pattern from its wedge). ``records`` holds the
     full JSON record of every material, and ``plan`` the frozen split plan.
     """

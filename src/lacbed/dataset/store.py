@@ -372,11 +372,21 @@ class DatasetWriter:
         rec.update(key=key, status="ok", reason=None, slot=int(slot))
         _write_json(self._record_path(key), rec)
 
-    def write_failure(self, key: str, reason: str, meta: Mapping[str, Any] | None = None) -> None:
-        """Record that an item failed (with a one-line reason); it holds no slot."""
+    def write_failure(
+        self,
+        key: str,
+        reason: str,
+        meta: Mapping[str, Any] | None = None,
+        *,
+        status: str = "failed",
+    ) -> None:
+        """Record that an item failed, or (``status='unconverged'``) was not solved because the
+        engine cannot converge it, with a one-line reason; it holds no slot."""
+        if status not in ("failed", "unconverged"):
+            raise ValueError(f"status must be 'failed' or 'unconverged', got {status!r}")
         rec = {c: None for c in RECORD_COLUMNS}
         rec.update(_jsonable(dict(meta or {})))
-        rec.update(key=key, status="failed", reason=str(reason), slot=-1)
+        rec.update(key=key, status=status, reason=str(reason), slot=-1)
         _write_json(self._record_path(key), rec)
 
     def finalize(self) -> Path:

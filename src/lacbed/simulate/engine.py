@@ -46,7 +46,7 @@ from lacbed.bloch.matrix import (
     structure_matrix_parts_interpolated,
 )
 from lacbed.bloch.solver import solve_exact, solve_fast
-from lacbed.errors import LacbedError, SettingsError
+from lacbed.errors import LacbedError, SettingsError, UnconvergedError
 from lacbed.simulate.geometry import incident_wavevectors, pixel_axis, tilts
 from lacbed.simulate.pattern import LacbedPattern
 from lacbed.simulate.plan import (
@@ -105,6 +105,12 @@ ESCALATION_MIN_GAIN: float = 1.5
 #: CeCd11 15.8 → 12.5 %; release 2's records: Sc11Os4 4.0 → 1.75 %, U3Cu3Sn4 3.7 → 3.2 %,
 #: Ba2EuSbO6 2.7 → 0.67 %), and those steps cost 2–8× the first solve each.
 ESCALATION_REACH: float = 4.0
+#: With ``skip_unconverged``, a pattern whose best pilot estimate exceeds this multiple of the
+#: target is not solved (:class:`lacbed.errors.UnconvergedError`): the pilot estimate differs
+#: from the solved pattern's by up to ~1.7× (it takes the pattern's variance from the sample;
+#: 0.6–1.7× on four panel materials, 64 × 64), so a pattern it puts below 2× the target is
+#: solved and judged by its own estimate.
+SKIP_MARGIN: float = 2.0
 
 # names kept for callers of the former single-function engine (tests, scripts)
 _pool_for = pool_for
@@ -292,18 +298,24 @@ def solve_jobs(
 
 
 def convergence_estimate(
-    main: np.ndarray, sample_main: np.ndarray, sample_ref: np.ndarray, weight: np.ndarray
+    main: np.ndarray | None,
+    sample_main: np.ndarray,
+    sample_ref: np.ndarray,
+    weight: np.ndarray,
 ) -> np.ndarray:
     """Estimated Z = 1 − ZNCC between a pattern and its reference, from a pixel sample.
 
     With b = a + δ, ã = a − ā and δ̃ = δ − δ̄ = αã + δ⊥ (δ⊥ ⟂ ã), exactly
-    Z = 1 − 1/√(1 + |δ⊥|² / ((1 + α)²|ã|²)). |ã|² comes from the whole pattern; the moments of δ
-    (its variance and covariance with a) from the weighted sample.
+    Z = 1 − 1/√(1 + |δ⊥|² / ((1 + α)²|ã|²)). |ã|² comes from the whole pattern (or, without
+    it, from the weighted sample); the moments of δ (its variance and covariance with a) from
+    the weighted sample.
 
     Parameters
     ----------
-    main : ndarray, shape (t, n_pixels)
-        The pattern's intensities, every pattern pixel once [-].
+    main : ndarray, shape (t, n_pixels), or None
+        The pattern's intensities, every pattern pixel once [-]; None before the pattern is
+        solved (the pilot estimate of :func:`pilot`): its mean and variance are then the
+        weighted sample's.
     sample_main, sample_ref : ndarray, shape (t, s)
         Intensities of the sample pixels, as solved and with the reference (twice the beams).
     weight : ndarray, shape (s,)
@@ -319,11 +331,15 @@ def convergence_estimate(
     ZNCC as in :func:`lacbed.metrics.zncc` (docs/physics.md §9); the decomposition is the law of
     cosines for the centred vectors.
     """
-    var_a = main.var(axis=1)  # (t,)
     w = weight / weight.sum()
+    if main is None:
+        am = (w * sample_main).sum(axis=1, keepdims=True)
+        var_a = (w * (sample_main - am) ** 2).sum(axis=1)
+    else:
+        am = main.mean(axis=1, keepdims=True)
+        var_a = main.var(axis=1)  # (t,)
     d = sample_ref - sample_main  # (t, s)
     dm = (d * w).sum(axis=1, keepdims=True)
-    am = main.mean(axis=1, keepdims=True)
     var_d = (w * (d - dm) ** 2).sum(axis=1)
     cov = (w * (d - dm) * (sample_main - am)).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -333,6 +349,39 @@ def convergence_estimate(
     return 1.0 - 1.0 / np.sqrt(1.0 + ratio)
 
 
+def pilot(plan: EnginePlan, *, n_jobs: int | None = None) -> tuple[float, np.ndarray]:
+    """The convergence estimate of a plan before its pattern is solved.
+
+    Solves only the estimate's sample pixels, with the plan's beam sets (``pilot_jobs``) and
+    with the reference sets (``sample_jobs``, twice the strong beams): about 1/64 + 8/64 of the
+    cost of the pattern at the default sample fraction. The escalated budget of
+    :func:`simulate_lacbed` uses it to choose the budget before the one full solve.
+
+    Parameters
+    ----------
+    plan : EnginePlan
+        With a convergence sample (``convergence_sample`` > 0).
+    n_jobs : int, optional
+        Worker threads.
+
+    Returns
+    -------
+    estimate : float
+        Estimated Z [-] against the reference, worst over the thicknesses; the pattern's own
+        variance is taken from the weighted sample (:func:`convergence_estimate` with
+        ``main=None``), so it differs a little from the estimate of the solved pattern.
+    reference : ndarray, shape (n_sample, n_thickness), complex
+        ψ₀ of the sample pixels with the reference sets, for :func:`solve_plan` to reuse.
+    """
+    if not plan.sample_jobs:
+        raise LacbedError("pilot needs a plan with a convergence sample (convergence_sample > 0)")
+    n = len(plan.sample_index)
+    main = solve_jobs(plan, plan.pilot_jobs, n, n_jobs=n_jobs)
+    ref = solve_jobs(plan, plan.sample_jobs, n, n_jobs=n_jobs)
+    z = convergence_estimate(None, np.abs(main.T) ** 2, np.abs(ref.T) ** 2, plan.sample_weight)
+    return float(np.nan_to_num(z, nan=1.0).max()), ref
+
+
 def solve_plan(
     plan: EnginePlan,
     *,
@@ -340,6 +389,7 @@ def solve_plan(
     progress: Callable[[int, int], None] | None = None,
     timings: dict | None = None,
     warn: bool = True,
+    reference: np.ndarray | None = None,
 ) -> LacbedPattern:
     """Execute a plan: the pattern, with its settings, timings and convergence estimate.
 
@@ -355,6 +405,9 @@ def solve_plan(
         Timings of the planning stages to carry into the result [s].
     warn : bool
         Log a warning when the estimate exceeds :data:`CONVERGENCE_WARNING`.
+    reference : ndarray, optional
+        ψ₀ of the sample pixels with the reference sets, as :func:`pilot` returns it (not
+        solved again).
 
     Returns
     -------
@@ -393,7 +446,9 @@ def solve_plan(
     estimate = None
     if plan.sample_jobs:
         t0 = time.perf_counter()
-        ref = solve_jobs(plan, plan.sample_jobs, len(plan.sample_index), n_jobs=n_jobs)
+        ref = reference
+        if ref is None:
+            ref = solve_jobs(plan, plan.sample_jobs, len(plan.sample_index), n_jobs=n_jobs)
         z = convergence_estimate(
             bright.reshape(len(t_nm), -1),
             inten[plan.sample_index].T,
@@ -532,6 +587,7 @@ def simulate_lacbed(
     x_direction=None,
     normal=None,
     tilt=(0.0, 0.0),
+    skip_unconverged: bool = False,
 ) -> LacbedPattern:
     """Bright-field (000) LACBED pattern, or dark-field discs, of a cubic crystal along any zone
     axis [UVW] (default [001]).
@@ -583,13 +639,16 @@ def simulate_lacbed(
         Fraction of the solved pixels (at least SAMPLE_MIN = 16) re-solved with twice each tile's strong beams
         for the convergence estimate; 0 skips it (``settings["convergence_estimate"]`` None).
     convergence_target : float or None
-        Z [-] the adaptive budget aims for (default 0.5 %): while the estimate exceeds it, the
-        pattern is solved again with :data:`BUDGET_STEPS` × every tile's adaptive strong count
-        (at most MAX_STRONG; it stops where the cap allows no more beams, when a step did not
-        divide the estimate by :data:`ESCALATION_MIN_GAIN`, or when the estimate exceeds
-        :data:`ESCALATION_REACH` × the target), and the last solve is returned; ``settings["budget_factor"]`` and
-        ``settings["escalation"]`` (factor, estimate and CPU of each solve) say what was spent.
-        None (or a fixed ``strong_beams``, or no estimate) solves once.
+        Z [-] the adaptive budget aims for (default 0.5 %). The budget is chosen before the
+        pattern is solved: the :func:`pilot` estimate (the sample pixels only, with and without
+        twice the strong beams) is taken at 1 × and then :data:`BUDGET_STEPS` × every tile's
+        adaptive strong count (at most MAX_STRONG) until one meets the target, and that budget
+        is solved once (:func:`_escalate`: the search stops where the cap allows no more beams,
+        when a step did not divide the estimate by :data:`ESCALATION_MIN_GAIN`, or when it
+        exceeds :data:`ESCALATION_REACH` × the target, and the last step tried, with the most
+        beams, is solved). ``settings["budget_factor"]`` and ``settings["escalation"]`` (per step: factor,
+        pilot estimate, whether solved and the solved pattern's estimate, CPU) say what was
+        spent. None (or a fixed ``strong_beams``, or no estimate) solves once at 1 ×.
     reflections : sequence of (h, k, l) or str, optional
         Dark-field discs: the intensity I_g of each listed beam g (e.g. ``[(0, 0, 0), (2, -2,
         0), "-220"]``) over the same incident directions as the bright field (Felix's
@@ -628,6 +687,12 @@ def simulate_lacbed(
         the farthest corner of the pattern |(|k_x0| + W, |k_y0| + W)| < K/2. The beam pool is
         still chosen about the zone axis's Ewald sphere (Felix's criterion, §11), so keep the
         tilt small compared with the HOLZ radius.
+    skip_unconverged : bool
+        With the escalated budget: when no step's pilot estimate comes below
+        :data:`SKIP_MARGIN` × ``convergence_target``, raise
+        :class:`lacbed.errors.UnconvergedError` (with the escalation history) instead of
+        solving a pattern that would not converge. For dataset builds, which keep such
+        materials out of their splits; default False (the pattern is solved and flagged).
 
     Returns
     -------
@@ -651,6 +716,8 @@ def simulate_lacbed(
     LacbedError
         If the result contains NaN or inf, or the solve of a tile fails (the message names the
         crystal and the settings).
+    UnconvergedError
+        With ``skip_unconverged``, when the budget cannot converge the pattern.
     """
     cpu_start = time.process_time()
     t_start = time.perf_counter()
@@ -679,38 +746,125 @@ def simulate_lacbed(
     if convergence_target is not None and not convergence_target > 0:
         raise SettingsError(f"convergence_target must be > 0 or None, got {convergence_target!r}")
     escalate = convergence_target is not None and strong_beams is None and convergence_sample > 0
-    steps = [1.0, *BUDGET_STEPS] if escalate else [1.0]
-    history: list[dict] = []
-    spent: dict = {}  # stage timings summed over the solves
-    solved = None
-    for factor in steps:
-        cpu0, timings = time.process_time(), {}
-        plan = plan_lacbed(crystal, thickness_nm, budget_factor=factor, timings=timings, **kw)
-        if solved is not None and np.array_equal(plan.n_strong, solved.n_strong):
-            break  # the beam cap allows no more beams anywhere
-        solved, last = plan, factor == steps[-1]
+    if escalate:
+        pattern, plan, history = _escalate(
+            crystal, thickness_nm, kw, convergence_target, n_jobs=n_jobs, progress=progress,
+            skip=skip_unconverged, cpu_start=cpu_start,
+        )  # fmt: skip
+    else:
+        timings: dict = {}
+        plan = plan_lacbed(crystal, thickness_nm, budget_factor=1.0, timings=timings, **kw)
         pattern = solve_plan(plan, n_jobs=n_jobs, progress=progress, timings=timings, warn=False)
         est = pattern.settings["convergence_estimate"]
-        for key, val in pattern.timings.items():
-            spent[key] = spent.get(key, 0.0) + val
-        history.append(
-            {"budget_factor": factor, "convergence_estimate": est,
-             "n_strong_mean": pattern.settings["n_strong_mean"],
-             "cpu": time.process_time() - cpu0}
-        )  # fmt: skip
-        if last or est is None or est <= convergence_target:
-            break
-        prev = history[-2]["convergence_estimate"] if len(history) > 1 else None
-        if prev is not None and est * ESCALATION_MIN_GAIN > prev:
-            break  # no real progress: more beams will not converge it either
-        if est > ESCALATION_REACH * convergence_target:
-            break  # out of reach of the budget steps
-    _warn_unconverged(pattern, solved)
+        history = [
+            {"budget_factor": 1.0, "pilot_estimate": None, "convergence_estimate": est,
+             "n_strong_mean": pattern.settings["n_strong_mean"], "solved": True,
+             "cpu": time.process_time() - cpu_start}
+        ]  # fmt: skip
+    _warn_unconverged(pattern, plan)
     pattern.settings["escalation"] = history
-    pattern.timings.update(spent)
     pattern.timings["total"] = time.perf_counter() - t_start
     pattern.timings["cpu"] = time.process_time() - cpu_start
     return pattern
+
+
+def _escalate(crystal, thickness_nm, kw: dict, target: float, *, n_jobs, progress, skip, cpu_start):
+    """The escalated adaptive budget of :func:`simulate_lacbed`: (pattern, plan, history).
+
+    Each budget step (1, then :data:`BUDGET_STEPS`) is planned and its :func:`pilot` estimate
+    taken (the sample pixels only); the first step whose pilot meets ``target`` is solved in
+    full, and if the solved pattern's own estimate still misses the target the search goes on.
+    The search stops where the beam cap allows no more beams, when a step did not divide the
+    pilot estimate by :data:`ESCALATION_MIN_GAIN`, or when it exceeds :data:`ESCALATION_REACH`
+    × the target; then the last step tried (the most beams) is solved, if it is not yet. Only
+    one pattern is solved in full unless a pilot misjudged the target. With ``skip``, a last
+    step whose pilot estimate exceeds :data:`SKIP_MARGIN` × the target raises
+    :class:`UnconvergedError` instead.
+    """
+    tried: list[dict] = []  # plan, pilot estimate and reference, timings, pattern of each step
+    spent: dict = {}  # stage timings summed over everything solved
+
+    def solve(step: dict, entry: dict) -> LacbedPattern:
+        cpu0, timings = time.process_time(), step["timings"]
+        pat = solve_plan(
+            step["plan"], n_jobs=n_jobs, progress=progress, timings=timings, warn=False,
+            reference=step["reference"],
+        )  # fmt: skip
+        for key, val in pat.timings.items():
+            spent[key] = spent.get(key, 0.0) + val
+        entry.update(solved=True, convergence_estimate=pat.settings["convergence_estimate"])
+        entry["cpu"] += time.process_time() - cpu0
+        step["pattern"] = pat
+        return pat
+
+    history: list[dict] = []
+    for factor in (1.0, *BUDGET_STEPS):
+        cpu0, timings = time.process_time(), {}
+        plan = plan_lacbed(crystal, thickness_nm, budget_factor=factor, timings=timings, **kw)
+        if tried and np.array_equal(plan.n_strong, tried[-1]["plan"].n_strong):
+            break  # the beam cap allows no more beams anywhere
+        t0 = time.perf_counter()
+        est, ref = pilot(plan, n_jobs=n_jobs)
+        timings["convergence_estimate"] = time.perf_counter() - t0
+        tried.append(dict(plan=plan, estimate=est, reference=ref, timings=timings, pattern=None))
+        history.append(
+            {"budget_factor": factor, "pilot_estimate": est, "convergence_estimate": None,
+             "n_strong_mean": float(plan.n_strong.mean()), "solved": False,
+             "cpu": time.process_time() - cpu0}
+        )  # fmt: skip
+        if est <= target:
+            if solve(tried[-1], history[-1]).settings["convergence_estimate"] <= target:
+                break
+            continue  # the pilot misjudged it: the next step
+        if len(tried) > 1 and est * ESCALATION_MIN_GAIN > tried[-2]["estimate"]:
+            break  # no real progress: more beams will not converge it either
+        if est > ESCALATION_REACH * target:
+            break  # out of reach of the budget steps
+    best = len(tried) - 1  # the most beams: its reference has the most too
+    if skip and tried[best]["pattern"] is None and tried[best]["estimate"] > SKIP_MARGIN * target:
+        raise _unconverged(tried[best], history, target, cpu_start)
+    if tried[best]["pattern"] is None:
+        solve(tried[best], history[best])
+    for step in tried:  # the planning of the steps that were only piloted
+        if step["pattern"] is None:
+            for key in ("beam_selection", "structure_factors"):
+                spent[key] = spent.get(key, 0.0) + step["timings"].get(key, 0.0)
+    pattern = tried[best]["pattern"]
+    pattern.timings.update(spent)
+    pattern.timings["convergence_estimate"] = sum(
+        t["timings"].get("convergence_estimate", 0.0) for t in tried
+    )
+    return pattern, tried[best]["plan"], history
+
+
+def _unconverged(step: dict, history: list, target: float, cpu_start: float) -> UnconvergedError:
+    """The error of a pattern not solved because its budget cannot converge it."""
+    plan, est = step["plan"], step["estimate"]
+    n_strong = plan.n_strong
+    cr = plan.crystal
+    settings = {
+        "physics_version": PHYSICS_VERSION,
+        "bethe_order": bloch_matrix.BETHE_ORDER,
+        "budget_factor": plan.options["budget_factor"],
+        "budget_capped": plan.budget_capped,
+        "convergence_estimate": None,
+        "pilot_estimate": est,
+        "escalation": history,
+        "n_pool": int(len(plan.pool)),
+        "n_strong_min": int(n_strong.min()),
+        "n_strong_max": int(n_strong.max()),
+        "n_strong_mean": float(n_strong.mean()),
+        "n_weak_mean": float(plan.n_weak.mean()),
+        "symmetry": plan.symmetry,
+        "cpu": time.process_time() - cpu_start,
+    }
+    capped = "; the beam cap stopped the budget" if plan.budget_capped else ""
+    return UnconvergedError(
+        f"{cr.name or cr.formula}: not solved, the adaptive budget cannot converge it (pilot "
+        f"estimate Z = {100 * est:.2f} % at {plan.options['budget_factor']:g}× the strong beams, "
+        f"target {100 * target:.2f} %{capped})",
+        settings,
+    )
 
 
 def _warn_unconverged(pattern: LacbedPattern, plan: EnginePlan) -> None:

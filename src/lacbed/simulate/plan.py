@@ -160,6 +160,9 @@ class EnginePlan:
         The batched solves of the pattern.
     sample_jobs : list of Job
         The sample pixels with twice the strong beams (convergence estimate).
+    pilot_jobs : list of Job
+        The same sample pixels with the plan's own beam sets: with ``sample_jobs`` they give the
+        convergence estimate before the pattern is solved (:func:`lacbed.simulate.engine.pilot`).
     sample_index : ndarray of int
         Index into ``rows``/``cols`` of each sample pixel (order of ``sample_jobs`` outputs).
     sample_weight : ndarray
@@ -191,6 +194,7 @@ class EnginePlan:
     capped: np.ndarray
     jobs: list
     sample_jobs: list = field(default_factory=list)
+    pilot_jobs: list = field(default_factory=list)
     sample_index: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     sample_weight: np.ndarray = field(default_factory=lambda: np.zeros(0))
     info: dict = field(default_factory=dict)
@@ -637,23 +641,23 @@ def _sample(geo: _Geometry, fraction: float, seed: int = 0) -> tuple[list, np.nd
     return picks, np.concatenate(wts)
 
 
-def _sample_jobs(geo, pool, g, absu, K, strong_beams, fraction, batch, factor=1.0, forced=None):
-    """Jobs of the convergence estimate: sample pixels with twice each tile's strong beams."""
+def _sample_jobs(geo, sets, ref_sets, fraction, batch):
+    """Jobs of the convergence estimate: the sample pixels with the reference beam sets (twice
+    each tile's strong beams) and with the plan's own sets ``sets`` (the pilot)."""
     picks, weights = _sample(geo, fraction)
-    ref_sets = _tile_beam_sets(
-        geo, pool, g, absu, K, strong_beams, factor=2.0 * factor, forced=forced
-    )
-    jobs, index, start = [], [], 0
+    jobs, pilot, index, start = [], [], [], 0
     if geo.symmetry in ("1", "2"):
         full = np.full((geo.size, geo.size), -1, dtype=np.int64)
         full[geo.rows, geo.cols] = np.arange(len(geo.rows))
-    for chosen, (strong, weak, _) in zip(picks, ref_sets, strict=True):
+    # a wedge pixel's own sets are its tile's (the identity among the images of _jobs)
+    for chosen, (strong, weak, _), (s_main, w_main, _) in zip(picks, ref_sets, sets, strict=True):
         out = np.arange(start, start + len(chosen))
         start += len(chosen)
         r, c = geo.w_rows[chosen], geo.w_cols[chosen]
         jobs += _batches(out, r, c, strong, weak, batch)
+        pilot += _batches(out, r, c, s_main, w_main, batch)
         index.append(full[r, c] if geo.symmetry in ("1", "2") else chosen)
-    return jobs, np.concatenate(index), weights
+    return jobs, pilot, np.concatenate(index), weights
 
 
 def check_tilt(tilt, half_width: float | None, wavenumber: float) -> tuple[float, float]:
@@ -976,10 +980,14 @@ def plan_lacbed(
         geo, pool, g, absu, K, strong_beams, factor=factor, cap=True, forced=forced
     )
     jobs = _jobs(geo, pool, sets, int(batch))
-    sample_jobs, s_index, s_weight = [], np.zeros(0, dtype=np.int64), np.zeros(0)
+    sample_jobs, pilot_jobs = [], []
+    s_index, s_weight = np.zeros(0, dtype=np.int64), np.zeros(0)
     if convergence_sample > 0:
-        sample_jobs, s_index, s_weight = _sample_jobs(
-            geo, pool, g, absu, K, strong_beams, convergence_sample, int(batch), factor, forced
+        ref_sets = _tile_beam_sets(
+            geo, pool, g, absu, K, strong_beams, factor=2.0 * factor, forced=forced
+        )
+        sample_jobs, pilot_jobs, s_index, s_weight = _sample_jobs(
+            geo, sets, ref_sets, convergence_sample, int(batch)
         )
     t3 = time.perf_counter()
     timings["beam_selection"] = timings.get("beam_selection", 0.0) + (t3 - t2) + tables["t_pool"]
@@ -1023,6 +1031,7 @@ def plan_lacbed(
         capped=np.array([c for _, _, c in sets], dtype=bool),
         jobs=jobs,
         sample_jobs=sample_jobs,
+        pilot_jobs=pilot_jobs,
         sample_index=s_index,
         sample_weight=s_weight,
         info=info,
