@@ -135,8 +135,9 @@ def _escalation(rel) -> list[str]:  # noqa: ANN001 (Release)
     c = Counter(float(f or 1.0) for f in factors)
     parts = ", ".join(f"{k:g}×: {v}" for k, v in sorted(c.items()))
     return [
-        f"- Budget escalation (a material whose estimate exceeded 0.5 % was solved again with "
-        f"1.5× and 2× its adaptive strong beams): final budget factor {parts}."
+        f"- Budget escalation (a material whose estimate exceeded 0.5 % got 1.5× and then 2× its "
+        f"adaptive strong beams; the first records solved the pattern at every step, later ones "
+        f"choose the step from pilot estimates and solve once): final budget factor {parts}."
     ]
 
 
