@@ -2,14 +2,17 @@
 
 1. ``eigh``: ``EIGH_PRECISION = "single"`` (float32 LAPACK matrix by matrix) against ``"double"``
    (batched float64 numpy eigh);
-2. ``bethe``: the weak-beam corrections interpolated across each batch (``BETHE_NODES = 3``)
-   against their exact evaluation at every pixel (``BETHE_NODES = 0``), both with the float64
-   eigensolve.
+2. ``bethe``: the weak-beam corrections interpolated (across each tile from
+   ``BETHE_TILE_NODES`` = 5 nodes per axis; a batch whose tile has too few pixels from
+   ``BETHE_NODES`` = 3 over the batch) against their exact evaluation at every pixel
+   (``BETHE_NODES = 0``), both with the float64 eigensolve and the same beam sets.
 
 For each material, without the convergence estimate and its escalation (the same beam sets):
 Z = 1 − ZNCC and max |ΔI| between the two at every thickness, and the CPU time of each (one
-process, single-threaded BLAS, ``n_jobs=1``; the stage times from ``pattern.timings``). Materials: the ten bundled examples at 32×32 and four OQMD
-structures (light and heavy, real and complex algebra) at 64×64.
+process, single-threaded BLAS, ``n_jobs=1``; the stage times from ``pattern.timings``).
+Materials: the ten bundled examples at 32×32, four OQMD structures (light and heavy, real and
+complex algebra) at 64×64, and two of them (bethe only) at the dataset's 128×128, where a tile
+spans 16×16 pixels (four batches).
 
 Usage (repository root)::
 
@@ -36,6 +39,7 @@ OQMD = (
     "oqmd:283977-646156-LiMgP",
     "oqmd:24089-28942-UC2",
 )
+OQMD_128 = ("oqmd:13119-17159-Cu3Pd", "oqmd:286401-675971-Cs3TbF6")
 THICKNESS_NM = [50.0, 100.0, 150.0, 200.0]
 
 
@@ -102,6 +106,9 @@ def main() -> None:
             for key in OQMD:
                 rows[key] = compare(entries[key].crystal, 64, what)
                 print(what, key, json.dumps(rows[key]), flush=True)
+            for key in OQMD_128 if what == "bethe" else ():
+                rows[f"{key} (128)"] = compare(entries[key].crystal, 128, what)
+                print(what, key, json.dumps(rows[f"{key} (128)"]), flush=True)
             result[what] = {"rows": rows, "summary": _summary(rows)}
             print(what, json.dumps(result[what]["summary"]), flush=True)
     OUT.write_text(json.dumps(result, indent=1) + "\n")

@@ -414,6 +414,10 @@ def structure_matrices_real(
 #: tangential axis (3 → a 3×3 grid of exact evaluations), 0 = exact at every tilt. See
 #: :func:`structure_matrix_parts_interpolated`.
 BETHE_NODES: int = 3
+#: Nodes per axis when the corrections are interpolated over a whole tile (every batch of the
+#: tile from the same nodes, :func:`bethe_node_parts`; the engine's default path). A tile spans
+#: up to 16 × 16 pixels at 128 × 128, 2–4× a batch, hence more nodes than :data:`BETHE_NODES`.
+BETHE_TILE_NODES: int = 4
 
 
 def _lobatto(lo: float, hi: float, n: int) -> np.ndarray:
@@ -462,20 +466,118 @@ def interpolation_weights(kt: np.ndarray, n_nodes: int) -> tuple[np.ndarray, np.
 BETHE_SMOOTHNESS: float = 1.0
 
 
-def _rough(k: np.ndarray, gw: np.ndarray, wavenumber: float) -> float:
-    """max over weak beams of (max − min)/min |K² − |k+w|²| over the tilts' bounding box.
+def _box_denominators(box, gw: np.ndarray, wavenumber: float) -> np.ndarray:
+    """K² − |k+w|² at the four corners of a tilt box (k_x0, k_x1, k_y0, k_y1) [1/Å], (4, m)."""
+    kx0, kx1, ky0, ky1 = box
+    corners = np.array([[x, y] for x in (kx0, kx1) for y in (ky0, ky1)], dtype=np.float64)
+    kc = np.column_stack([corners, np.sqrt(wavenumber**2 - np.sum(corners**2, axis=1))])
+    return excitation_denominators(kc, gw, wavenumber)
+
+
+def tilt_box(k: np.ndarray) -> tuple[float, float, float, float]:
+    """Bounding box (k_x0, k_x1, k_y0, k_y1) of tangential wave vectors k[:, :2] [1/Å]."""
+    k = np.asarray(k, dtype=np.float64)
+    return (float(k[:, 0].min()), float(k[:, 0].max()), float(k[:, 1].min()), float(k[:, 1].max()))
+
+
+def rough_beams(box, gw: np.ndarray, wavenumber: float) -> np.ndarray:
+    """Weak beams whose corrections cannot be interpolated over a tilt box, shape (m,) bool.
 
     K² − |k+w|² = −(2k·w + w²) is linear in the tangential k up to the small k_z variation, so
-    its extremes over the box are at the corners (inf where it changes sign).
+    its extremes over the box are at the corners: a beam is rough where it changes sign there
+    (its Bragg line crosses the box) or its magnitude varies by more than
+    :data:`BETHE_SMOOTHNESS` × its smallest value.
+
+    Parameters
+    ----------
+    box : (float, float, float, float)
+        (k_x0, k_x1, k_y0, k_y1) [1/Å] (:func:`tilt_box`).
+    gw : ndarray, shape (m, 3)
+        The weak beams' reciprocal vectors [1/Å].
+    wavenumber : float
+        K [1/Å].
     """
-    kx, ky = k[:, 0], k[:, 1]
-    corners = np.array([[x, y] for x in (kx.min(), kx.max()) for y in (ky.min(), ky.max())])
-    kc = np.column_stack([corners, np.sqrt(wavenumber**2 - np.sum(corners**2, axis=1))])
-    d = excitation_denominators(kc, gw, wavenumber)  # (4, m)
-    if np.any(d.max(axis=0) * d.min(axis=0) <= 0):
-        return np.inf
+    if len(gw) == 0:
+        return np.zeros(0, dtype=bool)
+    d = _box_denominators(box, gw, wavenumber)
     a = np.abs(d)
-    return float(np.max((a.max(axis=0) - a.min(axis=0)) / a.min(axis=0)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        spread = (a.max(axis=0) - a.min(axis=0)) / a.min(axis=0)
+    return (d.max(axis=0) * d.min(axis=0) <= 0) | ~(spread <= BETHE_SMOOTHNESS)
+
+
+def bethe_node_parts(
+    v_table: np.ndarray,
+    box,
+    g: np.ndarray,
+    wavenumber: float,
+    strong: np.ndarray,
+    weak: np.ndarray,
+    n_nodes: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The smooth parts of the structure matrices at the interpolation nodes of a tilt box.
+
+    U_ss + (weak-beam corrections) and Â′, without the diagonal K² − |k+g|² and the metric,
+    exactly (:func:`structure_matrix_parts`) at a tensor grid of ``n_nodes`` Chebyshev–Lobatto
+    points per axis spanning the box; :func:`interpolate_parts` takes them to any tilt in it.
+
+    Returns
+    -------
+    (nx, ny, h, ap) : the node abscissae in k_x and k_y [1/Å] (one each where the box is flat
+    in that direction) and the parts at the q = len(nx)·len(ny) nodes, (q, n, n), node
+    (i, j) at row i·len(ny) + j; None when a weak beam is rough over the box
+    (:func:`rough_beams`) or ``n_nodes`` < 1 (evaluate exactly instead).
+    """
+    weak = np.asarray(weak, dtype=np.int64)
+    if n_nodes < 1 or np.any(rough_beams(box, g[weak], wavenumber)):
+        return None
+    nx = _lobatto(box[0], box[1], n_nodes)
+    ny = _lobatto(box[2], box[3], n_nodes)
+    gx, gy = np.meshgrid(nx, ny, indexing="ij")
+    nodes = np.column_stack([gx.ravel(), gy.ravel()])
+    kz = np.sqrt(wavenumber**2 - np.sum(nodes**2, axis=1))
+    k_nodes = np.column_stack([nodes, kz])  # (q, 3) on the Ewald sphere
+    strong = np.asarray(strong, dtype=np.int64)
+    h, ap = structure_matrix_parts(v_table, k_nodes, g, wavenumber, strong, weak, metric=False)
+    idx = np.arange(len(strong))
+    h[:, idx, idx] -= excitation_denominators(k_nodes, g[strong], wavenumber)
+    return nx, ny, h, ap
+
+
+def interpolate_parts(
+    node_parts: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    k: np.ndarray,
+    g: np.ndarray,
+    wavenumber: float,
+    strong: np.ndarray,
+    *,
+    normal: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """H and Â′ at tilts k from :func:`bethe_node_parts` (Lagrange interpolation in (k_x, k_y)),
+    with the exact diagonal K² − |k+g|² and the surface-normal metric [Å⁻²].
+
+    Parameters
+    ----------
+    node_parts : (nx, ny, h, ap)
+        From :func:`bethe_node_parts` for a box holding every tilt of ``k``.
+    k : ndarray, shape (p, 3)
+        Incident wave vectors, |k| = K [1/Å].
+    g, wavenumber, strong, normal
+        As :func:`structure_matrix_parts`.
+    """
+    nx, ny, h_q, ap_q = node_parts
+    k = np.asarray(k, dtype=np.float64)
+    w = _lagrange(k[:, 0], nx)[:, :, None] * _lagrange(k[:, 1], ny)[:, None, :]
+    w = w.reshape(len(k), -1)
+    strong = np.asarray(strong, dtype=np.int64)
+    n, q, p = len(strong), len(nx) * len(ny), len(k)
+    h = (w @ h_q.reshape(q, n * n)).reshape(p, n, n)
+    ap = (w @ ap_q.reshape(q, n * n)).reshape(p, n, n)
+    idx = np.arange(n)
+    gs = g[strong]
+    h[:, idx, idx] += excitation_denominators(k, gs, wavenumber)
+    _apply_metric(h, ap, k, gs, normal)
+    return h, ap
 
 
 def structure_matrix_parts_interpolated(
@@ -520,22 +622,9 @@ def structure_matrix_parts_interpolated(
     """
     n_nodes = BETHE_NODES if n_nodes is None else int(n_nodes)
     k = np.asarray(k, dtype=np.float64)
-    grid = interpolation_weights(k[:, :2], n_nodes) if n_nodes > 0 and weak is not None else None
-    if grid is None or len(weak) == 0:
+    if weak is None or len(weak) == 0 or n_nodes < 1 or n_nodes**2 >= len(k):
         return structure_matrix_parts(v_table, k, g, wavenumber, strong, weak, normal=normal)
-    nodes, w = grid
-    if _rough(k, g[np.asarray(weak, dtype=np.int64)], wavenumber) > BETHE_SMOOTHNESS:
+    parts = bethe_node_parts(v_table, tilt_box(k), g, wavenumber, strong, weak, n_nodes)
+    if parts is None:  # a weak beam too close to its Bragg condition somewhere in the batch
         return structure_matrix_parts(v_table, k, g, wavenumber, strong, weak, normal=normal)
-    kz = np.sqrt(wavenumber**2 - np.sum(nodes**2, axis=1))
-    k_nodes = np.column_stack([nodes, kz])  # (q, 3) on the Ewald sphere
-    strong = np.asarray(strong, dtype=np.int64)
-    gs = g[strong]
-    idx = np.arange(len(strong))
-    h, ap = structure_matrix_parts(v_table, k_nodes, g, wavenumber, strong, weak, metric=False)
-    h[:, idx, idx] -= excitation_denominators(k_nodes, gs, wavenumber)
-    n, q, p = len(strong), len(nodes), len(k)
-    h = (w @ h.reshape(q, n * n)).reshape(p, n, n)  # (p, n, n)
-    ap = (w @ ap.reshape(q, n * n)).reshape(p, n, n)
-    h[:, idx, idx] += excitation_denominators(k, gs, wavenumber)
-    _apply_metric(h, ap, k, gs, normal)
-    return h, ap
+    return interpolate_parts(parts, k, g, wavenumber, strong, normal=normal)

@@ -304,14 +304,20 @@ def solve_fast(
     t2 = time.perf_counter()
     if not all_beams:
         # only Bloch waves excited by the incident beam matter for ψ₀: keep, per pixel, the
-        # largest |C₀ⱼ|² whose excluded sum is ≤ EXCITATION_TAIL (the same count for the batch)
+        # largest |C₀ⱼ|² whose excluded sum is ≤ EXCITATION_TAIL. The batch keeps the largest
+        # count; the waves beyond a pixel's own count are zeroed, so that a pixel's result does
+        # not depend on the batch it is solved in
         wt = np.abs(v[:, 0, :]) ** 2  # (p, n)
         order = np.argsort(-wt, axis=1)
         tail = 1.0 - np.cumsum(np.take_along_axis(wt, order, axis=1), axis=1)
-        m = int(min(v.shape[-1], 1 + np.max(np.sum(tail > EXCITATION_TAIL, axis=1))))
+        own = np.minimum(v.shape[-1], 1 + np.sum(tail > EXCITATION_TAIL, axis=1))  # (p,)
+        m = int(own.max())
+        rank = np.empty_like(order)
+        np.put_along_axis(rank, order, np.arange(order.shape[1])[None, :], axis=1)
         sub = np.sort(order[:, :m], axis=1)  # (p, m)
         v = np.take_along_axis(v, sub[:, None, :], axis=2)  # (p, n, m)
         w = np.take_along_axis(w, sub, axis=1)
+        v = v * (np.take_along_axis(rank, sub, axis=1) < own[:, None])[:, None, :]
     av = ap @ v  # (p, n, m)
     vc = v if real else np.conj(v)
     qm = np.swapaxes(vc, -1, -2) @ av  # (p, m, m): Q = Cᴴ Â′ C

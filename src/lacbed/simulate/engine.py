@@ -42,6 +42,8 @@ from lacbed.bloch import matrix as bloch_matrix
 from lacbed.bloch import solver as bloch_solver
 from lacbed.bloch.matrix import (
     beam_importance,
+    bethe_node_parts,
+    interpolate_parts,
     normal_components,
     structure_matrix_parts_interpolated,
 )
@@ -179,6 +181,41 @@ class _JobRunner:
         self.lock = threading.Lock()
         self.done = 0
         self.total = 0
+        self.tiles: dict = {}  # interpolation nodes of the tiles being solved
+
+    def expect(self, jobs: list[Job]) -> None:
+        """Count the jobs to come (progress) and those of each tile (its nodes are freed after
+        the last)."""
+        self.total = sum(len(j.out) for j in jobs)
+        for job in jobs:
+            if job.box is not None:
+                entry = self.tiles.setdefault(_tile_key(job), {"left": 0, "parts": None})
+                entry["left"] += 1
+                entry.setdefault("lock", threading.Lock())
+
+    def _matrices(self, job: Job, k: np.ndarray):
+        """Structure matrices of a job; the weak-beam corrections interpolated from its tile's
+        nodes, computed once per tile (:func:`lacbed.bloch.matrix.bethe_node_parts`)."""
+        plan = self.plan
+        entry = self.tiles.get(_tile_key(job)) if job.box is not None else None
+        if entry is None or min(bloch_matrix.BETHE_NODES, bloch_matrix.BETHE_TILE_NODES) < 1:
+            return build_matrices(plan, k, job.strong, job.weak)
+        with entry["lock"]:
+            if "done" not in entry:
+                entry["parts"] = bethe_node_parts(
+                    plan.v_table, job.box, plan.g, plan.wavenumber, job.strong, job.weak,
+                    bloch_matrix.BETHE_TILE_NODES,
+                )  # fmt: skip
+                entry["done"] = True
+            parts = entry["parts"]
+        with self.lock:
+            entry["left"] -= 1
+            if entry["left"] == 0:
+                entry["parts"] = None  # the tile is done: free its nodes
+        if parts is None:  # rough over the tile: over the batch, or exact
+            return build_matrices(plan, k, job.strong, job.weak)
+        h, ap = interpolate_parts(parts, k, plan.g, plan.wavenumber, job.strong, normal=plan.normal)
+        return (h, ap) if plan.options["solver"] == "fast" else h + 1j * ap
 
     def __call__(self, job: Job) -> None:
         try:
@@ -199,7 +236,7 @@ class _JobRunner:
         k = incident_wavevectors(kt, plan.wavenumber)
         k_n, g_n = normal_components(k, plan.g[job.strong], plan.normal)  # §12
         tb = time.perf_counter()
-        a = build_matrices(plan, k, job.strong, job.weak)
+        a = self._matrices(job, k)
         local["matrix_build"] += time.perf_counter() - tb
         solve = solve_fast if o["solver"] == "fast" else solve_exact
         thickness_a = 10.0 * np.asarray(o["thickness_nm"])
@@ -223,6 +260,11 @@ class _JobRunner:
             self.done += len(job.out)
             if self.progress is not None:
                 self.progress(self.done, self.total)
+
+
+def _tile_key(job: Job) -> tuple:
+    """Jobs of one tile share their box and their beam-set arrays."""
+    return (job.box, id(job.strong), id(job.weak))
 
 
 def build_matrices(plan: EnginePlan, k: np.ndarray, strong: np.ndarray, weak: np.ndarray):
@@ -286,7 +328,7 @@ def solve_jobs(
         shape += (len(outputs),)
     out = np.zeros(shape, dtype=np.complex128)
     runner = _JobRunner(plan, out, n_workers, {} if timings is None else timings, progress, outputs)
-    runner.total = sum(len(j.out) for j in jobs)
+    runner.expect(jobs)
     with _single_threaded_blas(backend == "numpy"):
         if n_workers == 1:
             for job in jobs:
