@@ -59,6 +59,7 @@ from lacbed.simulate.plan import (
     WEAK_THRESHOLD,
     EnginePlan,
     Job,
+    cell_label,
     plan_lacbed,
     pool_for,
     potential_table,
@@ -149,7 +150,7 @@ def describe(plan: EnginePlan) -> str:
     cr, o = plan.crystal, plan.options
     name = cr.name or cr.formula
     return (
-        f"crystal {name} ({cr.formula}, a = {cr.a:.4f} Å, source {cr.source or 'unknown'}) at "
+        f"crystal {name} ({cr.formula}, {cell_label(cr)}, source {cr.source or 'unknown'}) at "
         f"{o['voltage_kv']:g} kV, size {o['size']}, thickness {o['thickness_nm']} nm, "
         f"solver={o['solver']!r}, backend={o['backend']!r}, strong_beams={o['strong_beams']}, "
         f"absorption={o['absorption']!r}, zone axis {o.get('zone_axis', [0, 0, 1])}, "
@@ -449,6 +450,7 @@ def _pattern(plan: EnginePlan, full: np.ndarray, estimate, timings: dict, warn=T
             "formula": cr.formula,
             "a": cr.a,
             "space_group_number": cr.space_group_number,
+            **({} if cr.is_cubic else {"cell": list(cr.lattice_parameters)}),
             "name": cr.name,
             "source": cr.source,
         },
