@@ -366,3 +366,59 @@ def test_the_surrogate_refuses_a_non_cubic_crystal():
     model, info = load_model()
     with pytest.raises(NonCubicError, match="trained on cubic crystals only"):
         predict_crystals([SI, MG], model=model, info=info)
+
+
+# --------------------------------------------------------------------------------------- CLI
+def _cli(args, capsys):
+    from lacbed.cli import main
+
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_simulates_potentials_and_tabulates_a_hexagonal_cif(tmp_path, capsys):
+    mg = CIFS / "mg_hcp.cif"
+    out = tmp_path / "mg.npy"
+    code, _, err = _cli(["simulate", mg, "-o", out, "-t", "50", "--size", "8"], capsys)
+    assert code == 0, err
+    i = np.load(out)
+    assert i.shape == (8, 8) and np.all((i > 0) & (i < 1))
+    args = ["simulate", mg, "-o", tmp_path / "z.npy", "-t", "50", "--size", "8"]
+    code, _, err = _cli([*args, "--zone-axis", "2", "1", "0", "--x-direction", "0", "0", "1"],
+                        capsys)  # fmt: skip
+    assert code == 0, err
+    code, _, err = _cli(["potential", mg, "-o", tmp_path / "p.npy", "--size", "16"], capsys)
+    assert code == 0, err
+    np.testing.assert_allclose(
+        np.load(tmp_path / "p.npy"),
+        projected_potential(read_cif(mg, any_system=True), 16),
+        rtol=1e-6,  # float32 file
+    )
+    csv = tmp_path / "f.csv"
+    code, _, err = _cli(["factors", mg, "-o", csv, "--max-g", "0.5"], capsys)
+    assert code == 0, err
+    # |g| ≤ 0.5 1/Å, |g|² = 4(h² + hk + k²)/(3a²) + l²/c²: 000, 2 {001} (0.192), 6 {100}
+    # (0.360), 2 {002} (0.384), 12 {101} (0.408); {102} (0.526) and {110} (0.623) are beyond
+    assert len(csv.read_text().splitlines()) == 1 + 23
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--zone-axis", "0", "0", "1", "--x-direction", "0", "0", "3"], "parallel"),
+        (["--zone-axis", "0", "0", "1", "--normal", "1", "0", "0"], "90°"),
+        (["--reflections", "009"], "not in the beam pool"),
+    ],
+)
+def test_cli_bad_input_for_a_hexagonal_cif_is_one_line(tmp_path, capsys, extra, message):
+    args = ["simulate", CIFS / "mg_hcp.cif", "-o", tmp_path / "x.npy", "-t", "50", "--size", "8"]
+    code, out, err = _cli([*args, *extra], capsys)
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lacbed: error:") and message in lines[0]
+    assert list(tmp_path.iterdir()) == []
