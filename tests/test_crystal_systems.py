@@ -226,14 +226,15 @@ def test_tetragonal_with_c_equal_a_reproduces_the_cubic_result():
 
 
 def test_tetragonal_with_c_equal_a_default_engine_agrees_within_convergence():
-    """Default (adaptive) settings: the general path selects each tile's beams itself, the
-    cubic one maps the 4mm wedge's sets, so they agree to the convergence estimate."""
-    cub = simulate_lacbed(CU, [60], size=16, symmetry="1")
+    """Default (adaptive) settings, both reduced to their 4mm wedge (the general path by the
+    operations spglib finds on the atoms, the cubic one by its table): they agree to the
+    convergence estimate."""
+    cub = simulate_lacbed(CU, [60], size=16)
     tet = simulate_lacbed(_as(CU, 139, "I4/mmm"), [60], size=16)
-    assert tet.settings["symmetry"] == "1"
+    assert tet.settings["symmetry"] == "4mm" == cub.settings["symmetry"]
     z = 1 - np.corrcoef(tet.intensities.ravel(), cub.intensities.ravel())[0, 1]
-    # measured Z = 2.0e-10 (float32 eigensolves; max |ΔI| = 1.8e-5) against estimates of
-    # 8.1e-5 and 3.1e-5: the beam sets agree here; the bound is the estimate's meaning
+    # measured Z = 0 (the same beam sets and numbers: the frame R = I of the general path
+    # leaves g unchanged) against an estimate of 8.1e-5; the bound is the estimate's meaning
     est = max(cub.settings["convergence_estimate"], tet.settings["convergence_estimate"])
     assert z <= 5 * max(est, 1e-6), (z, est)
 
@@ -267,7 +268,7 @@ def test_hcp_mg_0001_bright_field_is_6mm_and_no_more():
     # the full solve on the pixel grid: the mirrors x → −x and y → −y, but not x ↔ y
     n = len(plan.pool)
     p = simulate_lacbed(MG, [40, 110], size=16, max_g=2.2, convergence_sample=0,
-                        strong_beams=n)  # fmt: skip
+                        strong_beams=n, symmetry="1")  # fmt: skip
     i = p.intensities
     assert p.settings["symmetry"] == "1"
     # measured max |ΔI| = 8.6e-14 and 7.4e-14; x ↔ y differs by 0.64
@@ -302,8 +303,12 @@ def test_flux_is_conserved_without_absorption_in_a_triclinic_cell():
 
 
 def test_symmetry_and_errors_for_non_cubic_crystals():
-    with pytest.raises(SettingsError, match="non-cubic"):
-        plan_lacbed(MG, 50, size=8, symmetry="2mm")
+    with pytest.raises(SettingsError, match="'4mm' is not available for this orientation"):
+        plan_lacbed(MG, 50, size=8, symmetry="4mm")
+    assert plan_lacbed(MG, 50, size=8, max_g=1.5).symmetry == "2mm"  # the grid's part of 6mm
+    assert plan_lacbed(MG, 50, size=8, max_g=1.5, tilt=(0.01, 0)).symmetry == "1"
+    tri = _as(SI, 1, "P1", alpha=80.0)  # no symmetry but the identity: every pixel
+    assert plan_lacbed(tri, 50, size=8, max_g=1.5).symmetry == "1"
     p = plan_lacbed(MG, 50, size=8, reflections=["000", "100"], max_g=1.5)
     assert p.symmetry == "1" and list(p.reflection_index) != [-1, -1]
     with pytest.raises(SettingsError, match="not in the beam pool"):
@@ -422,3 +427,24 @@ def test_cli_bad_input_for_a_hexagonal_cif_is_one_line(tmp_path, capsys, extra, 
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("lacbed: error:") and message in lines[0]
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.usefixtures("double_precision")
+@pytest.mark.parametrize(
+    ("crystal", "zone", "wedge"),
+    [
+        (MG, (0, 0, 1), "2mm"),  # the mirrors ⊥ a* and ⊥ b of 6mm
+        (MG, (2, 1, 0), "2mm"),  # [10-10] ∥ a*: the mirrors ⊥ c and ⊥ b of 6/mmm
+        (_as(CU, 139, "I4/mmm", c=1.1 * CU.a), (0, 0, 1), "4mm"),  # a real tetragonal cell
+    ],
+)
+def test_reduced_solve_of_a_non_cubic_crystal_equals_the_full_solve(crystal, zone, wedge):
+    """The wedge symmetry found from the crystal's operations (frame_symmetry) reproduces the
+    full solve: every pool beam strong, float64."""
+    kw = dict(size=16, max_g=1.8, convergence_sample=0, zone_axis=zone)
+    n = len(plan_lacbed(crystal, 60, **kw).pool)
+    red = simulate_lacbed(crystal, [60, 140], strong_beams=n, **kw)
+    full = simulate_lacbed(crystal, [60, 140], strong_beams=n, symmetry="1", **kw)
+    assert red.settings["symmetry"] == wedge
+    # measured max |ΔI| = 5.1e-14, 1.2e-13, 3.9e-14 (round-off, 91, 83, 37 beams)
+    np.testing.assert_allclose(red.intensities, full.intensities, rtol=0, atol=5e-13)

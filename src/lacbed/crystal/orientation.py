@@ -39,6 +39,7 @@ __all__ = [
     "orientation",
     "default_x_direction",
     "point_group_operations",
+    "crystal_operations",
     "frame_symmetry",
 ]
 
@@ -255,8 +256,49 @@ def point_group_operations(point_group: str) -> np.ndarray:
     return np.array(ops)
 
 
-def frame_symmetry(orient: Orientation, point_group: str) -> tuple[str, np.ndarray | None]:
-    """Bright-field reduction of an oriented cubic crystal from its direct symmetries.
+def crystal_operations(crystal, symprec: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+    """Point-group operations of a crystal of any system, found from its atoms by spglib.
+
+    The rotations W of the space group in the crystal's own cell (acting on fractional
+    coordinates and direct indices [uvw] as column vectors) are found by spglib from the atoms,
+    one species per distinct (element, occupancy, B), so that they are symmetries of the
+    potential itself; the Cartesian operation is M = Lᵀ W L⁻ᵀ (L: cell vectors as rows), and
+    on Miller indices (hkl) it acts as W⁻ᵀ (International Tables A, Section 1.5.2).
+
+    Parameters
+    ----------
+    crystal : lacbed.crystal.Crystal
+    symprec : float
+        spglib tolerance [Å]; 1e-3 Å, far below any real displacement.
+
+    Returns
+    -------
+    cartesian : ndarray, shape (n_ops, 3, 3)
+        Orthogonal matrices M acting on Cartesian (column) vectors.
+    hkl : ndarray of int, shape (n_ops, 3, 3)
+        W⁻ᵀ, acting on (h, k, l) as column vectors.
+    """
+    import spglib
+
+    from lacbed.crystal.standardise import group_sites
+
+    lat = crystal.lattice
+    pos, contents = group_sites(
+        lat, crystal.positions, crystal.symbols, crystal.occupancies, crystal.b_iso
+    )
+    kinds = sorted(set(contents))
+    types = [kinds.index(c) + 1 for c in contents]
+    sym = spglib.get_symmetry((lat, pos, types), symprec=symprec)
+    rots = np.unique(np.asarray(sym["rotations"], dtype=np.int64), axis=0)
+    cart = np.einsum("ji,njk,kl->nil", lat, rots, np.linalg.inv(lat).T)  # Lᵀ W L⁻ᵀ
+    hkl = np.round(np.linalg.inv(rots).transpose(0, 2, 1)).astype(np.int64)
+    return cart, hkl
+
+
+def frame_symmetry(
+    orient: Orientation, point_group: str, operations=None
+) -> tuple[str, np.ndarray | None]:
+    """Bright-field reduction of an oriented crystal from its direct symmetries.
 
     Only point-group operations M that keep the zone axis (M ẑ = ẑ, so they keep the surface
     normal only when it is the zone axis) and map the square pixel grid onto itself (R M Rᵀ a
@@ -269,7 +311,10 @@ def frame_symmetry(orient: Orientation, point_group: str) -> tuple[str, np.ndarr
     ----------
     orient : Orientation
     point_group : str
-        Cubic point group of the crystal.
+        Cubic point group of the crystal (ignored when ``operations`` is given).
+    operations : tuple of ndarray, optional
+        (Cartesian, hkl) operations of a crystal of any system (:func:`crystal_operations`);
+        None: the cubic point group's signed permutations, which act alike on both.
 
     Returns
     -------
@@ -282,9 +327,12 @@ def frame_symmetry(orient: Orientation, point_group: str) -> tuple[str, np.ndarr
     if orient.normal_frame is not None:
         return "1", None
     rot = np.eye(3) if orient.rotation is None else orient.rotation
+    if operations is None:
+        ops = point_group_operations(point_group)
+        operations = (ops, ops)
     grid = {}
-    for m in point_group_operations(point_group):
-        f = rot @ m @ rot.T
+    for m_cart, m in zip(*operations, strict=True):
+        f = rot @ m_cart @ rot.T
         if not np.allclose(f[2], [0, 0, 1], atol=1e-9) or not np.allclose(f[:, 2], [0, 0, 1]):
             continue
         f2 = np.round(f[:2, :2]).astype(np.int64)

@@ -535,8 +535,14 @@ def simulate_lacbed(
     normal=None,
     tilt=(0.0, 0.0),
 ) -> LacbedPattern:
-    """Bright-field (000) LACBED pattern, or dark-field discs, of a cubic crystal along any zone
+    """Bright-field (000) LACBED pattern, or dark-field discs, of a crystal along any zone
     axis [UVW] (default [001]).
+
+    Cubic crystals take the cubic path (docs/zone_axes.md); a crystal of any other system
+    (docs/crystal_systems.md) is solved in its own cell's metric, with [UVW] and the normal as
+    direct-lattice and the x-direction as reciprocal-lattice vectors, the default half-width
+    4·min(|a*|, |b*|, |c*|), and the pixels reduced only by the direct symmetries that its
+    atoms' point-group operations give on the pixel grid (2mm for hcp Mg along [0001]).
 
     Parameters
     ----------

@@ -32,7 +32,12 @@ from lacbed.bloch.matrix import beam_importance, excitation_denominators
 from lacbed.bloch.pool import beam_pool
 from lacbed.bloch.solver import BACKENDS
 from lacbed.constants import electron_constants
-from lacbed.crystal.orientation import Orientation, frame_symmetry, orientation
+from lacbed.crystal.orientation import (
+    Orientation,
+    crystal_operations,
+    frame_symmetry,
+    orientation,
+)
 from lacbed.errors import SettingsError
 from lacbed.simulate.geometry import incident_wavevectors, tilts
 from lacbed.simulate.reflections import (
@@ -745,17 +750,10 @@ def _check_options(crystal, K, **kw) -> tuple[np.ndarray, float, str, int]:
                 "the zone axis, so the pattern lacks that symmetry); use 'auto' or '1'"
             )
         sym = "1"
-    elif not crystal.is_cubic:  # no symmetry tables for other systems: every pixel is solved
-        if symmetry not in ("auto", "1"):
-            raise SettingsError(
-                f"symmetry {symmetry!r} is not available for a non-cubic crystal "
-                f"({crystal.space_group}): every pixel is solved; use 'auto' or '1'"
-            )
-        sym = "1"
     elif orient.standard:
         sym = resolve_symmetry(symmetry, crystal.bright_field_symmetry)
-    else:  # only the direct symmetries of this orientation (docs/zone_axes.md)
-        frame_sym = frame_symmetry(orient, crystal.point_group)[0]
+    else:  # only the direct symmetries of this orientation (docs/zone_axes.md; any system)
+        frame_sym = frame_symmetry(orient, crystal.point_group, kw["operations"])[0]
         if symmetry == "auto":
             sym = frame_sym
         elif symmetry in _WEDGES and _WEDGES.index(symmetry) <= _WEDGES.index(frame_sym):
@@ -957,6 +955,7 @@ def plan_lacbed(
     K = ec.wavenumber
     lattice = None if crystal.is_cubic else crystal.lattice
     orient = orientation(zone_axis, x_direction, normal, lattice=lattice)
+    ops = None if crystal.is_cubic else crystal_operations(crystal)  # (Cartesian, hkl)
     hkl, dark, half = _reflection_request(reflections, symmetry, orient.standard)
     symmetry = "1" if dark else symmetry
     tilt = check_tilt(tilt, None, K)
@@ -979,6 +978,7 @@ def plan_lacbed(
         convergence_sample=convergence_sample,
         orientation=orient,
         tilted=tilted,
+        operations=ops,
     )
     tilt = check_tilt(tilt, half_width, K)
     size = int(size)
@@ -1004,7 +1004,7 @@ def plan_lacbed(
     base = "1" if tilted else base  # no images of beam sets: each tile selects its own
     geo = _geometry(size, half_width, int(tile), sym, base, tilt)
     if not orient.standard and sym == "4mm":
-        geo.swap = frame_symmetry(orient, crystal.point_group)[1]
+        geo.swap = frame_symmetry(orient, crystal.point_group, ops)[1]
     hkl, ref_index, forced = _reflection_beams(hkl, dark, pool, tables["info"], crystal, geo)
     sets = _tile_beam_sets(
         geo, pool, g, absu, K, strong_beams, factor=factor, cap=True, forced=forced
