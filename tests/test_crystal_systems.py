@@ -338,7 +338,8 @@ def test_rhombohedral_and_c_centring_are_detected():
 
 # --------------------------------------------------------------------------------- potential
 def test_projected_potential_general_path():
-    # the cubic projection through the general metric (P1) is the cubic one
+    # the cubic projection through the general metric (P1) is the cubic one: measured max
+    # |ΔV_p| = 1.7e-13 V·Å of a 466 V·Å maximum (round-off)
     np.testing.assert_allclose(
         projected_potential(_as(SI, 1, "P1"), 32), projected_potential(SI, 32), atol=1e-9
     )
