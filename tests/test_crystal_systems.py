@@ -449,3 +449,17 @@ def test_reduced_solve_of_a_non_cubic_crystal_equals_the_full_solve(crystal, zon
     assert red.settings["symmetry"] == wedge
     # measured max |ΔI| = 5.1e-14, 1.2e-13, 3.9e-14 (round-off, 91, 83, 37 beams)
     np.testing.assert_allclose(red.intensities, full.intensities, rtol=0, atol=5e-13)
+
+
+def test_pattern_labels_of_a_hexagonal_crystal():
+    from lacbed.plotting.pattern import orientation_labels
+
+    cell = {"crystal": {"cell": list(MG.lattice_parameters)}}
+    # [0001] with x = a*: y = ẑ × x̂ ∥ b, the direct vector [010]
+    assert orientation_labels({"zone_axis": [0, 0, 1], "x_direction": [1, 0, 0], **cell}) == (
+        "[001]", "(100)", "[010]",
+    )  # fmt: skip
+    # [10-10] = [210] with x = c*: y ∥ −b
+    assert orientation_labels({"zone_axis": [2, 1, 0], "x_direction": [0, 0, 1], **cell})[2] == (
+        "[0-10]"
+    )

@@ -17,7 +17,13 @@ import numpy as np
 
 from lacbed.errors import CrystalError, NonCubicError
 
-__all__ = ["Crystal", "point_group_of", "bright_field_symmetry", "any_point_group"]
+__all__ = [
+    "Crystal",
+    "point_group_of",
+    "bright_field_symmetry",
+    "any_point_group",
+    "lattice_from_parameters",
+]
 
 # International Tables A, Table 10.1.2.2 / space-group ranges of the five cubic point groups.
 _CUBIC_POINT_GROUPS = (
@@ -51,6 +57,20 @@ def any_point_group(space_group_number: int) -> str:
     import gemmi
 
     return str(gemmi.find_spacegroup_by_number(n).point_group_hm())
+
+
+def lattice_from_parameters(
+    a: float, b: float, c: float, alpha: float, beta: float, gamma: float
+) -> np.ndarray:
+    """Cell vectors a, b, c as rows [Å] from the six lattice parameters [Å, degrees].
+
+    gemmi's orthogonalisation (the PDB convention: a ∥ x, b in the xy plane, c completing a
+    right-handed set; International Tables B, Section 1.1.4).
+    """
+    import gemmi
+
+    cell = gemmi.UnitCell(a, b, c, alpha, beta, gamma)
+    return np.array(cell.orth.mat.tolist()).T
 
 
 def bright_field_symmetry(point_group: str) -> str:
@@ -214,10 +234,7 @@ class Crystal:
         """
         if self.is_cubic:
             return np.eye(3) * self.a
-        import gemmi
-
-        cell = gemmi.UnitCell(*self.lattice_parameters)
-        return np.array(cell.orth.mat.tolist()).T
+        return lattice_from_parameters(*self.lattice_parameters)
 
     @property
     def reciprocal_basis(self) -> np.ndarray:

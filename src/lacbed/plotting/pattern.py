@@ -59,9 +59,9 @@ def _general_labels(z: np.ndarray, x: np.ndarray, cell) -> tuple[str, str, str]:
     """Labels of a non-cubic crystal (docs/crystal_systems.md): the zone axis [uvw] (direct),
     x (hkl) (reciprocal), y = ẑ × x̂ as a direct-lattice [uvw] when it is one with indices up
     to 12, else "⊥"."""
-    import gemmi
+    from lacbed.crystal.model import lattice_from_parameters
 
-    lat = np.array(gemmi.UnitCell(*cell).orth.mat.tolist()).T  # rows a, b, c [Å]
+    lat = lattice_from_parameters(*cell)  # rows a, b, c [Å]
     y = np.cross(z @ lat, x @ np.linalg.inv(lat).T) @ np.linalg.inv(lat)  # direct indices
     y = y / np.abs(y).max()
     label = "⊥"
