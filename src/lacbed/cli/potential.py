@@ -57,7 +57,7 @@ def _load_crystal(path: Path):
         raise FileNotFoundError(2, "No such file", str(path))
     if path.is_dir():
         raise IsADirectoryError(21, "Is a directory", str(path))
-    return load_crystal(path)
+    return load_crystal(path, any_system=True)
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
@@ -82,7 +82,7 @@ def _debye_waller(value: str) -> float | None:
 
 @app.command("potential")
 def potential(
-    cif: Annotated[Path, typer.Argument(help="Crystal structure (CIF) of a cubic crystal.")],
+    cif: Annotated[Path, typer.Argument(help="Crystal structure (CIF), any crystal system.")],
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Output: .npy (float32 array) or .png (image).")
     ],
@@ -125,7 +125,7 @@ def potential(
     b_iso = _debye_waller(debye_waller)
     zone = (0, 0, 1) if zone_axis is None else tuple(zone_axis)
     from lacbed.crystal.orientation import orientation
-    from lacbed.scattering.potential import projection_cell
+    from lacbed.scattering.potential import cell_in_units_of_a, projection_cell
 
     orientation(zone, names=("--zone-axis", "x-direction", "normal"))  # one-line errors
     crystal = _load_crystal(cif)
@@ -138,7 +138,8 @@ def potential(
 
             name = crystal.name or crystal.formula
             label = "".join(str(x) for x in zone)
-            cell = None if zone == (0, 0, 1) else projection_cell(zone)[1]
+            lat = cell_in_units_of_a(crystal)
+            cell = None if zone == (0, 0, 1) and lat is None else projection_cell(zone, lat)[1]
             title = f"{name}: projected potential [{label}]"
             fig = plot_potential(image, crystal.a, title=title, cell=cell)
             fig.savefig(tmp, dpi=120)
@@ -189,7 +190,7 @@ def _to_csv(rows: list[dict]) -> str:
 
 @app.command("factors")
 def factors(
-    cif: Annotated[Path, typer.Argument(help="Crystal structure (CIF) of a cubic crystal.")],
+    cif: Annotated[Path, typer.Argument(help="Crystal structure (CIF), any crystal system.")],
     voltage: Annotated[float, typer.Option("--voltage", help="Accelerating voltage (kV).")] = 200.0,
     scattering: Annotated[
         str, typer.Option("--scattering", help="kirkland | peng | lobato | doyle-turner.")
@@ -245,7 +246,7 @@ def factors(
         raise SettingsError(f"--kappa must be ≥ 0, got {kappa}")
     b_iso = _debye_waller(debye_waller)
     crystal = _load_crystal(cif)
-    hkl = reflections_within(crystal.a, max_g)
+    hkl = reflections_within(crystal, max_g)
     sf = structure_factors(
         crystal,
         hkl,

@@ -1,4 +1,4 @@
-"""``lacbed simulate``: the bright-field (000) LACBED pattern of a cubic crystal at [001].
+"""``lacbed simulate``: the bright-field (000) LACBED pattern of a crystal (any system) at [001].
 
 Contract (issue 3)::
 
@@ -217,7 +217,7 @@ def _load_crystal(path: Path):
     """Read a crystal file (a seam for tests)."""
     from lacbed.crystal import load_crystal
 
-    return load_crystal(path)
+    return load_crystal(path, any_system=True)
 
 
 def _choice(name: str, value: str | None, allowed: tuple[str, ...]) -> str | None:
@@ -311,7 +311,7 @@ def _check_orientation(kw: dict[str, Any]) -> None:
 
 @app.command("simulate", cls=_MultiValueCommand)
 def simulate(
-    cif: Annotated[Path, typer.Argument(help="Crystal structure (CIF) of a cubic crystal.")],
+    cif: Annotated[Path, typer.Argument(help="Crystal structure (CIF), any crystal system.")],
     output: Annotated[
         Path | None,
         typer.Option(
@@ -463,7 +463,7 @@ def simulate(
         ),
     ] = False,
 ) -> None:
-    """Simulate the 000 LACBED pattern (or dark-field discs) of a cubic crystal at a zone axis.
+    """Simulate the 000 LACBED pattern (or dark-field discs) of a crystal at a zone axis.
 
     Pixel convention as Felix: arr(row, col), col → +x (the x-direction, (100) at [001]), row →
     +y = zone axis × x ((010) at [001]), zone axis at the centre. Thicknesses in nm, voltage in

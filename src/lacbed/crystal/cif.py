@@ -24,6 +24,7 @@ from lacbed.crystal.model import Crystal
 from lacbed.crystal.standardise import (
     DEFAULT_B,
     SYMPREC,
+    any_crystal,
     conventional_crystal,
     group_sites,
 )
@@ -221,9 +222,14 @@ def _expand(sites: list[dict], ops: list, lattice: np.ndarray) -> list[dict]:
 
 
 def read_cif(
-    path: str | os.PathLike, *, block: str | int | None = None, symprec: float = SYMPREC
+    path: str | os.PathLike,
+    *,
+    block: str | int | None = None,
+    symprec: float = SYMPREC,
+    any_system: bool = False,
 ) -> Crystal:
-    """Read a cubic crystal from a CIF file into its conventional cubic cell.
+    """Read a cubic crystal from a CIF file into its conventional cubic cell (or, with
+    ``any_system=True``, a crystal of any system in the CIF's own cell).
 
     The asymmetric unit is expanded with the CIF's symmetry operations (``_space_group_symop_*``
     or ``_symmetry_equiv_pos_as_xyz``; when absent, those of the Hall symbol, else the H-M symbol,
@@ -246,6 +252,11 @@ def read_cif(
         Data block name or index; default the first block with atoms.
     symprec : float
         spglib symmetry tolerance [Å] (default 0.01 Å).
+    any_system : bool
+        False (default; the dataset and the ML code): a non-cubic structure is refused. True
+        (the engine, ``lacbed simulate``/``potential``): a non-cubic structure is kept in the
+        CIF's cell, with the space group spglib finds
+        (:func:`lacbed.crystal.standardise.any_crystal`); a cubic one is read as with False.
 
     Returns
     -------
@@ -256,7 +267,8 @@ def read_cif(
     FileNotFoundError
         If ``path`` does not exist.
     NonCubicError
-        If the structure is not cubic (the message names the space group found).
+        If the structure is not cubic and ``any_system`` is False (the message names the space
+        group found).
     CrystalError
         For a malformed CIF, a CIF without atoms, an unknown element, or bad values.
     """
@@ -279,7 +291,25 @@ def read_cif(
         logger.info(
             "%s: no ADP for %s; using B = %g Å²", path.name, ", ".join(default_b), DEFAULT_B
         )
-    return _standardise(atoms, lattice, info, hm, path, symprec)
+    try:
+        return _standardise(atoms, lattice, info, hm, path, symprec)
+    except NonCubicError:
+        if not any_system:
+            raise
+    try:
+        return any_crystal(
+            lattice,
+            np.array([x["fract"] for x in atoms]),
+            [x["element"] for x in atoms],
+            np.array([x["occ"] for x in atoms]),
+            np.array([x["b"] for x in atoms]),
+            symprec=symprec,
+            name=path.stem,
+            source=str(path),
+            info=info,
+        )
+    except CrystalError as exc:  # name the file in the one-line message
+        raise type(exc)(f"{path.name}: {exc}") from None
 
 
 def _open_block(path: Path, block):  # noqa: ANN001, ANN202
@@ -485,7 +515,7 @@ def _symmetry_for_cif(crystal: Crystal):  # noqa: ANN202
     import gemmi
     import spglib
 
-    lattice = np.eye(3) * crystal.a
+    lattice = crystal.lattice
     site_pos, contents = group_sites(
         lattice, crystal.positions, crystal.symbols, crystal.occupancies, crystal.b_iso
     )
@@ -562,12 +592,13 @@ def write_cif(crystal: Crystal, path: str | os.PathLike, *, symmetry: bool = Tru
     """
     path = Path(path)
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", crystal.name or crystal.formula) or "crystal"
-    a = _fmt(round(crystal.a, 8))
+    a, b, c, alpha, beta, gamma = (_fmt(round(x, 8)) for x in crystal.lattice_parameters)
     sym = _symmetry_for_cif(crystal) if symmetry else None
     formula_sum = " ".join(re.findall(r"[A-Z][a-z]?[0-9.]*", crystal.formula))
     lines = [
         f"# written by lacbed: {crystal.formula}, {crystal.space_group} "
-        f"(#{crystal.space_group_number}), a = {crystal.a:.6f} Å",
+        f"(#{crystal.space_group_number}), "
+        + (f"a = {crystal.a:.6f} Å" if crystal.is_cubic else f"cell {crystal._cell_text()}"),
     ]
     if crystal.source:
         lines.append(f"# source: {crystal.source}".replace("\n", " "))
@@ -575,15 +606,17 @@ def write_cif(crystal: Crystal, path: str | os.PathLike, *, symmetry: bool = Tru
         f"data_{name}",
         f"_chemical_formula_sum '{formula_sum}'",
         f"_cell_length_a {a}",
-        f"_cell_length_b {a}",
-        f"_cell_length_c {a}",
-        "_cell_angle_alpha 90",
-        "_cell_angle_beta 90",
-        "_cell_angle_gamma 90",
+        f"_cell_length_b {b}",
+        f"_cell_length_c {c}",
+        f"_cell_angle_alpha {alpha}",
+        f"_cell_angle_beta {beta}",
+        f"_cell_angle_gamma {gamma}",
     ]
     if sym is None:
         lines += [
-            "# all atoms of the conventional cubic cell are listed (symmetry P 1)",
+            "# all atoms of the "
+            + ("conventional cubic cell" if crystal.is_cubic else "cell")
+            + " are listed (symmetry P 1)",
             "_space_group_name_H-M_alt 'P 1'",
             "_space_group_IT_number 1",
             "loop_",

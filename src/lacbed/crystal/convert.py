@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from lacbed.crystal.model import Crystal
-from lacbed.crystal.standardise import DEFAULT_B, SYMPREC, conventional_crystal
+from lacbed.crystal.standardise import DEFAULT_B, SYMPREC, any_crystal, conventional_crystal
 from lacbed.errors import CrystalError
 
 __all__ = ["from_ase", "from_pymatgen", "load_crystal"]
@@ -35,6 +35,7 @@ def from_ase(
     symprec: float = SYMPREC,
     name: str = "",
     source: str = "",
+    any_system: bool = False,
 ) -> Crystal:
     """Conventional cubic :class:`Crystal` from an ASE ``Atoms`` (any cell, e.g. primitive).
 
@@ -49,11 +50,13 @@ def from_ase(
         spglib symmetry tolerance [Å] (default 0.01 Å).
     name, source : str
         Stored on the crystal (default name: the chemical formula).
+    any_system : bool
+        Keep a non-cubic structure in the given cell (:func:`any_crystal`) instead of refusing it.
 
     Raises
     ------
     NonCubicError
-        If the structure is not cubic.
+        If the structure is not cubic and ``any_system`` is False.
     CrystalError
         If it is empty, not periodic in 3D, or otherwise unusable.
     """
@@ -70,7 +73,8 @@ def from_ase(
             info["default_b_A2"] = DEFAULT_B
     else:
         b = b_iso
-    return conventional_crystal(
+    build = any_crystal if any_system else conventional_crystal
+    return build(
         np.asarray(atoms.cell.array),
         atoms.get_scaled_positions(wrap=True),
         atoms.get_chemical_symbols(),
@@ -90,6 +94,7 @@ def from_pymatgen(
     symprec: float = SYMPREC,
     name: str = "",
     source: str = "",
+    any_system: bool = False,
 ) -> Crystal:
     """Conventional cubic :class:`Crystal` from a pymatgen ``Structure`` (any cell).
 
@@ -105,6 +110,8 @@ def from_pymatgen(
         spglib symmetry tolerance [Å] (default 0.01 Å).
     name, source : str
         Stored on the crystal (default name: the reduced formula).
+    any_system : bool
+        Keep a non-cubic structure in the given cell (:func:`any_crystal`) instead of refusing it.
 
     Raises
     ------
@@ -136,7 +143,8 @@ def from_pymatgen(
             frac.append(np.asarray(site.frac_coords, dtype=np.float64))
             occ.append(float(o))
             b.append(float(bs))
-    return conventional_crystal(
+    build = any_crystal if any_system else conventional_crystal
+    return build(
         np.asarray(structure.lattice.matrix),
         np.array(frac),
         symbols,
@@ -157,7 +165,8 @@ def load_crystal(obj: Any, **kwargs: Any) -> Crystal:
     obj : str, PathLike, Crystal, ase.Atoms or pymatgen.core.Structure
         The structure. A path is read with :func:`lacbed.crystal.read_cif`.
     **kwargs
-        Passed to the reader (e.g. ``symprec``, ``block`` for CIFs, ``b_iso`` for ASE/pymatgen).
+        Passed to the reader (e.g. ``symprec``, ``block`` for CIFs, ``b_iso`` for ASE/pymatgen;
+        ``any_system=True`` keeps a non-cubic structure instead of refusing it).
 
     Raises
     ------

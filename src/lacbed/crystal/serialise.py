@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from lacbed.crystal.model import Crystal
-from lacbed.errors import CrystalError
+from lacbed.errors import CrystalError, NonCubicError
 
 __all__ = ["RECORD_VERSION", "crystal_from_record", "crystal_to_record", "prototype_label"]
 
@@ -30,7 +30,19 @@ RECORD_VERSION = 1
 
 
 def crystal_to_record(crystal: Crystal) -> dict[str, Any]:
-    """JSON-safe dict of a crystal (lengths in Å, B in Å², positions fractional)."""
+    """JSON-safe dict of a cubic crystal (lengths in Å, B in Å², positions fractional).
+
+    Raises
+    ------
+    NonCubicError
+        For a crystal of another system: version-1 records (the dataset) hold cubic crystals
+        only, and their layout is kept unchanged.
+    """
+    if not crystal.is_cubic:
+        raise NonCubicError(
+            f"{crystal.name or crystal.formula} is {crystal.space_group} "
+            f"(#{crystal.space_group_number}), not cubic: crystal records hold cubic crystals only"
+        )
     return {
         "record_version": RECORD_VERSION,
         "a": float(crystal.a),
@@ -105,7 +117,7 @@ def prototype_label(crystal: Crystal, symprec: float = 1e-3) -> str:
     pos, labels = _site_species(crystal)
     names = sorted(set(labels))
     numbers = np.array([names.index(x) + 1 for x in labels])
-    cell = (np.eye(3) * crystal.a, pos, numbers)
+    cell = (crystal.lattice, pos, numbers)
     ds = spglib.get_symmetry_dataset(cell, symprec=symprec)
     if ds is None:  # pragma: no cover - a standardised cubic crystal always has a dataset
         raise CrystalError(f"spglib finds no symmetry for {crystal.formula}")

@@ -1,5 +1,9 @@
 """Reduce any periodic cell of a cubic crystal to its conventional cubic cell with spglib.
 
+Crystals of the other systems (:func:`any_crystal`, issue 12) are kept in the cell they are given
+in: the user's zone axes and reflections refer to that cell, as in Felix. spglib only names their
+space group.
+
 Every reader (CIF, ASE, pymatgen) ends here: it hands over the full list of atoms of *some* cell
 (conventional, primitive, a non-standard origin, ...) and gets back a :class:`Crystal` holding every
 atom of the conventional cubic cell in the standard setting of International Tables A (the setting
@@ -38,6 +42,7 @@ __all__ = [
     "DEFAULT_B",
     "MERGE_TOLERANCE",
     "SYMPREC",
+    "any_crystal",
     "conventional_crystal",
     "crystal_system",
     "group_sites",
@@ -421,4 +426,99 @@ def conventional_crystal(
         info=out_info,
     )
     logger.debug("standardised %s: %r", source or name, crystal)
+    return crystal
+
+
+def _lattice_parameters(lattice: np.ndarray) -> tuple[float, ...]:
+    """(a, b, c [Å], alpha, beta, gamma [degrees]) of cell vectors given as rows."""
+    lengths = np.linalg.norm(lattice, axis=1)
+    a, b, c = lattice
+
+    def ang(u: np.ndarray, v: np.ndarray) -> float:
+        cos = float(u @ v / np.linalg.norm(u) / np.linalg.norm(v))
+        return 90.0 if abs(cos) < 1e-12 else float(np.degrees(np.arccos(np.clip(cos, -1, 1))))
+
+    # rounded to 1e-10 (Å, degrees): the cell that the CIF's six numbers give back exactly
+    # (the orthogonalisation round trip leaves ~1e-16 of noise, e.g. gamma = 119.99999999999999)
+    params = (*(float(x) for x in lengths), ang(b, c), ang(a, c), ang(a, b))
+    return tuple(round(x, 10) for x in params)
+
+
+def any_crystal(
+    lattice: np.ndarray,
+    positions: np.ndarray,
+    symbols: Sequence[str],
+    occupancies: np.ndarray | float = 1.0,
+    b_iso: np.ndarray | float = DEFAULT_B,
+    *,
+    symprec: float = SYMPREC,
+    name: str = "",
+    source: str = "",
+    info: dict | None = None,
+) -> Crystal:
+    """A crystal of any system: cubic → :func:`conventional_crystal`; otherwise the cell as given.
+
+    A cubic structure (spglib finds a group 195–230) is standardised exactly as by
+    :func:`conventional_crystal` (canonical origin and orientation). Any other keeps the input
+    cell's six lattice parameters and fractional coordinates (wrapped into [0, 1), atoms sharing
+    a position within :data:`MERGE_TOLERANCE` grouped into one site), so that zone axes and
+    reflections given by the user refer to that cell (Felix reads the CIF's cell as it is);
+    spglib only determines the space group (number and symbol, recorded on the crystal; the
+    Hall number and ``"cell": "input"`` in ``info``).
+
+    Parameters and errors as :func:`conventional_crystal`, except that a non-cubic structure is
+    accepted.
+    """
+    import spglib
+
+    kw = {"symprec": symprec, "name": name, "source": source, "info": info}
+    try:
+        return conventional_crystal(lattice, positions, symbols, occupancies, b_iso, **kw)
+    except NonCubicError:
+        pass
+    lattice = np.asarray(lattice, dtype=np.float64).reshape(3, 3)
+    positions = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
+    n = positions.shape[0]
+    elements = [normalise_symbol(s) for s in symbols]
+    occ = np.broadcast_to(np.asarray(occupancies, dtype=np.float64), (n,))
+    b = np.broadcast_to(np.asarray(b_iso, dtype=np.float64), (n,))
+    site_pos, contents = group_sites(
+        lattice, positions, elements, occ, b, tolerance=min(MERGE_TOLERANCE, symprec)
+    )
+    kinds = sorted(set(contents))
+    types = [kinds.index(k) + 1 for k in contents]
+    ds = spglib.get_symmetry_dataset((lattice, site_pos, types), symprec=symprec)
+    rows = []
+    for p, cont in zip(np.mod(site_pos, 1.0), contents, strict=True):
+        for el, o, bb in cont:
+            rows.append((el, round(p[0], 10), round(p[1], 10), round(p[2], 10), o, bb))
+    rows.sort()
+    a, b_len, c, alpha, beta, gamma = _lattice_parameters(lattice)
+    out_info = dict(info or {})
+    out_info.update(
+        {
+            "symprec_A": symprec,
+            "hall_number": int(ds.hall_number),
+            "cell": "input",
+            "n_atoms_input_cell": int(n),
+        }
+    )
+    crystal = Crystal(
+        a=a,
+        b=b_len,
+        c=c,
+        alpha=alpha,
+        beta=beta,
+        gamma=gamma,
+        symbols=tuple(r[0] for r in rows),
+        positions=np.array([r[1:4] for r in rows]),
+        occupancies=np.array([r[4] for r in rows]),
+        b_iso=np.array([r[5] for r in rows]),
+        space_group_number=int(ds.number),
+        space_group=str(ds.international),
+        name=name,
+        source=source,
+        info=out_info,
+    )
+    logger.debug("kept the input cell of %s: %r", source or name, crystal)
     return crystal

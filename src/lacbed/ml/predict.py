@@ -114,6 +114,14 @@ def model_inputs(crystals, model: Surrogate, info: ModelInfo, thickness_nm: floa
     from lacbed.scattering import projected_potential
 
     xs = [load_crystal(c) for c in crystals]
+    for c in xs:  # the models are trained on cubic crystals at [001] only
+        if not c.is_cubic:
+            from lacbed.errors import NonCubicError
+
+            raise NonCubicError(
+                f"{c.name or c.formula} is {c.space_group} (#{c.space_group_number}), not cubic: "
+                "the surrogate models are trained on cubic crystals only"
+            )
     size = model.config.size
     pots = np.stack([projected_potential(c, size) for c in xs]) if xs else np.zeros((0, size, size))
     maps = None

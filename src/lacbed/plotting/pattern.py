@@ -47,9 +47,29 @@ def orientation_labels(settings: dict | None) -> tuple[str, str, str]:
     settings = settings or {}
     z = np.asarray(settings.get("zone_axis", (0, 0, 1)), dtype=np.int64)
     x = np.asarray(settings.get("x_direction", (1, 0, 0)), dtype=np.int64)
+    cell = (settings.get("crystal") or {}).get("cell")
+    if cell is not None:
+        return _general_labels(z, x, cell)
     y = np.cross(z, x)
     g = np.gcd.reduce(np.abs(y)) if np.any(y) else 1
     return f"[{_indices(z)}]", f"[{_indices(x)}]", f"[{_indices(y // g)}]"
+
+
+def _general_labels(z: np.ndarray, x: np.ndarray, cell) -> tuple[str, str, str]:
+    """Labels of a non-cubic crystal (docs/crystal_systems.md): the zone axis [uvw] (direct),
+    x (hkl) (reciprocal), y = ẑ × x̂ as a direct-lattice [uvw] when it is one with indices up
+    to 12, else "⊥"."""
+    from lacbed.crystal.model import lattice_from_parameters
+
+    lat = lattice_from_parameters(*cell)  # rows a, b, c [Å]
+    y = np.cross(z @ lat, x @ np.linalg.inv(lat).T) @ np.linalg.inv(lat)  # direct indices
+    y = y / np.abs(y).max()
+    label = "⊥"
+    for m in range(1, 13):
+        if np.allclose(y * m, np.round(y * m), atol=1e-6):
+            label = f"[{_indices(np.round(y * m).astype(np.int64))}]"
+            break
+    return f"[{_indices(z)}]", f"({_indices(x)})", label
 
 
 def plot_pattern(

@@ -23,6 +23,13 @@ the axis,
 
 with a₁, a₂ the real-space 2D cell dual to b₁, b₂ (a_i·b_j = δ_ij, in the plane ⊥ z), sampled at
 u = col/size, v = row/size. For [001], b₁ = (1, 0, 0), b₂ = (0, 1, 0), L = a: the formula above.
+
+Any other crystal system (issue 12): the zero layer {h : h·[UVW] = 0} is still a 2D lattice of
+Miller indices (the condition does not involve the metric), b₁ is the shortest g in it (the
+default x-direction with the metric), b₂ the shortest with b₁ × b₂ = z, and the Cartesian vectors
+g = h @ (a*, b*, c*) give the dual cell a₁, a₂ in the plane ⊥ [UVW] and the period
+L = |U a + V b + W c| (International Tables B, Section 1.1.2). Every non-cubic projection, [001]
+included, is an (in general oblique) 2D cell.
 """
 
 from __future__ import annotations
@@ -34,13 +41,16 @@ from lacbed.errors import SettingsError
 __all__ = ["projected_potential", "projection_cell", "zero_layer_indices"]
 
 
-def projection_cell(zone_axis=(0, 0, 1)) -> tuple[np.ndarray, np.ndarray, float]:
-    """The 2D cell of the projection of a cubic lattice along [UVW] (module notes).
+def projection_cell(zone_axis=(0, 0, 1), lattice=None) -> tuple[np.ndarray, np.ndarray, float]:
+    """The 2D cell of the projection of a lattice along [UVW] (module notes).
 
     Parameters
     ----------
     zone_axis : sequence of 3 int
         [UVW] (not 0 0 0).
+    lattice : ndarray, shape (3, 3), optional
+        Cell vectors a, b, c as rows in units of a (``crystal.lattice / crystal.a``) of a
+        crystal of any system; None: cubic (the identity).
 
     Returns
     -------
@@ -56,7 +66,9 @@ def projection_cell(zone_axis=(0, 0, 1)) -> tuple[np.ndarray, np.ndarray, float]
     orientation(zone_axis)  # checks: three integers, not 0 0 0
     z = np.asarray(zone_axis, dtype=np.int64)
     z = z // np.gcd.reduce(np.abs(z))
-    b1 = np.asarray(default_x_direction(z), dtype=np.int64)
+    lat = np.eye(3) if lattice is None else np.asarray(lattice, dtype=np.float64)
+    rec = np.eye(3) if lattice is None else np.linalg.inv(lat).T  # rows a*, b*, c* [1/a]
+    b1 = np.asarray(default_x_direction(z, None if lattice is None else rec), dtype=np.int64)
     b2 = None
     for n in range(1, 64):
         r = np.arange(n, -n - 1, -1)
@@ -64,12 +76,20 @@ def projection_cell(zone_axis=(0, 0, 1)) -> tuple[np.ndarray, np.ndarray, float]
         ok = np.all(np.cross(b1, cand) == z, axis=1)
         if ok.any():
             c = cand[ok]
-            b2 = c[np.argmin(np.sum(c * c, axis=1))]  # shortest, then lexicographically largest
+            gc = c @ rec
+            n2 = np.sum(gc * gc, axis=1)
+            # shortest, then lexicographically largest (ties within round-off for a metric)
+            b2 = c[np.nonzero(n2 <= n2.min() * (1 + 1e-9))[0][0]]
             break
     b = np.stack([b1, b2])
-    bf = b.astype(np.float64)
+    bf = b.astype(np.float64) @ rec  # Cartesian g of b₁, b₂ [1/a]
     cell = np.linalg.solve(bf @ bf.T, bf)  # rows a_i with a_i·b_j = δ_ij, in the plane of b
-    return b, cell, float(np.linalg.norm(z))
+    return b, cell, float(np.linalg.norm(z @ lat))
+
+
+def cell_in_units_of_a(crystal) -> np.ndarray | None:
+    """``crystal.lattice / crystal.a`` of a non-cubic crystal, None for a cubic one."""
+    return None if crystal.is_cubic else crystal.lattice / crystal.a
 
 
 def zero_layer_indices(size: int) -> np.ndarray:
@@ -93,7 +113,7 @@ def projected_potential(
     Parameters
     ----------
     crystal : lacbed.crystal.Crystal
-        Cubic crystal (its Debye–Waller factors are used).
+        Crystal of any system (its Debye–Waller factors are used).
     size : int
         Pixels per side (≥ 8).
     scattering : str
@@ -120,7 +140,7 @@ def projected_potential(
         raise SettingsError(f"size must be an integer >= 8 pixels, got {size!r}")
     size = int(size)
     mn = zero_layer_indices(size)  # (m, n, 0)
-    basis, _, length = projection_cell(zone_axis)
+    basis, _, length = projection_cell(zone_axis, cell_in_units_of_a(crystal))
     hkl = mn[:, :1] * basis[0] + mn[:, 1:2] * basis[1]  # [001]: (m, n, 0) itself
     sf = structure_factors(crystal, hkl, scattering=scattering, absorption="none", b_iso=b_iso)
     coeff = np.zeros((size, size), dtype=np.complex128)  # [row ↔ n, col ↔ m]

@@ -1,6 +1,8 @@
 """Fourier coefficients V_g and U_g of the crystal potential, with absorption.
 
-Conventions (docs/physics.md §2–3): g = h a* [1/Å] without 2π, s = |g|/2,
+Conventions (docs/physics.md §2–3): g = h a* + k b* + l c* [1/Å] without 2π (h/a for a cubic
+crystal; the reciprocal basis of any other, :attr:`lacbed.crystal.Crystal.reciprocal_basis`),
+s = |g|/2, Ω the cell volume,
 
     V_g = (h²/(2πm₀eΩ)) Σ_j occ_j f_j(s) e^{−B_j s²} e^{−2πi g·r_j}    [V]
     U_g = γ (2m₀e/h²) V_g                                              [Å⁻²]
@@ -54,7 +56,8 @@ class StructureFactors:
     hkl : ndarray, shape (n, 3), int
         Miller indices.
     g : ndarray, shape (n, 3)
-        Reciprocal vectors g = h/a [1/Å].
+        Reciprocal vectors g = (h, k, l) @ (a*, b*, c*) [1/Å] (h/a for a cubic crystal), in the
+        crystal's Cartesian frame.
     g_norm : ndarray, shape (n,)
         |g| [1/Å].
     V : ndarray, shape (n,), complex
@@ -114,15 +117,19 @@ def _clean(total: np.ndarray, bound: np.ndarray) -> np.ndarray:
     return re + 1j * im
 
 
-def _fourier_sum(crystal, hkl, b_site, factor) -> tuple[np.ndarray, np.ndarray]:
+def _fourier_sum(crystal, hkl, b_site, factor, g_norm=None) -> tuple[np.ndarray, np.ndarray]:
     """Σ_j occ_j F_j(s) e^{−2πi h·x_j} and its bound Σ_j occ_j |F_j(s)|.
 
     ``factor(symbol, b, s)`` returns F_j (including the Debye–Waller factor) on the unique values
-    of s; sites sharing (element, B) share one evaluation.
+    of s; sites sharing (element, B) share one evaluation. ``g_norm`` [1/Å] gives s = |g|/2 for a
+    crystal of any system; None: the cubic s computed from h² + k² + l².
     """
-    # cubic cell: s² = (h² + k² + l²)/(4a²), so f is evaluated once per integer h² + k² + l²
-    n2_unique, inverse = np.unique(np.sum(hkl * hkl, axis=1), return_inverse=True)
-    s_unique = np.sqrt(n2_unique.astype(np.float64)) / (2.0 * crystal.a)
+    if g_norm is None:
+        # cubic cell: s² = (h² + k² + l²)/(4a²), so f is evaluated once per integer h² + k² + l²
+        n2_unique, inverse = np.unique(np.sum(hkl * hkl, axis=1), return_inverse=True)
+        s_unique = np.sqrt(n2_unique.astype(np.float64)) / (2.0 * crystal.a)
+    else:
+        s_unique, inverse = np.unique(0.5 * np.asarray(g_norm), return_inverse=True)
     total = np.zeros(hkl.shape[0], dtype=np.complex128)
     bound = np.zeros(hkl.shape[0], dtype=np.float64)
     species: dict[tuple[str, float], list[int]] = {}
@@ -149,12 +156,12 @@ def structure_factors(
     kappa: float = 0.078,
     b_iso: float | np.ndarray | None = None,
 ) -> StructureFactors:
-    """Fourier coefficients V_g, U_g and U′_g of a cubic crystal's potential.
+    """Fourier coefficients V_g, U_g and U′_g of a crystal's potential (any crystal system).
 
     Parameters
     ----------
     crystal : lacbed.crystal.Crystal
-        The crystal (conventional cubic cell).
+        The crystal (conventional cubic cell, or the cell of a crystal of another system).
     hkl : array_like, shape (n, 3) or (3,)
         Miller indices (integers).
     voltage : float
@@ -194,15 +201,18 @@ def structure_factors(
     lam = wavelength(voltage)
     b_site = _site_b(crystal, b_iso)
 
-    a = crystal.a
     omega = crystal.volume
-    g = hkl / a  # (n, 3) [1/Å]
+    if crystal.is_cubic:
+        g = hkl / crystal.a  # (n, 3) [1/Å]
+    else:
+        g = hkl @ crystal.reciprocal_basis  # (n, 3) [1/Å], International Tables B §1.1.2
     g_norm = np.sqrt(np.sum(g * g, axis=1))
+    s_from = None if crystal.is_cubic else g_norm
 
     def elastic(sym: str, b: float, s_u: np.ndarray) -> np.ndarray:
         return scattering_factor(sym, s_u, scattering) * np.exp(-b * s_u**2)
 
-    fsum, bound = _fourier_sum(crystal, hkl, b_site, elastic)
+    fsum, bound = _fourier_sum(crystal, hkl, b_site, elastic, s_from)
     fsum = _clean(fsum, bound)
     V = PREFACTOR_V / omega * fsum
     U = gam * U_PER_V * V
@@ -218,7 +228,7 @@ def structure_factors(
                 sym, b, s_u, voltage=voltage, parametrization=scattering
             )
 
-        asum, abound = _fourier_sum(crystal, hkl, b_site, absorptive)
+        asum, abound = _fourier_sum(crystal, hkl, b_site, absorptive, s_from)
         asum = _clean(asum, abound)
         U_abs = gam / (np.pi * omega) * asum
 
@@ -240,13 +250,14 @@ def structure_factors(
     )
 
 
-def reflections_within(a: float, g_max: float) -> np.ndarray:
-    """All (h, k, l) of a cubic cell with |g| = |hkl|/a ≤ g_max, sorted by |g| then h, k, l.
+def reflections_within(a, g_max: float) -> np.ndarray:
+    """All (h, k, l) with |g| ≤ g_max, sorted by |g| then h, k, l.
 
     Parameters
     ----------
-    a : float
-        Lattice parameter [Å].
+    a : float or Crystal
+        Cubic lattice parameter [Å] (|g| = |hkl|/a), or a crystal of any system (|g| from its
+        reciprocal basis).
     g_max : float
         Largest |g| [1/Å] (inclusive, with a 1e-9 relative margin for round-off).
 
@@ -257,6 +268,11 @@ def reflections_within(a: float, g_max: float) -> np.ndarray:
     """
     if not (np.isfinite(g_max) and g_max > 0):
         raise SettingsError(f"g_max must be > 0 [1/Å], got {g_max!r}")
+    if hasattr(a, "reciprocal_basis"):
+        if a.is_cubic:
+            a = a.a
+        else:
+            return _reflections_within_cell(a.reciprocal_basis, g_max)
     if g_max * a > MAX_INDEX:
         n_est = 4.0 / 3.0 * np.pi * (g_max * a) ** 3
         raise SettingsError(
@@ -270,4 +286,23 @@ def reflections_within(a: float, g_max: float) -> np.ndarray:
     n2 = np.sum(hkl * hkl, axis=1)
     hkl, n2 = hkl[n2 <= n_max], n2[n2 <= n_max]
     order = np.lexsort((hkl[:, 2], hkl[:, 1], hkl[:, 0], n2))
+    return hkl[order]
+
+
+def _reflections_within_cell(reciprocal: np.ndarray, g_max: float) -> np.ndarray:
+    """:func:`reflections_within` for a reciprocal basis (rows a*, b*, c* [1/Å])."""
+    lengths = np.linalg.norm(np.linalg.inv(reciprocal).T, axis=1)  # |a|, |b|, |c| [Å]
+    m = np.floor(g_max * lengths * (1 + 1e-9)).astype(np.int64)  # |h| ≤ |g||a|
+    n_est = float(np.prod(2 * m + 1))
+    if n_est > (2 * MAX_INDEX + 1) ** 3 / 8:
+        raise SettingsError(
+            f"g_max = {g_max:g} 1/Å would search ~{n_est:.2g} reflections for this cell; "
+            f"allowed: g_max ≤ {MAX_INDEX / lengths.max():.3g} 1/Å"
+        )
+    axes = [np.arange(-k, k + 1) for k in m]
+    hkl = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    gn = np.linalg.norm(hkl @ reciprocal, axis=1)
+    keep = gn <= g_max * (1 + 1e-9)
+    hkl, gn = hkl[keep], gn[keep]
+    order = np.lexsort((hkl[:, 2], hkl[:, 1], hkl[:, 0], np.round(gn, 12)))
     return hkl[order]

@@ -61,6 +61,7 @@ from lacbed.simulate.plan import (
     WEAK_THRESHOLD,
     EnginePlan,
     Job,
+    cell_label,
     plan_lacbed,
     pool_for,
     potential_table,
@@ -157,7 +158,7 @@ def describe(plan: EnginePlan) -> str:
     cr, o = plan.crystal, plan.options
     name = cr.name or cr.formula
     return (
-        f"crystal {name} ({cr.formula}, a = {cr.a:.4f} Å, source {cr.source or 'unknown'}) at "
+        f"crystal {name} ({cr.formula}, {cell_label(cr)}, source {cr.source or 'unknown'}) at "
         f"{o['voltage_kv']:g} kV, size {o['size']}, thickness {o['thickness_nm']} nm, "
         f"solver={o['solver']!r}, backend={o['backend']!r}, strong_beams={o['strong_beams']}, "
         f"absorption={o['absorption']!r}, zone axis {o.get('zone_axis', [0, 0, 1])}, "
@@ -546,6 +547,7 @@ def _pattern(plan: EnginePlan, full: np.ndarray, estimate, timings: dict, warn=T
             "formula": cr.formula,
             "a": cr.a,
             "space_group_number": cr.space_group_number,
+            **({} if cr.is_cubic else {"cell": list(cr.lattice_parameters)}),
             "name": cr.name,
             "source": cr.source,
         },
@@ -631,8 +633,14 @@ def simulate_lacbed(
     tilt=(0.0, 0.0),
     skip_unconverged: bool = False,
 ) -> LacbedPattern:
-    """Bright-field (000) LACBED pattern, or dark-field discs, of a cubic crystal along any zone
+    """Bright-field (000) LACBED pattern, or dark-field discs, of a crystal along any zone
     axis [UVW] (default [001]).
+
+    Cubic crystals take the cubic path (docs/zone_axes.md); a crystal of any other system
+    (docs/crystal_systems.md) is solved in its own cell's metric, with [UVW] and the normal as
+    direct-lattice and the x-direction as reciprocal-lattice vectors, the default half-width
+    4·min(|a*|, |b*|, |c*|), and the pixels reduced only by the direct symmetries that its
+    atoms' point-group operations give on the pixel grid (2mm for hcp Mg along [0001]).
 
     Parameters
     ----------

@@ -33,7 +33,12 @@ from lacbed.bloch.matrix import beam_importance, excitation_denominators, rough_
 from lacbed.bloch.pool import beam_pool
 from lacbed.bloch.solver import BACKENDS
 from lacbed.constants import electron_constants
-from lacbed.crystal.orientation import Orientation, frame_symmetry, orientation
+from lacbed.crystal.orientation import (
+    Orientation,
+    crystal_operations,
+    frame_symmetry,
+    orientation,
+)
 from lacbed.errors import SettingsError
 from lacbed.simulate.geometry import incident_wavevectors, tilts
 from lacbed.simulate.reflections import (
@@ -273,7 +278,7 @@ class EnginePlan:
         cr = self.crystal
         capped = f" (CAPPED at {MAX_STRONG} strong beams)" if self.budget_capped else ""
         lines = [
-            f"plan for {cr.name or cr.formula} ({cr.formula}, a = {cr.a:.4f} Å, "
+            f"plan for {cr.name or cr.formula} ({cr.formula}, {cell_label(cr)}, "
             f"{o['voltage_kv']:g} kV, {o['size']}×{o['size']}, W = {o['half_width']:.4f} 1/Å, "
             f"thickness {o['thickness_nm']} nm)",
             f"pool {len(self.pool)} beams (|g| ≤ {self.info['max_g']:.3f} 1/Å, "
@@ -315,6 +320,14 @@ class EnginePlan:
 
 
 # ----------------------------------------------------------------------------------- settings
+def cell_label(crystal) -> str:
+    """'a = 5.4310 Å' for a cubic crystal, all six lattice parameters for any other."""
+    if crystal.is_cubic:
+        return f"a = {crystal.a:.4f} Å"
+    a, b, c, al, be, ga = crystal.lattice_parameters
+    return f"a = {a:.4f}, b = {b:.4f}, c = {c:.4f} Å, {al:g}°, {be:g}°, {ga:g}°"
+
+
 def validate_options(
     thickness_nm, voltage_kv, size, half_width, strong_beams, max_g, solver, backend
 ) -> np.ndarray:
@@ -350,13 +363,17 @@ def pool_for(
     wavenumber: float,
     centring: str,
     rotation: np.ndarray | None = None,
+    reciprocal: np.ndarray | None = None,
 ) -> np.ndarray:
     """The beam pool (Miller indices): |g| ≤ max_g, or the default g_max shrunk to ≤ MAX_POOL.
 
     ``rotation`` (:class:`lacbed.crystal.orientation.Orientation`) selects the beams near the
     Ewald sphere of that zone axis (:func:`lacbed.bloch.pool.beam_pool`); None: [001].
+    ``reciprocal``: the reciprocal basis of a non-cubic crystal (rows a*, b*, c* [1/Å]).
     """
     kw = {"centring": centring, "rotation": rotation}
+    if reciprocal is not None:
+        kw["reciprocal"] = reciprocal
     if max_g is not None:
         return beam_pool(a, max_g, wavenumber, **kw)
     gm = DEFAULT_G_MAX
@@ -750,6 +767,15 @@ def check_tilt(tilt, half_width: float | None, wavenumber: float) -> tuple[float
     return kx0, ky0
 
 
+def default_half_width(crystal) -> float:
+    """Default pattern half-width W [1/Å]: 4/a for a cubic crystal (|g₄₀₀|, any zone axis);
+    for any other, 4 × the shortest reciprocal axis min(|a*|, |b*|, |c*|) (docs/crystal_systems.md),
+    which is 4/a for a cubic cell."""
+    if crystal.is_cubic:
+        return 4.0 / crystal.a
+    return 4.0 * float(np.linalg.norm(crystal.reciprocal_basis, axis=1).min())
+
+
 def _check_options(crystal, K, **kw) -> tuple[np.ndarray, float, str, int]:
     """Validate the settings; returns thicknesses [nm], half-width [1/Å], symmetry, tile.
 
@@ -766,7 +792,8 @@ def _check_options(crystal, K, **kw) -> tuple[np.ndarray, float, str, int]:
         kw["solver"],
         kw["backend"],
     )
-    half_width = float(4.0 / crystal.a if kw["half_width"] is None else kw["half_width"])
+    half_width = default_half_width(crystal) if kw["half_width"] is None else kw["half_width"]
+    half_width = float(half_width)
     if half_width >= 0.5 * K:
         raise SettingsError(f"half_width {half_width} 1/Å is not a small tilt (K = {K:.2f} 1/Å)")
     symmetry = kw["symmetry"]
@@ -780,8 +807,8 @@ def _check_options(crystal, K, **kw) -> tuple[np.ndarray, float, str, int]:
         sym = "1"
     elif orient.standard:
         sym = resolve_symmetry(symmetry, crystal.bright_field_symmetry)
-    else:  # only the direct symmetries of this orientation (docs/zone_axes.md)
-        frame_sym = frame_symmetry(orient, crystal.point_group)[0]
+    else:  # only the direct symmetries of this orientation (docs/zone_axes.md; any system)
+        frame_sym = frame_symmetry(orient, crystal.point_group, kw["operations"])[0]
         if symmetry == "auto":
             sym = frame_sym
         elif symmetry in _WEDGES and _WEDGES.index(symmetry) <= _WEDGES.index(frame_sym):
@@ -816,15 +843,16 @@ def _crystal_tables(
 
     t0 = time.perf_counter()
     centring = lattice_centring(crystal)
-    centre = find_inversion_centre(crystal) if crystal.point_group in ("m-3m", "m-3") else None
+    centre = find_inversion_centre(crystal) if crystal.centrosymmetric else None
     work = crystal.shifted(centre) if centre is not None else crystal
-    pool = pool_for(crystal.a, max_g, K, centring, orient.rotation)
+    rec = None if crystal.is_cubic else crystal.reciprocal_basis
+    pool = pool_for(crystal.a, max_g, K, centring, orient.rotation, rec)
     if strong_beams is not None and strong_beams > len(pool):
         raise SettingsError(
             f"strong_beams={strong_beams} exceeds the beam pool of {len(pool)} beams "
             f"(|g| <= {max_g or DEFAULT_G_MAX} 1/Å); use fewer strong beams or a larger max_g"
         )
-    g = orient.to_frame(pool / crystal.a)
+    g = orient.to_frame(pool / crystal.a if rec is None else pool @ rec)
     t_pool = time.perf_counter() - t0
     v, absu, real, u0, u0p = potential_table(
         work, pool, voltage=voltage, real=centre is not None, **sf_kw
@@ -864,7 +892,7 @@ def _reflection_request(
     return hkl, dark, dark and symmetry == "auto" and standard
 
 
-def _reflection_beams(hkl, dark: bool, pool, info: dict, a: float, geo: _Geometry):
+def _reflection_beams(hkl, dark: bool, pool, info: dict, crystal, geo: _Geometry):
     """Pool indices of the reflections (−1: centring-forbidden) and the beams forced strong.
 
     The forced beams are the reflections with their images under the wedge symmetry, so that
@@ -872,7 +900,10 @@ def _reflection_beams(hkl, dark: bool, pool, info: dict, a: float, geo: _Geometr
     """
     if hkl is None:
         return None, None, None
-    hkl, index = resolve_reflections(hkl, pool, info["centring"], max_g=info["max_g"], a=a)
+    rec = None if crystal.is_cubic else crystal.reciprocal_basis
+    hkl, index = resolve_reflections(
+        hkl, pool, info["centring"], max_g=info["max_g"], a=crystal.a, reciprocal=rec
+    )
     return hkl, index, symmetry_orbit(index, pool, geo.base) if dark else None
 
 
@@ -974,10 +1005,12 @@ def plan_lacbed(
     from lacbed.crystal import Crystal, load_crystal
 
     if not isinstance(crystal, Crystal):
-        crystal = load_crystal(crystal)
+        crystal = load_crystal(crystal, any_system=True)
     ec = electron_constants(float(voltage_kv) * 1e3)
     K = ec.wavenumber
-    orient = orientation(zone_axis, x_direction, normal)
+    lattice = None if crystal.is_cubic else crystal.lattice
+    orient = orientation(zone_axis, x_direction, normal, lattice=lattice)
+    ops = None if crystal.is_cubic else crystal_operations(crystal)  # (Cartesian, hkl)
     hkl, dark, half = _reflection_request(reflections, symmetry, orient.standard)
     symmetry = "1" if dark else symmetry
     tilt = check_tilt(tilt, None, K)
@@ -1000,6 +1033,7 @@ def plan_lacbed(
         convergence_sample=convergence_sample,
         orientation=orient,
         tilted=tilted,
+        operations=ops,
     )
     tilt = check_tilt(tilt, half_width, K)
     size = int(size)
@@ -1025,8 +1059,8 @@ def plan_lacbed(
     base = "1" if tilted else base  # no images of beam sets: each tile selects its own
     geo = _geometry(size, half_width, int(tile), sym, base, tilt)
     if not orient.standard and sym == "4mm":
-        geo.swap = frame_symmetry(orient, crystal.point_group)[1]
-    hkl, ref_index, forced = _reflection_beams(hkl, dark, pool, tables["info"], crystal.a, geo)
+        geo.swap = frame_symmetry(orient, crystal.point_group, ops)[1]
+    hkl, ref_index, forced = _reflection_beams(hkl, dark, pool, tables["info"], crystal, geo)
     sets = _tile_beam_sets(
         geo, pool, g, absu, K, strong_beams, factor=factor, cap=True, forced=forced
     )

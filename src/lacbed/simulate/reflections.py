@@ -83,7 +83,13 @@ def as_hkl_array(reflections: Iterable) -> np.ndarray:
 
 
 def resolve_reflections(
-    reflections: Iterable, pool: np.ndarray, centring: str, *, max_g: float, a: float
+    reflections: Iterable,
+    pool: np.ndarray,
+    centring: str,
+    *,
+    max_g: float,
+    a: float,
+    reciprocal: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Requested reflections and their pool indices (−1: forbidden by centring, disc ≡ 0).
 
@@ -99,6 +105,8 @@ def resolve_reflections(
         Largest |g| of the pool [1/Å] (for the message).
     a : float
         Lattice parameter [Å].
+    reciprocal : ndarray, shape (3, 3), optional
+        Reciprocal basis (rows a*, b*, c* [1/Å]) of a non-cubic crystal; None: g = hkl/a.
 
     Returns
     -------
@@ -121,7 +129,9 @@ def resolve_reflections(
         if key in lookup:
             index[i] = lookup[key]
         elif allowed[i]:
-            g = float(np.linalg.norm(h)) / a
+            g = float(
+                np.linalg.norm(h) / a if reciprocal is None else np.linalg.norm(h @ reciprocal)
+            )
             why = (
                 f"|g| = {g:.3f} 1/Å is beyond the pool's |g| ≤ {max_g:.3f} 1/Å; raise max_g"
                 if g > max_g * (1 + 1e-9)

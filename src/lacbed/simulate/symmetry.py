@@ -213,10 +213,13 @@ def _maps_onto(pos: np.ndarray, keys: np.ndarray, new_pos: np.ndarray, tol: floa
 
 
 def lattice_centring(crystal, *, tol: float = 1e-4) -> str:
-    """Lattice centring ('F', 'I' or 'P') detected from the atoms (not from the symbol).
+    """Lattice centring ('F', 'I', 'P'; for a non-cubic crystal also 'C', 'A', 'B', 'R')
+    detected from the atoms (not from the symbol).
 
     The structure is F-centred when it maps onto itself under (0,½,½), (½,0,½) and (½,½,0),
-    I-centred under (½,½,½).
+    I-centred under (½,½,½); a non-cubic crystal is C-, A- or B-centred under (½,½,0), (0,½,½)
+    or (½,0,½), and R-centred (obverse, hexagonal axes) under (⅔,⅓,⅓) (International Tables A,
+    Table 2.1.1.2). Reflection conditions: :func:`lacbed.bloch.pool.centring_allowed`.
     """
     pos = np.asarray(crystal.positions, dtype=np.float64)
     keys = _site_keys(crystal)
@@ -225,6 +228,11 @@ def lattice_centring(crystal, *, tol: float = 1e-4) -> str:
         return "F"
     if _maps_onto(pos, keys, pos + 0.5, tol):
         return "I"
+    if getattr(crystal, "is_cubic", True):
+        return "P"
+    for label, t in (("C", f[2]), ("A", f[0]), ("B", f[1]), ("R", np.array([2, 1, 1]) / 3)):
+        if _maps_onto(pos, keys, pos + t, tol):
+            return label
     return "P"
 
 
