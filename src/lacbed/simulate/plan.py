@@ -54,6 +54,7 @@ __all__ = [
     "EnginePlan",
     "Job",
     "plan_lacbed",
+    "direction_jobs",
     "STRONG_THRESHOLD",
     "WEAK_THRESHOLD",
     "MIN_STRONG",
@@ -113,6 +114,10 @@ class Job(NamedTuple):
         Pattern pixels (Felix convention, docs/physics.md §6).
     strong, weak : ndarray of int
         Pool indices of the strong beams (000 first) and of the Bethe (weak) beams.
+    kt : ndarray, shape (p, 2), optional
+        Tangential tilts (k_x, k_y) [1/Å] solved instead of those of ``rows``/``cols``
+        (:func:`direction_jobs`: arbitrary directions, e.g. a detector's pixels); None: the
+        pixels' own tilts.
     """
 
     out: np.ndarray
@@ -120,6 +125,7 @@ class Job(NamedTuple):
     cols: np.ndarray
     strong: np.ndarray
     weak: np.ndarray
+    kt: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -605,6 +611,64 @@ def _jobs(geo: _Geometry, pool: np.ndarray, sets: list, batch: int) -> list[Job]
                 image(weak, op),
                 batch,
             )
+    return jobs
+
+
+def direction_jobs(plan: EnginePlan, kt: np.ndarray, batch: int | None = None) -> list[Job]:
+    """Jobs solving arbitrary incident directions with the beam sets of a plan's pixels.
+
+    Each direction takes the strong and weak beams of the plan pixel it falls in (nearest pixel
+    centre; directions beyond the grid take the edge pixel's), so the plan must solve every
+    pixel (symmetry '1': its jobs carry the images of the wedge's beam sets). Directions of one
+    plan job are batched together, so each batch spans about one tile (the span of the Bethe
+    interpolation, :func:`lacbed.bloch.matrix.structure_matrix_parts_interpolated`).
+
+    Parameters
+    ----------
+    plan : EnginePlan
+        A plan with symmetry '1', bright field (:func:`plan_lacbed` with ``symmetry="1"``).
+    kt : ndarray, shape (n, 2)
+        Tangential tilts (k_x, k_y) [1/Å], absolute (the plan's pattern-centre tilt is not added).
+    batch : int, optional
+        Directions per batch (default: the plan's ``batch``).
+
+    Returns
+    -------
+    list of Job
+        ``out`` indexes ``kt``; ``rows``/``cols`` are the nearest plan pixels.
+
+    Raises
+    ------
+    SettingsError
+        The plan does not solve every pixel, or ``kt`` is not (n, 2) finite.
+    """
+    kt = np.asarray(kt, dtype=np.float64)
+    if kt.ndim != 2 or kt.shape[1] != 2 or not np.all(np.isfinite(kt)):
+        raise SettingsError(
+            f"directions must be finite (k_x, k_y) pairs, shape (n, 2); got {kt.shape}"
+        )
+    if plan.symmetry != "1" or plan.reflections is not None:
+        raise SettingsError(
+            f"direction_jobs needs a bright-field plan that solves every pixel (symmetry '1'), "
+            f"got symmetry {plan.symmetry!r}"
+        )
+    o = plan.options
+    size, n = int(o["size"]), int(o["size"]) // 2
+    step = float(o["half_width"]) / n
+    tilt = o.get("tilt", (0.0, 0.0))
+    col = np.clip(np.floor((kt[:, 0] - tilt[0]) / step + n), 0, size - 1).astype(np.int64)
+    row = np.clip(np.floor((kt[:, 1] - tilt[1]) / step + n), 0, size - 1).astype(np.int64)
+    owner = np.full((size, size), -1, dtype=np.int64)
+    for i, job in enumerate(plan.jobs):
+        owner[job.rows, job.cols] = i
+    which = owner[row, col]  # (n,)
+    batch = int(o["batch"] if batch is None else batch)
+    jobs: list[Job] = []
+    for i in np.unique(which):
+        sel = np.nonzero(which == i)[0]
+        strong, weak = plan.jobs[i].strong, plan.jobs[i].weak
+        for part in _batches(sel, row[sel], col[sel], strong, weak, batch):
+            jobs.append(part._replace(kt=kt[part.out]))
     return jobs
 
 
