@@ -112,6 +112,10 @@ def refine_command(
     )
     for name, p in result.parameters.items():
         typer.echo(f"{name} = {p['value']:.5g} ± {p['uncertainty']:.2g} {p['unit']}")
+    est = result.settings.get("convergence_estimate")
+    if est is not None:
+        typer.echo(f"convergence estimate of the fitted model: Z = {100 * est:.3f} % against "
+                   "twice the strong beams")  # fmt: skip
     typer.echo(
         f"Z = {100 * result.z:.3f} %, {result.engine_calls} engine calls, "
         f"{result.cpu_s:.1f} s CPU; wrote {', '.join(str(p) for p in paths.values())}"
