@@ -46,28 +46,34 @@ N = 40
 DISC = (19.6, 19.3, 17.6)
 
 
-def setting():
+def setting(n: int = N):
+    """Crystal, calibration [1/Å per px], true alignment and disc of an n × n experiment (the
+    same field of view in k for every n; n = 64 as the 64-pixel cases of refine_recovery.py)."""
     cr = load_crystal(example_path("GaAs"))
-    cal = 4 / cr.a / 16
-    truth = Alignment(20.3, 18.9, 4.0, cal * 1.04, 0.9)
-    return cr, cal, truth
+    cal = 4 / cr.a / (0.4 * n)
+    if n == N:
+        return cr, cal, Alignment(20.3, 18.9, 4.0, cal * 1.04, 0.9), DISC
+    truth = Alignment(n / 2 + 0.3, n / 2 - 1.1, 4.0, cal * 1.04, 0.9)
+    return cr, cal, truth, (n / 2 - 0.4, n / 2 - 0.7, 0.44 * n)
 
 
 def experiment(kind: str, blur: bool = True) -> tuple[np.ndarray, float]:
-    """Noise-free image and its CPU time [s]."""
-    cr, _, truth = setting()
+    """Noise-free image and its CPU time [s]; kind "int4_64": 64 × 64 pixels."""
+    kind, _, size = kind.partition("_")
+    n = int(size or N)
+    cr, _, truth, disc = setting(n)
     if not blur:
         truth = Alignment(truth.row, truth.col, truth.angle, truth.scale, 0.0)
     ss = None if kind == "grid160" else int(kind[3:])
     cpu0 = time.process_time()
-    img = synthetic_experiment(cr, 120.0, truth, shape=(N, N), disc=DISC, b=B_TRUE,
+    img = synthetic_experiment(cr, 120.0, truth, shape=(n, n), disc=disc, b=B_TRUE,
                                ug={(2, 0, 0): F_TRUE}, dose=None, background=80.0,
                                supersample=ss)  # fmt: skip
     return img, time.process_time() - cpu0
 
 
 def fit(img: np.ndarray, ss: int, passes: int) -> dict:
-    cr, cal, truth = setting()
+    cr, cal, truth, _ = setting(img.shape[0])
     cpu0 = time.process_time()
     res = refine(Experiment(img, cal), cr, fit="thickness,orientation,Ug:200",
                  thickness_range=(50, 300), start={**{f"B:{k}": v for k, v in B_TRUE.items()},

@@ -213,22 +213,25 @@ def test_debye_waller_recovered_from_20_percent_off(si, si_truth):
 
 @pytest.mark.slow
 def test_gaas_ug200_and_b_recovered():
-    """GaAs: U_200 × 1.05, B 0.70/0.55 Å²; starts 20 % off; B within 5 %, U_200 within 4 %.
+    """GaAs, the issue's case: U_200 × 1.05, B 0.70/0.55 Å², starts 20 % off; 64 × 64 pixels,
+    10⁵ counts per pixel for the incident beam, blur, background, bad pixels, rotation, shifted
+    zone axis, calibration 4 % off. U_200 within the issue's 0.5 %, with a reported uncertainty
+    that supports it, B within 5 %.
 
-    The issue asks 0.5 % for U_200; from the 000 disc of a 40 × 40 image the model floor alone
-    (sampling the simulation onto the detector) moves U_200 by 1–1.5 % (docs/refine.md), so this
-    asserts what is reached. ~80 s CPU, ~40 engine calls.
+    Measured (benchmarks/refine_recovery.py, gaas_b_ug200_64px_dose1e5): see docs/refine.md;
+    noise-free, the model's own bias on U_200 is −0.03 % (benchmarks/refine_model_floor.py).
+    A few minutes of CPU.
     """
     from lacbed.simulate.plan import plan_lacbed
 
     cr = load_crystal(example_path("GaAs"))
-    n = 40
-    cal = 4 / cr.a / 16
-    truth = Alignment(20.3, 18.9, 4.0, cal * 1.04, 0.9)
+    n = 64
+    cal = 4 / cr.a / (0.4 * n)
+    truth = Alignment(n / 2 + 0.3, n / 2 - 1.1, 4.0, cal * 1.04, 0.9)
     tb, tf = {"Ga": 0.70, "As": 0.55}, 1.05
     img = synthetic_experiment(
-        cr, 120.0, truth, shape=(n, n), disc=(19.6, 19.3, 17.6), b=tb, ug={(2, 0, 0): tf},
-        dose=20000.0, dead_pixels=3, seed=7,
+        cr, 120.0, truth, shape=(n, n), disc=(n / 2 - 0.4, n / 2 - 0.7, 0.44 * n), b=tb,
+        ug={(2, 0, 0): tf}, dose=1e5, background=80.0, dead_pixels=3, seed=11,
     )  # fmt: skip
     res = refine(
         Experiment(img, cal), cr, fit="thickness,orientation,B,Ug:200", thickness_range=(50, 300),
@@ -236,11 +239,14 @@ def test_gaas_ug200_and_b_recovered():
     )  # fmt: skip
     table = PotentialTable(plan_lacbed(cr, [50.0], size=16, convergence_sample=0))
     u_true = tf * table.ug(tb, (2, 0, 0)).real
-    assert abs(res.parameters["Ug:200"]["U_g"][0] / u_true - 1) < 0.04
+    ug = res.parameters["Ug:200"]
+    assert abs(ug["U_g"][0] / u_true - 1) < 0.005
+    assert ug["U_g_uncertainty"] / u_true < SIGMA_U200_MAX
     for el in ("Ga", "As"):
         assert abs(res.parameters[f"B:{el}"]["value"] / tb[el] - 1) < 0.05
-    assert abs(res.parameters["thickness"]["value"] - 120.0) < 1.2
+    assert abs(res.parameters["thickness"]["value"] - 120.0) < 1.0
     assert np.hypot(res.alignment.row - truth.row, res.alignment.col - truth.col) < 0.1
+    assert res.settings["convergence_estimate"] < 0.005
 
 
 # ---------------------------------------------------------------------------- bad inputs

@@ -15,10 +15,22 @@ Stages (each counted in engine calls = :func:`lacbed.simulate.engine.solve_plan`
    :mod:`lacbed.refine.objective` over zone-axis position, rotation, scale, blur and thickness
    (the stack interpolated in thickness), then the dense Z(t) scan with that geometry; if the
    scan's minimum lies elsewhere the least squares restarts from it.
-5. **Structure** (1 call per evaluation): B per element and U_g factors (with the thickness, and
-   the geometry if ``orientation`` is fitted) by least squares; each evaluation re-solves the
-   plan with a new potential table (:class:`~lacbed.refine.structure.PotentialTable`) over a
-   window of thicknesses around the current one.
+5. **Direct correction** (1 call per pass): the model of a detector pixel is the mean of
+   ``supersample`` × ``supersample`` points over its area (:data:`SUPERSAMPLE`). On the grid
+   those points are interpolated, which misses features sharper than a grid pixel; so the
+   pixels around the mask are solved directly at their own tilts
+   (:func:`lacbed.refine.detector.pixel_means`, one call) and the difference Δ from the grid's
+   values is added to the grid model before the blur. Each pass refits with the corrected model;
+   at the fixed point the model is the directly solved pixels, the grid supplying only the
+   derivatives (whose error matters at second order, as in deferred correction).
+6. **Structure** (1 call per evaluation): B per element and U_g factors (with the thickness, and
+   the geometry if ``orientation`` is fitted) by least squares inside the first pass; each
+   evaluation re-solves the plan with a new potential table
+   (:class:`~lacbed.refine.structure.PotentialTable`) over a window of thicknesses around the
+   current one. Later passes take one Gauss–Newton step with that fit's Jacobian (1 call).
+7. **Convergence** (1 call): the final model is solved once more with the engine's estimate
+   (Z against twice the strong beams on a pixel sample, docs/physics.md §9); above the engine's
+   :data:`~lacbed.simulate.engine.CONVERGENCE_WARNING` one warning line is logged.
 
 Uncertainties: s²(JᵀJ)⁻¹ of the last least squares, times the residual's integrated
 autocorrelation (:mod:`lacbed.refine.objective`); they do not include a model error common to
