@@ -18,7 +18,8 @@ Also measured: Z between the experiments' noise-free images integrated with 1, 2
 per pixel side (no blur), i.e. how far a pixel's centre is from its mean.
 
 Writes ``benchmarks/results/refine_model_floor.json`` (quoted by docs/refine.md).
-Usage: ``python benchmarks/refine_model_floor.py [EXP:S:P ...]`` (default: the list below).
+Usage: ``python benchmarks/refine_model_floor.py [EXP:S:P[:B] ...]`` (default: the list below;
+B: the fit's fixed strong-beam budget, default adaptive).
 """
 
 from __future__ import annotations
@@ -58,8 +59,10 @@ def setting(n: int = N):
 
 
 def experiment(kind: str, blur: bool = True) -> tuple[np.ndarray, float]:
-    """Noise-free image and its CPU time [s]; kind "int4_64": 64 × 64 pixels."""
+    """Noise-free image and its CPU time [s]; kind "int4_64": 64 × 64 pixels; "int2_64_sb80":
+    and a fixed budget of 80 strong beams (the adaptive budget gives ~50)."""
     kind, _, size = kind.partition("_")
+    size, _, budget = size.partition("_sb")
     n = int(size or N)
     cr, _, truth, disc = setting(n)
     if not blur:
@@ -68,17 +71,17 @@ def experiment(kind: str, blur: bool = True) -> tuple[np.ndarray, float]:
     cpu0 = time.process_time()
     img = synthetic_experiment(cr, 120.0, truth, shape=(n, n), disc=disc, b=B_TRUE,
                                ug={(2, 0, 0): F_TRUE}, dose=None, background=80.0,
-                               supersample=ss)  # fmt: skip
+                               supersample=ss, strong_beams=int(budget) if budget else None)  # fmt: skip
     return img, time.process_time() - cpu0
 
 
-def fit(img: np.ndarray, ss: int, passes: int) -> dict:
+def fit(img: np.ndarray, ss: int, passes: int, strong_beams: int | None = None) -> dict:
     cr, cal, truth, _ = setting(img.shape[0])
     cpu0 = time.process_time()
     res = refine(Experiment(img, cal), cr, fit="thickness,orientation,Ug:200",
                  thickness_range=(50, 300), start={**{f"B:{k}": v for k, v in B_TRUE.items()},
                                                    "Ug:200": 0.8 * F_TRUE},
-                 supersample=ss, direct_passes=passes)  # fmt: skip
+                 supersample=ss, direct_passes=passes, strong_beams=strong_beams)  # fmt: skip
     table = PotentialTable(plan_lacbed(cr, [50.0], size=16, convergence_sample=0.0))
     u_true = F_TRUE * table.ug(B_TRUE, (2, 0, 0)).real
     p = res.parameters
@@ -122,11 +125,11 @@ def main(configs: list[str]) -> None:
         print(results["_integration_no_blur"])
     cache: dict = {}
     for cfg in [] if configs == ["--integration"] else (configs or DEFAULT):
-        kind, ss, passes = cfg.split(":")
+        kind, ss, passes, *budget = cfg.split(":")
         if kind not in cache:
             cache[kind] = experiment(kind)
             print(f"experiment {kind}: {cache[kind][1]:.1f} s CPU", flush=True)
-        out = fit(cache[kind][0], int(ss), int(passes))
+        out = fit(cache[kind][0], int(ss), int(passes), int(budget[0]) if budget else None)
         out["experiment_cpu_s"] = cache[kind][1]
         results[cfg] = out
         print(cfg, json.dumps({k: v for k, v in out.items() if k != "history"}), flush=True)
