@@ -371,11 +371,15 @@ def test_cli_writes_report_cif_and_figure(tmp_path, si_image, capsys):
     run = tmp_path / "RUN"
     with pytest.raises(SystemExit) as ex:
         main(["refine", str(tmp_path / "exp.npy"), str(example_path("Si")), "-o", str(run),
-              "--calibration", str(SI_CAL), "--thickness-range", "50", "300"])  # fmt: skip
+              "--calibration", str(SI_CAL), "--thickness-range", "50", "300",
+              "--strong-beams", "30"])  # fmt: skip
     assert ex.value.code == 0
     out = capsys.readouterr().out
     assert re.search(r"thickness = 1[45]\d\.\d+ ± ", out)
+    assert re.search(r"convergence estimate of the fitted model: Z = \d\.\d+ %", out)
     report = json.loads((run / "report.json").read_text())
+    assert report["settings"]["strong_beams"] == 30
+    assert 0 < report["settings"]["convergence_estimate"] < 0.005
     assert abs(report["parameters"]["thickness"]["value"] - SI_T) < 1.5
     assert {"alignment", "alignment_uncertainty", "z", "history", "engine_calls"} <= set(report)
     assert (run / "refine.png").stat().st_size > 10_000

@@ -76,6 +76,13 @@ def refine_command(
     sim_size: Annotated[
         int | None, typer.Option("--sim-size", help="Simulation side (px); default from the disc.")
     ] = None,
+    strong_beams: Annotated[
+        int | None,
+        typer.Option(
+            "--strong-beams",
+            help="Fixed strong-beam budget per tile (default: adaptive); U_g fits need more.",
+        ),
+    ] = None,
     n_jobs: Annotated[int | None, typer.Option("--jobs", help="Engine worker threads.")] = None,
     figure: Annotated[bool, typer.Option("--figure/--no-figure", help="Draw refine.png.")] = True,
 ) -> None:
@@ -102,6 +109,7 @@ def refine_command(
         start=parse_start(start or []),
         voltage_kv=voltage,
         sim_size=sim_size,
+        strong_beams=strong_beams,
         n_jobs=n_jobs,
     )
     paths = write_outputs(result, output, figure=figure)

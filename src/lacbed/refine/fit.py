@@ -875,6 +875,7 @@ def _result(prob, spec, al, sig, disc, z, zt, frame, params, b, f, t, cpu0, wall
                 "mask_pixels": int(prob.mask.sum()), "precision": prob.precision,
                 "symmetry": prob.plan.symmetry, "binning": prob.binning, "fit": spec.names + (
                     ["orientation"] if spec.orientation else []),
+                "strong_beams": o["strong_beams"], "beam_budget": o["beam_budget"],
                 "supersample": prob.supersample,
                 "direct_passes": sum(h["stage"] == "direct pixels" for h in prob.history),
                 "convergence_estimate": estimate,
