@@ -66,6 +66,14 @@ CASES = {
         b={"Ga": 0.70, "As": 0.55}, ug={(2, 0, 0): 1.05},
         start={"B:Ga": 0.56, "B:As": 0.44, "Ug:200": 0.84}, cal_error=1.04, angle=4.0,
     ),
+    # the fit with a fixed budget of 120 strong beams, the experiment with 150 (a truth more
+    # converged than the fit): benchmarks/refine_model_floor.py, the 64-pixel entries
+    "gaas_b_ug200_64px_dose1e5_sb120": dict(
+        crystal="GaAs", thickness=120.0, n=64, dose=1e5, fit="thickness,orientation,B,Ug:200",
+        b={"Ga": 0.70, "As": 0.55}, ug={(2, 0, 0): 1.05},
+        start={"B:Ga": 0.56, "B:As": 0.44, "Ug:200": 0.84}, cal_error=1.04, angle=4.0,
+        exp_beams=150, fit_beams=120,
+    ),
 }  # fmt: skip
 #: Poisson draws of the ``--seeds`` study.
 SEEDS = 6
@@ -82,11 +90,12 @@ def run_case(name: str, c: dict, img: np.ndarray | None = None) -> dict:
     if img is None:
         img = synthetic_experiment(cr, c["thickness"], truth, shape=(n, n), disc=disc,
                                    dose=c["dose"], background=80.0, b=c["b"], ug=c["ug"],
-                                   dead_pixels=3, seed=7)  # fmt: skip
+                                   dead_pixels=3, seed=7,
+                                   strong_beams=c.get("exp_beams"))  # fmt: skip
     cpu_exp = time.process_time() - cpu_exp
     cpu0, wall0 = time.process_time(), time.perf_counter()
     res = refine(Experiment(img, cal), cr, fit=c["fit"], thickness_range=(50, 300),
-                 start=c["start"])  # fmt: skip
+                 start=c["start"], strong_beams=c.get("fit_beams"))  # fmt: skip
     out = {
         "case": c | {"ug": {str(k): v for k, v in c["ug"].items()}},
         "cpu_s": time.process_time() - cpu0,

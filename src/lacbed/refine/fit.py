@@ -91,7 +91,7 @@ Z_NOT_A_PATTERN: float = 0.3
 SUPERSAMPLE: int = 2
 #: Most passes of the direct correction (each one engine call over the detector's pixels and a
 #: refit); they stop when no parameter moved by more than :data:`DIRECT_TOL` of its
-#: uncertainty (or of its floor, :data:`_FLOOR`).
+#: uncertainty (or of its floor, :func:`_moved`).
 DIRECT_PASSES: int = 3
 DIRECT_TOL: float = 0.1
 #: The correction is solved on the pixels within this distance of the fit mask, so the blur of
