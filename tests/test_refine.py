@@ -220,9 +220,14 @@ def test_gaas_ug200_and_b_recovered():
     Why the budget: with the adaptive one (~50 strong beams) the fit's U_200 is biased by −0.78 %
     even without noise; with 80 strong beams against a 150-beam experiment −0.03 %
     (benchmarks/refine_model_floor.py, int2_64_sb150). Measured on this case with another
-    noise seed: benchmarks/refine_recovery.py, gaas_b_ug200_64px_dose1e5_sb120 (docs/refine.md).
-    Tolerances: U_200 the issue's 0.5 %, its uncertainty below 0.35 %, B 5 % (the issue).
-    ~8 min CPU.
+    noise seed: benchmarks/refine_recovery.py, gaas_b_ug200_64px_dose1e5_sb120, U_200 −0.33 %
+    (σ 0.17 %); this test's own seed gave −0.46 % (σ 0.18 %), B_Ga +0.9 %, B_As −0.2 %, 40 engine
+    calls, 500 s CPU (2-core machine shared with other jobs).
+    Tolerances: U_200 the issue's 0.5 %, which is only 1.1× the error measured here, not the
+    3–5× the project asks: this assertion is the issue's acceptance and will fail on a change
+    that moves U_200 by 0.04 %; both draws lie 2–2.6σ below zero, so a remaining bias of about
+    −0.4 % at 120 strong beams is likely (docs/refine.md, Limits). Its uncertainty below 0.35 %
+    (2× the measured), B 5 % (the issue), thickness 1 nm (measured +0.01 nm).
     """
     from lacbed.simulate.plan import plan_lacbed
 
@@ -243,9 +248,6 @@ def test_gaas_ug200_and_b_recovered():
     u_true = tf * table.ug(tb, (2, 0, 0)).real
     ug = res.parameters["Ug:200"]
     err = ug["U_g"][0] / u_true - 1
-    print(f"U_200 error {100 * err:+.3f} %, sigma {100 * ug['U_g_uncertainty'] / abs(u_true):.3f} %"
-          f", B {[res.parameters[f'B:{el}']['value'] / tb[el] - 1 for el in tb]}, "
-          f"{res.engine_calls} calls, {res.cpu_s:.0f} s")  # fmt: skip
     assert abs(err) < 0.005
     assert ug["U_g_uncertainty"] / abs(u_true) < 0.0035
     for el in ("Ga", "As"):
