@@ -1,14 +1,21 @@
 """Recovery of known parameters by ``lacbed.refine`` from degraded synthetic experiments.
 
-Each case: a pattern made by lacbed (:func:`lacbed.refine.synthetic.synthetic_experiment`, its own
-160-pixel tilt grid) with known thickness, B, U_g factor and alignment, degraded by Poisson noise,
-a Gaussian blur, a background, dead and hot pixels, a rotation, a zone axis off the disc centre
-and a calibration 3–4 % off; then :func:`lacbed.refine.refine` from starting guesses 20 % off.
+Each case: a pattern made by lacbed (:func:`lacbed.refine.synthetic.synthetic_experiment`: every
+pixel the mean of 4 × 4 directly solved directions over its area, beam sets from its own plan)
+with known thickness, B, U_g factor and alignment, degraded by Poisson noise, a Gaussian blur, a
+background, dead and hot pixels, a rotation, a zone axis off the disc centre and a calibration
+3–4 % off; then :func:`lacbed.refine.refine` from starting guesses 20 % off.
+
+``--seeds``: the GaAs U_200 case at 64 × 64 pixels and 10⁵ counts, one noise-free image (fitted
+as it is: the model's bias at this sampling) and :data:`SEEDS` independent Poisson draws of it
+(no bad pixels), to compare the scatter of the fitted U_200 with its reported uncertainty.
+
 Writes ``benchmarks/results/refine_recovery.json`` (errors, uncertainties, CPU, engine calls),
 quoted by docs/refine.md.
 
 Usage: ``python benchmarks/refine_recovery.py [case ...]`` (default: every case);
-``python benchmarks/refine_recovery.py --table`` prints the Markdown table of docs/refine.md.
+``python benchmarks/refine_recovery.py --seeds``; ``python benchmarks/refine_recovery.py --table``
+prints the Markdown tables of docs/refine.md.
 """
 
 from __future__ import annotations
@@ -54,27 +61,49 @@ CASES = {
         b={"Ga": 0.70, "As": 0.55}, ug={(2, 0, 0): 1.05},
         start={"B:Ga": 0.70, "B:As": 0.55, "Ug:200": 0.84}, cal_error=1.04, angle=4.0,
     ),
+    "gaas_b_ug200_64px_dose1e5": dict(
+        crystal="GaAs", thickness=120.0, n=64, dose=1e5, fit="thickness,orientation,B,Ug:200",
+        b={"Ga": 0.70, "As": 0.55}, ug={(2, 0, 0): 1.05},
+        start={"B:Ga": 0.56, "B:As": 0.44, "Ug:200": 0.84}, cal_error=1.04, angle=4.0,
+    ),
+    # the fit with a fixed budget of 120 strong beams, the experiment with 150 (a truth more
+    # converged than the fit): benchmarks/refine_model_floor.py, the 64-pixel entries
+    "gaas_b_ug200_64px_dose1e5_sb120": dict(
+        crystal="GaAs", thickness=120.0, n=64, dose=1e5, fit="thickness,orientation,B,Ug:200",
+        b={"Ga": 0.70, "As": 0.55}, ug={(2, 0, 0): 1.05},
+        start={"B:Ga": 0.56, "B:As": 0.44, "Ug:200": 0.84}, cal_error=1.04, angle=4.0,
+        exp_beams=150, fit_beams=120,
+    ),
 }  # fmt: skip
+#: Poisson draws of the ``--seeds`` study.
+SEEDS = 6
 
 
-def run_case(name: str, c: dict) -> dict:
-    """Make the experiment, fit it, compare with the truth."""
+def run_case(name: str, c: dict, img: np.ndarray | None = None) -> dict:
+    """Make the experiment (unless given), fit it, compare with the truth."""
     cr = load_crystal(example_path(c["crystal"]))
     n = c["n"]
     cal = 4.0 / cr.a / (0.4 * n)
     truth = Alignment(n / 2 + 0.3, n / 2 - 1.1, c["angle"], cal * c["cal_error"], 0.9)
     disc = (n / 2 - 0.4, n / 2 - 0.7, 0.44 * n)
-    img = synthetic_experiment(cr, c["thickness"], truth, shape=(n, n), disc=disc,
-                               dose=c["dose"], background=80.0, b=c["b"], ug=c["ug"],
-                               dead_pixels=3, seed=7)  # fmt: skip
+    cpu_exp = time.process_time()
+    if img is None:
+        img = synthetic_experiment(cr, c["thickness"], truth, shape=(n, n), disc=disc,
+                                   dose=c["dose"], background=80.0, b=c["b"], ug=c["ug"],
+                                   dead_pixels=3, seed=7,
+                                   strong_beams=c.get("exp_beams"))  # fmt: skip
+    cpu_exp = time.process_time() - cpu_exp
     cpu0, wall0 = time.process_time(), time.perf_counter()
     res = refine(Experiment(img, cal), cr, fit=c["fit"], thickness_range=(50, 300),
-                 start=c["start"])  # fmt: skip
+                 start=c["start"], strong_beams=c.get("fit_beams"))  # fmt: skip
     out = {
         "case": c | {"ug": {str(k): v for k, v in c["ug"].items()}},
         "cpu_s": time.process_time() - cpu0,
         "wall_s": time.perf_counter() - wall0,
         "engine_calls": res.engine_calls,
+        "experiment_cpu_s": cpu_exp,
+        "direct_passes": res.settings["direct_passes"],
+        "convergence_estimate": res.settings["convergence_estimate"],
         "sim_size": res.settings["size"],
         "mask_pixels": res.settings["mask_pixels"],
         "z": res.z,
@@ -106,6 +135,45 @@ def run_case(name: str, c: dict) -> dict:
         out["U200_error_rel"] = p["Ug:200"]["U_g"][0] / u_true - 1
         out["U200_sigma_rel"] = abs(p["Ug:200"]["U_g_uncertainty"] / u_true)
     return out
+
+
+def seeds() -> dict:
+    """The ``--seeds`` study (module notes)."""
+    name = "gaas_ug200_known_b_64px_dose1e5"
+    c = CASES[name]
+    cr = load_crystal(example_path(c["crystal"]))
+    n = c["n"]
+    cal = 4.0 / cr.a / (0.4 * n)
+    truth = Alignment(n / 2 + 0.3, n / 2 - 1.1, c["angle"], cal * c["cal_error"], 0.9)
+    disc = (n / 2 - 0.4, n / 2 - 0.7, 0.44 * n)
+    clean = synthetic_experiment(cr, c["thickness"], truth, shape=(n, n), disc=disc, dose=None,
+                                 background=0.0, b=c["b"], ug=c["ug"])  # fmt: skip
+    keys = ("U200_error_rel", "U200_sigma_rel", "thickness_error_nm", "thickness_sigma_nm",
+            "centre_error_px", "engine_calls", "cpu_s", "z")  # fmt: skip
+    r = run_case(name, c, c["dose"] * clean + 80.0)
+    noise_free = {k: r[k] for k in keys}
+    print("noise-free", json.dumps(noise_free), flush=True)
+    runs = []
+    for seed in range(SEEDS):
+        rng = np.random.default_rng(100 + seed)
+        img = rng.poisson(c["dose"] * clean + 80.0).astype(np.float64)
+        r = run_case(name, c, img)
+        runs.append({k: r[k] for k in keys})
+        print(json.dumps(runs[-1]), flush=True)
+    err = np.array([r["U200_error_rel"] for r in runs])
+    sig = np.array([r["U200_sigma_rel"] for r in runs])
+    return {
+        "case": name,
+        "seeds": SEEDS,
+        "noise_free": noise_free,
+        "runs": runs,
+        "U200_error_mean": float(err.mean()),
+        "U200_error_std": float(err.std(ddof=1)),
+        "U200_error_max_abs": float(np.abs(err).max()),
+        "U200_sigma_mean": float(sig.mean()),
+        "cpu_s_mean": float(np.mean([r["cpu_s"] for r in runs])),
+        "engine_calls_mean": float(np.mean([r["engine_calls"] for r in runs])),
+    }
 
 
 def table() -> str:
@@ -145,14 +213,20 @@ def main(names: list[str]) -> None:
         print(table())
         return
     results = json.loads(OUT.read_text()) if OUT.exists() else {}
-    for name in names or list(CASES):
+    results["_machine"] = (
+        f"{platform.platform()}, {len(__import__('os').sched_getaffinity(0))} CPUs visible, "
+        f"numpy {np.__version__}; 2 cores shared with other jobs (CPU time is the measure)"
+    )
+    todo = names or list(CASES)
+    if names == ["--seeds"]:
+        results["_seeds"] = seeds()
+        print(json.dumps({k: v for k, v in results["_seeds"].items() if k != "runs"}, indent=1))
+        todo = []
+    for name in todo:
         print(f"{name} ...", flush=True)
         results[name] = run_case(name, CASES[name])
         print(json.dumps({k: v for k, v in results[name].items() if k != "history"}, indent=1))
-    results["_machine"] = (
-        f"{platform.platform()}, {len(__import__('os').sched_getaffinity(0))} CPUs visible, "
-        f"numpy {np.__version__}; 2 cores shared with another job (CPU time is the measure)"
-    )
+        OUT.write_text(json.dumps(results, indent=1, default=float) + "\n")
     OUT.write_text(json.dumps(results, indent=1, default=float) + "\n")
 
 

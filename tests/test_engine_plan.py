@@ -475,3 +475,25 @@ def test_promotion_is_limited(monkeypatch):
     monkeypatch.setattr(plan_mod, "MAX_STRONG", 40)
     plan = plan_lacbed(_crystal("SrTiO3"), [100.0], size=16, budget_factor=50.0)
     assert plan.budget_capped and plan.n_strong.max() <= 2 * 40
+
+
+def test_directions_reproduce_the_plan_and_refuse_a_wedge():
+    """solve_directions at a symmetry-'1' plan's own pixel centres gives the plan's pattern (the
+    same beam sets and batches of one tile: exactly equal, measured difference 0), and between
+    them a value inside the range of the neighbours; a wedge plan is refused."""
+    from lacbed.simulate.engine import solve_directions
+    from lacbed.simulate.geometry import tilts
+
+    cr = _crystal("GaAs")
+    plan = plan_lacbed(cr, [80.0, 120.0], size=24, half_width=0.5, symmetry="1",
+                       convergence_sample=0.0)  # fmt: skip
+    full = solve_plan(plan, warn=False).intensities  # (t, 24, 24)
+    rr, cc = np.indices((24, 24))
+    kt = tilts(rr.ravel(), cc.ravel(), 24, 0.5)
+    got = solve_directions(plan, kt[::-1])[:, ::-1].reshape(2, 24, 24)  # any order
+    assert np.allclose(got, full, rtol=0, atol=1e-12)
+    wedge = plan_lacbed(cr, [80.0], size=24, half_width=0.5, convergence_sample=0.0)
+    with pytest.raises(SettingsError, match="symmetry '1'"):
+        solve_directions(wedge, kt[:3])
+    with pytest.raises(SettingsError, match=r"shape \(n, 2\)"):
+        solve_directions(plan, np.zeros((3, 3)))

@@ -135,7 +135,9 @@ def test_disc_centre_and_bad_pixels(si_image, si_truth):
 
 # ------------------------------------------------------------------------------ recovery
 def test_thickness_and_orientation_recovered(si_fit, si_truth):
-    """Si, 150 nm: 1 % in thickness, 0.1 px in the zone-axis position, from one eigensolve."""
+    """Si, 150 nm: 1 % in thickness, 0.1 px in the zone-axis position, from one eigensolve of the
+    thickness stack, one direct solve of the detector's pixels per correction pass and one solve
+    for the final model's convergence estimate."""
     res = si_fit
     t = res.parameters["thickness"]
     assert abs(t["value"] - SI_T) <= 0.01 * SI_T
@@ -145,7 +147,8 @@ def test_thickness_and_orientation_recovered(si_fit, si_truth):
     assert abs(al.angle - si_truth.angle) < 0.2
     assert abs(al.scale / si_truth.scale - 1) < 0.01  # measured 0.3–0.5 % (a model bias)
     assert abs(al.blur - si_truth.blur) < 0.2
-    assert res.engine_calls == 1
+    assert 1 <= res.settings["direct_passes"] <= 3
+    assert res.engine_calls == 2 + res.settings["direct_passes"]
     assert res.z < 0.03
     # the pattern-centre tilt: the disc centre seen from the zone axis
     k = pixel_tilts(np.array([SI_DISC[0]]), np.array([SI_DISC[1]]), si_truth)[0]
@@ -156,12 +159,32 @@ def test_thickness_and_orientation_recovered(si_fit, si_truth):
     assert z_t.min() < 0.05 and np.median(z_t) > 0.1
 
 
+def test_final_model_reports_its_convergence_estimate(si, si_image, si_fit, monkeypatch, caplog):
+    """The fitted model's engine estimate (Z against twice the strong beams) is reported, and a
+    warning line is logged when it exceeds the limit (forced here by a lower limit)."""
+    import lacbed.refine.fit as fit_mod
+
+    est = si_fit.settings["convergence_estimate"]
+    # Si at 200 kV with the adaptive budget: measured 1.3e-5 (well converged); the limit 0.5 %
+    assert est is not None and 0 < est < si_fit.settings["convergence_warning"] == 0.005
+    assert json.loads(json.dumps(si_fit.as_dict()))["settings"]["convergence_estimate"] == est
+    assert not [r for r in caplog.records if "convergence estimate" in r.getMessage()]
+    monkeypatch.setattr(fit_mod, "CONVERGENCE_WARNING", est / 2)
+    with caplog.at_level("WARNING", logger="lacbed.refine.fit"):
+        res = refine(Experiment(si_image, SI_CAL), si, fit="thickness", thickness_range=(50, 300),
+                     direct_passes=0)  # fmt: skip
+    lines = [r.getMessage() for r in caplog.records if "convergence estimate" in r.getMessage()]
+    assert len(lines) == 1 and "\n" not in lines[0] and "not converged" in lines[0]
+    assert res.settings["convergence_estimate"] > est / 2
+
+
 def test_large_image_is_binned_and_reported_in_its_own_pixels(si):
     """A 120 × 120 image (3× the sampling) is binned 3× for the fit; the alignment comes back in
     the original pixels."""
     truth = Alignment(61.4, 57.2, 3.0, SI_CAL * 1.03 / 3, 2.4)
+    # one direction per pixel: the 3× binning integrates over the fit's pixels
     img = synthetic_experiment(si, 150.0, truth, shape=(120, 120), disc=(59.3, 58.1, 52.5),
-                               dose=400.0, background=10.0, seed=4)  # fmt: skip
+                               dose=400.0, background=10.0, seed=4, supersample=1)  # fmt: skip
     res = refine(Experiment(img, SI_CAL / 3), si, thickness_range=(50, 300), max_size=40)
     assert res.settings["binning"] == 3
     assert res.images["experiment"].shape == (40, 40)
@@ -184,40 +207,54 @@ def test_debye_waller_recovered_from_20_percent_off(si, si_truth):
     assert abs(b["value"] / 0.55 - 1) < 0.05
     assert b["start"] == pytest.approx(0.44)
     assert abs(res.parameters["thickness"]["value"] - 120.0) < 1.2
-    assert res.engine_calls > 2 and res.history[-1]["stage"] == "structure"
+    assert res.engine_calls > 2 and res.history[-1]["stage"].startswith("structure")
     assert res.crystal.b_iso == pytest.approx(np.full(8, b["value"]))
 
 
 @pytest.mark.slow
 def test_gaas_ug200_and_b_recovered():
-    """GaAs: U_200 × 1.05, B 0.70/0.55 Å²; starts 20 % off; B within 5 %, U_200 within 4 %.
+    """GaAs, the issue's case: U_200 × 1.05, B 0.70/0.55 Å², starts 20 % off; 64 × 64 pixels,
+    10⁵ counts per pixel for the incident beam, blur, background, bad pixels, rotation, shifted
+    zone axis, calibration 4 % off; the experiment with 150 strong beams, the fit with 120.
 
-    The issue asks 0.5 % for U_200; from the 000 disc of a 40 × 40 image the model floor alone
-    (sampling the simulation onto the detector) moves U_200 by 1–1.5 % (docs/refine.md), so this
-    asserts what is reached. ~80 s CPU, ~40 engine calls.
+    Why the budget: with the adaptive one (~50 strong beams) the fit's U_200 is biased by −0.78 %
+    even without noise; with 80 strong beams against a 150-beam experiment −0.03 %
+    (benchmarks/refine_model_floor.py, int2_64_sb150). Measured on this case with another
+    noise seed: benchmarks/refine_recovery.py, gaas_b_ug200_64px_dose1e5_sb120, U_200 −0.33 %
+    (σ 0.17 %); this test's own seed gave −0.46 % (σ 0.18 %), B_Ga +0.9 %, B_As −0.2 %, 40 engine
+    calls, 500 s CPU (2-core machine shared with other jobs).
+    Tolerances: U_200 the issue's 0.5 %, which is only 1.1× the error measured here, not the
+    3–5× the project asks: this assertion is the issue's acceptance and will fail on a change
+    that moves U_200 by 0.04 %; both draws lie 2–2.6σ below zero, so a remaining bias of about
+    −0.4 % at 120 strong beams is likely (docs/refine.md, Limits). Its uncertainty below 0.35 %
+    (2× the measured), B 5 % (the issue), thickness 1 nm (measured +0.01 nm).
     """
     from lacbed.simulate.plan import plan_lacbed
 
     cr = load_crystal(example_path("GaAs"))
-    n = 40
-    cal = 4 / cr.a / 16
-    truth = Alignment(20.3, 18.9, 4.0, cal * 1.04, 0.9)
+    n = 64
+    cal = 4 / cr.a / (0.4 * n)
+    truth = Alignment(n / 2 + 0.3, n / 2 - 1.1, 4.0, cal * 1.04, 0.9)
     tb, tf = {"Ga": 0.70, "As": 0.55}, 1.05
     img = synthetic_experiment(
-        cr, 120.0, truth, shape=(n, n), disc=(19.6, 19.3, 17.6), b=tb, ug={(2, 0, 0): tf},
-        dose=20000.0, dead_pixels=3, seed=7,
+        cr, 120.0, truth, shape=(n, n), disc=(n / 2 - 0.4, n / 2 - 0.7, 0.44 * n), b=tb,
+        ug={(2, 0, 0): tf}, dose=1e5, background=80.0, dead_pixels=3, seed=11, strong_beams=150,
     )  # fmt: skip
     res = refine(
         Experiment(img, cal), cr, fit="thickness,orientation,B,Ug:200", thickness_range=(50, 300),
-        start={"B:Ga": 0.8 * 0.70, "B:As": 0.8 * 0.55, "Ug:200": 0.8 * tf},
+        start={"B:Ga": 0.8 * 0.70, "B:As": 0.8 * 0.55, "Ug:200": 0.8 * tf}, strong_beams=120,
     )  # fmt: skip
     table = PotentialTable(plan_lacbed(cr, [50.0], size=16, convergence_sample=0))
     u_true = tf * table.ug(tb, (2, 0, 0)).real
-    assert abs(res.parameters["Ug:200"]["U_g"][0] / u_true - 1) < 0.04
+    ug = res.parameters["Ug:200"]
+    err = ug["U_g"][0] / u_true - 1
+    assert abs(err) < 0.005
+    assert ug["U_g_uncertainty"] / abs(u_true) < 0.0035
     for el in ("Ga", "As"):
         assert abs(res.parameters[f"B:{el}"]["value"] / tb[el] - 1) < 0.05
-    assert abs(res.parameters["thickness"]["value"] - 120.0) < 1.2
+    assert abs(res.parameters["thickness"]["value"] - 120.0) < 1.0
     assert np.hypot(res.alignment.row - truth.row, res.alignment.col - truth.col) < 0.1
+    assert res.settings["convergence_estimate"] < 0.005
 
 
 # ---------------------------------------------------------------------------- bad inputs
@@ -339,11 +376,15 @@ def test_cli_writes_report_cif_and_figure(tmp_path, si_image, capsys):
     run = tmp_path / "RUN"
     with pytest.raises(SystemExit) as ex:
         main(["refine", str(tmp_path / "exp.npy"), str(example_path("Si")), "-o", str(run),
-              "--calibration", str(SI_CAL), "--thickness-range", "50", "300"])  # fmt: skip
+              "--calibration", str(SI_CAL), "--thickness-range", "50", "300",
+              "--strong-beams", "30"])  # fmt: skip
     assert ex.value.code == 0
     out = capsys.readouterr().out
     assert re.search(r"thickness = 1[45]\d\.\d+ ± ", out)
+    assert re.search(r"convergence estimate of the fitted model: Z = \d\.\d+ %", out)
     report = json.loads((run / "report.json").read_text())
+    assert report["settings"]["strong_beams"] == 30
+    assert 0 < report["settings"]["convergence_estimate"] < 0.005
     assert abs(report["parameters"]["thickness"]["value"] - SI_T) < 1.5
     assert {"alignment", "alignment_uncertainty", "z", "history", "engine_calls"} <= set(report)
     assert (run / "refine.png").stat().st_size > 10_000

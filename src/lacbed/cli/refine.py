@@ -76,6 +76,13 @@ def refine_command(
     sim_size: Annotated[
         int | None, typer.Option("--sim-size", help="Simulation side (px); default from the disc.")
     ] = None,
+    strong_beams: Annotated[
+        int | None,
+        typer.Option(
+            "--strong-beams",
+            help="Fixed strong-beam budget per tile (default: adaptive); U_g fits need more.",
+        ),
+    ] = None,
     n_jobs: Annotated[int | None, typer.Option("--jobs", help="Engine worker threads.")] = None,
     figure: Annotated[bool, typer.Option("--figure/--no-figure", help="Draw refine.png.")] = True,
 ) -> None:
@@ -102,6 +109,7 @@ def refine_command(
         start=parse_start(start or []),
         voltage_kv=voltage,
         sim_size=sim_size,
+        strong_beams=strong_beams,
         n_jobs=n_jobs,
     )
     paths = write_outputs(result, output, figure=figure)
@@ -112,6 +120,10 @@ def refine_command(
     )
     for name, p in result.parameters.items():
         typer.echo(f"{name} = {p['value']:.5g} ± {p['uncertainty']:.2g} {p['unit']}")
+    est = result.settings.get("convergence_estimate")
+    if est is not None:
+        typer.echo(f"convergence estimate of the fitted model: Z = {100 * est:.3f} % against "
+                   "twice the strong beams")  # fmt: skip
     typer.echo(
         f"Z = {100 * result.z:.3f} %, {result.engine_calls} engine calls, "
         f"{result.cpu_s:.1f} s CPU; wrote {', '.join(str(p) for p in paths.values())}"

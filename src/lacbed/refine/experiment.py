@@ -1,8 +1,11 @@
 """The measured pattern: reading it (the I/O edge), its calibration, its disc and its bad pixels.
 
 Formats: ``.npy`` (numpy), ``.png`` (matplotlib's reader) and ``.tif``/``.tiff`` (tifffile). No
-file-format parser is written here. Gatan ``.dm3``/``.dm4`` are not read yet: RosettaSciIO reads
-them, but no such file was available to test it; export the image as .tif or .npy.
+file-format parser is written here. Gatan ``.dm3``/``.dm4`` are not read yet: RosettaSciIO
+(``rsciio.digitalmicrograph``) reads them, but no genuine Gatan file could be obtained to test a
+reader against (the rosettasciio 0.15.0 wheel and sdist ship none: its tests fetch their DM files
+from GitHub at run time), and a reader tested only against files written by ourselves would test
+nothing; export the image as .tif or .npy.
 
 Calibration: the pattern's sampling in reciprocal space, Δk [1/Å per pixel]. It is taken from an
 ImageJ TIFF's resolution and unit (1/nm, 1/Å, mrad or rad per pixel) when present, else it must

@@ -15,10 +15,22 @@ Stages (each counted in engine calls = :func:`lacbed.simulate.engine.solve_plan`
    :mod:`lacbed.refine.objective` over zone-axis position, rotation, scale, blur and thickness
    (the stack interpolated in thickness), then the dense Z(t) scan with that geometry; if the
    scan's minimum lies elsewhere the least squares restarts from it.
-5. **Structure** (1 call per evaluation): B per element and U_g factors (with the thickness, and
-   the geometry if ``orientation`` is fitted) by least squares; each evaluation re-solves the
-   plan with a new potential table (:class:`~lacbed.refine.structure.PotentialTable`) over a
-   window of thicknesses around the current one.
+5. **Direct correction** (1 call per pass): the model of a detector pixel is the mean of
+   ``supersample`` × ``supersample`` points over its area (:data:`SUPERSAMPLE`). On the grid
+   those points are interpolated, which misses features sharper than a grid pixel; so the
+   pixels around the mask are solved directly at their own tilts
+   (:func:`lacbed.refine.detector.pixel_means`, one call) and the difference Δ from the grid's
+   values is added to the grid model before the blur. Each pass refits with the corrected model;
+   at the fixed point the model is the directly solved pixels, the grid supplying only the
+   derivatives (whose error matters at second order, as in deferred correction).
+6. **Structure** (1 call per evaluation): B per element and U_g factors (with the thickness, and
+   the geometry if ``orientation`` is fitted) by least squares inside the first pass; each
+   evaluation re-solves the plan with a new potential table
+   (:class:`~lacbed.refine.structure.PotentialTable`) over a window of thicknesses around the
+   current one. Later passes take one Gauss–Newton step with that fit's Jacobian (1 call).
+7. **Convergence** (1 call): the final model is solved once more with the engine's estimate
+   (Z against twice the strong beams on a pixel sample, docs/physics.md §9); above the engine's
+   :data:`~lacbed.simulate.engine.CONVERGENCE_WARNING` one warning line is logged.
 
 Uncertainties: s²(JᵀJ)⁻¹ of the last least squares, times the residual's integrated
 autocorrelation (:mod:`lacbed.refine.objective`); they do not include a model error common to
@@ -29,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -56,8 +69,12 @@ from lacbed.refine.objective import (
     z_columns,
 )
 from lacbed.refine.structure import FitSpec, PotentialTable, parse_fit
+from lacbed.simulate.engine import CONVERGENCE_WARNING
+from lacbed.simulate.plan import SAMPLE_FRACTION
 
 __all__ = ["refine", "RefineResult", "coarse_alignment", "MASK_MARGIN"]
+
+log = logging.getLogger(__name__)
 
 #: The fit mask is the disc shrunk by this many pixels (plus 2σ of the blur estimate) [px].
 MASK_MARGIN: float = 3.0
@@ -69,6 +86,17 @@ OVERSAMPLE: float = 2.0
 #: A best alignment worse than this Z [-] means the image is not this crystal's pattern (a disc
 #: of smooth random texture reaches Z ≈ 0.46 on 40 × 40 pixels; good fits reach 0.01–0.1).
 Z_NOT_A_PATTERN: float = 0.3
+#: Model pixels integrate over their area by the mean of this many points per side [-]
+#: (benchmarks/refine_model_floor.py: U_200 of GaAs against experiments integrated with 8).
+SUPERSAMPLE: int = 2
+#: Most passes of the direct correction (each one engine call over the detector's pixels and a
+#: refit); they stop when no parameter moved by more than :data:`DIRECT_TOL` of its
+#: uncertainty (or of its floor, :func:`_moved`).
+DIRECT_PASSES: int = 3
+DIRECT_TOL: float = 0.1
+#: The correction is solved on the pixels within this distance of the fit mask, so the blur of
+#: the corrected image is right on the mask for σ ≲ SUPPORT_PX/4 [px].
+SUPPORT_PX: float = 4.0
 #: Thickness window solved around the current thickness in the structure fit [nm].
 WINDOW_NM: float = 6.0
 GEOMETRY = ("row", "col", "angle", "scale", "blur")
@@ -249,6 +277,10 @@ class _Problem:
     precision: str
     n_jobs: int | None
     binning: int = 1
+    supersample: int = 1
+    direct_plan: Any = None
+    support: np.ndarray | None = None
+    offset: np.ndarray | None = None
     calls: int = 0
     history: list = field(default_factory=list)
     cache: dict = field(default_factory=dict)
@@ -257,24 +289,49 @@ class _Problem:
     def half_width(self) -> float:
         return float(self.plan.options["half_width"])
 
-    def solve(self, b: dict, factors: dict, thicknesses: np.ndarray) -> np.ndarray:
-        """Intensities (n_t, size, size) for B, U_g factors and thicknesses (one engine call)."""
+    def solve(self, b: dict, factors: dict, thicknesses: np.ndarray, estimate: bool = False):
+        """Intensities (n_t, size, size) for B, U_g factors and thicknesses (one engine call);
+        with ``estimate`` the engine's pattern, with its convergence estimate."""
         from lacbed.simulate.engine import solve_plan
 
         plan = dataclasses.replace(
             self.plan,
             v_table=self.table.table(b, factors),
             options={**self.plan.options, "thickness_nm": [float(t) for t in thicknesses]},
+            sample_jobs=self.plan.sample_jobs if estimate else [],
         )
         with _eigh_precision(self.precision):
             pattern = solve_plan(plan, n_jobs=self.n_jobs, warn=False)
         self.calls += 1
-        return pattern.intensities
+        return pattern if estimate else pattern.intensities
 
     def model(self, frame: np.ndarray, al: Alignment) -> np.ndarray:
-        """Masked pixels of one simulated frame as recorded with alignment ``al``."""
-        img, _ = render(frame, self.half_width, self.image.shape, al)
+        """Masked pixels of one simulated frame as recorded with alignment ``al`` (pixel means
+        of the grid, plus the direct correction :attr:`offset`, then blurred)."""
+        img, _ = render(frame, self.half_width, self.image.shape, al, self.supersample, self.offset)
         return img[self.mask]
+
+    def direct_offset(self, frame: np.ndarray, b: dict, f: dict, t: float, al: Alignment):
+        """The correction Δ = directly solved pixel means − the grid's, on :attr:`support`
+        (one engine call; zero elsewhere), for the model at B, U_g factors, thickness [nm] and
+        alignment; and the Z of the corrected model there."""
+        from lacbed.refine.detector import pixel_means
+
+        plan = dataclasses.replace(
+            self.direct_plan,
+            v_table=self.table.table(b, f),
+            options={**self.direct_plan.options, "thickness_nm": [float(t)]},
+        )
+        sharp = dataclasses.replace(al, blur=0.0)
+        rows, cols = np.nonzero(self.support)
+        with _eigh_precision(self.precision):
+            direct = pixel_means(plan, rows, cols, sharp, self.supersample, n_jobs=self.n_jobs)
+        self.calls += 1
+        grid, _ = render(frame, self.half_width, self.image.shape, sharp, self.supersample)
+        offset = np.zeros(self.image.shape)
+        offset[rows, cols] = direct[0] - grid[rows, cols]
+        self.offset = offset
+        return float(0.5 * np.sum(residual(self.model(frame, al), self.b_hat) ** 2))
 
     def record(self, stage, z, nfev, cpu0, params, factor=None) -> None:
         self.history.append(
@@ -353,7 +410,8 @@ def _thickness_scan(prob: _Problem, stack, al: Alignment) -> tuple[np.ndarray, f
     """Z at every thickness of the stack with alignment ``al``; and the parabola vertex [nm]."""
     z = np.empty(len(stack))
     for start in range(0, len(stack), 64):  # bounded memory for long stacks
-        images, _ = render(stack[start : start + 64], prob.half_width, prob.image.shape, al)
+        images, _ = render(stack[start : start + 64], prob.half_width, prob.image.shape, al,
+                           prob.supersample)  # fmt: skip
         z[start : start + 64] = z_columns(images[:, prob.mask].T, prob.b_hat)
     i = int(np.argmin(z))
     return z, parabola_vertex(prob.grid, z, i)
@@ -429,7 +487,29 @@ def _fit_structure(prob: _Problem, spec: FitSpec, al: Alignment, t0, scale0, dis
     params = dict(zip(names, map(float, x), strict=True))
     prob.record("structure", z, res.nfev, cpu0, params, res.correlation_factor)
     a, t, b, f = unpack(x)
-    return a, t, b, f, cov, names, z, frame(b, f, t)
+    state = {"fun": fun, "unpack": unpack, "frame": frame, "x": x, "jac": np.asarray(res.jac),
+             "units": np.asarray(units, float), "bounds": (lower, upper), "names": names}  # fmt: skip
+    return a, t, b, f, cov, names, z, frame(b, f, t), state
+
+
+def _gauss_newton(prob: _Problem, state: dict, cov, scale0: float):
+    """One Gauss–Newton step of the structure fit with its last Jacobian, after the direct
+    correction changed (module notes); returns (alignment, t, b, f, Z, frame, largest move in
+    units of max(σ, floor) [-]). One engine call when B or U_g move."""
+    cpu0 = time.process_time()
+    x = state["x"]
+    r = state["fun"](x)  # the new correction at the same parameters (cached solve)
+    du = np.linalg.lstsq(state["jac"], -r, rcond=None)[0]
+    x_new = np.clip(x + state["units"] * du, *state["bounds"])
+    state["x"] = x_new
+    names = state["names"]
+    before = dict(zip(names, map(float, x), strict=True))
+    params = dict(zip(names, map(float, x_new), strict=True))
+    a, t, b, f = state["unpack"](x_new)
+    frame = state["frame"](b, f, t)
+    z = 0.5 * float(np.sum(residual(prob.model(frame, a), prob.b_hat) ** 2))
+    prob.record("structure (Gauss-Newton step)", z, 1, cpu0, params)
+    return a, t, b, f, z, frame, _moved(before, params, names, cov, scale0)
 
 
 def _check_range(thickness_range, thickness_step) -> tuple[float, float, float]:
@@ -487,20 +567,18 @@ def _setup(experiment: Experiment, crystal, spec: FitSpec, options: dict):
     lo, hi, step = options["range"]
     grid = np.arange(lo - 2 * step, hi + 2.5 * step, step)
     grid = grid[grid > 0]
-    plan = plan_lacbed(
-        crystal,
-        grid,
-        voltage_kv=options["voltage_kv"],
-        size=int(size),
-        half_width=half_width,
-        strong_beams=options["strong_beams"],
-        max_g=options["max_g"],
-        convergence_sample=0.0,
-    )
+    kw = dict(voltage_kv=options["voltage_kv"], size=int(size), half_width=half_width,
+              strong_beams=options["strong_beams"], max_g=options["max_g"])  # fmt: skip
+    plan = plan_lacbed(crystal, grid, convergence_sample=SAMPLE_FRACTION, **kw)
+    # the same pool and tiles solving every pixel: the beam sets of the directly solved pixels
+    direct = plan_lacbed(crystal, grid[:1], convergence_sample=0.0, symmetry="1", **kw)
+    if not np.array_equal(direct.pool, plan.pool):  # pragma: no cover - one pool per settings
+        raise LacbedError("the direct plan's beam pool differs from the grid plan's (bug)")
+    support = ndimage.distance_transform_edt(~mask) <= SUPPORT_PX
     prob = _Problem(
         image=img, mask=mask, b_hat=normalise(img[mask]), plan=plan, table=PotentialTable(plan),
         grid=grid, t_range=(lo, hi), precision=options["precision"], n_jobs=options["n_jobs"],
-        binning=factor,
+        binning=factor, supersample=options["supersample"], direct_plan=direct, support=support,
     )  # fmt: skip
     return prob, disc, scale0, centre
 
@@ -559,6 +637,8 @@ def refine(
     n_jobs: int | None = None,
     angle_step: float = 5.0,
     scales: tuple[float, ...] = (0.94, 0.97, 1.0, 1.03, 1.06),
+    supersample: int = SUPERSAMPLE,
+    direct_passes: int = DIRECT_PASSES,
 ) -> RefineResult:
     """Fit a simulated bright-field LACBED pattern to a measured one (module notes).
 
@@ -602,6 +682,11 @@ def refine(
         Rotation step of the coarse alignment [deg].
     scales : tuple of float
         Scale factors on the calibration tried by the coarse alignment [-].
+    supersample : int
+        Model pixels are the mean of ``supersample`` × ``supersample`` points over their area [-].
+    direct_passes : int
+        Most passes of the direct correction (each one engine call over the detector's pixels,
+        module notes); 0 fits the grid model alone (cheaper, biased: docs/refine.md).
 
     Returns
     -------
@@ -630,7 +715,12 @@ def refine(
     b0, f0 = _starts(crystal, spec, start)
     options = {"bad_pixels": bad_pixels, "mask": mask, "sim_size": sim_size, "range": rng,
                "voltage_kv": voltage_kv, "strong_beams": strong_beams, "max_g": max_g,
-               "precision": precision, "n_jobs": n_jobs, "max_size": int(max_size)}  # fmt: skip
+               "precision": precision, "n_jobs": n_jobs, "max_size": int(max_size),
+               "supersample": int(supersample), "direct_passes": int(direct_passes)}  # fmt: skip
+    if int(supersample) != supersample or not 1 <= supersample <= 8:
+        raise SettingsError(f"supersample must be an integer 1–8, got {supersample!r}")
+    if int(direct_passes) != direct_passes or not 0 <= direct_passes <= 10:
+        raise SettingsError(f"direct_passes must be an integer 0–10, got {direct_passes!r}")
     crystal0 = crystal.with_b_iso([b0[s] for s in crystal.symbols])
     prob, disc, scale0, centre = _setup(experiment, crystal0, spec, options)
     stack = prob.solve(b0, f0, prob.grid)
@@ -647,14 +737,66 @@ def refine(
         )
     if spec.thickness:
         _check_edge(prob, zt, t)
-    frame = interp_thickness(stack, prob.grid, t)
-    t_align, b, f = t, dict(b0), dict(f0)
-    if spec.b_elements or spec.ug:
-        al, t, b, f, cov, names, z, frame = _fit_structure(
-            prob, spec, al, t, scale0, disc, b0, f0, rng[2]
-        )
+    t_align = t
+    al, t, b, f, cov, names, z, frame = _direct_passes(
+        prob, spec, stack, (al, t, cov, names, z), scale0, disc, b0, f0, rng[2],
+        options["direct_passes"],
+    )  # fmt: skip
     params, sig = _report_parameters(prob, spec, names, cov, t, b, f, b0, f0, t_align)
-    return _result(prob, spec, al, sig, disc, z, zt, frame, params, b, cpu0, wall0)
+    return _result(prob, spec, al, sig, disc, z, zt, frame, params, b, f, t, cpu0, wall0)
+
+
+def _moved(before: dict, after: dict, names: list, cov, scale0: float) -> float:
+    """Largest change of a parameter between passes in units of max(σ, its floor) [-]."""
+    sig = np.sqrt(np.clip(np.diag(cov), 0, None))
+    worst = 0.0
+    for name, s in zip(names, sig, strict=True):
+        if name in before:
+            floor = 1e-5 * scale0 if name == "scale" else 1e-3 * max(abs(before[name]), 1.0)
+            worst = max(worst, abs(after[name] - before[name]) / max(float(s), floor))
+    return worst
+
+
+def _direct_passes(prob: _Problem, spec, stack, aligned, scale0, disc, b0, f0, step, passes):
+    """Stages 5–6: the direct correction passes around the alignment and structure fits.
+
+    Each pass solves the detector's pixels directly at the current parameters (one engine call,
+    :meth:`_Problem.direct_offset`) and refits with the grid model plus that correction; at the
+    fixed point the model is the directly solved pixel means, and the grid only supplies the
+    derivatives. The first pass refits the alignment (the stack's structure is the start's) and
+    then the structure, if any; later passes refit the alignment (no engine call) or take one
+    Gauss–Newton step of the structure fit with its Jacobian (:func:`_gauss_newton`). They stop
+    when no parameter moves by more than :data:`DIRECT_TOL` of its uncertainty (or floor).
+    ``passes = 0``: the grid model alone. ``aligned``: (alignment, thickness [nm], covariance,
+    names, Z) of stage 4.
+    """
+    structure = bool(spec.b_elements or spec.ug)
+    b, f = dict(b0), dict(f0)
+    al, t, cov, names, z = aligned
+    frame = interp_thickness(stack, prob.grid, t)
+    state = None
+    if passes == 0 and structure:
+        al, t, b, f, cov, names, z, frame, state = _fit_structure(
+            prob, spec, al, t, scale0, disc, b, f, step
+        )
+    for k in range(passes):
+        cpu0 = time.process_time()
+        before = dict(prob.history[-1]["parameters"])
+        z_direct = prob.direct_offset(frame, b, f, t, al)
+        prob.record("direct pixels", z_direct, 1, cpu0, {"pass": k + 1})
+        if k == 0 or not structure:
+            al, t, cov, names, z = _fit_alignment(prob, stack, al, t, spec.thickness, disc, scale0)
+            frame = interp_thickness(stack, prob.grid, t)
+            moved = _moved(before, prob.history[-1]["parameters"], names, cov, scale0)
+        if structure and k == 0:
+            al, t, b, f, cov, names, z, frame, state = _fit_structure(
+                prob, spec, al, t, scale0, disc, b, f, step
+            )
+        elif structure:
+            al, t, b, f, z, frame, moved = _gauss_newton(prob, state, cov, scale0)
+        if k > 0 and moved <= DIRECT_TOL:
+            break
+    return al, t, b, f, cov, names, z, frame
 
 
 def _align(prob: _Problem, stack, spec, thickness, centre, scale0, angle_step, scales):
@@ -690,11 +832,26 @@ def _check_edge(prob: _Problem, zt: np.ndarray, t: float) -> None:
         )
 
 
-def _result(prob, spec, al, sig, disc, z, zt, frame, params, b, cpu0, wall0) -> RefineResult:
-    """Assemble the result: uncertainties, tilt, images, refined crystal."""
+def _final_estimate(prob: _Problem, b: dict, f: dict, t: float) -> float | None:
+    """The engine's convergence estimate of the final model (one engine call; docs/physics.md
+    §9: Z against twice the strong beams); logs one warning line above the engine's limit."""
+    est = prob.solve(b, f, [t], estimate=True).settings["convergence_estimate"]
+    if est is not None and est > CONVERGENCE_WARNING:
+        cr = prob.plan.crystal
+        log.warning(
+            "%s: the fitted model's convergence estimate is Z = %.2f %% against twice the strong "
+            "beams (> %.1f %%): the simulation is not converged; use more strong beams",
+            cr.name or cr.formula, 100 * est, 100 * CONVERGENCE_WARNING,
+        )  # fmt: skip
+    return est
+
+
+def _result(prob, spec, al, sig, disc, z, zt, frame, params, b, f, t, cpu0, wall0):
+    """Assemble the result: uncertainties, tilt, images, refined crystal (a RefineResult)."""
     from lacbed.constants import electron_constants
 
-    model, _ = render(frame, prob.half_width, prob.image.shape, al)
+    estimate = _final_estimate(prob, b, f, t)
+    model, _ = render(frame, prob.half_width, prob.image.shape, al, prob.supersample, prob.offset)
     m, e = model[prob.mask], prob.image[prob.mask]
     slope, offset = np.polyfit(m, e, 1)
     fit_img = slope * model + offset
@@ -717,7 +874,12 @@ def _result(prob, spec, al, sig, disc, z, zt, frame, params, b, cpu0, wall0) -> 
                 "thickness_step": float(prob.grid[1] - prob.grid[0]),
                 "mask_pixels": int(prob.mask.sum()), "precision": prob.precision,
                 "symmetry": prob.plan.symmetry, "binning": prob.binning, "fit": spec.names + (
-                    ["orientation"] if spec.orientation else [])}  # fmt: skip
+                    ["orientation"] if spec.orientation else []),
+                "strong_beams": o["strong_beams"], "beam_budget": o["beam_budget"],
+                "supersample": prob.supersample,
+                "direct_passes": sum(h["stage"] == "direct pixels" for h in prob.history),
+                "convergence_estimate": estimate,
+                "convergence_warning": CONVERGENCE_WARNING}  # fmt: skip
     lo, hi = prob.t_range
     keep = (prob.grid >= lo) & (prob.grid <= hi)
     return RefineResult(

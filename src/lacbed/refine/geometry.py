@@ -24,7 +24,15 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import ndimage, sparse
 
-__all__ = ["Alignment", "pixel_tilts", "interpolation_matrix", "render", "KEYS_A", "keys_kernel"]
+__all__ = [
+    "Alignment",
+    "pixel_tilts",
+    "subpixel_offsets",
+    "interpolation_matrix",
+    "render",
+    "KEYS_A",
+    "keys_kernel",
+]
 
 #: The cubic-convolution parameter a of Keys (1981) [-].
 KEYS_A: float = -0.5
@@ -64,6 +72,13 @@ def pixel_tilts(rows: np.ndarray, cols: np.ndarray, al: Alignment) -> np.ndarray
     phi = np.deg2rad(al.angle)
     cs, sn = np.cos(phi), np.sin(phi)
     return al.scale * np.stack([cs * dc - sn * dr, sn * dc + cs * dr], axis=-1)
+
+
+def subpixel_offsets(n: int) -> np.ndarray:
+    """Midpoint-rule offsets (j + ½)/n − ½, j = 0 … n−1, of n points per pixel side [px]."""
+    if int(n) != n or n < 1:
+        raise ValueError(f"the supersample must be a positive integer, got {n!r}")
+    return (np.arange(int(n)) + 0.5) / int(n) - 0.5
 
 
 def keys_kernel(x: np.ndarray) -> np.ndarray:
@@ -114,7 +129,12 @@ def interpolation_matrix(kt: np.ndarray, size: int, half_width: float):
 
 
 def render(
-    stack: np.ndarray, half_width: float, shape: tuple[int, int], al: Alignment
+    stack: np.ndarray,
+    half_width: float,
+    shape: tuple[int, int],
+    al: Alignment,
+    supersample: int = 1,
+    offset: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The simulation(s) as the experiment would record them (before background and noise).
 
@@ -128,6 +148,12 @@ def render(
         Image shape [pixels].
     al : Alignment
         Geometry and blur.
+    supersample : int
+        Each pixel is the mean of ``supersample`` × ``supersample`` sampled points over its area
+        (midpoint rule, :func:`subpixel_offsets`); 1: its centre.
+    offset : ndarray, shape ``shape``, optional
+        Added to every frame before the blur (the fit's correction towards the directly solved
+        pixels, :mod:`lacbed.refine.fit`).
 
     Returns
     -------
@@ -142,12 +168,22 @@ def render(
     stack = stack[None] if single else stack
     n_t, size = stack.shape[0], stack.shape[-1]
     rr, cc = np.indices(shape)
-    mat, inside = interpolation_matrix(pixel_tilts(rr.ravel(), cc.ravel(), al), size, half_width)
+    off = subpixel_offsets(supersample)
+    mat, inside = None, np.ones(rr.size, dtype=bool)
+    for dv in off:
+        for du in off:
+            kt = pixel_tilts(rr.ravel() + dv, cc.ravel() + du, al)
+            m, ins = interpolation_matrix(kt, size, half_width)
+            mat = m if mat is None else mat + m
+            inside &= ins
+    mat = mat / len(off) ** 2
     flat = np.asarray(mat @ stack.reshape(n_t, -1).T).T  # (n_t, rows*cols)
     if inside.any():
         fill = flat[:, inside].mean(axis=1, keepdims=True)
         flat = np.where(inside[None, :], flat, fill)
     images = flat.reshape(n_t, *shape)
+    if offset is not None:
+        images = images + np.asarray(offset, dtype=np.float64)[None]
     if al.blur > 0:
         images = ndimage.gaussian_filter(images, (0.0, al.blur, al.blur), mode="nearest")
     covered = inside.reshape(shape)

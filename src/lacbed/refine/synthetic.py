@@ -1,10 +1,14 @@
 """Synthetic experiments with known parameters, for validating a fit (tests, docs/refine.md).
 
-A pattern is simulated by the engine with the true thickness, B and U_g factors, sampled on the
-detector with the true alignment (:func:`lacbed.refine.geometry.render`), cut by the disc's
-aperture, blurred by a Gaussian point spread, put on a constant background and counted with
-Poisson noise; dead and hot pixels can be added. The simulation is made on its own (finer) tilt
-grid, not on the one a fit uses.
+A pattern is simulated by the engine with the true thickness, B and U_g factors and recorded as a
+detector does: each pixel integrates the intensity over its area (the mean of ``supersample`` ×
+``supersample`` directions solved exactly at their own tilts, :func:`lacbed.simulate.engine.
+solve_directions`, with the true alignment), the disc's aperture cuts it, a Gaussian point spread
+blurs it, a constant background is added and the counts are Poisson; dead and hot pixels can be
+added. The beam sets are those of the experiment's own plan (a ``sim_size`` grid over its own
+field of view), not those a fit uses. ``supersample=None`` instead samples a ``sim_size`` grid at
+the pixel centres by cubic convolution (:func:`lacbed.refine.geometry.render`; the experiments of
+lacbed ≤ 0.1, kept for comparison in benchmarks/refine_model_floor.py).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ def synthetic_experiment(
     *,
     shape: tuple[int, int] = (64, 64),
     disc: tuple[float, float, float] | None = None,
-    dose: float = 2000.0,
+    dose: float | None = 2000.0,
     background: float = 100.0,
     b: dict | None = None,
     ug: dict | None = None,
@@ -35,6 +39,7 @@ def synthetic_experiment(
     dead_pixels: int = 0,
     seed: int = 0,
     strong_beams: int | None = None,
+    supersample: int | None = 4,
 ) -> np.ndarray:
     """A degraded LACBED image of ``crystal`` made by lacbed with known parameters.
 
@@ -49,8 +54,9 @@ def synthetic_experiment(
         Image size [px].
     disc : (row, col, radius), optional
         The illuminated disc [px]; default centred, radius 0.45 × the smaller side.
-    dose : float
-        Counts per pixel for intensity 1 (the incident beam) [electrons].
+    dose : float or None
+        Counts per pixel for intensity 1 (the incident beam) [electrons]; None: no noise (the
+        expected counts for a dose of 1, plus the background).
     background : float
         Constant detector background [counts].
     b : dict, optional
@@ -58,7 +64,8 @@ def synthetic_experiment(
     ug : dict, optional
         True U_g factors (``{(2, 0, 0): 1.05}``) on the crystal's U_g.
     sim_size : int
-        Side of the simulation's tilt grid [px].
+        Side of the experiment's plan grid [px] (its tiles' beam sets; with ``supersample=None``
+        the grid that is sampled).
     voltage_kv : float
     dead_pixels : int
         Number of dead (0) and as many hot (10× the mean) pixels.
@@ -66,6 +73,9 @@ def synthetic_experiment(
         Random seed of the noise and bad pixels.
     strong_beams : int, optional
         Engine beam budget (None: adaptive, as :func:`lacbed.simulate.simulate_lacbed`).
+    supersample : int or None
+        Directions per pixel side averaged for each pixel [-]; None: cubic convolution of the
+        ``sim_size`` grid at the pixel centres.
 
     Returns
     -------
@@ -73,6 +83,7 @@ def synthetic_experiment(
         Counts (float64).
     """
     from lacbed.crystal import Crystal, load_crystal
+    from lacbed.refine.detector import pixel_means
     from lacbed.refine.structure import PotentialTable
     from lacbed.simulate.engine import solve_plan
     from lacbed.simulate.plan import plan_lacbed
@@ -87,19 +98,27 @@ def synthetic_experiment(
     plan = plan_lacbed(
         crystal, [thickness_nm], voltage_kv=voltage_kv, size=sim_size, half_width=half_width,
         convergence_sample=0.0, strong_beams=strong_beams,
+        symmetry="auto" if supersample is None else "1",
     )  # fmt: skip
     table = PotentialTable(plan)
     b_all = {el: float(np.mean(crystal.b_iso[[s == el for s in crystal.symbols]]))
              for el in dict.fromkeys(crystal.symbols)}  # fmt: skip
     b_all.update(b or {})
     plan = dataclasses.replace(plan, v_table=table.table(b_all, dict(ug or {})))
-    intensity = solve_plan(plan, warn=False).intensities[0]
-    sharp = Alignment(alignment.row, alignment.col, alignment.angle, alignment.scale, 0.0)
-    img, _ = render(intensity, half_width, shape, sharp)
     rr, cc = np.indices(shape)
-    img = img * (np.hypot(rr - disc[0], cc - disc[1]) <= disc[2])
+    aperture = np.hypot(rr - disc[0], cc - disc[1]) <= disc[2]
+    if supersample is None:
+        intensity = solve_plan(plan, warn=False).intensities[0]
+        sharp = Alignment(alignment.row, alignment.col, alignment.angle, alignment.scale, 0.0)
+        img, _ = render(intensity, half_width, shape, sharp)
+    else:
+        img = np.zeros(shape)
+        img[aperture] = pixel_means(plan, rr[aperture], cc[aperture], alignment, supersample)[0]
+    img = img * aperture
     if alignment.blur > 0:
         img = ndimage.gaussian_filter(img, alignment.blur, mode="constant")
+    if dose is None:
+        return img + background
     rng = np.random.default_rng(seed)
     counts = rng.poisson(np.clip(dose * img + background, 0, None)).astype(np.float64)
     if dead_pixels:

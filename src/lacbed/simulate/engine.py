@@ -73,6 +73,7 @@ __all__ = [
     "simulate_lacbed",
     "solve_plan",
     "solve_jobs",
+    "solve_directions",
     "convergence_estimate",
     "plan_lacbed",
     "EnginePlan",
@@ -233,7 +234,10 @@ class _JobRunner:
     def _solve(self, job: Job) -> None:
         plan, o = self.plan, self.plan.options
         local = dict.fromkeys(("matrix_build", "eigensolve", "assembly"), 0.0)
-        kt = tilts(job.rows, job.cols, o["size"], o["half_width"], o.get("tilt", (0.0, 0.0)))
+        if job.kt is None:
+            kt = tilts(job.rows, job.cols, o["size"], o["half_width"], o.get("tilt", (0.0, 0.0)))
+        else:  # arbitrary directions (:func:`lacbed.simulate.plan.direction_jobs`)
+            kt = job.kt
         k = incident_wavevectors(kt, plan.wavenumber)
         k_n, g_n = normal_components(k, plan.g[job.strong], plan.normal)  # §12
         tb = time.perf_counter()
@@ -338,6 +342,31 @@ def solve_jobs(
             with ThreadPoolExecutor(max_workers=n_workers) as ex:
                 list(ex.map(runner, jobs))
     return out
+
+
+def solve_directions(plan: EnginePlan, kt: np.ndarray, *, n_jobs: int | None = None) -> np.ndarray:
+    """Bright-field intensities at arbitrary incident directions, shape (n_thickness, n) [-].
+
+    Each direction is solved exactly at its own tilt with the beam sets of the plan pixel it falls
+    in (:func:`lacbed.simulate.plan.direction_jobs`; the plan must solve every pixel, symmetry
+    '1'), at every thickness of the plan; no grid, no interpolation.
+
+    Parameters
+    ----------
+    plan : EnginePlan
+    kt : ndarray, shape (n, 2)
+        Tangential tilts (k_x, k_y) [1/Å].
+    n_jobs : int, optional
+        Worker threads.
+    """
+    from lacbed.simulate.plan import direction_jobs
+
+    jobs = direction_jobs(plan, kt)
+    psi = solve_jobs(plan, jobs, len(kt), n_jobs=n_jobs)  # (n, t)
+    inten = np.abs(psi.T) ** 2  # (t, n)
+    if not np.all(np.isfinite(inten)):
+        raise LacbedError(f"the simulation produced NaN or inf intensities for {describe(plan)}")
+    return inten
 
 
 def convergence_estimate(

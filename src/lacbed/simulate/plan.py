@@ -60,6 +60,7 @@ __all__ = [
     "EnginePlan",
     "Job",
     "plan_lacbed",
+    "direction_jobs",
     "STRONG_THRESHOLD",
     "WEAK_THRESHOLD",
     "MIN_STRONG",
@@ -132,6 +133,10 @@ class Job(NamedTuple):
         sets (its tile): the weak-beam corrections are interpolated from nodes spanning it, the
         same for every batch of the tile (:func:`lacbed.bloch.matrix.bethe_node_parts`); None:
         evaluated exactly at every pixel (too few pixels for the nodes to pay).
+    kt : ndarray, shape (p, 2), optional
+        Tangential tilts (k_x, k_y) [1/Å] solved instead of those of ``rows``/``cols``
+        (:func:`direction_jobs`: arbitrary directions, e.g. a detector's pixels); None: the
+        pixels' own tilts.
     """
 
     out: np.ndarray
@@ -140,6 +145,7 @@ class Job(NamedTuple):
     strong: np.ndarray
     weak: np.ndarray
     box: tuple | None = None
+    kt: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -677,6 +683,71 @@ def _jobs(geo: _Geometry, pool: np.ndarray, sets: list, batch: int) -> list[Job]
                 batch,
                 geo,
             )
+    return jobs
+
+
+def direction_jobs(plan: EnginePlan, kt: np.ndarray, batch: int | None = None) -> list[Job]:
+    """Jobs solving arbitrary incident directions with the beam sets of a plan's pixels.
+
+    Each direction takes the strong and weak beams of the plan pixel it falls in (nearest pixel
+    centre; directions beyond the grid take the edge pixel's), so the plan must solve every
+    pixel (symmetry '1': its jobs carry the images of the wedge's beam sets). Directions of one
+    plan job are batched together, so each batch spans about one tile (the span of the Bethe
+    interpolation, :func:`lacbed.bloch.matrix.structure_matrix_parts_interpolated`).
+
+    Parameters
+    ----------
+    plan : EnginePlan
+        A plan with symmetry '1', bright field (:func:`plan_lacbed` with ``symmetry="1"``).
+    kt : ndarray, shape (n, 2)
+        Tangential tilts (k_x, k_y) [1/Å], absolute (the plan's pattern-centre tilt is not added).
+    batch : int, optional
+        Directions per batch (default: the plan's ``batch``).
+
+    Returns
+    -------
+    list of Job
+        ``out`` indexes ``kt``; ``rows``/``cols`` are the nearest plan pixels.
+
+    Raises
+    ------
+    SettingsError
+        The plan does not solve every pixel, or ``kt`` is not (n, 2) finite.
+    """
+    kt = np.asarray(kt, dtype=np.float64)
+    if kt.ndim != 2 or kt.shape[1] != 2 or not np.all(np.isfinite(kt)):
+        raise SettingsError(
+            f"directions must be finite (k_x, k_y) pairs, shape (n, 2); got {kt.shape}"
+        )
+    if plan.symmetry != "1" or plan.reflections is not None:
+        raise SettingsError(
+            f"direction_jobs needs a bright-field plan that solves every pixel (symmetry '1'), "
+            f"got symmetry {plan.symmetry!r}"
+        )
+    o = plan.options
+    size, n = int(o["size"]), int(o["size"]) // 2
+    step = float(o["half_width"]) / n
+    tilt = o.get("tilt", (0.0, 0.0))
+    col = np.clip(np.floor((kt[:, 0] - tilt[0]) / step + n), 0, size - 1).astype(np.int64)
+    row = np.clip(np.floor((kt[:, 1] - tilt[1]) / step + n), 0, size - 1).astype(np.int64)
+    owner = np.full((size, size), -1, dtype=np.int64)
+    for i, job in enumerate(plan.jobs):
+        owner[job.rows, job.cols] = i
+    which = owner[row, col]  # (n,)
+    batch = int(o["batch"] if batch is None else batch)
+    jobs: list[Job] = []
+    for i in np.unique(which):
+        sel = np.nonzero(which == i)[0]
+        strong, weak, box = plan.jobs[i].strong, plan.jobs[i].weak, plan.jobs[i].box
+        for part in _batches(sel, row[sel], col[sel], strong, weak, batch):
+            # the owner tile's interpolation nodes where the directions lie within a pixel of its
+            # box (the same matrices as the plan's pixels), else the batch's own
+            k = kt[part.out]
+            inside = box is not None and (
+                k[:, 0].min() >= box[0] - step and k[:, 0].max() <= box[1] + step
+                and k[:, 1].min() >= box[2] - step and k[:, 1].max() <= box[3] + step
+            )  # fmt: skip
+            jobs.append(part._replace(kt=k, box=box if inside else None))
     return jobs
 
 
