@@ -458,3 +458,31 @@ def test_report_json_is_strict_json_with_nan_as_null(tmp_path):
     rec = {"a": float("nan"), "b": [1.0, float("inf")], "c": np.array([np.nan, 2.0]), "d": "x"}
     text = json.dumps(_finite(rec), allow_nan=False)
     assert json.loads(text) == {"a": None, "b": [1.0, None], "c": [None, 2.0], "d": "x"}
+
+
+@pytest.mark.parametrize(
+    ("fit", "strong_beams", "used"),
+    [("thickness,Ug:200", None, 80), ("thickness,B", None, None), ("thickness,Ug:200", 90, 90)],
+)
+def test_ug_fits_plan_more_beams(monkeypatch, fit, strong_beams, used):
+    # the plans of a U_g fit use UG_STRONG_BEAMS unless the caller fixes the budget
+    import lacbed.simulate.plan as plan_mod
+
+    seen = []
+
+    class Planned(Exception):
+        pass
+
+    def spy(crystal, thickness_nm, **kw):
+        seen.append((kw.get("budget_factor", 1.0), kw.get("strong_beams")))
+        raise Planned
+
+    monkeypatch.setattr(plan_mod, "plan_lacbed", spy)
+    cr = load_crystal(example_path("GaAs"))
+    yy, xx = np.indices((40, 40))
+    disc = (yy - 20) ** 2 + (xx - 20) ** 2 < 15**2
+    img = np.where(disc, 2.0 + np.cos(0.7 * xx), 1.0)
+    with pytest.raises(Planned):
+        refine(Experiment(img, 0.01), cr, fit=fit, thickness_range=(50, 300),
+               strong_beams=strong_beams)  # fmt: skip
+    assert seen == [(1.0, used)]

@@ -80,7 +80,7 @@ def refine_command(
         int | None,
         typer.Option(
             "--strong-beams",
-            help="Fixed strong-beam budget per tile (default: adaptive); U_g fits need more.",
+            help="Fixed strong-beam budget per tile (default: adaptive; 80 when U_g is fitted).",
         ),
     ] = None,
     n_jobs: Annotated[int | None, typer.Option("--jobs", help="Engine worker threads.")] = None,

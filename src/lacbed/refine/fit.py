@@ -93,6 +93,14 @@ SUPERSAMPLE: int = 2
 #: refit); they stop when no parameter moved by more than :data:`DIRECT_TOL` of its
 #: uncertainty (or of its floor, :func:`_moved`).
 DIRECT_PASSES: int = 3
+#: U_g fits use at least this many strong beams per tile (a fixed ``strong_beams``) unless the
+#: caller gives a budget: the 000 disc is weakly sensitive to U_g. Noise-free GaAs U_200 at
+#: 64 × 64 pixels against a 150-beam experiment: −0.78 % with the adaptive ~50 beams, −0.28 %
+#: with twice the adaptive budget (450 s CPU), −0.036 % with 80 fixed beams (177 s)
+#: (benchmarks/refine_ug_budget.py, benchmarks/refine_model_floor.py).
+UG_STRONG_BEAMS: int | None = 80
+#: The alternative measured: this multiple of the adaptive budget when UG_STRONG_BEAMS is None.
+UG_BUDGET_FACTOR: float = 2.0
 DIRECT_TOL: float = 0.1
 #: The correction is solved on the pixels within this distance of the fit mask, so the blur of
 #: the corrected image is right on the mask for σ ≲ SUPPORT_PX/4 [px].
@@ -568,7 +576,8 @@ def _setup(experiment: Experiment, crystal, spec: FitSpec, options: dict):
     grid = np.arange(lo - 2 * step, hi + 2.5 * step, step)
     grid = grid[grid > 0]
     kw = dict(voltage_kv=options["voltage_kv"], size=int(size), half_width=half_width,
-              strong_beams=options["strong_beams"], max_g=options["max_g"])  # fmt: skip
+              strong_beams=options["strong_beams"], max_g=options["max_g"],
+              budget_factor=options["budget_factor"])  # fmt: skip
     plan = plan_lacbed(crystal, grid, convergence_sample=SAMPLE_FRACTION, **kw)
     # the same pool and tiles solving every pixel: the beam sets of the directly solved pixels
     direct = plan_lacbed(crystal, grid[:1], convergence_sample=0.0, symmetry="1", **kw)
@@ -673,7 +682,8 @@ def refine(
         this [px] (bad pixels replaced first); the alignment is reported in the original pixels,
         the result's images at the fit's sampling.
     strong_beams, max_g
-        Engine beam budget (:func:`lacbed.simulate.simulate_lacbed`).
+        Engine beam budget (:func:`lacbed.simulate.simulate_lacbed`); None: the adaptive one,
+        or :data:`UG_STRONG_BEAMS` when U_g is fitted.
     precision : {'double', 'single'}
         Eigensolve precision during the fit (double: smooth finite differences).
     n_jobs : int, optional
@@ -713,8 +723,14 @@ def refine(
     if precision not in ("double", "single"):
         raise SettingsError(f"precision must be 'double' or 'single', got {precision!r}")
     b0, f0 = _starts(crystal, spec, start)
+    # U_g fits need more beams than the adaptive default (UG_STRONG_BEAMS) unless given
+    factor = 1.0
+    if spec.ug and strong_beams is None:
+        strong_beams = UG_STRONG_BEAMS
+        factor = UG_BUDGET_FACTOR if strong_beams is None else 1.0
     options = {"bad_pixels": bad_pixels, "mask": mask, "sim_size": sim_size, "range": rng,
                "voltage_kv": voltage_kv, "strong_beams": strong_beams, "max_g": max_g,
+               "budget_factor": factor,
                "precision": precision, "n_jobs": n_jobs, "max_size": int(max_size),
                "supersample": int(supersample), "direct_passes": int(direct_passes)}  # fmt: skip
     if int(supersample) != supersample or not 1 <= supersample <= 8:
@@ -876,6 +892,7 @@ def _result(prob, spec, al, sig, disc, z, zt, frame, params, b, f, t, cpu0, wall
                 "symmetry": prob.plan.symmetry, "binning": prob.binning, "fit": spec.names + (
                     ["orientation"] if spec.orientation else []),
                 "strong_beams": o["strong_beams"], "beam_budget": o["beam_budget"],
+                "budget_factor": o["budget_factor"],
                 "supersample": prob.supersample,
                 "direct_passes": sum(h["stage"] == "direct pixels" for h in prob.history),
                 "convergence_estimate": estimate,
