@@ -5,7 +5,9 @@ Usage::
     python benchmarks/release_stats.py data/lacbed-cubic [--work scratch/release-work] \
         [-o benchmarks/results/release_stats.json]
 
-Reports the bytes per material (pattern wedges and records, from HDF5's storage sizes), the
+Reports the build cost (CPU per computed material, by how the engine chose its budget: solving
+the pattern at every escalation step, or from pilot estimates with the hopeless materials not
+solved; statuses), the bytes per material (pattern wedges and records, from HDF5's storage sizes), the
 float16 storage error against the working store's float32 patterns when ``--work`` is given
 (largest relative pixel error and Z), the projection to 12 000 materials, and the time to open the
 release and to read one material (potential rebuilt from its record, pattern expanded from its
@@ -62,6 +64,33 @@ def precision(rel, work) -> dict:  # noqa: ANN001
     return {"max_relative_error": max(rel_err), "max_z": max(zs), "n": len(zs)}
 
 
+def build_cost(records: list[dict]) -> dict:
+    """CPU per computed material, split by the engine's escalation: 'solve_every_step' (records
+    before 2026-12-06) and 'pilot' (the step chosen from pilot estimates, skip_unconverged)."""
+    groups: dict[str, list[dict]] = {"solve_every_step": [], "pilot": []}
+    for r in records:
+        esc = (r.get("engine") or {}).get("escalation")
+        if r.get("status") == "failed" or not esc or r.get("cpu_s") is None:
+            continue
+        groups["pilot" if "pilot_estimate" in esc[0] else "solve_every_step"].append(r)
+    out = {}
+    for name, rs in groups.items():
+        cpu = np.array([float(r["cpu_s"]) for r in rs])
+        unconv = [r for r in rs if r["status"] == "unconverged"]
+        out[name] = {
+            "n": len(rs),
+            "n_unconverged": len(unconv),
+            "n_escalated": sum(len(r["engine"]["escalation"]) > 1 for r in rs),
+            "cpu_mean_s": float(cpu.mean()) if len(rs) else None,
+            "cpu_median_s": float(np.median(cpu)) if len(rs) else None,
+            "cpu_max_s": float(cpu.max()) if len(rs) else None,
+            "cpu_share_unconverged": float(sum(r["cpu_s"] for r in unconv) / cpu.sum())
+            if len(rs)
+            else None,
+        }
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("release", type=Path)
@@ -88,6 +117,7 @@ def main() -> None:
         * (st["bytes_patterns"] / n + st["bytes_records"] / n_all)
         / 1e6,
         "open_s": t_open,
+        "build_cost": build_cost(rel.records),
     }
     slots = rel.table["slot"].to_numpy()[:20]
     t0 = time.perf_counter()

@@ -6,7 +6,7 @@ import typer
 
 app = typer.Typer(
     name="lacbed",
-    help="LACBED patterns of cubic crystals: Bloch-wave simulation and a neural surrogate.",
+    help="LACBED patterns of crystals: Bloch-wave simulation (any crystal system) and a neural surrogate (cubic).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -31,7 +31,7 @@ def _root(
         is_eager=True,
     ),
 ) -> None:
-    """LACBED patterns of cubic crystals: Bloch-wave simulation and a neural surrogate."""
+    """LACBED patterns of crystals: Bloch-wave simulation (any crystal system) and a neural surrogate (cubic)."""
 
 
 @app.command("version")
