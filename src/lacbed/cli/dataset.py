@@ -287,8 +287,14 @@ def _info_dict(path: Path) -> dict:
     from lacbed.dataset import open_dataset
 
     ds = open_dataset(path)
+    f = ds.failures
     reasons = (
-        Counter(str(r).split(":")[0] for r in ds.failures["reason"]) if len(ds.failures) else {}
+        Counter(
+            "unconverged (not solved)" if st == "unconverged" else str(r).split(":")[0]
+            for r, st in zip(f["reason"], f.get("status", [None] * len(f)), strict=True)
+        )
+        if len(f)
+        else {}
     )
     t = ds.table
     out = {
