@@ -566,7 +566,7 @@ def _pattern(plan: EnginePlan, full: np.ndarray, estimate, timings: dict, warn=T
     from lacbed import __version__
 
     cr, o = plan.crystal, plan.options
-    n_strong, n_weak = plan.n_strong, plan.n_weak
+    n_strong = plan.n_strong
     used = np.zeros(len(plan.pool), dtype=bool)
     for s, _ in plan.tile_sets:
         used[s] = True
@@ -587,10 +587,7 @@ def _pattern(plan: EnginePlan, full: np.ndarray, estimate, timings: dict, warn=T
         "n_unique_pixels": int(len(plan.rows)),
         "n_pool": int(len(plan.pool)),
         "n_holz_pool": plan.info["n_holz_pool"],
-        "n_strong_min": int(n_strong.min()),
-        "n_strong_max": int(n_strong.max()),
-        "n_strong_mean": float(n_strong.mean()),
-        "n_weak_mean": float(n_weak.mean()),
+        **_beam_counts(plan),
         "n_strong_union": int(used.sum()),
         "matrix_size_max": int(n_strong.max()),
         "real_arithmetic": bool(plan.real),
@@ -916,10 +913,20 @@ def _escalate(crystal, thickness_nm, kw: dict, target: float, *, n_jobs, progres
     return pattern, tried[best]["plan"], history
 
 
+def _beam_counts(plan: EnginePlan) -> dict:
+    """Strong beams per tile (least, most, mean) and weak beams per tile (mean) of a plan."""
+    n_strong = plan.n_strong
+    return {
+        "n_strong_min": int(n_strong.min()),
+        "n_strong_max": int(n_strong.max()),
+        "n_strong_mean": float(n_strong.mean()),
+        "n_weak_mean": float(plan.n_weak.mean()),
+    }
+
+
 def _unconverged(step: dict, history: list, target: float, cpu_start: float) -> UnconvergedError:
     """The error of a pattern not solved because its budget cannot converge it."""
     plan, est = step["plan"], step["estimate"]
-    n_strong = plan.n_strong
     cr = plan.crystal
     settings = {
         "physics_version": PHYSICS_VERSION,
@@ -930,10 +937,7 @@ def _unconverged(step: dict, history: list, target: float, cpu_start: float) -> 
         "pilot_estimate": est,
         "escalation": history,
         "n_pool": int(len(plan.pool)),
-        "n_strong_min": int(n_strong.min()),
-        "n_strong_max": int(n_strong.max()),
-        "n_strong_mean": float(n_strong.mean()),
-        "n_weak_mean": float(plan.n_weak.mean()),
+        **_beam_counts(plan),
         "symmetry": plan.symmetry,
         "cpu": time.process_time() - cpu_start,
     }
