@@ -6,7 +6,8 @@ Contract (issue 5)::
                  [--seed S] [--batch-size B] [--lr LR]        (rerun: resumes from RUN)
     lacbed evaluate RUN DATA [--split val|train|test|test-real]
                                           → RUN/metrics.json, RUN/gallery-SPLIT.png
-    lacbed predict X.cif [X2.cif ...] [--model RUN] [--thickness T] -o OUT.npy|OUT.png
+    lacbed predict X.cif [X2.cif ...] [--model RUN|ENS.json] [--thickness T [T ...]]
+                   [--max-error Z] -o OUT.npy|OUT.png
 
 torch is imported only inside the commands, so ``lacbed --help`` stays fast.
 """
@@ -17,7 +18,9 @@ import json
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
+from typer.core import TyperCommand
 
 from lacbed.cli.app import app
 from lacbed.errors import SettingsError
@@ -292,7 +295,16 @@ def ensemble(
     typer.echo(f"wrote {out} ({len(runs)} members)")
 
 
-@app.command("predict")
+class _PredictCommand(TyperCommand):
+    """``predict``, whose ``--thickness`` takes several values (``--thickness 50 100 150``)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        from lacbed.cli.simulate import expand_multi_value_options
+
+        return super().parse_args(ctx, expand_multi_value_options(list(args), ("--thickness",)))
+
+
+@app.command("predict", cls=_PredictCommand)
 def predict(
     cifs: Annotated[list[Path], typer.Argument(help="CIF files of cubic crystals.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="OUT.npy (float32) or OUT.png.")],
@@ -300,20 +312,38 @@ def predict(
         Path | None,
         typer.Option(
             help="Run directory, model file, or ensemble file (lacbed ensemble; then the "
-            "prediction is the ensemble mean and each CIF gets an error estimate, written to "
+            "prediction is the ensemble mean and each pattern gets an error estimate, written to "
             "OUT's stem + .errors.json); default: the shipped model."
         ),
     ] = None,
     thickness: Annotated[
-        float | None, typer.Option(help="Thickness in nm; default: the model's middle thickness.")
+        list[float] | None,
+        typer.Option(
+            help="Thickness(es) in nm: --thickness 50 100 150 (or repeated); each must be one "
+            "the model serves. Default: the model's middle training thickness."
+        ),
     ] = None,
-    threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
+    max_error: Annotated[
+        float | None,
+        typer.Option(
+            help="Largest accepted estimated Z = 1 - ZNCC (a fraction, e.g. 0.05; needs a "
+            "calibrated ensemble as --model): every pattern whose estimate exceeds it is "
+            "computed by the Bloch-wave engine instead (the training data's settings, the "
+            "converged default budget; seconds to minutes per CIF at 128 px)."
+        ),
+    ] = None,
+    threads: Annotated[int, typer.Option(help="torch CPU threads and engine workers.")] = 2,
 ) -> None:
-    """Predict the [001] 000 LACBED pattern of each CIF with a surrogate (batched).
+    """Predict the [001] 000 LACBED pattern of each CIF at each thickness (batched).
 
-    The .npy holds (128, 128) for one CIF and (n, 128, 128) for several, in argument order,
-    standardised per image (zero mean, unit variance: the model is trained with Z = 1 − ZNCC,
-    which ignores scale and offset).
+    The .npy holds, in argument order, (128, 128) for one CIF and (n_cif, 128, 128) for several
+    at one thickness, and (n_cif, n_thickness, 128, 128) whenever several thicknesses are
+    asked for; float32, standardised per image (zero mean, unit variance: the model is trained
+    with Z = 1 − ZNCC, which ignores scale and offset). The .png is one row of CIFs at one
+    thickness, or a grid (rows = CIFs, columns = thicknesses); each title says "surrogate" or
+    "engine". With an ensemble, OUT's stem + .errors.json has one entry per (CIF, thickness):
+    spread, estimated Z, source ("surrogate" or "engine") and, where the engine ran, its own
+    convergence estimate and CPU time.
     """
     suffix = out.suffix.lower()
     if suffix not in _PREDICT_SUFFIXES:
@@ -325,63 +355,122 @@ def predict(
         if not c.is_file():
             raise FileNotFoundError(2, "no such file", str(c))
     _threads(threads)
+    from lacbed.crystal import read_cif
+    from lacbed.ml.predict import load_predictor, predict_series
+
+    crystals = [read_cif(c) for c in cifs]  # NonCubicError etc. before anything is written
+    predictor = load_predictor(model)
+    res = predict_series(crystals, thickness, model=predictor, max_error=max_error, n_jobs=threads)
+    _write_prediction(out, res, crystals, predictor)
+    if res.spread is not None:
+        _report_errors(out, res, cifs, crystals, model, predictor.calibration)
+    n = res.patterns.shape[0] * res.patterns.shape[1]
+    typer.echo(f"wrote {out} ({n} pattern{'s' if n > 1 else ''})")
+
+
+def _write_prediction(out: Path, res, crystals, predictor) -> None:
+    """OUT.npy or OUT.png of a :class:`lacbed.ml.predict.SeriesPrediction`."""
     import numpy as np
 
     from lacbed._io import atomic_path
-    from lacbed.crystal import read_cif
-    from lacbed.ml.predict import load_model, predict_crystals
 
-    crystals = [read_cif(c) for c in cifs]  # NonCubicError etc. before anything is written
-    errors = None
-    if model is not None and model.suffix.lower() == ".json":
-        from lacbed.ml.uncertainty import Ensemble, predict_crystals_ensemble
-
-        ens = Ensemble.load(model)
-        surrogate, info = ens.load_models()[0]
-        res = predict_crystals_ensemble(crystals, ens, thickness_nm=thickness)
-        pred = res.mean
-        errors = {
-            "ensemble": str(model.resolve()),
-            "calibration": ens.calibration,
-            "spread_definition": "mean Z between each member and the ensemble mean",
-            "items": [
-                {
-                    "cif": str(c),
-                    "spread": float(res.spread[i]),
-                    "estimated_z": None if res.estimated_z is None else float(res.estimated_z[i]),
-                }
-                for i, c in enumerate(cifs)
-            ],
-        }
-    else:
-        surrogate, info = load_model(model)
-        pred = predict_crystals(crystals, model=surrogate, info=info, thickness_nm=thickness)
-    if suffix == ".npy":
-        arr = pred[0] if len(cifs) == 1 else pred
+    pred = res.patterns  # (n, T, S, S)
+    one_t = pred.shape[1] == 1
+    if out.suffix.lower() == ".npy":
+        arr = pred[:, 0] if one_t else pred
+        arr = arr[0] if one_t and len(crystals) == 1 else arr
         with atomic_path(out) as tmp:
             np.save(tmp, arr.astype(np.float32))
-    else:
-        from lacbed.ml.predict import model_thickness
-        from lacbed.plotting.ml import plot_predictions
+        return
+    from lacbed.plotting.ml import plot_predictions
 
-        engine = info.data.get("engine_settings") or {}
-        fig = plot_predictions(
-            pred,
-            [c.name or c.formula for c in crystals],
-            [c.a for c in crystals],
-            thickness_nm=model_thickness(info, surrogate, thickness),
-            voltage_kv=float(engine.get("voltage_kv") or 200.0),
-            half_width=engine.get("half_width"),
-        )
-        with atomic_path(out) as tmp:
-            fig.savefig(tmp, dpi=110)
-    if errors is not None:
-        err_path = out.with_name(out.stem + ".errors.json")
-        with atomic_path(err_path) as tmp:
-            tmp.write_text(json.dumps(errors, indent=1))
-        for row in errors["items"]:
-            est = row["estimated_z"]
+    if isinstance(predictor, tuple):
+        info = predictor[1]
+    else:  # an ensemble: its members share the training data
+        from lacbed.ml.model import load_surrogate
+
+        info = load_surrogate(predictor.members[0])[1]
+    engine = info.data.get("engine_settings") or {}
+    fig = plot_predictions(
+        pred[:, 0] if one_t else pred,
+        [c.name or c.formula for c in crystals],
+        [c.a for c in crystals],
+        thickness_nm=res.thicknesses_nm[0] if one_t else res.thicknesses_nm,
+        voltage_kv=float(engine.get("voltage_kv") or 200.0),
+        half_width=engine.get("half_width"),
+        sources=res.source[:, 0] if one_t else res.source,
+    )
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=110)
+
+
+def _report_errors(out: Path, res, cifs, crystals, model: Path, calibration: dict) -> None:
+    """Write OUT.errors.json and print the estimates and the engine replacements."""
+    from rich.console import Console
+
+    from lacbed._io import atomic_path
+
+    items = []
+    for i, c in enumerate(cifs):
+        for j, t in enumerate(res.thicknesses_nm):
+            est = None if res.estimated_z is None else float(res.estimated_z[i, j])
+            row = {
+                "cif": str(c),
+                "thickness_nm": float(t),
+                "spread": float(res.spread[i, j]),
+                "estimated_z": est,
+                "source": str(res.source[i, j]),
+            }
+            rec = res.engine[i] if res.engine else None
+            if row["source"] == "engine":
+                k = rec["thicknesses_nm"].index(float(t))
+                row["engine_convergence_estimate"] = rec["convergence_estimate"][k]
+                row["engine_cpu_s"] = rec["cpu_s"]  # the one call for this CIF's thicknesses
+                row["engine_wall_s"] = rec["wall_s"]
+                row["engine_thicknesses_nm"] = rec["thicknesses_nm"]
+                row["engine_budget_capped"] = rec["budget_capped"]
+            items.append(row)
             cell = "uncalibrated" if est is None else f"estimated Z {100 * est:.1f} %"
-            typer.echo(f"{row['cif']}: ensemble spread {100 * row['spread']:.1f} % ({cell})")
-        typer.echo(f"wrote {err_path}")
-    typer.echo(f"wrote {out} ({len(cifs)} pattern{'s' if len(cifs) > 1 else ''})")
+            typer.echo(f"{c} at {t:g} nm: ensemble spread {100 * row['spread']:.1f} % ({cell})")
+    errors = {
+        "ensemble": str(model.resolve()),
+        "calibration": calibration,
+        "spread_definition": "mean Z between each member and the ensemble mean",
+        "thicknesses_nm": [float(t) for t in res.thicknesses_nm],
+        "max_error": res.max_error,
+        "engine_settings": res.engine_settings,
+        "items": items,
+    }
+    err_path = out.with_name(out.stem + ".errors.json")
+    with atomic_path(err_path) as tmp:
+        tmp.write_text(json.dumps(errors, indent=1))
+    if res.max_error is not None:
+        _print_engine_runs(Console(highlight=False, soft_wrap=True), res, cifs, crystals)
+    typer.echo(f"wrote {err_path}")
+
+
+def _print_engine_runs(console, res, cifs, crystals) -> None:
+    """One line per structure the engine computed, with the estimates that sent it there."""
+    z = res.max_error
+    n_engine = 0
+    for i, rec in enumerate(res.engine or []):
+        if rec is None:
+            continue
+        js = [j for j in range(len(res.thicknesses_nm)) if res.source[i, j] == "engine"]
+        n_engine += len(js)
+        cells = ", ".join(
+            f"{res.thicknesses_nm[j]:g} nm (estimated Z {100 * res.estimated_z[i, j]:.1f} %)"
+            for j in js
+        )
+        conv = [v for v in rec["convergence_estimate"] if v is not None]
+        conv_txt = f", engine convergence {100 * max(conv):.2g} %" if conv else ""
+        name = crystals[i].formula
+        console.print(
+            f"engine instead of the surrogate for {name} ({cifs[i]}) at {cells} > "
+            f"{100 * z:g} %: {rec['cpu_s']:.1f} s CPU{conv_txt}"
+        )
+    total = res.source.size
+    console.print(
+        f"{total - n_engine} of {total} patterns from the surrogate, {n_engine} from the engine "
+        f"(--max-error {z:g})"
+    )

@@ -1,9 +1,16 @@
-"""Predict 000 patterns for crystals with a trained surrogate (or the one shipped with lacbed)."""
+"""Predict 000 patterns for crystals with a trained surrogate (or the one shipped with lacbed).
+
+:func:`predict_series` is the API of ``lacbed predict``: every requested thickness, from a single
+model or a calibrated ensemble, and with ``max_error`` the Bloch-wave engine in place of every
+prediction whose estimated error exceeds it (:func:`engine_kwargs` gives the engine settings).
+"""
 
 from __future__ import annotations
 
 import logging
+import math
 import os
+from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
 
@@ -13,11 +20,16 @@ from lacbed.errors import SettingsError
 from lacbed.ml.model import ModelFileError, ModelInfo, Surrogate, load_surrogate, run_model
 
 __all__ = [
+    "SeriesPrediction",
     "default_model_resource",
+    "engine_kwargs",
     "load_model",
+    "load_predictor",
     "model_inputs",
     "model_thickness",
     "predict_crystals",
+    "predict_series",
+    "series_inputs",
 ]
 
 log = logging.getLogger(__name__)
@@ -110,6 +122,15 @@ def model_inputs(crystals, model: Surrogate, info: ModelInfo, thickness_nm: floa
     The projected potentials, the lattice parameters, the bright-field symmetries and, for a
     model with a physics channel, the Bragg-line maps (at the model's training settings).
     """
+    return series_inputs(crystals, model, info, [thickness_nm])[0]
+
+
+def series_inputs(crystals, model: Surrogate, info: ModelInfo, thicknesses_nm) -> list[dict]:
+    """:func:`model_inputs` at several thicknesses [nm]: one dict per thickness, in order.
+
+    The potentials are computed once; only the physics maps (if the model has a physics
+    channel) and ``thickness_nm`` differ between the dicts.
+    """
     from lacbed.crystal import load_crystal
     from lacbed.scattering import projected_potential
 
@@ -122,6 +143,7 @@ def model_inputs(crystals, model: Surrogate, info: ModelInfo, thickness_nm: floa
                 f"{c.name or c.formula} is {c.space_group} (#{c.space_group_number}), not cubic: "
                 "the surrogate models are trained on cubic crystals only"
             )
+    ts = [float(t) for t in thicknesses_nm]
     size = model.config.size
     pots = np.stack([projected_potential(c, size) for c in xs]) if xs else np.zeros((0, size, size))
     maps = None
@@ -130,11 +152,242 @@ def model_inputs(crystals, model: Surrogate, info: ModelInfo, thickness_nm: floa
 
         settings = map_settings(info.data.get("engine_settings") or {})
         kind = model.config.physics_kind
-        maps = physics_maps(xs, [thickness_nm], size=size, kind=kind, **settings)[:, 0]
-    return {
+        maps = physics_maps(xs, ts, size=size, kind=kind, **settings)  # (n, T, S, S)
+    base = {
         "potentials": pots,
-        "physics": maps,
-        "thickness_nm": thickness_nm,
         "a": np.array([c.a for c in xs]),
         "symmetry": [c.bright_field_symmetry for c in xs],
     }
+    return [
+        dict(base, physics=None if maps is None else maps[:, j], thickness_nm=t)
+        for j, t in enumerate(ts)
+    ]
+
+
+#: Fields of the training data's engine settings that the engine fallback takes over; the beam
+#: budget (``strong_beams``, ``max_g``) is not taken: the fallback runs the converged default.
+ENGINE_FIELDS = ("voltage_kv", "half_width", "scattering", "absorption", "kappa", "solver")
+
+
+def engine_kwargs(info: ModelInfo, size: int) -> dict:
+    """Keyword arguments of :func:`lacbed.simulate.simulate_lacbed` for a model's fallback.
+
+    The settings the model's training data was built with (``info.data["engine_settings"]``, as
+    :class:`lacbed.dataset.build.BuildSettings` records them: voltage [kV], half-width [1/Å],
+    scattering factors, absorption model, κ, solver), at the model's image side ``size``
+    [pixels], and the engine's converged default beam budget (adaptive ``strong_beams`` and
+    ``max_g``, whatever budget the training data used). A field the model file does not record
+    takes the build's default (200 kV, W = 4/a, Kirkland, Bird–King, fast solver).
+    """
+    import dataclasses
+
+    from lacbed.dataset.build import BuildSettings
+
+    recorded = info.data.get("engine_settings") or {}
+    known = {f.name for f in dataclasses.fields(BuildSettings)} & set(ENGINE_FIELDS)
+    fields = {k: v for k, v in recorded.items() if k in known}
+    bs = BuildSettings(size=int(size), strong_beams=None, max_g=None, **fields)
+    return bs.simulate_kwargs()
+
+
+def load_predictor(path: str | os.PathLike | None = None):
+    """A model or an ensemble, by file: ``.json`` is an ensemble file (``lacbed ensemble``).
+
+    Returns
+    -------
+    Ensemble or tuple of (Surrogate, ModelInfo)
+        ``None`` gives the shipped default model (:func:`load_model`).
+    """
+    if path is not None and str(path).lower().endswith(".json"):
+        from lacbed.ml.uncertainty import Ensemble
+
+        return Ensemble.load(path)
+    return load_model(path)
+
+
+@dataclass(frozen=True, eq=False)
+class SeriesPrediction:
+    """Patterns of several crystals at several thicknesses, and where each came from.
+
+    Attributes
+    ----------
+    patterns : ndarray, shape (n, T, S, S) float32
+        Standardised patterns (zero mean, unit variance per image), crystals × thicknesses in
+        the order given.
+    thicknesses_nm : ndarray, shape (T,)
+        Thicknesses [nm].
+    source : ndarray, shape (n, T) of str
+        ``"surrogate"`` or ``"engine"`` (the Bloch-wave engine ran instead).
+    spread, estimated_z : ndarray, shape (n, T), or None
+        Ensemble spread and calibrated estimate of Z = 1 − ZNCC [1] (None for a single model;
+        ``estimated_z`` None for an uncalibrated ensemble).
+    engine : list of (dict or None)
+        Per crystal, what the engine did when it ran: ``thicknesses_nm`` (those it solved),
+        ``convergence_estimate`` (the engine's own Z estimate [1] per solved thickness),
+        ``cpu_s`` and ``wall_s`` (the one call for all of them [s]), ``budget_capped``.
+    engine_settings : dict or None
+        The :func:`lacbed.simulate.simulate_lacbed` keywords used (None if it never ran).
+    max_error : float or None
+        The threshold on the estimated Z [1].
+    """
+
+    patterns: np.ndarray
+    thicknesses_nm: np.ndarray
+    source: np.ndarray
+    spread: np.ndarray | None = None
+    estimated_z: np.ndarray | None = None
+    engine: list | None = None
+    engine_settings: dict | None = None
+    max_error: float | None = None
+
+
+def _check_max_error(max_error, ensemble) -> float | None:
+    if max_error is None:
+        return None
+    z = float(max_error)
+    if math.isnan(z) or z < 0:
+        raise SettingsError(
+            f"--max-error must be a fraction >= 0 of Z = 1 - ZNCC (e.g. 0.05), got {z:g}"
+        )
+    if ensemble is None:
+        raise SettingsError(
+            "--max-error needs an error estimate, which a single model does not give: pass an "
+            "ensemble file as --model (lacbed ensemble RUN1 RUN2 ... --data DATA -o ENS.json)"
+        )
+    slope = ensemble.calibration.get("slope")
+    if slope is None or not np.isfinite(slope):
+        raise SettingsError(
+            "--max-error needs a calibrated ensemble; this one was made without --data: "
+            "rerun lacbed ensemble with --data DATA"
+        )
+    return z
+
+
+def predict_series(
+    crystals,
+    thicknesses_nm=None,
+    *,
+    model=None,
+    max_error: float | None = None,
+    batch_size: int = 32,
+    n_jobs: int | None = None,
+) -> SeriesPrediction:
+    """Predict every crystal at every thickness; optionally the engine where the error is large.
+
+    Parameters
+    ----------
+    crystals : sequence of lacbed.crystal.Crystal (or anything :func:`load_crystal` accepts)
+        Cubic crystals.
+    thicknesses_nm : sequence of float, optional
+        Distinct thicknesses [nm], each one the model serves (:func:`model_thickness`; every
+        member of an ensemble). None: the model's (middle) training thickness.
+    model : path-like, Ensemble, (Surrogate, ModelInfo) or None
+        Model file, run directory, ensemble file (``.json``) or object; None: the shipped model.
+    max_error : float, optional
+        Z = 1 − ZNCC [1] (e.g. 0.05). Needs a calibrated ensemble: each (crystal, thickness)
+        whose estimated Z exceeds it (or is not a number) comes from
+        :func:`lacbed.simulate.simulate_lacbed` with :func:`engine_kwargs` (one call per
+        crystal for all its thicknesses that need it), standardised like the training targets
+        (:func:`lacbed.ml.data.prepare_target`). None: the surrogate only.
+    batch_size : int
+        Network batch size.
+    n_jobs : int, optional
+        Engine worker threads (None: the CPUs available).
+
+    Returns
+    -------
+    SeriesPrediction
+
+    Raises
+    ------
+    SettingsError
+        A thickness the model cannot serve, repeated thicknesses, a negative or NaN
+        ``max_error``, or ``max_error`` without a calibrated ensemble; all before any work.
+    """
+    from lacbed.crystal import load_crystal
+    from lacbed.ml.uncertainty import Ensemble
+
+    pred = model if isinstance(model, Ensemble | tuple) else load_predictor(model)
+    ens = pred if isinstance(pred, Ensemble) else None
+    z_max = _check_max_error(max_error, ens)
+    pairs = ens.load_models() if ens is not None else [pred]
+    model0, info0 = pairs[0]
+    if thicknesses_nm is None:
+        thicknesses_nm = [model_thickness(info0, model0, None)]
+    ts = [model_thickness(info0, model0, t) for t in np.atleast_1d(thicknesses_nm)]
+    if len(set(ts)) != len(ts):
+        raise SettingsError(f"thicknesses must be distinct, got {ts}")
+    for m, info in pairs[1:]:
+        for t in ts:
+            model_thickness(info, m, t)
+    xs = [load_crystal(c) for c in crystals]
+    src = next((p for p in pairs if p[0].config.physics_channel), pairs[0])[0]
+    kws = series_inputs(xs, src, info0, ts)
+    n, nt, size = len(xs), len(ts), model0.config.size
+    out = np.zeros((n, nt, size, size), dtype=np.float32)
+    spread = np.zeros((n, nt)) if ens is not None else None
+    for j, kw in enumerate(kws):
+        if ens is None:
+            out[:, j] = run_model(model0, batch_size=batch_size, **kw)
+            continue
+        from lacbed.ml.uncertainty import ensemble_run
+
+        res = ensemble_run([m for m, _ in pairs], batch_size=batch_size, **kw)
+        out[:, j], spread[:, j] = res.mean, res.spread
+    slope = None if ens is None else ens.calibration.get("slope")
+    est = None
+    if spread is not None and slope is not None and np.isfinite(slope):
+        est = slope * spread
+    source = np.full((n, nt), "surrogate", dtype=object)
+    engine: list = [None] * n
+    settings = None
+    if z_max is not None:
+        need = ~(est <= z_max)  # NaN estimates go to the engine too
+        if need.any():
+            settings = engine_kwargs(info0, size)
+            engine = _engine_fallback(xs, ts, need, out, settings, model0.norm, n_jobs)
+            source[need] = "engine"
+    return SeriesPrediction(
+        patterns=out,
+        thicknesses_nm=np.asarray(ts, dtype=np.float64),
+        source=source,
+        spread=spread,
+        estimated_z=est,
+        engine=engine,
+        engine_settings=settings,
+        max_error=z_max,
+    )
+
+
+def _engine_fallback(xs, ts, need, out, settings, norm, n_jobs) -> list:
+    """Run the engine for each crystal's flagged thicknesses, in place into ``out``."""
+    from lacbed.ml.data import prepare_target
+    from lacbed.simulate import simulate_lacbed
+
+    size = out.shape[-1]
+    records: list = []
+    for i, c in enumerate(xs):
+        idx = np.flatnonzero(need[i])
+        if idx.size == 0:
+            records.append(None)
+            continue
+        tt = [ts[j] for j in idx]
+        pat = simulate_lacbed(c, tt, n_jobs=n_jobs, **settings)
+        raw = np.asarray(pat.intensities, dtype=np.float64).reshape(len(tt), size, size)
+        out[i, idx] = prepare_target(raw, norm)
+        st = pat.settings
+        per_t = st.get("convergence_estimate_per_thickness")
+        if per_t is None:  # no estimate (a fixed budget or no sample): the worst, if any
+            per_t = [st.get("convergence_estimate")] * len(tt)
+        conv = [None if v is None else float(v) for v in list(per_t)]
+        records.append(
+            {
+                "thicknesses_nm": tt,
+                "convergence_estimate": conv,
+                "cpu_s": float(pat.timings.get("cpu", float("nan"))),
+                "wall_s": float(pat.timings.get("total", float("nan"))),
+                "budget_capped": bool(st.get("budget_capped", False)),
+            }
+        )
+        log.info("engine for %s at %s nm: %.2f s CPU", c.formula, tt, records[-1]["cpu_s"])
+    return records

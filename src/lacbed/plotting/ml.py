@@ -79,61 +79,92 @@ def plot_predictions(
     names: Sequence[str],
     a: Sequence[float],
     *,
-    thickness_nm: float,
+    thickness_nm: float | Sequence[float],
     voltage_kv: float = 200.0,
     half_width: float | None = None,
     units: str = "mrad",
     panel_size: float = 3.2,
+    sources: np.ndarray | None = None,
 ) -> Figure:
     """Surrogate predictions drawn like :func:`lacbed.plotting.pattern.plot_pattern`.
 
-    One panel per crystal with axes (beam tilt [mrad] or k [1/Å], zone axis at 0, Felix's pixel
-    convention), a colour bar and the thickness.
+    One panel per pattern with axes (beam tilt [mrad] or k [1/Å], zone axis at 0, Felix's pixel
+    convention), a colour bar and the thickness: one row of crystals for (n, S, S), a grid of
+    rows = crystals and columns = thicknesses for (n, T, S, S).
 
     Parameters
     ----------
-    predicted : ndarray, shape (n, S, S)
+    predicted : ndarray, shape (n, S, S) or (n, T, S, S)
         Standardised patterns (zero mean, unit variance per image).
     names : sequence of str
         Crystal names for the panel titles.
     a : sequence of float
         Lattice parameters [Å]: the default half-width of each pattern is W = 4/a.
-    thickness_nm : float
-        Thickness the model predicted at [nm].
+    thickness_nm : float or sequence of float
+        Thickness the model predicted at [nm] (one per column for (n, T, S, S)).
     voltage_kv : float
         Accelerating voltage of the model's training data [kV] (for the mrad axes).
     half_width : float, optional
         W [1/Å] of the training data if it was fixed (None: 4/a, lacbed's default).
     units : {"mrad", "1/A"}
         Axis units.
+    sources : ndarray of str, shape (n,) or (n, T), optional
+        Where each pattern came from, shown in its title (default "surrogate"; "engine" where
+        the Bloch-wave engine replaced the prediction).
     """
+    if units not in ("mrad", "1/A"):
+        raise ValueError(f"units must be 'mrad' or '1/A', got {units!r}")
+    pred = np.asarray(predicted)
+    grid = pred.ndim == 4
+    if not grid:
+        pred = pred[None]  # (1, n, S, S): one row, a column per crystal
+    else:
+        pred = np.swapaxes(pred, 0, 1)  # (T, n, S, S) -> panel [row=crystal, col=thickness]
+    ts = np.atleast_1d(np.asarray(thickness_nm, dtype=float))
+    src = np.full(pred.shape[:2][::-1], "surrogate", dtype=object)
+    if sources is not None:
+        src[...] = np.asarray(sources, dtype=object).reshape(src.shape)
+    n_t, n = pred.shape[0], pred.shape[1]
+    rows, cols = (n, n_t) if grid else (1, n)
+    fig = Figure(figsize=(panel_size * cols + 0.6, panel_size * rows + 0.6), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for i in range(n):
+        for j in range(n_t):
+            ax = axes[i, j] if grid else axes[0, i]
+            _prediction_panel(
+                fig,
+                ax,
+                pred[j, i],
+                f"{names[i]}: t = {ts[j if grid else 0]:g} nm ({src[i, j]})",
+                half_width if half_width is not None else 4.0 / a[i],
+                voltage_kv,
+                units,
+                ylabel=j == 0 if grid else i == 0,
+            )
+    return fig
+
+
+def _prediction_panel(fig, ax, img, title, half_width, voltage_kv, units, ylabel) -> None:
+    """One pattern with its angular axes [mrad or 1/Å], title and colour bar."""
     from lacbed.constants import wavelength
     from lacbed.plotting.pattern import pixel_extent
     from lacbed.simulate.geometry import pixel_axis
 
-    if units not in ("mrad", "1/A"):
-        raise ValueError(f"units must be 'mrad' or '1/A', got {units!r}")
-    pred = np.asarray(predicted)
-    n, size = pred.shape[0], pred.shape[-1]
     lam = wavelength(voltage_kv * 1e3)  # [Å]
     label = "mrad" if units == "mrad" else "1/Å"
-    fig = Figure(figsize=(panel_size * n + 0.6, panel_size + 0.6), layout="constrained")
-    axes = fig.subplots(1, n, squeeze=False)[0]
-    for i, ax in enumerate(axes):
-        k = pixel_axis(size, half_width if half_width is not None else 4.0 / a[i])  # [1/Å]
-        x = 1e3 * lam * k if units == "mrad" else k
-        im = ax.imshow(
-            pred[i], origin="lower", extent=pixel_extent(x, x), cmap="gray", interpolation="nearest"
-        )
-        ax.set_title(f"{names[i]}: t = {thickness_nm:g} nm (surrogate)", fontsize=9)
-        ax.set_xlabel(f"x [100] ({label})", fontsize=8)
-        if i == 0:
-            ax.set_ylabel(f"y [010] ({label})", fontsize=8)
-        ax.tick_params(labelsize=7)
-        cb = fig.colorbar(im, ax=ax, shrink=0.8)
-        cb.ax.tick_params(labelsize=7)
-        cb.set_label("standardised intensity", fontsize=7)
-    return fig
+    k = pixel_axis(img.shape[-1], half_width)  # [1/Å]
+    x = 1e3 * lam * k if units == "mrad" else k
+    im = ax.imshow(
+        img, origin="lower", extent=pixel_extent(x, x), cmap="gray", interpolation="nearest"
+    )
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel(f"x [100] ({label})", fontsize=8)
+    if ylabel:
+        ax.set_ylabel(f"y [010] ({label})", fontsize=8)
+    ax.tick_params(labelsize=7)
+    cb = fig.colorbar(im, ax=ax, shrink=0.8)
+    cb.ax.tick_params(labelsize=7)
+    cb.set_label("standardised intensity", fontsize=7)
 
 
 def plot_learning_curve(

@@ -1,0 +1,280 @@
+"""``lacbed predict`` at several thicknesses, with the engine where the ensemble's error is large.
+
+Untrained 32-pixel models (random weights, saved as model files) stand in for trained ones: what
+is tested is the machinery (thicknesses, sources, the engine fallback and its oracle), not the
+accuracy. The engine runs at 32 px (~0.3 s per call).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("lightning")
+
+from lacbed.cli import main  # noqa: E402
+from lacbed.crystal import read_cif  # noqa: E402
+from lacbed.errors import SettingsError  # noqa: E402
+from lacbed.ml.config import ModelConfig, Normalisation  # noqa: E402
+from lacbed.ml.model import save_surrogate  # noqa: E402
+from lacbed.ml.training import make_surrogate  # noqa: E402
+
+CIF_DIR = Path(__file__).parent / "data" / "cif"
+CIFS = [CIF_DIR / "si_origin2_icsd.cif", CIF_DIR / "cu_no_adp.cif"]
+SIZE = 32
+THICK = (50.0, 100.0)  # the models' "training" thicknesses (conditioned: anything in between)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # two torch threads spin-wait on a busy 2-core machine
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict:
+    """Three model files (seeds 0, 1, 2), a calibrated and an uncalibrated ensemble of them."""
+    from lacbed.ml.uncertainty import Ensemble
+
+    d = tmp_path_factory.mktemp("predict")
+    cfg = ModelConfig("cvae", size=SIZE, latent=8, width=4, conditioned=True, symmetrize=True)
+    data = {"thicknesses_nm": list(THICK), "engine_settings": {"fake": True}}
+    paths = []
+    for seed in (0, 1, 2):
+        m = make_surrogate(cfg, Normalisation(), seed=seed)
+        paths.append(save_surrogate(m, d / f"m{seed}.pt", data=data))
+    ens = Ensemble(paths, {"slope": 2.0, "spearman": 0.5, "n": 6, "split": "val"})
+    raw = Ensemble(paths, {})
+    return {
+        "single": paths[0],
+        "ensemble": ens.save(d / "ens.json"),
+        "uncalibrated": raw.save(d / "raw.json"),
+    }
+
+
+def _cli(argv, capsys) -> tuple[int, str, str]:
+    try:
+        main([str(a) for a in [*argv, "--threads", 1]])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def _oracle(cif: Path, thicknesses) -> np.ndarray:
+    """The engine called directly with the build defaults, clipped to [0, 1], standardised."""
+    from lacbed.simulate import simulate_lacbed
+
+    pat = simulate_lacbed(
+        read_cif(cif),
+        list(thicknesses),
+        size=SIZE,
+        voltage_kv=200.0,
+        scattering="kirkland",
+        absorption="bird-king",
+        kappa=0.078,
+        solver="fast",
+        n_jobs=1,
+    )
+    p = np.clip(np.asarray(pat.intensities, dtype=np.float64), 0.0, 1.0)
+    p = p.reshape(len(thicknesses), SIZE, SIZE)
+    p = p - p.mean(axis=(-2, -1), keepdims=True)
+    return p / np.sqrt((p**2).mean(axis=(-2, -1), keepdims=True))
+
+
+def test_every_thickness_equals_a_single_thickness_predict(models, tmp_path, capsys):
+    from lacbed.ml.predict import load_model, predict_crystals, predict_series
+    from lacbed.ml.uncertainty import Ensemble, predict_crystals_ensemble
+
+    crystals = [read_cif(c) for c in CIFS]
+    ts = [50.0, 75.0, 100.0]
+    res = predict_series(crystals, ts, model=models["single"])
+    assert res.patterns.shape == (2, 3, SIZE, SIZE) and res.patterns.dtype == np.float32
+    assert res.spread is None and set(res.source.ravel()) == {"surrogate"}
+    model, info = load_model(models["single"])
+    for j, t in enumerate(ts):
+        one = predict_crystals(crystals, model=model, info=info, thickness_nm=t)
+        np.testing.assert_allclose(res.patterns[:, j], one, rtol=0, atol=1e-6)
+
+    ens = Ensemble.load(models["ensemble"])
+    er = predict_series(crystals, ts, model=ens)
+    for j, t in enumerate(ts):
+        one = predict_crystals_ensemble(crystals, ens, thickness_nm=t)
+        np.testing.assert_allclose(er.patterns[:, j], one.mean, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(er.spread[:, j], one.spread, rtol=1e-6)
+        np.testing.assert_allclose(er.estimated_z[:, j], one.estimated_z, rtol=1e-6)
+
+    # the CLI: `--thickness 50 75 100` after one flag; (n_cif, n_thickness, S, S)
+    code, _, err = _cli(
+        ["predict", *CIFS, "--model", models["single"], "--thickness", 50, 75, 100,
+         "-o", tmp_path / "p.npy"],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), res.patterns, rtol=0, atol=1e-6)
+    # one CIF at several thicknesses stays 4-D; one thickness keeps the old shapes
+    code, _, err = _cli(
+        ["predict", CIFS[0], "--model", models["single"], "--thickness", "50,100",
+         "-o", tmp_path / "one.npy"],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    assert np.load(tmp_path / "one.npy").shape == (1, 2, SIZE, SIZE)
+    code, _, err = _cli(
+        ["predict", CIFS[0], "--model", models["single"], "--thickness", 75,
+         "-o", tmp_path / "flat.npy"],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    flat = np.load(tmp_path / "flat.npy")  # another batch: float32 convolutions differ ~3e-6
+    np.testing.assert_allclose(flat, res.patterns[0, 1], rtol=0, atol=1e-5)
+    # a thickness outside the model's range, or twice the same: one line, nothing written
+    for bad, words in (([50, 200], "outside the model's training range"), ([50, 50], "distinct")):
+        out = tmp_path / "bad.npy"
+        code, _, err = _cli(
+            ["predict", *CIFS, "--model", models["single"], "--thickness", *bad, "-o", out],
+            capsys,
+        )
+        assert code == 2 and words in err and len(err.strip().splitlines()) == 1
+        assert not out.exists()
+
+
+def test_png_is_a_grid_of_cifs_by_thicknesses(models, tmp_path, capsys):
+    from lacbed.plotting.ml import plot_predictions
+
+    pred = np.random.default_rng(0).normal(size=(2, 3, 16, 16))
+    src = np.array([["surrogate", "engine", "surrogate"], ["engine"] * 3], dtype=object)
+    fig = plot_predictions(
+        pred, ["Si", "Cu"], [5.431, 3.615], thickness_nm=[50, 75, 100], sources=src
+    )
+    panels = [ax for ax in fig.axes if ax.get_images()]
+    assert len(panels) == 6 and len(fig.axes) == 12  # 2 rows x 3 columns, each with a colour bar
+    titles = [ax.get_title() for ax in panels]
+    assert titles[0] == "Si: t = 50 nm (surrogate)" and titles[1] == "Si: t = 75 nm (engine)"
+    assert titles[5] == "Cu: t = 100 nm (engine)"
+    np.testing.assert_array_equal(panels[4].get_images()[0].get_array(), pred[1, 1])
+    out = tmp_path / "p.png"
+    code, _, err = _cli(
+        ["predict", *CIFS, "--model", models["single"], "--thickness", 50, 100, "-o", out],
+        capsys,
+    )
+    assert code == 0, err
+    from matplotlib.image import imread
+
+    img = imread(out)
+    assert img.shape[0] > 400 and img.shape[1] > 400  # two rows, two columns
+
+
+def test_max_error_zero_runs_the_engine_for_every_pattern(models, tmp_path, capsys):
+    out = tmp_path / "e.npy"
+    code, text, err = _cli(
+        ["predict", *CIFS, "--model", models["ensemble"], "--thickness", 50, 100,
+         "--max-error", 0, "-o", out],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    got = np.load(out)
+    assert got.shape == (2, 2, SIZE, SIZE)
+    for i, cif in enumerate(CIFS):  # the exact oracle: the engine called directly
+        np.testing.assert_allclose(got[i], _oracle(cif, THICK), rtol=0, atol=1e-6)  # float32
+    errors = json.loads((tmp_path / "e.errors.json").read_text())
+    assert errors["max_error"] == 0 and errors["thicknesses_nm"] == [50.0, 100.0]
+    assert errors["engine_settings"]["size"] == SIZE
+    assert "strong_beams" not in errors["engine_settings"]  # the converged default budget
+    rows = errors["items"]
+    assert [(r["cif"], r["thickness_nm"]) for r in rows] == [
+        (str(c), t) for c in CIFS for t in THICK
+    ]
+    for r in rows:
+        assert r["source"] == "engine" and r["estimated_z"] > 0
+        assert r["estimated_z"] == pytest.approx(2.0 * r["spread"])
+        assert 0 <= r["engine_convergence_estimate"] < 0.005 and r["engine_cpu_s"] > 0
+        assert r["engine_thicknesses_nm"] == list(THICK)  # one call per CIF for both
+    lines = [ln for ln in text.splitlines() if ln.startswith("engine instead")]
+    assert len(lines) == 2 and "Si" in lines[0] and "estimated Z" in lines[0]
+    assert "0 of 4 patterns from the surrogate, 4 from the engine" in text
+
+
+def test_max_error_between_the_estimates_replaces_only_those_above(models):
+    from lacbed.ml.predict import predict_series
+
+    crystals = [read_cif(c) for c in CIFS]
+    plain = predict_series(crystals, THICK, model=models["ensemble"])
+    est = plain.estimated_z
+    z = float(np.median(est))
+    res = predict_series(crystals, THICK, model=models["ensemble"], max_error=z, n_jobs=1)
+    need = est > z
+    assert need.any() and not need.all()
+    np.testing.assert_array_equal(res.source == "engine", need)
+    np.testing.assert_array_equal(res.patterns[~need], plain.patterns[~need])
+    for i, cif in enumerate(CIFS):
+        ts = [t for j, t in enumerate(THICK) if need[i, j]]
+        if not ts:
+            assert res.engine[i] is None
+            continue
+        assert res.engine[i]["thicknesses_nm"] == ts  # only the thicknesses that need it
+        np.testing.assert_allclose(res.patterns[i, need[i]], _oracle(cif, ts), rtol=0, atol=1e-6)
+
+
+def test_huge_max_error_runs_no_engine(models, tmp_path, capsys):
+    args = ["predict", *CIFS, "--model", models["ensemble"], "--thickness", 50, 100]
+    code, _, err = _cli([*args, "-o", tmp_path / "plain.npy"], capsys)
+    assert code == 0, err
+    code, text, err = _cli([*args, "--max-error", 1e9, "-o", tmp_path / "big.npy"], capsys)
+    assert code == 0, err
+    np.testing.assert_array_equal(np.load(tmp_path / "big.npy"), np.load(tmp_path / "plain.npy"))
+    rows = json.loads((tmp_path / "big.errors.json").read_text())["items"]
+    assert len(rows) == 4 and {r["source"] for r in rows} == {"surrogate"}
+    assert "engine instead" not in text and "4 of 4 patterns from the surrogate" in text
+    plain = json.loads((tmp_path / "plain.errors.json").read_text())
+    assert plain["max_error"] is None and plain["engine_settings"] is None
+
+
+@pytest.mark.parametrize(
+    ("which", "z", "words"),
+    [
+        ("single", "0.05", "single model does not give"),
+        (None, "0.05", "single model does not give"),  # the shipped model
+        ("uncalibrated", "0.05", "calibrated ensemble"),
+        ("ensemble", "-0.01", "fraction >= 0"),
+        ("ensemble", "nan", "fraction >= 0"),
+    ],
+)
+def test_max_error_bad_input_is_one_line(models, tmp_path, capsys, which, z, words):
+    out = tmp_path / "x.npy"
+    model = [] if which is None else ["--model", models[which]]
+    code, _, err = _cli(["predict", CIFS[0], *model, "--max-error", z, "-o", out], capsys)
+    assert code == 2 and words in err
+    assert err.startswith("lacbed: error:") and len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_engine_kwargs_take_the_training_settings_and_the_converged_budget():
+    from lacbed.ml.model import ModelInfo
+    from lacbed.ml.predict import engine_kwargs, load_model
+
+    _, info = load_model(None)  # the shipped model: trained on a 32-strong-beam build
+    assert info.data["engine_settings"]["strong_beams"] == 32
+    kw = engine_kwargs(info, 128)
+    assert kw == {
+        "voltage_kv": 200.0,
+        "size": 128,
+        "scattering": "kirkland",
+        "absorption": "bird-king",
+        "kappa": 0.078,
+        "solver": "fast",
+    }
+    other = ModelInfo("x", data={"engine_settings": {"voltage_kv": 300.0, "half_width": 1.5}})
+    kw = engine_kwargs(other, 64)
+    assert kw["voltage_kv"] == 300.0 and kw["half_width"] == 1.5 and kw["size"] == 64
+    with pytest.raises(SettingsError, match="single model"):
+        from lacbed.ml.predict import predict_series
+
+        predict_series([read_cif(CIFS[0])], max_error=0.1)
