@@ -355,7 +355,7 @@ def test_reading_errors(tmp_path):
     np.save(tmp_path / "flat.npy", np.zeros((20, 20)))
     (tmp_path / "e.txt").write_text("1 2 3")
     (tmp_path / "e.dm3").write_bytes(b"\0" * 16)
-    with pytest.raises(LacbedError, match="Gatan files are not read yet"):
+    with pytest.raises(LacbedError, match="cannot read the Gatan file e.dm3"):
         load_experiment(tmp_path / "e.dm3")
     with pytest.raises(LacbedError, match="2-D"):
         load_experiment(tmp_path / "cube.npy", calibration=0.05)

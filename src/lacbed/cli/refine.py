@@ -5,13 +5,15 @@ Contract::
     lacbed refine EXP X.cif -o RUN [--fit thickness,orientation,B,Ug:200]
                   [--thickness-range 20 400] [--calibration 0.03 --calibration-unit 1/A]
 
-EXP: .npy, .png or .tif/.tiff; the calibration comes from an ImageJ TIFF's resolution and unit
-when present, else from --calibration (Gatan .dm3/.dm4 are not read yet). RUN gets report.json,
-refined.cif and refine.png. See docs/refine.md.
+EXP: .npy, .png, .tif/.tiff or Gatan .dm3/.dm4 (one 2-D image); the calibration comes from an
+ImageJ TIFF's resolution and unit or a Gatan file's axis scale in 1/nm, 1/Å, mrad or rad when
+present, else from --calibration (which overrides the file's). RUN gets report.json, refined.cif
+and refine.png. See docs/refine.md.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -40,7 +42,9 @@ def parse_start(items: list[str]) -> dict[str, float]:
 
 @app.command("refine")
 def refine_command(
-    experiment: Annotated[Path, typer.Argument(help="Measured pattern: .npy, .png or .tif.")],
+    experiment: Annotated[
+        Path, typer.Argument(help="Measured pattern: .npy, .png, .tif or Gatan .dm3/.dm4.")
+    ],
     cif: Annotated[Path, typer.Argument(help="Starting crystal structure (CIF).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder (RUN).")],
     fit: Annotated[
@@ -90,12 +94,19 @@ def refine_command(
     from lacbed.refine import load_experiment, refine
     from lacbed.refine.report import write_outputs
 
-    exp = load_experiment(
-        experiment,
-        calibration=calibration,
-        calibration_unit=calibration_unit,
-        voltage_kv=voltage,
-    )
+    with warnings.catch_warnings(record=True) as caught:  # e.g. the file's beam energy differs
+        warnings.simplefilter("always", UserWarning)
+        exp = load_experiment(
+            experiment,
+            calibration=calibration,
+            calibration_unit=calibration_unit,
+            voltage_kv=voltage,
+        )
+    for w in caught:
+        if issubclass(w.category, UserWarning):
+            typer.echo(f"warning: {w.message}", err=True)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if not cif.exists():
         raise FileNotFoundError(2, "no such file", str(cif))
     _check_output_folder(output)  # before minutes of fitting, not after

@@ -1,20 +1,21 @@
 """The measured pattern: reading it (the I/O edge), its calibration, its disc and its bad pixels.
 
-Formats: ``.npy`` (numpy), ``.png`` (matplotlib's reader) and ``.tif``/``.tiff`` (tifffile). No
-file-format parser is written here. Gatan ``.dm3``/``.dm4`` are not read yet: RosettaSciIO
-(``rsciio.digitalmicrograph``) reads them, but no genuine Gatan file could be obtained to test a
-reader against (the rosettasciio 0.15.0 wheel and sdist ship none: its tests fetch their DM files
-from GitHub at run time), and a reader tested only against files written by ourselves would test
-nothing; export the image as .tif or .npy.
+Formats: ``.npy`` (numpy), ``.png`` (matplotlib's reader), ``.tif``/``.tiff`` (tifffile) and
+Gatan DigitalMicrograph ``.dm3``/``.dm4`` (RosettaSciIO, ``rsciio.digitalmicrograph``, imported
+only when such a file is read). No file-format parser is written here. A Gatan file must hold one
+real 2-D image: several images, a 1-D spectrum, a 3-D stack, RGB or complex data are refused.
 
-Calibration: the pattern's sampling in reciprocal space, Δk [1/Å per pixel]. It is taken from an
-ImageJ TIFF's resolution and unit (1/nm, 1/Å, mrad or rad per pixel) when present, else it must
-be given (``calibration`` with ``calibration_unit`` '1/A', '1/nm' or 'mrad'). Angles convert with
-θ ≈ λk (docs/physics.md §6).
+Calibration: the pattern's sampling in reciprocal space, Δk [1/Å per pixel]. It is taken from the
+file when present: an ImageJ TIFF's resolution and unit, or a Gatan file's axis scale and units
+(1/nm, 1/Å, mrad or rad per pixel, both axes equal); a real-space unit (nm, µm: an image, not a
+diffraction pattern) or none means no calibration. Otherwise it must be given (``calibration``
+with ``calibration_unit`` '1/A', '1/nm' or 'mrad'). Angles convert with θ ≈ λk
+(docs/physics.md §6).
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,9 +37,16 @@ __all__ = [
 ]
 
 #: File suffixes :func:`load_experiment` reads.
-FORMATS: tuple[str, ...] = (".npy", ".png", ".tif", ".tiff")
+FORMATS: tuple[str, ...] = (".npy", ".png", ".tif", ".tiff", ".dm3", ".dm4")
 #: Calibration units accepted [per pixel].
 UNITS: tuple[str, ...] = ("1/A", "1/nm", "mrad")
+#: Spellings of a file's axis unit that mean reciprocal space or angle, and their canonical form
+#: (after removing spaces and writing Å as A; DigitalMicrograph writes '1/nm').
+_AXIS_UNITS: dict[str, str] = {
+    "1/nm": "1/nm", "nm^-1": "1/nm", "nm-1": "1/nm", "nm⁻¹": "1/nm",
+    "1/A": "1/A", "A^-1": "1/A", "A-1": "1/A", "A⁻¹": "1/A",
+    "mrad": "mrad", "rad": "rad",
+}  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)
@@ -96,18 +104,23 @@ def calibration_from_axes(axes: list[dict], wavelength: float) -> float | None:
     """Δk [1/Å per pixel] from axis dictionaries ({"scale", "units"}), or None when not calibrated.
 
     Both signal axes must carry the same scale in a reciprocal-space or angular unit
-    ('1/nm', '1/Å', 'mrad', 'rad'); spatial units (nm, µm) or no units give None.
+    ('1/nm', 'nm^-1', 'nm-1', '1/Å', 'Å^-1', 'mrad', 'rad'); spatial units (nm, µm) or no units
+    give None.
     """
     scales = []
     for ax in axes[-2:]:
-        unit = str(ax.get("units") or "").strip().replace(" ", "")
-        unit = {"nm^-1": "1/nm", "1/Å": "1/A", "Å^-1": "1/A", "A^-1": "1/A"}.get(unit, unit)
-        if unit not in ("1/nm", "1/A", "mrad", "rad"):
+        unit = _AXIS_UNITS.get(_plain_unit(ax.get("units")))
+        if unit is None:
             return None
         scales.append(calibration_to_inv_angstrom(float(ax.get("scale", 0.0)), unit, wavelength))
     if len(scales) != 2 or not np.isclose(scales[0], scales[1], rtol=1e-3):
         return None
     return float(scales[0])
+
+
+def _plain_unit(unit: object) -> str:
+    """An axis unit without spaces, with Å (either code point) written A."""
+    return str(unit or "").replace(" ", "").replace("\u212b", "A").replace("Å", "A")
 
 
 def _tiff_axes(tif) -> list[dict] | None:  # noqa: ANN001 (tifffile.TiffFile)
@@ -126,22 +139,126 @@ def _tiff_axes(tif) -> list[dict] | None:  # noqa: ANN001 (tifffile.TiffFile)
     return axes
 
 
-def _read(path: Path) -> tuple[np.ndarray, list[dict] | None]:
-    """Pixel array and, where the file has one, its calibration as axis dictionaries."""
+def _read(path: Path) -> tuple[np.ndarray, list[dict] | None, dict]:
+    """Pixel array, the file's calibration as axis dictionaries (or None), and its instrument."""
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        return np.load(path, allow_pickle=False), None
+        return np.load(path, allow_pickle=False), None, {}
     if suffix == ".png":
         from matplotlib.image import imread
 
         img = np.asarray(imread(path), dtype=np.float64)
         if img.ndim == 3:  # RGB(A) of a grey image: the mean of the colour channels
             img = img[..., :3].mean(axis=-1)
-        return img, None
+        return img, None, {}
+    if suffix in (".dm3", ".dm4"):
+        return _read_gatan(path)
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
-        return np.asarray(tif.asarray()), _tiff_axes(tif)
+        return np.asarray(tif.asarray()), _tiff_axes(tif), {}
+
+
+def _read_gatan(path: Path) -> tuple[np.ndarray, list[dict], dict]:
+    """One real 2-D image of a Gatan .dm3/.dm4 file, its axes and its instrument (RosettaSciIO).
+
+    Returns
+    -------
+    image : ndarray, shape (rows, cols)
+        In the file's data type.
+    axes : list of dict
+        rsciio's signal axes (y then x): 'name', 'scale' [unit per pixel], 'offset', 'size',
+        'units'.
+    instrument : dict
+        What :func:`_gatan_instrument` finds in the file's tags.
+
+    Raises
+    ------
+    LacbedError
+        Unreadable (truncated, corrupt) file, several signals, not 2-D, RGB or complex data.
+    """
+    try:  # imported here: it takes ~0.8 s (dask)
+        from rsciio.digitalmicrograph import file_reader
+    except ImportError as exc:
+        raise LacbedError(
+            f"{path.name}: reading Gatan files needs RosettaSciIO (pip install rosettasciio)"
+        ) from exc
+    try:
+        signals = file_reader(str(path))
+    except Exception as exc:  # rsciio raises struct.error, ValueError, … on a damaged file
+        why = " ".join(f"{type(exc).__name__}: {exc}".split())
+        raise LacbedError(
+            f"cannot read the Gatan file {path.name} (truncated or corrupt?): {why}"
+        ) from exc
+    if len(signals) != 1:
+        raise LacbedError(
+            f"{path.name} holds {len(signals)} images or signals; export the LACBED pattern "
+            "alone (as .dm3/.dm4, .tif or .npy) and give that file"
+        )
+    sig = signals[0]
+    data = np.asarray(sig["data"])
+    axes = [dict(ax) for ax in sig["axes"] if int(ax.get("size", 2)) > 1]
+    data = np.squeeze(data)
+    if data.ndim != 2:
+        what = {1: "a spectrum or profile", 3: "a stack or spectrum image"}.get(data.ndim, "")
+        raise LacbedError(
+            f"{path.name} holds a {data.ndim}-D signal of shape {data.shape}"
+            + (f" ({what})" if what else "")
+            + "; the experiment must be one 2-D image"
+        )
+    if data.dtype.names is not None:
+        raise LacbedError(
+            f"{path.name} holds an RGB image; the experiment must be grey intensities"
+        )
+    if data.dtype.kind == "c":
+        raise LacbedError(
+            f"{path.name} holds complex data ({data.dtype}, e.g. an FFT); the experiment must be "
+            "real intensities"
+        )
+    return np.array(data), axes, _gatan_instrument(sig.get("original_metadata") or {})
+
+
+def _gatan_instrument(tags: dict) -> dict:
+    """Beam energy [kV], camera length [mm] and microscope from a Gatan file's image tags.
+
+    The tags are those rsciio returns as ``original_metadata`` (the image at
+    ImageList.TagGroup0). DigitalMicrograph writes 'Microscope Info' → 'Voltage' [V]; the camera
+    length is read as rsciio/HyperSpy read it: 'Indicated Magnification' in TEM diffraction mode,
+    else 'STEM Camera Length' [mm]. Absent or zero values are left out.
+    """
+    image_tags = (tags.get("ImageList") or {}).get("TagGroup0", {}).get("ImageTags") or {}
+    info = image_tags.get("Microscope Info") or {}
+    session = image_tags.get("Session Info") or {}
+
+    def number(value):
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            return None
+        return v if np.isfinite(v) and v > 0 else None
+
+    def text(value):
+        return value.strip() if isinstance(value, str) and value.strip() else None
+
+    out: dict = {}
+    volts = number(info.get("Voltage"))
+    if volts is not None:
+        out["beam_energy_kv"] = volts / 1e3
+    illumination, imaging = text(info.get("Illumination Mode")), text(info.get("Imaging Mode"))
+    if illumination == "TEM" and imaging == "DIFFRACTION":
+        tag = "Indicated Magnification"
+    else:
+        tag = "STEM Camera Length"
+    length = number(info.get(tag))
+    if length is not None:
+        out["camera_length_mm"] = length
+        out["camera_length_tag"] = f"Microscope Info:{tag}"
+    name = text(session.get("Microscope")) or text(info.get("Name"))
+    for key, value in (("microscope", name), ("illumination_mode", illumination),
+                       ("imaging_mode", imaging)):  # fmt: skip
+        if value is not None:
+            out[key] = value
+    return out
 
 
 def load_experiment(
@@ -156,40 +273,40 @@ def load_experiment(
     Parameters
     ----------
     path : str or Path
-        .npy, .png or .tif/.tiff.
+        .npy, .png, .tif/.tiff or Gatan .dm3/.dm4.
     calibration : float, optional
         Δk per pixel in ``calibration_unit``; overrides the file's metadata. Required when the
-        file has none.
+        file has none (or only a real-space one).
     calibration_unit : {'1/A', '1/nm', 'mrad'}
         Unit of ``calibration``.
     voltage_kv : float
-        Accelerating voltage [kV] (converts angles to 1/Å).
+        Accelerating voltage [kV] (converts angles to 1/Å). A Gatan file's own beam energy is
+        recorded in the metadata, with a warning when it differs from this.
 
     Returns
     -------
     Experiment
+        ``metadata`` holds the shape and format, the file's axes ('name', 'units', 'scale'
+        [unit per pixel], 'offset', 'size') when it has them, and for a Gatan file its
+        'instrument' (beam_energy_kv, camera_length_mm, microscope, modes, where present).
 
     Raises
     ------
     LacbedError
-        Unknown format, an image that is not 2-D or not finite, or no calibration.
+        Unknown format, an unreadable file, an image that is not one 2-D real image or not
+        finite, or no calibration.
     """
     from lacbed.constants import electron_constants
 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(2, "no such file", str(path))
-    if path.suffix.lower() in (".dm3", ".dm4"):
-        raise LacbedError(
-            f"{path.name}: Gatan files are not read yet; export the image as .tif (with its "
-            "calibration) or .npy"
-        )
     if path.suffix.lower() not in FORMATS:
         raise LacbedError(
             f"cannot read {path.name}: the experiment must be one of {', '.join(FORMATS)}"
         )
     try:
-        img, axes = _read(path)
+        img, axes, instrument = _read(path)
     except LacbedError:
         raise
     except Exception as exc:
@@ -207,18 +324,49 @@ def load_experiment(
     if min(img.shape) < 16:
         raise LacbedError(f"{path.name}: the image is too small ({img.shape}); need ≥ 16×16 pixels")
     wavelength = electron_constants(float(voltage_kv) * 1e3).wavelength
-    meta = {"shape": list(img.shape), "format": path.suffix.lower()}
+    meta = _file_metadata(path, img.shape, axes, instrument, float(voltage_kv))
     if calibration is not None:
         cal = calibration_to_inv_angstrom(float(calibration), calibration_unit, wavelength)
         meta["calibration_given"] = [float(calibration), calibration_unit]
         return Experiment(img, cal, str(path), "option", meta)
     cal = calibration_from_axes(axes, wavelength) if axes else None
     if cal is None:
+        units = sorted({str(ax.get("units") or "") for ax in axes or []} - {""})
+        found = f" (its axes are in {', '.join(units)}, not 1/nm, 1/Å or mrad)" if units else ""
         raise LacbedError(
-            f"{path.name} has no reciprocal-space calibration; give one with --calibration "
-            "(and --calibration-unit 1/A, 1/nm or mrad)"
+            f"{path.name} has no reciprocal-space calibration{found}; give one with "
+            "--calibration (and --calibration-unit 1/A, 1/nm or mrad)"
         )
     return Experiment(img, cal, str(path), "metadata", meta)
+
+
+def _file_metadata(
+    path: Path, shape: tuple, axes: list[dict] | None, instrument: dict, voltage_kv: float
+) -> dict:
+    """Experiment.metadata: shape, format, the file's axes and instrument.
+
+    Warns (UserWarning) when the file's beam energy differs from ``voltage_kv`` [kV] by more
+    than 0.1 %: the refine uses ``voltage_kv``, and the file's value is kept in the metadata.
+    """
+    meta: dict = {"shape": list(shape), "format": path.suffix.lower()}
+    if axes:
+        keys = ("name", "units", "scale", "offset", "size")
+        meta["axes"] = [
+            {k: (float(ax[k]) if k in ("scale", "offset") else ax[k]) for k in keys if k in ax}
+            for ax in axes
+        ]
+    if instrument:
+        meta["instrument"] = dict(instrument)
+        file_kv = instrument.get("beam_energy_kv")
+        if file_kv is not None and not np.isclose(file_kv, voltage_kv, rtol=1e-3, atol=0.0):
+            meta["voltage_kv_used"] = voltage_kv
+            warnings.warn(
+                f"{path.name} was recorded at {file_kv:g} kV but the refine uses {voltage_kv:g} "
+                "kV (--voltage)",
+                UserWarning,
+                stacklevel=3,
+            )
+    return meta
 
 
 # --------------------------------------------------------------------------- pure array helpers
