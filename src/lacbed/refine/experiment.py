@@ -181,7 +181,7 @@ def _read_gatan(path: Path) -> tuple[np.ndarray, list[dict], dict]:
         from rsciio.digitalmicrograph import file_reader
     except ImportError as exc:
         raise LacbedError(
-            f"{path.name}: reading Gatan files needs RosettaSciIO (pip install rosettasciio)"
+            f"{path.name}: reading Gatan files needs RosettaSciIO (pip install 'lacbed[gatan]')"
         ) from exc
     try:
         signals = file_reader(str(path))
