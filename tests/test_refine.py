@@ -178,6 +178,16 @@ def test_final_model_reports_its_convergence_estimate(si, si_image, si_fit, monk
     assert res.settings["convergence_estimate"] > est / 2
 
 
+def test_report_records_where_the_experiment_came_from(si_fit, tmp_path):
+    """report.json carries the experiment's source, calibration [1/Å per px] and its origin."""
+    from lacbed.refine.report import write_outputs
+
+    rep = json.loads(write_outputs(si_fit, tmp_path, figure=False)["report"].read_text())
+    exp = rep["settings"]["experiment"]
+    assert exp["calibration_inv_angstrom_per_px"] == SI_CAL
+    assert exp["calibration_source"] == "option" and exp["source"] == ""
+
+
 def test_large_image_is_binned_and_reported_in_its_own_pixels(si):
     """A 120 × 120 image (3× the sampling) is binned 3× for the fit; the alignment comes back in
     the original pixels."""

@@ -759,7 +759,14 @@ def refine(
         options["direct_passes"],
     )  # fmt: skip
     params, sig = _report_parameters(prob, spec, names, cov, t, b, f, b0, f0, t_align)
-    return _result(prob, spec, al, sig, disc, z, zt, frame, params, b, f, t, cpu0, wall0)
+    result = _result(prob, spec, al, sig, disc, z, zt, frame, params, b, f, t, cpu0, wall0)
+    result.settings["experiment"] = {  # where the image and its calibration came from
+        "source": experiment.source,
+        "calibration_inv_angstrom_per_px": float(experiment.calibration),
+        "calibration_source": experiment.calibration_source,
+        **experiment.metadata,
+    }
+    return result
 
 
 def _moved(before: dict, after: dict, names: list, cov, scale0: float) -> float:
