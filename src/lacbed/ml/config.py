@@ -64,7 +64,7 @@ class ModelConfig:
     physics_kind : {'bragg', 'fewbeam'}
         What that channel is: the two-beam map of the Bragg lines
         (:func:`lacbed.ml.physics.bragg_line_map`, ms) or a few-beam engine run
-        (:data:`lacbed.ml.physics.FEWBEAM_STRONG` strong beams, tenths of a second): the
+        (:data:`lacbed.ml.physics.FEWBEAM_STRONG` strong beams; 0.8–55 s, mean 7 s on real materials): the
         multi-fidelity mode.
     residual : bool
         Predict a correction: the output is the network's plus the standardised physics

@@ -226,7 +226,8 @@ def physics_maps(
     ``kind``: 'bragg' for :func:`bragg_line_map` (``absorption`` unused), 'fewbeam' for the
     engine's I₀₀₀ with ``strong_beams`` strong beams (:func:`lacbed.simulate.simulate_lacbed`,
     fast solver, the same settings as the dataset otherwise: the cheap input of the
-    multi-fidelity mode, ~0.3-0.7 s per crystal at 128 px for all thicknesses at once).
+    multi-fidelity mode: 0.3-0.7 s for the simple bundled crystals, 0.8-55 s (mean 7 s) for real
+    materials of the release at 128 px, all thicknesses at once; benchmarks/engine_budget_curve.py).
     ``cache``: a directory for one ``.npy`` per (crystal, settings), keyed by a SHA-256 of the
     crystal record, the settings and :data:`MAP_VERSION` (so a cache is never stale); ``None``
     computes every map.
