@@ -173,3 +173,9 @@ def test_cif_record_carries_both_parts():
     assert row[0] == "111" and len(row) == 8
     assert [float(x) for x in row[1:]] == [0.04, 0.05, 1e-4, 1.02, 2e-4, 3e-4, 0.05]
     assert "_lacbed_refine_Ug_imag_uncertainty_invA2" in lines
+
+
+def test_cli_start_for_the_imaginary_part():
+    from lacbed.cli.refine import parse_start
+
+    assert parse_start(["Ug:111=0.9;Ug:111:im=-0.02"]) == {"Ug:111": 0.9, "Ug:111:im": -0.02}

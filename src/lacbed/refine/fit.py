@@ -122,7 +122,10 @@ class RefineResult:
     ----------
     parameters : dict
         name → {"value", "uncertainty", "start", "unit"} for thickness [nm], B:El [Å²],
-        Ug:hkl (a factor [-] on the starting U_g, with "U_g" [Å⁻²] as [re, im]).
+        Ug:hkl (a factor [-] on the starting U_g, with "U_g" [Å⁻²] as [re, im] at the engine's
+        origin, "U_g_uncertainty" of |U_g|, "U_g_re_uncertainty", "U_g_im_uncertainty"; an
+        acentric U_g's complex factor α + iβ adds "value_im", "uncertainty_im", "start_im" and
+        "U_g_re_im_correlation": :func:`_report_ug`).
     alignment : Alignment
         Zone-axis position [px], rotation [deg], scale [1/Å per px], blur σ [px].
     alignment_uncertainty : dict
