@@ -179,3 +179,15 @@ def test_cli_start_for_the_imaginary_part():
     from lacbed.cli.refine import parse_start
 
     assert parse_start(["Ug:111=0.9;Ug:111:im=-0.02"]) == {"Ug:111": 0.9, "Ug:111:im": -0.02}
+
+
+def test_refine_refuses_an_imaginary_start_for_a_centric_reflection(gaas):
+    """The check runs before any simulation (one line, a SettingsError)."""
+    from lacbed.refine import Experiment, refine
+
+    yy, xx = np.indices((40, 40))
+    img = np.where((yy - 20) ** 2 + (xx - 20) ** 2 < 15**2, 2.0 + np.cos(0.7 * xx), 1.0)
+    with pytest.raises(SettingsError, match=r"Ug:200:im: 200 is centric") as err:
+        refine(Experiment(img, 0.01), gaas, fit="thickness,Ug:200,Ug:111",
+               thickness_range=(50, 300), start={"Ug:200:im": 0.1})  # fmt: skip
+    assert "\n" not in str(err.value)
