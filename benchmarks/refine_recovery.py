@@ -46,6 +46,8 @@ OUT = Path(__file__).parent / "results" / "refine_recovery.json"
 #: Strong beams of the GaAs experiments: a truth more converged than any fit (U_200 to 0.5 %
 #: needs more than the adaptive budget: docs/refine.md, "The model floor").
 EXP_BEAMS = 150
+#: True complex factor on U_111 of GaAs (acentric) in its case: magnitude 1.03, phase + 3° [-].
+UG111_TRUE = complex(1.03 * np.exp(1j * np.radians(3.0)))
 
 CASES = {
     "si_thickness_orientation": dict(
@@ -80,6 +82,13 @@ CASES = {
         start={"B:Ga": 0.56, "B:As": 0.44, "Ug:200": 0.84}, cal_error=1.04, angle=4.0,
         exp_beams=EXP_BEAMS,
     ),
+    # acentric U_111 of GaAs: |U_111| × 1.03 and its phase + 3°, a complex factor (α, β)
+    "gaas_ug111_complex_64px_dose1e5": dict(
+        crystal="GaAs", thickness=120.0, n=64, dose=1e5, fit="thickness,orientation,Ug:111",
+        b={"Ga": 0.70, "As": 0.55}, ug={(1, 1, 1): UG111_TRUE},
+        start={"B:Ga": 0.70, "B:As": 0.55, "Ug:111": 0.90, "Ug:111:im": 0.0}, cal_error=1.04,
+        angle=4.0, exp_beams=EXP_BEAMS,
+    ),
 }  # fmt: skip
 #: Poisson draws of the ``--seeds`` study.
 SEEDS = 6
@@ -103,7 +112,7 @@ def run_case(name: str, c: dict, img: np.ndarray | None = None) -> dict:
     res = refine(Experiment(img, cal), cr, fit=c["fit"], thickness_range=(50, 300),
                  start=c["start"], strong_beams=c.get("fit_beams"))  # fmt: skip
     out = {
-        "case": c | {"ug": {str(k): v for k, v in c["ug"].items()}},
+        "case": c | {"ug": {str(k): _json_factor(v) for k, v in c["ug"].items()}},
         "cpu_s": time.process_time() - cpu0,
         "wall_s": time.perf_counter() - wall0,
         "engine_calls": res.engine_calls,
@@ -131,15 +140,51 @@ def run_case(name: str, c: dict, img: np.ndarray | None = None) -> dict:
         if f"B:{el}" in p:
             out[f"B_{el}_error_rel"] = p[f"B:{el}"]["value"] / val - 1
             out[f"B_{el}_sigma_rel"] = p[f"B:{el}"]["uncertainty"] / val
-    if "Ug:200" in p:
-        table = PotentialTable(plan_lacbed(cr, [50.0], size=16, convergence_sample=0.0))
-        b_true = {el: float(np.mean(cr.b_iso[[s == el for s in cr.symbols]]))
-                  for el in dict.fromkeys(cr.symbols)} | c["b"]  # fmt: skip
-        u_true = c["ug"][(2, 0, 0)] * table.ug(b_true, (2, 0, 0)).real
-        out["U200_true"] = u_true
-        out["U200_fit"] = p["Ug:200"]["U_g"][0]
-        out["U200_error_rel"] = p["Ug:200"]["U_g"][0] / u_true - 1
-        out["U200_sigma_rel"] = abs(p["Ug:200"]["U_g_uncertainty"] / u_true)
+    if any(k.startswith("Ug:") for k in p):
+        out |= _ug_errors(cr, c, p)
+    return out
+
+
+def _json_factor(v):
+    """A U_g factor for JSON: a real one as it is, a complex one as [re, im]."""
+    return [v.real, v.imag] if isinstance(v, complex) else v
+
+
+def _ug_errors(cr, c: dict, p: dict) -> dict:
+    """Errors of the fitted U_g against the truth (U_200: relative to U_200, as before; an
+    acentric U_g: Re, Im and |U_g| relative to the true |U_g|, and the phase in degrees)."""
+    table = PotentialTable(plan_lacbed(cr, [50.0], size=16, convergence_sample=0.0))
+    b_true = {el: float(np.mean(cr.b_iso[[s == el for s in cr.symbols]]))
+              for el in dict.fromkeys(cr.symbols)} | c["b"]  # fmt: skip
+    out = {}
+    for name, v in ((k, v) for k, v in p.items() if k.startswith("Ug:")):
+        hkl = tuple(int(i) for i in name[3:])
+        key = "U" + name[3:]
+        u_true = complex(c["ug"][hkl]) * table.ug(b_true, hkl)
+        fit = complex(*v["U_g"])
+        if "value_im" not in v:  # centric: the real part (the old fields)
+            out[f"{key}_true"] = u_true.real
+            out[f"{key}_fit"] = fit.real
+            out[f"{key}_error_rel"] = fit.real / u_true.real - 1
+            out[f"{key}_sigma_rel"] = abs(v["U_g_uncertainty"] / u_true.real)
+            continue
+        mag = abs(u_true)
+        out[f"{key}_true"] = [u_true.real, u_true.imag]
+        out[f"{key}_fit"] = [fit.real, fit.imag]
+        out[f"{key}_re_error_rel"] = (fit.real - u_true.real) / mag
+        out[f"{key}_re_sigma_rel"] = v["U_g_re_uncertainty"] / mag
+        out[f"{key}_im_error_rel"] = (fit.imag - u_true.imag) / mag
+        out[f"{key}_im_sigma_rel"] = v["U_g_im_uncertainty"] / mag
+        out[f"{key}_abs_error_rel"] = abs(fit) / mag - 1
+        out[f"{key}_abs_sigma_rel"] = v["U_g_uncertainty"] / mag
+        out[f"{key}_phase_error_deg"] = float(np.degrees(np.angle(fit / u_true)))
+        # σ of arg U_g: d arg = (Re dIm − Im dRe) / |U|², with the Re–Im correlation ρ
+        sr, si, rho = v["U_g_re_uncertainty"], v["U_g_im_uncertainty"], v["U_g_re_im_correlation"]
+        var = (fit.real * si) ** 2 + (fit.imag * sr) ** 2 - 2 * fit.real * fit.imag * rho * sr * si
+        out[f"{key}_phase_sigma_deg"] = float(np.degrees(np.sqrt(max(var, 0.0)) / abs(fit) ** 2))
+        out[f"{key}_factor_fit"] = [v["value"], v["value_im"]]
+        out[f"{key}_factor_sigma"] = [v["uncertainty"], v["uncertainty_im"]]
+        out[f"{key}_re_im_correlation"] = v["U_g_re_im_correlation"]
     return out
 
 
@@ -197,12 +242,30 @@ def seeds() -> dict:
     }
 
 
+def _ug_cell(r: dict) -> str:
+    """The U_g column: a centric U_g's relative error; an acentric one's Re and Im errors
+    relative to the true |U_g|, and its phase error [deg] (σ in brackets)."""
+    cells = []
+    for k in sorted(k for k in r if k.startswith("U") and k.endswith("_error_rel")):
+        key = k.split("_")[0]
+        if k == f"{key}_error_rel":
+            cells.append(f"{key[1:]}: {100 * r[k]:+.2f} % ({100 * r[f'{key}_sigma_rel']:.2f})")
+        elif k == f"{key}_re_error_rel":
+            cells.append(
+                f"{key[1:]}: Re {100 * r[k]:+.2f} % ({100 * r[f'{key}_re_sigma_rel']:.2f}), "
+                f"Im {100 * r[f'{key}_im_error_rel']:+.2f} % ({100 * r[f'{key}_im_sigma_rel']:.2f})"
+                f" of abs(U_g); phase {r[f'{key}_phase_error_deg']:+.2f}° "
+                f"({r[f'{key}_phase_sigma_deg']:.2f})"
+            )
+    return "; ".join(cells) or "–"
+
+
 def table() -> str:
     """The Markdown table of docs/refine.md from the results file."""
     results = json.loads(OUT.read_text())
     rows = [
         "| case | pixels (sim) | dose | thickness error (σ) | zone axis error | rotation error "
-        "| scale error | B error (σ) | U_200 error (σ) | engine calls | CPU |",
+        "| scale error | B error (σ) | U_g error (σ) | engine calls | CPU |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
@@ -214,11 +277,7 @@ def table() -> str:
             for k, v in r.items()
             if k.startswith("B_") and k.endswith("_error_rel")
         )
-        u = (
-            f"{100 * r['U200_error_rel']:+.2f} % ({100 * r['U200_sigma_rel']:.2f})"
-            if "U200_error_rel" in r
-            else "–"
-        )
+        u = _ug_cell(r)
         rows.append(
             f"| {name} (`{c['fit']}`) | {c['n']}² ({r['sim_size']}²) | {c['dose']:g} "
             f"| {r['thickness_error_nm']:+.2f} nm ({r['thickness_sigma_nm']:.2f}) "

@@ -51,7 +51,8 @@ def refine_command(
         str,
         typer.Option(
             "--fit",
-            help="Comma-separated: thickness, orientation, B (every element) or B:El, Ug:hkl.",
+            help="Comma-separated: thickness, orientation, B (every element) or B:El, Ug:hkl "
+            "(one real factor on a centric U_g; a complex one, two parameters, on an acentric).",
         ),
     ] = "thickness,orientation",
     thickness_range: Annotated[
@@ -75,7 +76,11 @@ def refine_command(
     voltage: Annotated[float, typer.Option("--voltage", help="Accelerating voltage (kV).")] = 200.0,
     start: Annotated[
         list[str] | None,
-        typer.Option("--start", help="Starting value, e.g. B:Ga=0.6 or Ug:200=1.1 (a factor)."),
+        typer.Option(
+            "--start",
+            help="Starting value, e.g. B:Ga=0.6, Ug:200=1.1 (a factor), Ug:111:im=0.02 "
+            "(imaginary part of an acentric U_g's factor).",
+        ),
     ] = None,
     sim_size: Annotated[
         int | None, typer.Option("--sim-size", help="Simulation side (px); default from the disc.")
@@ -131,6 +136,13 @@ def refine_command(
     )
     for name, p in result.parameters.items():
         typer.echo(f"{name} = {p['value']:.5g} ± {p['uncertainty']:.2g} {p['unit']}")
+        if "value_im" in p:  # acentric U_g: the complex factor's imaginary part, and U_g itself
+            typer.echo(f"{name}:im = {p['value_im']:.5g} ± {p['uncertainty_im']:.2g}")
+        if "U_g" in p:
+            typer.echo(
+                f"  U_g = {p['U_g'][0]:.5e} ({p['U_g_re_uncertainty']:.1e}) "
+                f"{p['U_g'][1]:+.5e} ({p['U_g_im_uncertainty']:.1e}) i  {p['U_g_unit']}"
+            )
     est = result.settings.get("convergence_estimate")
     if est is not None:
         typer.echo(f"convergence estimate of the fitted model: Z = {100 * est:.3f} % against "

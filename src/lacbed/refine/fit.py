@@ -68,7 +68,7 @@ from lacbed.refine.objective import (
     residual,
     z_columns,
 )
-from lacbed.refine.structure import FitSpec, PotentialTable, parse_fit
+from lacbed.refine.structure import FitSpec, PotentialTable, parse_fit, ug_name, with_phases
 from lacbed.simulate.engine import CONVERGENCE_WARNING
 from lacbed.simulate.plan import SAMPLE_FRACTION
 
@@ -122,7 +122,10 @@ class RefineResult:
     ----------
     parameters : dict
         name → {"value", "uncertainty", "start", "unit"} for thickness [nm], B:El [Å²],
-        Ug:hkl (a factor [-] on the starting U_g, with "U_g" [Å⁻²] as [re, im]).
+        Ug:hkl (a factor [-] on the starting U_g, with "U_g" [Å⁻²] as [re, im] at the engine's
+        origin, "U_g_uncertainty" of |U_g|, "U_g_re_uncertainty", "U_g_im_uncertainty"; an
+        acentric U_g's complex factor α + iβ adds "value_im", "uncertainty_im", "start_im" and
+        "U_g_re_im_correlation": :func:`_report_ug`).
     alignment : Alignment
         Zone-axis position [px], rotation [deg], scale [1/Å per px], blur σ [px].
     alignment_uncertainty : dict
@@ -445,12 +448,19 @@ def _structure_setup(prob: _Problem, spec: FitSpec, al, t0, scale0, disc, b0, f0
         upper.append(5.0 * max(b0[el], 0.1) + 2.0)
         steps.append(0.01)
     for h in spec.ug:
-        names.append("Ug:" + "".join(str(i) for i in h))
-        x0.append(f0[h])
+        names.append(ug_name(h))
+        x0.append(complex(f0[h]).real)
         units.append(1.0)
         lower.append(0.1)
         upper.append(10.0)
         steps.append(0.005)
+        if h in spec.acentric:  # β of c = α + iβ (structure.py notes)
+            names.append(ug_name(h) + ":im")
+            x0.append(complex(f0[h]).imag)
+            units.append(1.0)
+            lower.append(-5.0)
+            upper.append(5.0)
+            steps.append(0.005)
     return names, np.array(x0, float), units, lower, upper, steps
 
 
@@ -466,9 +476,12 @@ def _fit_structure(prob: _Problem, spec: FitSpec, al: Alignment, t0, scale0, dis
     def unpack(x):
         a = Alignment(*x[:n_geo]) if n_geo else al
         t = float(x[n_geo]) if n_t else t0
-        rest = x[n_geo + n_t :]
-        b = {el: float(v) for el, v in zip(spec.b_elements, rest, strict=False)}
-        f = {h: float(v) for h, v in zip(spec.ug, rest[len(spec.b_elements) :], strict=True)}
+        rest = list(map(float, x[n_geo + n_t :]))
+        b = dict(zip(spec.b_elements, rest, strict=False))
+        rest = rest[len(spec.b_elements) :]
+        f = {}
+        for h in spec.ug:  # α, then β for an acentric reflection (complex factor)
+            f[h] = complex(rest.pop(0), rest.pop(0)) if h in spec.acentric else rest.pop(0)
         return a, t, {**b0, **b}, {**f0, **f}
 
     def frame(b, f, t):
@@ -600,9 +613,22 @@ def _starts(crystal, spec: FitSpec, start: dict | None) -> tuple[dict, dict]:
         sites = np.array([s == el for s in crystal.symbols])
         b0[el] = float(start.pop(f"B:{el}", np.mean(crystal.b_iso[sites])))
     for h in spec.ug:
-        f0[h] = float(start.pop("Ug:" + "".join(str(i) for i in h), 1.0))
+        name = ug_name(h)
+        alpha = float(start.pop(name, 1.0))
+        if h in spec.acentric:
+            f0[h] = complex(alpha, float(start.pop(name + ":im", 0.0)))
+        elif name + ":im" in start:
+            raise SettingsError(
+                f"starting value {name}:im: {name[3:]} is centric in {crystal.formula} (its phase "
+                f"is fixed by symmetry), so only the real factor {name} is refined"
+            )
+        else:
+            f0[h] = alpha
     if start:
-        raise SettingsError(f"unknown starting values {sorted(start)}; use B:El or Ug:hkl keys")
+        raise SettingsError(
+            f"unknown starting values {sorted(start)}; use B:El, Ug:hkl or (acentric reflections "
+            "of the fit) Ug:hkl:im keys"
+        )
     return b0, f0
 
 
@@ -617,13 +643,40 @@ def _report_parameters(prob, spec, names, cov, t, b, f, b_start, f_start, t_star
         out[f"B:{el}"] = {"value": b[el], "uncertainty": float(sig.get(f"B:{el}", np.nan)),
                           "start": b_start[el], "unit": "Å²"}  # fmt: skip
     for h in spec.ug:
-        name = "Ug:" + "".join(str(i) for i in h)
-        ug = prob.table.ug(b, h) * f[h]
-        out[name] = {"value": f[h], "uncertainty": float(sig.get(name, np.nan)),
-                     "start": f_start[h], "unit": "factor on the CIF's U_g",
-                     "U_g": [ug.real, ug.imag], "U_g_unit": "1/Å²",
-                     "U_g_uncertainty": float(abs(ug) * sig.get(name, np.nan) / f[h])}  # fmt: skip
+        out[ug_name(h)] = _report_ug(prob.table.ug(b, h), names, cov, h, f[h], f_start[h])
     return out, sig
+
+
+def _report_ug(u0: complex, names: list, cov: np.ndarray, h, f, f_start) -> dict:
+    """One U_g's report entry: its factor, U_g = c U_g⁰ [Å⁻²] (engine origin) and uncertainties.
+
+    The covariance C of (α, β) (β ≡ 0 for a centric reflection) maps linearly onto that of
+    (Re U_g, Im U_g): Re = α Re⁰ − β Im⁰, Im = α Im⁰ + β Re⁰, so cov = J C Jᵀ with
+    J = [[Re⁰, −Im⁰], [Im⁰, Re⁰]]. "U_g_uncertainty" is that of |U_g| = |c| |U_g⁰| (for a
+    centric reflection σ_α |U_g⁰|, as in lacbed ≤ 0.2).
+    """
+    name = ug_name(h)
+    c = complex(f)
+    idx = [names.index(n) for n in (name, name + ":im") if n in names]
+    cab = np.zeros((2, 2))  # covariance of (α, β); β fixed at 0 (centric): its rows are 0
+    cab[: len(idx), : len(idx)] = cov[np.ix_(idx, idx)] if idx else np.nan
+    jac = np.array([[u0.real, -u0.imag], [u0.imag, u0.real]])
+    cov_ri = jac @ cab @ jac.T
+    grad = np.array([c.real, c.imag]) / abs(c) * abs(u0)  # d|U_g| / d(α, β)
+    ug = u0 * c
+    entry = {"value": c.real, "uncertainty": float(np.sqrt(max(cab[0, 0], 0.0))),
+             "start": complex(f_start).real, "unit": "factor on the CIF's U_g",
+             "U_g": [ug.real, ug.imag], "U_g_unit": "1/Å² (engine origin)",
+             "U_g_uncertainty": float(np.sqrt(max(grad @ cab @ grad, 0.0))),
+             "U_g_re_uncertainty": float(np.sqrt(max(cov_ri[0, 0], 0.0))),
+             "U_g_im_uncertainty": float(np.sqrt(max(cov_ri[1, 1], 0.0)))}  # fmt: skip
+    if len(idx) == 2:  # acentric: the complex factor's imaginary part and the correlation
+        entry.update({"value_im": c.imag, "uncertainty_im": float(np.sqrt(max(cab[1, 1], 0.0))),
+                      "start_im": complex(f_start).imag,
+                      "U_g_re_im_correlation": float(cov_ri[0, 1] / np.sqrt(
+                          cov_ri[0, 0] * cov_ri[1, 1])) if cov_ri[0, 0] * cov_ri[1, 1] > 0
+                      else float("nan")})  # fmt: skip
+    return entry
 
 
 def refine(
@@ -667,7 +720,9 @@ def refine(
     thickness : float, optional
         Fixed thickness [nm] when ``thickness`` is not fitted.
     start : dict, optional
-        Starting values: ``{"B:Ga": 0.6, "Ug:200": 1.1}`` (B [Å²]; U_g as a factor on the CIF's).
+        Starting values: ``{"B:Ga": 0.6, "Ug:200": 1.1}`` (B [Å²]; U_g as a factor on the CIF's;
+        ``"Ug:111:im"``: the imaginary part β of the complex factor of an acentric reflection,
+        default 0).
     voltage_kv : float
         [kV].
     sim_size : int, optional
@@ -712,7 +767,7 @@ def refine(
     cpu0, wall0 = time.process_time(), time.perf_counter()
     if not isinstance(crystal, Crystal):
         crystal = load_crystal(crystal)
-    spec = parse_fit(fit, list(dict.fromkeys(crystal.symbols)))
+    spec = with_phases(parse_fit(fit, list(dict.fromkeys(crystal.symbols))), crystal)
     rng = _check_range(thickness_range, thickness_step)
     if not spec.thickness and thickness is None:
         raise SettingsError("give a thickness when it is not fitted (--fit without thickness)")

@@ -13,7 +13,12 @@ __all__ = ["write_outputs", "cif_record"]
 
 
 def cif_record(result) -> list[str]:
-    """CIF lines (``_lacbed_refine_*`` data names) with the refined thickness, U_g and Z."""
+    """CIF lines (``_lacbed_refine_*`` data names) with the refined thickness, U_g and Z.
+
+    U_g [1/Å²] at the engine's origin: real and imaginary parts with their uncertainties, the
+    uncertainty of |U_g|, and the factor c = α + iβ on the CIF's U_g (β = 0 for a centric
+    reflection, whose phase is fixed by symmetry).
+    """
     lines = ["", "# refined by lacbed refine (issue 13)", f"_lacbed_refine_z {result.z:.6g}"]
     p = result.parameters
     if "thickness" in p:
@@ -30,11 +35,15 @@ def cif_record(result) -> list[str]:
             "_lacbed_refine_Ug_imag_invA2",
             "_lacbed_refine_Ug_uncertainty_invA2",
             "_lacbed_refine_Ug_factor",
+            "_lacbed_refine_Ug_real_uncertainty_invA2",
+            "_lacbed_refine_Ug_imag_uncertainty_invA2",
+            "_lacbed_refine_Ug_factor_imag",
         ]
         for k, v in ugs:
             lines.append(
                 f"{k[3:]} {v['U_g'][0]:.6e} {v['U_g'][1]:.6e} {v['U_g_uncertainty']:.2e} "
-                f"{v['value']:.5f}"
+                f"{v['value']:.5f} {v.get('U_g_re_uncertainty', float('nan')):.2e} "
+                f"{v.get('U_g_im_uncertainty', float('nan')):.2e} {v.get('value_im', 0.0):.5f}"
             )
     return lines
 

@@ -62,7 +62,9 @@ def synthetic_experiment(
     b : dict, optional
         True B per element [Å²] (``{"Ga": 0.7}``); default the crystal's.
     ug : dict, optional
-        True U_g factors (``{(2, 0, 0): 1.05}``) on the crystal's U_g.
+        True U_g factors (``{(2, 0, 0): 1.05}``) on the crystal's U_g; complex for an acentric
+        reflection (``{(1, 1, 1): 1.03 + 0.05j}``: c on its orbit, c* on that of −g,
+        :class:`lacbed.refine.structure.PotentialTable`).
     sim_size : int
         Side of the experiment's plan grid [px] (its tiles' beam sets; with ``supersample=None``
         the grid that is sampled).
