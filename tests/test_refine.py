@@ -400,6 +400,50 @@ def test_cli_writes_report_cif_and_figure(tmp_path, si_image, capsys):
     assert read_cif(run / "refined.cif").formula == "Si"
 
 
+def test_felix_inp_settings_and_their_precedence(tmp_path):
+    """--felix-inp: lacbed defaults < felix.inp < explicit options; [001] only; one-line errors."""
+    from lacbed.cli.refine import _settings
+
+    inp = Path(__file__).parents[1] / "src" / "lacbed" / "examples" / "felix" / "felix.inp"
+    s = _settings(None, voltage=None, thickness_range=None, strong_beams=None)
+    assert s == {"voltage_kv": 200.0, "thickness_range": (20.0, 400.0), "strong_beams": None}
+    s = _settings(inp, voltage=None, thickness_range=None, strong_beams=None)
+    # the bundled felix.inp: 200 kV, IMinStrongBeams 60, RgLimit 2.5, Kirkland (method 0),
+    # IAbsorbFLAG 2 (Bird-King) with RAbsorptionPer 7.8, thicknesses 500-1500 Å
+    assert s["voltage_kv"] == 200.0 and s["strong_beams"] == 60 and s["max_g"] == 2.5
+    assert (s["scattering"], s["absorption"], s["kappa"]) == ("kirkland", "bird-king", 0.078)
+    assert s["thickness_range"] == (50.0, 150.0) and s["felix"].source.endswith("felix.inp")
+    s = _settings(inp, voltage=300.0, thickness_range=(40.0, 90.0), strong_beams=25)
+    assert (s["voltage_kv"], s["thickness_range"], s["strong_beams"]) == (300.0, (40.0, 90.0), 25)
+    other = tmp_path / "felix.inp"
+    text = inp.read_text().replace("IIncidentBeamDirection    = [0,0,1]",
+                                   "IIncidentBeamDirection    = [1,1,0]")  # fmt: skip
+    other.write_text(text.replace("INormalDirection          = [0,0,1]",
+                                  "INormalDirection          = [1,1,0]"))  # fmt: skip
+    with pytest.raises(SettingsError, match=r"\[001\] patterns only.*\[1, 1, 0\]"):
+        _settings(other, voltage=None, thickness_range=None, strong_beams=None)
+    with pytest.raises(FileNotFoundError):
+        _settings(tmp_path / "missing.inp", voltage=None, thickness_range=None, strong_beams=None)
+
+
+def test_cli_felix_inp_reaches_the_fit_and_the_report(tmp_path, si_image):
+    """The felix.inp's physics settings are those of the fit and are recorded in report.json."""
+    from lacbed.cli import main
+
+    inp = Path(__file__).parents[1] / "src" / "lacbed" / "examples" / "felix" / "felix.inp"
+    np.save(tmp_path / "exp.npy", si_image)
+    run = tmp_path / "RUN"
+    with pytest.raises(SystemExit) as ex:
+        main(["refine", str(tmp_path / "exp.npy"), str(example_path("Si")), "-o", str(run),
+              "--calibration", str(SI_CAL), "--felix-inp", str(inp), "--fit", "thickness",
+              "--thickness-range", "50", "300", "--strong-beams", "30", "--no-figure"])  # fmt: skip
+    assert ex.value.code == 0
+    rep = json.loads((run / "report.json").read_text())["settings"]
+    assert (rep["absorption"], rep["scattering"], rep["kappa"]) == ("bird-king", "kirkland", 0.078)
+    assert rep["strong_beams"] == 30 and rep["thickness_range"] == [50.0, 300.0]
+    assert rep["felix_inp"]["values"]["IMinStrongBeams"] == "60"
+
+
 def test_cli_start_values():
     from lacbed.cli.refine import parse_start
 

@@ -4,11 +4,15 @@ Contract::
 
     lacbed refine EXP X.cif -o RUN [--fit thickness,orientation,B,Ug:200]
                   [--thickness-range 20 400] [--calibration 0.03 --calibration-unit 1/A]
+                  [--felix-inp felix.inp]
 
 EXP: .npy, .png, .tif/.tiff or Gatan .dm3/.dm4 (one 2-D image); the calibration comes from an
 ImageJ TIFF's resolution and unit or a Gatan file's axis scale in 1/nm, 1/Å, mrad or rad when
 present, else from --calibration (which overrides the file's). RUN gets report.json, refined.cif
-and refine.png. See docs/refine.md.
+and refine.png. With --felix-inp the simulation settings come from a Felix felix.inp (voltage,
+scattering factors, absorption and κ, strong beams, g limit, the thickness range from its
+thickness list, Felix's Debye–Waller rule); options given explicitly override it. See
+docs/refine.md.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import warnings
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
 from lacbed.cli.app import app
@@ -56,9 +61,13 @@ def refine_command(
         ),
     ] = "thickness,orientation",
     thickness_range: Annotated[
-        tuple[float, float],
-        typer.Option("--thickness-range", help="Thicknesses searched: MIN MAX (nm)."),
-    ] = (20.0, 400.0),
+        tuple[float, float] | None,
+        typer.Option(
+            "--thickness-range",
+            help="Thicknesses searched: MIN MAX (nm); default 20 400, or felix.inp's list.",
+            show_default=False,
+        ),
+    ] = None,
     thickness_step: Annotated[
         float, typer.Option("--thickness-step", help="Step of the dense thickness scan (nm).")
     ] = 0.5,
@@ -73,7 +82,10 @@ def refine_command(
     calibration_unit: Annotated[
         str, typer.Option("--calibration-unit", help="Unit of --calibration: 1/A, 1/nm or mrad.")
     ] = "1/A",
-    voltage: Annotated[float, typer.Option("--voltage", help="Accelerating voltage (kV).")] = 200.0,
+    voltage: Annotated[
+        float | None,
+        typer.Option("--voltage", help="Accelerating voltage (kV); default 200 or felix.inp's."),
+    ] = None,
     start: Annotated[
         list[str] | None,
         typer.Option(
@@ -93,12 +105,23 @@ def refine_command(
         ),
     ] = None,
     n_jobs: Annotated[int | None, typer.Option("--jobs", help="Engine worker threads.")] = None,
+    felix_inp: Annotated[
+        Path | None,
+        typer.Option(
+            "--felix-inp",
+            help="Take the simulation settings from a Felix felix.inp ([001] only); explicit "
+            "options override it.",
+        ),
+    ] = None,
     figure: Annotated[bool, typer.Option("--figure/--no-figure", help="Draw refine.png.")] = True,
 ) -> None:
     """Fit thickness, alignment, Debye–Waller factors and U_g to a measured LACBED pattern."""
     from lacbed.refine import load_experiment, refine
     from lacbed.refine.report import write_outputs
 
+    settings = _settings(felix_inp, voltage=voltage, thickness_range=thickness_range,
+                         strong_beams=strong_beams)  # fmt: skip
+    voltage = settings.pop("voltage_kv")
     with warnings.catch_warnings(record=True) as caught:  # e.g. the file's beam energy differs
         warnings.simplefilter("always", UserWarning)
         exp = load_experiment(
@@ -115,19 +138,26 @@ def refine_command(
     if not cif.exists():
         raise FileNotFoundError(2, "no such file", str(cif))
     _check_output_folder(output)  # before minutes of fitting, not after
+    crystal = cif
+    felix = settings.pop("felix", None)
+    if felix is not None:
+        from lacbed.crystal import load_crystal
+
+        crystal = felix.apply_debye_waller(load_crystal(cif))
     result = refine(
         exp,
-        cif,
+        crystal,
         fit=fit,
-        thickness_range=thickness_range,
         thickness_step=thickness_step,
         thickness=thickness,
         start=parse_start(start or []),
         voltage_kv=voltage,
         sim_size=sim_size,
-        strong_beams=strong_beams,
         n_jobs=n_jobs,
+        **settings,
     )
+    if felix is not None:
+        result.settings["felix_inp"] = {"path": str(felix_inp), "values": felix.values}
     paths = write_outputs(result, output, figure=figure)
     al = result.alignment
     typer.echo(
@@ -151,6 +181,43 @@ def refine_command(
         f"Z = {100 * result.z:.3f} %, {result.engine_calls} engine calls, "
         f"{result.cpu_s:.1f} s CPU; wrote {', '.join(str(p) for p in paths.values())}"
     )
+
+
+def _settings(felix_inp: Path | None, *, voltage, thickness_range, strong_beams) -> dict:
+    """refine()'s simulation settings: lacbed defaults < felix.inp < explicit options.
+
+    Returns the keyword arguments (``voltage_kv``, ``thickness_range``, ``strong_beams`` and,
+    from a felix.inp, ``max_g``, ``scattering``, ``absorption``, ``kappa``) and, under
+    ``"felix"``, the :class:`lacbed.simulate.felix.FelixInput` (its Debye–Waller rule is applied
+    to the crystal by the caller).
+    """
+    out = {"voltage_kv": 200.0, "thickness_range": (20.0, 400.0), "strong_beams": None}
+    if felix_inp is not None:
+        from lacbed.simulate.felix import read_felix_inp
+
+        if not felix_inp.exists():
+            raise FileNotFoundError(2, "no such file", str(felix_inp))
+        felix = read_felix_inp(felix_inp)
+        if felix.zone_axis != (0, 0, 1) or felix.normal not in (None, (0, 0, 1)):
+            raise SettingsError(
+                f"{felix_inp}: lacbed refine fits [001] patterns only; this file has "
+                f"IIncidentBeamDirection {list(felix.zone_axis)}"
+                + ("" if felix.normal is None else f" and INormalDirection {list(felix.normal)}")
+            )
+        kw = felix.simulation_kwargs()
+        t = np.asarray(felix.thickness_nm, dtype=np.float64)
+        out.update({k: kw[k] for k in ("voltage_kv", "strong_beams", "max_g", "scattering",
+                                        "absorption", "kappa")})  # fmt: skip
+        if t.size > 1 and t.max() > t.min():
+            out["thickness_range"] = (float(t.min()), float(t.max()))
+        out["felix"] = felix
+    if voltage is not None:
+        out["voltage_kv"] = float(voltage)
+    if thickness_range is not None:
+        out["thickness_range"] = tuple(float(v) for v in thickness_range)
+    if strong_beams is not None:
+        out["strong_beams"] = int(strong_beams)
+    return out
 
 
 def _check_output_folder(output: Path) -> None:

@@ -590,7 +590,8 @@ def _setup(experiment: Experiment, crystal, spec: FitSpec, options: dict):
     grid = grid[grid > 0]
     kw = dict(voltage_kv=options["voltage_kv"], size=int(size), half_width=half_width,
               strong_beams=options["strong_beams"], max_g=options["max_g"],
-              budget_factor=options["budget_factor"])  # fmt: skip
+              budget_factor=options["budget_factor"], scattering=options["scattering"],
+              absorption=options["absorption"], kappa=options["kappa"])  # fmt: skip
     plan = plan_lacbed(crystal, grid, convergence_sample=SAMPLE_FRACTION, **kw)
     # the same pool and tiles solving every pixel: the beam sets of the directly solved pixels
     direct = plan_lacbed(crystal, grid[:1], convergence_sample=0.0, symmetry="1", **kw)
@@ -695,6 +696,9 @@ def refine(
     max_size: int = 128,
     strong_beams: int | None = None,
     max_g: float | None = None,
+    scattering: str = "kirkland",
+    absorption: str = "bird-king",
+    kappa: float = 0.078,
     precision: str = "double",
     n_jobs: int | None = None,
     angle_step: float = 5.0,
@@ -739,6 +743,9 @@ def refine(
     strong_beams, max_g
         Engine beam budget (:func:`lacbed.simulate.simulate_lacbed`); None: the adaptive one,
         or :data:`UG_STRONG_BEAMS` when U_g is fitted.
+    scattering, absorption, kappa
+        Elastic scattering factors, absorption model and proportional-absorption ratio κ [-],
+        as :func:`lacbed.simulate.simulate_lacbed` (e.g. from a Felix felix.inp).
     precision : {'double', 'single'}
         Eigensolve precision during the fit (double: smooth finite differences).
     n_jobs : int, optional
@@ -785,7 +792,8 @@ def refine(
         factor = UG_BUDGET_FACTOR if strong_beams is None else 1.0
     options = {"bad_pixels": bad_pixels, "mask": mask, "sim_size": sim_size, "range": rng,
                "voltage_kv": voltage_kv, "strong_beams": strong_beams, "max_g": max_g,
-               "budget_factor": factor,
+               "budget_factor": factor, "scattering": scattering, "absorption": absorption,
+               "kappa": float(kappa),
                "precision": precision, "n_jobs": n_jobs, "max_size": int(max_size),
                "supersample": int(supersample), "direct_passes": int(direct_passes)}  # fmt: skip
     if int(supersample) != supersample or not 1 <= supersample <= 8:
@@ -948,6 +956,7 @@ def _result(prob, spec, al, sig, disc, z, zt, frame, params, b, f, t, cpu0, wall
         disc = ((disc[0] + 0.5) * f - 0.5, (disc[1] + 0.5) * f - 0.5, disc[2] * f)
     o = prob.plan.options
     settings = {"size": o["size"], "half_width": o["half_width"], "voltage_kv": o["voltage_kv"],
+                "scattering": o["scattering"], "absorption": o["absorption"], "kappa": o["kappa"],
                 "thickness_range": list(prob.t_range),
                 "thickness_step": float(prob.grid[1] - prob.grid[0]),
                 "mask_pixels": int(prob.mask.sum()), "precision": prob.precision,
