@@ -227,7 +227,7 @@ def test_huge_max_error_runs_no_engine(models, tmp_path, capsys):
     args = ["predict", *CIFS, "--model", models["ensemble"], "--thickness", 50, 100]
     code, _, err = _cli([*args, "-o", tmp_path / "plain.npy"], capsys)
     assert code == 0, err
-    code, text, err = _cli([*args, "--max-error", 1e9, "-o", tmp_path / "big.npy"], capsys)
+    code, text, err = _cli([*args, "--max-error", 2, "-o", tmp_path / "big.npy"], capsys)
     assert code == 0, err
     np.testing.assert_array_equal(np.load(tmp_path / "big.npy"), np.load(tmp_path / "plain.npy"))
     rows = json.loads((tmp_path / "big.errors.json").read_text())["items"]
@@ -243,8 +243,9 @@ def test_huge_max_error_runs_no_engine(models, tmp_path, capsys):
         ("single", "0.05", "single model does not give"),
         (None, "0.05", "single model does not give"),  # the shipped model
         ("uncalibrated", "0.05", "calibrated ensemble"),
-        ("ensemble", "-0.01", "fraction >= 0"),
-        ("ensemble", "nan", "fraction >= 0"),
+        ("ensemble", "-0.01", "between 0 and 2"),
+        ("ensemble", "nan", "between 0 and 2"),
+        ("ensemble", "5", "0.05 is 5 %"),  # a user thinking in per cent
     ],
 )
 def test_max_error_bad_input_is_one_line(models, tmp_path, capsys, which, z, words):

@@ -15,6 +15,7 @@ torch is imported only inside the commands, so ``lacbed --help`` stays fast.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -404,6 +405,12 @@ def _write_prediction(out: Path, res, crystals, predictor) -> None:
         fig.savefig(tmp, dpi=110)
 
 
+def _finite(x) -> float | None:  # noqa: ANN001
+    """A float for errors.json, None (JSON null) where it is not finite (JSON has no NaN)."""
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
 def _report_errors(out: Path, res, cifs, crystals, model: Path, calibration: dict) -> None:
     """Write OUT.errors.json and print the estimates and the engine replacements."""
     from rich.console import Console
@@ -413,11 +420,11 @@ def _report_errors(out: Path, res, cifs, crystals, model: Path, calibration: dic
     items = []
     for i, c in enumerate(cifs):
         for j, t in enumerate(res.thicknesses_nm):
-            est = None if res.estimated_z is None else float(res.estimated_z[i, j])
+            est = None if res.estimated_z is None else _finite(res.estimated_z[i, j])
             row = {
                 "cif": str(c),
                 "thickness_nm": float(t),
-                "spread": float(res.spread[i, j]),
+                "spread": _finite(res.spread[i, j]),
                 "estimated_z": est,
                 "source": str(res.source[i, j]),
             }
@@ -430,8 +437,9 @@ def _report_errors(out: Path, res, cifs, crystals, model: Path, calibration: dic
                 row["engine_thicknesses_nm"] = rec["thicknesses_nm"]
                 row["engine_budget_capped"] = rec["budget_capped"]
             items.append(row)
-            cell = "uncalibrated" if est is None else f"estimated Z {100 * est:.1f} %"
-            typer.echo(f"{c} at {t:g} nm: ensemble spread {100 * row['spread']:.1f} % ({cell})")
+            cell = "no estimate" if est is None else f"estimated Z {100 * est:.1f} %"
+            spread = "nan" if row["spread"] is None else f"{100 * row['spread']:.1f} %"
+            typer.echo(f"{c} at {t:g} nm: ensemble spread {spread} ({cell})")
     errors = {
         "ensemble": str(model.resolve()),
         "calibration": calibration,
@@ -443,7 +451,7 @@ def _report_errors(out: Path, res, cifs, crystals, model: Path, calibration: dic
     }
     err_path = out.with_name(out.stem + ".errors.json")
     with atomic_path(err_path) as tmp:
-        tmp.write_text(json.dumps(errors, indent=1))
+        tmp.write_text(json.dumps(errors, indent=1, allow_nan=False))
     if res.max_error is not None:
         _print_engine_runs(Console(highlight=False, soft_wrap=True), res, cifs, crystals)
     typer.echo(f"wrote {err_path}")

@@ -245,9 +245,10 @@ def _check_max_error(max_error, ensemble) -> float | None:
     if max_error is None:
         return None
     z = float(max_error)
-    if math.isnan(z) or z < 0:
+    if math.isnan(z) or z < 0 or z > 2:
         raise SettingsError(
-            f"--max-error must be a fraction >= 0 of Z = 1 - ZNCC (e.g. 0.05), got {z:g}"
+            f"--max-error must be a fraction of Z = 1 - ZNCC between 0 and 2 (0.05 is 5 %), "
+            f"got {z:g}"
         )
     if ensemble is None:
         raise SettingsError(
