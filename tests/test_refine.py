@@ -406,8 +406,10 @@ def test_felix_inp_settings_and_their_precedence(tmp_path):
 
     inp = Path(__file__).parents[1] / "src" / "lacbed" / "examples" / "felix" / "felix.inp"
     s = _settings(None, voltage=None, thickness_range=None, strong_beams=None)
-    assert s == {"voltage_kv": 200.0, "thickness_range": (20.0, 400.0), "strong_beams": None}
+    assert s == {"voltage_kv": 200.0, "thickness_range": (20.0, 400.0), "strong_beams": None,
+                 "voltage_source": "the default 200 kV"}  # fmt: skip
     s = _settings(inp, voltage=None, thickness_range=None, strong_beams=None)
+    assert s["voltage_source"] == "felix.inp" and "felix_beams_raised" not in s
     # the bundled felix.inp: 200 kV, IMinStrongBeams 60, RgLimit 2.5, Kirkland (method 0),
     # IAbsorbFLAG 2 (Bird-King) with RAbsorptionPer 7.8, thicknesses 500-1500 Å
     assert s["voltage_kv"] == 200.0 and s["strong_beams"] == 60 and s["max_g"] == 2.5
@@ -415,6 +417,12 @@ def test_felix_inp_settings_and_their_precedence(tmp_path):
     assert s["thickness_range"] == (50.0, 150.0) and s["felix"].source.endswith("felix.inp")
     s = _settings(inp, voltage=300.0, thickness_range=(40.0, 90.0), strong_beams=25)
     assert (s["voltage_kv"], s["thickness_range"], s["strong_beams"]) == (300.0, (40.0, 90.0), 25)
+    assert s["voltage_source"] == "--voltage"
+    # a U_g fit takes at least UG_STRONG_BEAMS (80) from a felix.inp, unless given explicitly
+    s = _settings(inp, voltage=None, thickness_range=None, strong_beams=None, fit="Ug:200")
+    assert s["strong_beams"] == 80 and s["felix_beams_raised"]
+    s = _settings(inp, voltage=None, thickness_range=None, strong_beams=25, fit="Ug:200")
+    assert s["strong_beams"] == 25 and "felix_beams_raised" not in s
     other = tmp_path / "felix.inp"
     text = inp.read_text().replace("IIncidentBeamDirection    = [0,0,1]",
                                    "IIncidentBeamDirection    = [1,1,0]")  # fmt: skip
@@ -430,18 +438,32 @@ def test_cli_felix_inp_reaches_the_fit_and_the_report(tmp_path, si_image):
     """The felix.inp's physics settings are those of the fit and are recorded in report.json."""
     from lacbed.cli import main
 
-    inp = Path(__file__).parents[1] / "src" / "lacbed" / "examples" / "felix" / "felix.inp"
+    text = (Path(__file__).parents[1] / "src/lacbed/examples/felix/felix.inp").read_text()
+    for key, value in (("IScatterFactorMethodFLAG", "2"), ("IAbsorbFLAG", "1"),
+                       ("RAbsorptionPer", "5.0"), ("RgLimit", "2.0"),
+                       ("RInitialThickness", "500.0"), ("RFinalThickness", "3000.0"),
+                       ("IMinStrongBeams", "30")):  # fmt: skip
+        text = re.sub(rf"^{key}\s*=.*$", f"{key} = {value}", text, flags=re.M)
+    inp = tmp_path / "felix.inp"
+    inp.write_text(text)
     np.save(tmp_path / "exp.npy", si_image)
     run = tmp_path / "RUN"
     with pytest.raises(SystemExit) as ex:
         main(["refine", str(tmp_path / "exp.npy"), str(example_path("Si")), "-o", str(run),
               "--calibration", str(SI_CAL), "--felix-inp", str(inp), "--fit", "thickness",
-              "--thickness-range", "50", "300", "--strong-beams", "30", "--no-figure"])  # fmt: skip
+              "--no-figure"])  # fmt: skip
     assert ex.value.code == 0
     rep = json.loads((run / "report.json").read_text())["settings"]
-    assert (rep["absorption"], rep["scattering"], rep["kappa"]) == ("bird-king", "kirkland", 0.078)
-    assert rep["strong_beams"] == 30 and rep["thickness_range"] == [50.0, 300.0]
-    assert rep["felix_inp"]["values"]["IMinStrongBeams"] == "60"
+    # every one of these differs from lacbed's own default (Kirkland, Bird-King, adaptive, ...)
+    assert (rep["scattering"], rep["absorption"], rep["kappa"]) == (
+        "doyle-turner",
+        "proportional",
+        0.05,
+    )
+    # the pool's largest |g| [1/Å]: within RgLimit 2.0 (Si's default pool reaches 2.97)
+    assert 1.9 < rep["max_g_pool"] <= 2.0 and rep["strong_beams"] == 30
+    assert rep["thickness_range"] == [50.0, 300.0]
+    assert rep["felix_inp"]["values"]["IAbsorbFLAG"] == "1"
 
 
 def test_cli_start_values():

@@ -120,8 +120,15 @@ def refine_command(
     from lacbed.refine.report import write_outputs
 
     settings = _settings(felix_inp, voltage=voltage, thickness_range=thickness_range,
-                         strong_beams=strong_beams)  # fmt: skip
+                         strong_beams=strong_beams, fit=fit)  # fmt: skip
     voltage = settings.pop("voltage_kv")
+    voltage_source = settings.pop("voltage_source")
+    if settings.pop("felix_beams_raised", False):
+        typer.echo(
+            f"warning: {felix_inp}'s IMinStrongBeams is below the {settings['strong_beams']} strong "
+            "beams a U_g fit needs; using them (--strong-beams overrides)",
+            err=True,
+        )
     with warnings.catch_warnings(record=True) as caught:  # e.g. the file's beam energy differs
         warnings.simplefilter("always", UserWarning)
         exp = load_experiment(
@@ -129,6 +136,7 @@ def refine_command(
             calibration=calibration,
             calibration_unit=calibration_unit,
             voltage_kv=voltage,
+            voltage_source=voltage_source,
         )
     for w in caught:
         if issubclass(w.category, UserWarning):
@@ -183,15 +191,23 @@ def refine_command(
     )
 
 
-def _settings(felix_inp: Path | None, *, voltage, thickness_range, strong_beams) -> dict:
+def _settings(
+    felix_inp: Path | None, *, voltage, thickness_range, strong_beams, fit: str = ""
+) -> dict:
     """refine()'s simulation settings: lacbed defaults < felix.inp < explicit options.
 
     Returns the keyword arguments (``voltage_kv``, ``thickness_range``, ``strong_beams`` and,
-    from a felix.inp, ``max_g``, ``scattering``, ``absorption``, ``kappa``) and, under
-    ``"felix"``, the :class:`lacbed.simulate.felix.FelixInput` (its Debye–Waller rule is applied
-    to the crystal by the caller).
+    from a felix.inp, ``max_g``, ``scattering``, ``absorption``, ``kappa``), ``voltage_source``
+    (for messages) and, under ``"felix"``, the :class:`lacbed.simulate.felix.FelixInput` (its
+    Debye–Waller rule is applied to the crystal by the caller). A U_g fit (``fit`` names a
+    ``Ug:``) takes at least :data:`lacbed.refine.fit.UG_STRONG_BEAMS` strong beams from a
+    felix.inp (``felix_beams_raised`` True when its IMinStrongBeams was lower); only an explicit
+    ``strong_beams`` goes below.
     """
-    out = {"voltage_kv": 200.0, "thickness_range": (20.0, 400.0), "strong_beams": None}
+    from lacbed.refine.fit import UG_STRONG_BEAMS
+
+    out = {"voltage_kv": 200.0, "thickness_range": (20.0, 400.0), "strong_beams": None,
+           "voltage_source": "the default 200 kV"}  # fmt: skip
     if felix_inp is not None:
         from lacbed.simulate.felix import read_felix_inp
 
@@ -210,13 +226,19 @@ def _settings(felix_inp: Path | None, *, voltage, thickness_range, strong_beams)
                                         "absorption", "kappa")})  # fmt: skip
         if t.size > 1 and t.max() > t.min():
             out["thickness_range"] = (float(t.min()), float(t.max()))
+        fb = out["strong_beams"]
+        if "ug:" in fit.lower() and fb is not None and fb < UG_STRONG_BEAMS:
+            out["strong_beams"], out["felix_beams_raised"] = UG_STRONG_BEAMS, True
         out["felix"] = felix
+        out["voltage_source"] = "felix.inp"
     if voltage is not None:
         out["voltage_kv"] = float(voltage)
+        out["voltage_source"] = "--voltage"
     if thickness_range is not None:
         out["thickness_range"] = tuple(float(v) for v in thickness_range)
     if strong_beams is not None:
         out["strong_beams"] = int(strong_beams)
+        out.pop("felix_beams_raised", None)
     return out
 
 

@@ -267,6 +267,7 @@ def load_experiment(
     calibration: float | None = None,
     calibration_unit: str = "1/A",
     voltage_kv: float = 200.0,
+    voltage_source: str = "voltage_kv",
 ) -> Experiment:
     """Read a measured LACBED pattern and its calibration.
 
@@ -282,6 +283,9 @@ def load_experiment(
     voltage_kv : float
         Accelerating voltage [kV] (converts angles to 1/Å). A Gatan file's own beam energy is
         recorded in the metadata, with a warning when it differs from this.
+    voltage_source : str
+        Where ``voltage_kv`` came from, for that warning (the CLI: '--voltage', 'felix.inp' or
+        'the default 200 kV').
 
     Returns
     -------
@@ -324,7 +328,7 @@ def load_experiment(
     if min(img.shape) < 16:
         raise LacbedError(f"{path.name}: the image is too small ({img.shape}); need ≥ 16×16 pixels")
     wavelength = electron_constants(float(voltage_kv) * 1e3).wavelength
-    meta = _file_metadata(path, img.shape, axes, instrument, float(voltage_kv))
+    meta = _file_metadata(path, img.shape, axes, instrument, float(voltage_kv), voltage_source)
     if calibration is not None:
         cal = calibration_to_inv_angstrom(float(calibration), calibration_unit, wavelength)
         meta["calibration_given"] = [float(calibration), calibration_unit]
@@ -341,7 +345,12 @@ def load_experiment(
 
 
 def _file_metadata(
-    path: Path, shape: tuple, axes: list[dict] | None, instrument: dict, voltage_kv: float
+    path: Path,
+    shape: tuple,
+    axes: list[dict] | None,
+    instrument: dict,
+    voltage_kv: float,
+    voltage_source: str,
 ) -> dict:
     """Experiment.metadata: shape, format, the file's axes and instrument.
 
@@ -362,7 +371,7 @@ def _file_metadata(
             meta["voltage_kv_used"] = voltage_kv
             warnings.warn(
                 f"{path.name} was recorded at {file_kv:g} kV but the refine uses {voltage_kv:g} "
-                "kV (--voltage)",
+                f"kV ({voltage_source})",
                 UserWarning,
                 stacklevel=3,
             )

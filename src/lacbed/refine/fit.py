@@ -962,7 +962,8 @@ def _result(prob, spec, al, sig, disc, z, zt, frame, params, b, f, t, cpu0, wall
                 "mask_pixels": int(prob.mask.sum()), "precision": prob.precision,
                 "symmetry": prob.plan.symmetry, "binning": prob.binning, "fit": spec.names + (
                     ["orientation"] if spec.orientation else []),
-                "strong_beams": o["strong_beams"], "beam_budget": o["beam_budget"],
+                "strong_beams": o["strong_beams"], "max_g_pool": prob.plan.info.get("max_g"),
+                "beam_budget": o["beam_budget"],
                 "budget_factor": o["budget_factor"],
                 "supersample": prob.supersample,
                 "direct_passes": sum(h["stage"] == "direct pixels" for h in prob.history),
