@@ -167,6 +167,11 @@ def refine_command(
     if felix is not None:
         result.settings["felix_inp"] = {"path": str(felix_inp), "values": felix.values}
     paths = write_outputs(result, output, figure=figure)
+    _print_result(result, paths)
+
+
+def _print_result(result, paths: dict) -> None:  # noqa: ANN001 (RefineResult)
+    """The alignment, each parameter (and U_g), the convergence estimate, Z and the files."""
     al = result.alignment
     typer.echo(
         f"aligned: zone axis at row {al.row:.2f}, col {al.col:.2f} px, rotation {al.angle:.2f}°, "
