@@ -96,11 +96,8 @@ SEEDS = 6
 
 def run_case(name: str, c: dict, img: np.ndarray | None = None) -> dict:
     """Make the experiment (unless given), fit it, compare with the truth."""
-    cr = load_crystal(example_path(c["crystal"]))
+    cr, cal, truth, disc = _geometry(c)
     n = c["n"]
-    cal = 4.0 / cr.a / (0.4 * n)
-    truth = Alignment(n / 2 + 0.3, n / 2 - 1.1, c["angle"], cal * c["cal_error"], 0.9)
-    disc = (n / 2 - 0.4, n / 2 - 0.7, 0.44 * n)
     cpu_exp = time.process_time()
     if img is None:
         img = synthetic_experiment(cr, c["thickness"], truth, shape=(n, n), disc=disc,
@@ -188,17 +185,29 @@ def _ug_errors(cr, c: dict, p: dict) -> dict:
     return out
 
 
-def noise_free(name: str) -> dict:
-    """Fit the noise-free image of a case (its experiment's beams, its dose as scale): the bias."""
-    c = CASES[name]
+def _geometry(c: dict):  # noqa: ANN202
+    """Crystal, calibration [1/Å per px], true alignment and disc of a case."""
     cr = load_crystal(example_path(c["crystal"]))
     n = c["n"]
     cal = 4.0 / cr.a / (0.4 * n)
     truth = Alignment(n / 2 + 0.3, n / 2 - 1.1, c["angle"], cal * c["cal_error"], 0.9)
     disc = (n / 2 - 0.4, n / 2 - 0.7, 0.44 * n)
-    clean = synthetic_experiment(cr, c["thickness"], truth, shape=(n, n), disc=disc, dose=None,
-                                 background=0.0, b=c["b"], ug=c["ug"],
-                                 strong_beams=c.get("exp_beams"))  # fmt: skip
+    return cr, cal, truth, disc
+
+
+def _clean_image(c: dict, strong_beams: int | None) -> np.ndarray:
+    """The case's experiment without noise, background or bad pixels (relative intensities)."""
+    cr, _, truth, disc = _geometry(c)
+    n = c["n"]
+    return synthetic_experiment(cr, c["thickness"], truth, shape=(n, n), disc=disc, dose=None,
+                                background=0.0, b=c["b"], ug=c["ug"],
+                                strong_beams=strong_beams)  # fmt: skip
+
+
+def noise_free(name: str) -> dict:
+    """Fit the noise-free image of a case (its experiment's beams, its dose as scale): the bias."""
+    c = CASES[name]
+    clean = _clean_image(c, c.get("exp_beams"))
     r = run_case(name, c, c["dose"] * clean + 80.0)
     return {k: v for k, v in r.items() if k != "history"}
 
@@ -207,13 +216,7 @@ def seeds() -> dict:
     """The ``--seeds`` study (module notes)."""
     name = "gaas_ug200_known_b_64px_dose1e5"
     c = CASES[name]
-    cr = load_crystal(example_path(c["crystal"]))
-    n = c["n"]
-    cal = 4.0 / cr.a / (0.4 * n)
-    truth = Alignment(n / 2 + 0.3, n / 2 - 1.1, c["angle"], cal * c["cal_error"], 0.9)
-    disc = (n / 2 - 0.4, n / 2 - 0.7, 0.44 * n)
-    clean = synthetic_experiment(cr, c["thickness"], truth, shape=(n, n), disc=disc, dose=None,
-                                 background=0.0, b=c["b"], ug=c["ug"])  # fmt: skip
+    clean = _clean_image(c, None)  # the adaptive budget (module notes)
     keys = ("U200_error_rel", "U200_sigma_rel", "thickness_error_nm", "thickness_sigma_nm",
             "centre_error_px", "engine_calls", "cpu_s", "z")  # fmt: skip
     r = run_case(name, c, c["dose"] * clean + 80.0)
