@@ -4,7 +4,8 @@ The surrogate must beat cheap physics (issue 10): a Bloch-wave run with a few st
 tenths of a second, and on the simple crystals of the bundled examples 16 beams are within a few
 per cent of Felix. This script measures that baseline where it matters, on real materials of
 the release ``data/lacbed-cubic`` against their converged patterns: for each material of the
-``val`` and ``test`` splits, the engine with a fixed number of strong beams (16, 32, 64, 128; the
+``val`` and ``test`` splits, the engine with a fixed budget ``strong_beams`` = 16, 32, 64, 128 (the
+strongest beams of each tile, a minimum; the
 rest of the dataset's settings unchanged: 200 kV, W = 4/a, Kirkland, Bird–King, 128×128, the
 release's four thicknesses) is compared with the released pattern (float16 wedge, expanded):
 Z = 1 − ZNCC per thickness, the CPU time of the call (one process, ``n_jobs=1``) and the
