@@ -362,14 +362,14 @@ def predict(
     crystals = [read_cif(c) for c in cifs]  # NonCubicError etc. before anything is written
     predictor = load_predictor(model)
     res = predict_series(crystals, thickness, model=predictor, max_error=max_error, n_jobs=threads)
-    _write_prediction(out, res, crystals, predictor)
+    _write_prediction(out, res, crystals)
     if res.spread is not None:
         _report_errors(out, res, cifs, crystals, model, predictor.calibration)
     n = res.patterns.shape[0] * res.patterns.shape[1]
     typer.echo(f"wrote {out} ({n} pattern{'s' if n > 1 else ''})")
 
 
-def _write_prediction(out: Path, res, crystals, predictor) -> None:
+def _write_prediction(out: Path, res, crystals) -> None:
     """OUT.npy or OUT.png of a :class:`lacbed.ml.predict.SeriesPrediction`."""
     import numpy as np
 
@@ -385,13 +385,7 @@ def _write_prediction(out: Path, res, crystals, predictor) -> None:
         return
     from lacbed.plotting.ml import plot_predictions
 
-    if isinstance(predictor, tuple):
-        info = predictor[1]
-    else:  # an ensemble: its members share the training data
-        from lacbed.ml.model import load_surrogate
-
-        info = load_surrogate(predictor.members[0])[1]
-    engine = info.data.get("engine_settings") or {}
+    engine = res.data_settings  # the training data's settings (figure axes)
     fig = plot_predictions(
         pred[:, 0] if one_t else pred,
         [c.name or c.formula for c in crystals],

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
 
@@ -229,6 +229,9 @@ class SeriesPrediction:
         The :func:`lacbed.simulate.simulate_lacbed` keywords used (None if it never ran).
     max_error : float or None
         The threshold on the estimated Z [1].
+    data_settings : dict
+        The engine settings of the model's training data (``engine_settings`` of its file:
+        voltage [kV], half-width [1/Å], ...), e.g. for the axes of a figure.
     """
 
     patterns: np.ndarray
@@ -239,6 +242,7 @@ class SeriesPrediction:
     engine: list | None = None
     engine_settings: dict | None = None
     max_error: float | None = None
+    data_settings: dict = field(default_factory=dict)
 
 
 def _check_max_error(max_error, ensemble) -> float | None:
@@ -357,6 +361,7 @@ def predict_series(
         engine=engine,
         engine_settings=settings,
         max_error=z_max,
+        data_settings=dict(info0.data.get("engine_settings") or {}),
     )
 
 
