@@ -188,3 +188,60 @@ def test_pack_info_and_build_against_a_release(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as exc:
         main([*build, "--release", str(tmp_path)])
     assert exc.value.code == 2 and "not a lacbed release" in capsys.readouterr().err
+
+
+def test_retry_unconverged_from_a_release(tmp_path, monkeypatch, capsys):
+    """A released unconverged material is computed again only when asked, in a new folder,
+    and packed again once converged (the newer record wins)."""
+    import lacbed.dataset.release as release_mod
+    from test_release import fake_compute, fake_simulate
+
+    monkeypatch.setattr(release_mod, "resimulate", fake_simulate)
+    real = build_mod.build_dataset
+    state = {"si_estimate": 0.02, "computed": []}
+
+    def compute(crystal, settings):
+        out = fake_compute(crystal, settings)
+        if crystal.symbols == ("Si",) * len(crystal.symbols):
+            out["engine"]["convergence_estimate"] = state["si_estimate"]
+        return out
+
+    def threaded(path, entries, settings, **kw):
+        kw.update(processes=False, compute=compute)
+        rep = real(path, entries, settings, **kw)
+        state["computed"].append(rep.n_ok)
+        return rep
+
+    monkeypatch.setattr(build_mod, "build_dataset", threaded)
+    work, rel = tmp_path / "work", tmp_path / "rel"
+    build = ["dataset", "build", "--source", "examples", "--size", "16", "-q"]
+    run_cli([*build, "-o", str(work)])
+    run_cli(["dataset", "pack", str(work), "--release", str(rel), "-q"])
+    assert "9 ok, 1 unconverged" in capsys.readouterr().out
+    # not retried unless asked
+    run_cli([*build, "-o", str(tmp_path / "w2"), "--release", str(rel)])
+    assert state["computed"][-1] == 0
+    # asked in the folder that holds its earlier record, or without a release: one-line errors
+    for bad, msg in (
+        ([*build, "-o", str(work), "--release", str(rel), "--retry-unconverged"], "already holds"),
+        ([*build, "-o", str(tmp_path / "w3"), "--retry-unconverged"], "needs --release"),
+    ):
+        with pytest.raises(SystemExit) as exc:
+            main(bad)
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and msg in err and len(err.strip().splitlines()) == 1
+    # still unconverged: computed, but nothing new to pack
+    retry = [*build, "-o", str(tmp_path / "w4"), "--release", str(rel), "--retry-unconverged"]
+    run_cli(retry)
+    assert state["computed"][-1] == 1
+    run_cli(["dataset", "pack", str(tmp_path / "w4"), "--release", str(rel), "-q"])
+    assert "0 ok" in capsys.readouterr().out
+    # converged now: packed again, and the release counts it
+    state["si_estimate"] = 0.001
+    run_cli([*build, "-o", str(tmp_path / "w5"), "--release", str(rel), "--retry-unconverged"])
+    assert state["computed"][-1] == 1
+    run_cli(["dataset", "pack", str(tmp_path / "w5"), "--release", str(rel), "-q"])
+    assert "1 ok" in capsys.readouterr().out
+    run_cli(["dataset", "info", str(rel), "--format", "json"])
+    d = json.loads(capsys.readouterr().out)
+    assert d["converged"] == 10 and d["unconverged"] == 0 and d["shards"] == 2

@@ -237,14 +237,15 @@ def test_convergence_target_is_checked():
 
 
 def _fake_estimates(monkeypatch, estimates, solved=None):
-    """Make every pilot report the next of ``estimates``, and every full solve the next of
-    ``solved`` (default: its pilot's) as the convergence estimate."""
+    """Make every pilot report the next of ``estimates`` (the last one again once they are
+    used up), and every full solve the next of ``solved`` (default: its pilot's) as the
+    convergence estimate."""
     real_pilot, real_solve = engine.pilot, engine.solve_plan
     it, last = iter(estimates), []
     it_solved = None if solved is None else iter(solved)
 
     def fake_pilot(plan, **kw):
-        last.append(next(it))
+        last.append(next(it, estimates[-1]))
         return last[-1], real_pilot(plan, **kw)[1]
 
     def fake_solve(plan, **kw):
@@ -261,10 +262,14 @@ def test_escalation_stops_when_a_step_does_not_pay(monkeypatch):
     # is the one solved
     _fake_estimates(monkeypatch, [0.02, 0.019, 0.018])
     p = simulate_lacbed(_crystal("Si"), [100.0], size=16, n_jobs=1, convergence_sample=0.25)
-    hist = p.settings["escalation"]
+    hist = [h for h in p.settings["escalation"] if h["stage"] == "escalation"]
     assert [h["budget_factor"] for h in hist] == [1.0, engine.BUDGET_STEPS[0]]
     assert [h["solved"] for h in hist] == [False, True]
     assert p.settings["budget_factor"] == engine.BUDGET_STEPS[0]
+    # the second look piloted the steps beyond (all at 1.8 %, above SKIP_MARGIN × the target)
+    rescue = [h for h in p.settings["escalation"] if h["stage"] == "rescue"]
+    assert [h["budget_factor"] for h in rescue] == [2.0, 3.0]
+    assert not any(h["solved"] for h in rescue)
 
 
 def test_escalation_goes_on_when_the_solved_pattern_misses_the_target(monkeypatch):
@@ -278,6 +283,103 @@ def test_escalation_goes_on_when_the_solved_pattern_misses_the_target(monkeypatc
     assert [h["convergence_estimate"] for h in hist] == [0.006, 0.0025]
     assert p.settings["budget_factor"] == engine.BUDGET_STEPS[0]
     assert p.settings["convergence_estimate"] == 0.0025
+
+
+def _fake_pilots(monkeypatch, cheap: dict, refined: dict, solved: dict | None = None) -> list:
+    """Pilot estimates by budget factor: ``cheap`` with the first pass's sample, ``refined``
+    with the second look's larger one (RESCUE_SAMPLE, set to 0.5 here against the tests' 0.25);
+    a solved pattern reports ``solved[factor]`` (default: its pilot's). Returns the calls as
+    (factor, 'cheap' | 'refined')."""
+    real_pilot, real_solve = engine.pilot, engine.solve_plan
+    monkeypatch.setattr(engine, "RESCUE_SAMPLE", 0.5)
+    calls: list = []
+
+    def kind(plan) -> str:
+        return "refined" if plan.options["convergence_sample"] == 0.5 else "cheap"
+
+    def fake_pilot(plan, **kw):
+        f = plan.options["budget_factor"]
+        calls.append((f, kind(plan)))
+        return (cheap if kind(plan) == "cheap" else refined)[f], real_pilot(plan, **kw)[1]
+
+    def fake_solve(plan, **kw):
+        p = real_solve(plan, **kw)
+        f = plan.options["budget_factor"]
+        table = solved or (cheap if kind(plan) == "cheap" else refined)
+        p.settings["convergence_estimate"] = table[f]
+        return p
+
+    monkeypatch.setattr(engine, "pilot", fake_pilot)
+    monkeypatch.setattr(engine, "solve_plan", fake_solve)
+    return calls
+
+
+def test_rescue_takes_a_second_look_where_the_estimate_rose_by_noise(monkeypatch):
+    # PrSb in release 2 (128 px): pilots 1.46 %, 0.60 %, 0.75 % (a noisy rise stops the first
+    # pass, which solved the 2× budget and found 0.70 %); with the larger sample the 1.5× budget
+    # pilots at 0.37 % and is solved (0.40 %)
+    cheap = {1.0: 0.0146, 1.5: 0.0060, 2.0: 0.0075}
+    calls = _fake_pilots(monkeypatch, cheap, refined={1.5: 0.0037}, solved={1.5: 0.0040})
+    solves = _count_solves(monkeypatch)
+    cr = _crystal("Si")
+    kw = dict(size=16, n_jobs=1, convergence_sample=0.25)
+    p = simulate_lacbed(cr, [100.0], skip_unconverged=True, **kw)
+    # 1.0× (1.46 % > SKIP_MARGIN × 0.5 %) is not looked at again; 1.5× is, and is the only solve
+    assert calls == [(1.0, "cheap"), (1.5, "cheap"), (2.0, "cheap"), (1.5, "refined")]
+    assert solves == [1.5]
+    hist = p.settings["escalation"]
+    assert [h["stage"] for h in hist] == ["escalation"] * 3 + ["rescue"]
+    assert [h["solved"] for h in hist] == [False, False, False, True]
+    assert hist[-1]["sample_pixels"] > hist[0]["sample_pixels"]
+    assert p.settings["budget_factor"] == 1.5 and p.settings["convergence_estimate"] == 0.004
+    assert p.settings["convergence_sample_pixels"] == hist[-1]["sample_pixels"]
+    # the pattern is exactly the 1.5× budget's (the sample does not touch the pattern's jobs)
+    monkeypatch.undo()
+    plan = plan_lacbed(cr, [100.0], budget_factor=1.5, size=16, convergence_sample=0)
+    np.testing.assert_array_equal(p.intensities, solve_plan(plan, n_jobs=1).intensities)
+
+
+def test_rescue_goes_beyond_the_first_pass_reach(monkeypatch):
+    # LuPd3 in release 2: 2.4 % at 1× stopped the first pass (ESCALATION_REACH); 1.5× gives
+    # 1.49 % and 2× 0.07 %, converged
+    cheap = {1.0: 0.024, 1.5: 0.0149, 2.0: 0.0007}
+    calls = _fake_pilots(monkeypatch, cheap, refined={2.0: 0.0004})
+    solves = _count_solves(monkeypatch)
+    kw = dict(size=16, n_jobs=1, convergence_sample=0.25, skip_unconverged=True)
+    p = simulate_lacbed(_crystal("Si"), [100.0], **kw)
+    assert calls == [(1.0, "cheap"), (1.5, "cheap"), (2.0, "cheap"), (2.0, "refined")]
+    assert solves == [2.0] and p.settings["budget_factor"] == 2.0
+    assert [h["stage"] for h in p.settings["escalation"]] == ["escalation"] + ["rescue"] * 3
+
+
+def test_no_rescue_far_from_convergence_or_after_a_converged_first_pass(monkeypatch):
+    from lacbed.errors import UnconvergedError
+
+    # 6 % > RESCUE_REACH × 0.5 %: no second look, nothing solved
+    calls = _fake_pilots(monkeypatch, {1.0: 0.06}, refined={})
+    solves = _count_solves(monkeypatch)
+    kw = dict(size=16, n_jobs=1, convergence_sample=0.25, skip_unconverged=True)
+    with pytest.raises(UnconvergedError):
+        simulate_lacbed(_crystal("Si"), [100.0], **kw)
+    assert calls == [(1.0, "cheap")] and solves == []
+    monkeypatch.undo()
+    # converged by the first pass: nothing else is piloted, the pattern is the first pass's
+    calls = _fake_pilots(monkeypatch, {1.0: 0.006, 1.5: 0.002}, refined={})
+    p = simulate_lacbed(_crystal("Si"), [100.0], **kw)
+    assert calls == [(1.0, "cheap"), (1.5, "cheap")]
+    assert {h["stage"] for h in p.settings["escalation"]} == {"escalation"}
+    # a refined pilot that misses the target is recorded, and the first pass's result stands
+    monkeypatch.undo()
+    # (the steps beyond: 2 % at 2×, above SKIP_MARGIN × the target; 8 % at 3× ends the look)
+    cheap = {1.0: 0.009, 1.5: 0.0085, 2.0: 0.02, 3.0: 0.08}
+    calls = _fake_pilots(monkeypatch, cheap, refined={1.0: 0.007, 1.5: 0.006})
+    p = simulate_lacbed(_crystal("Si"), [100.0], **kw)
+    assert calls == [
+        (1.0, "cheap"), (1.5, "cheap"), (1.0, "refined"), (1.5, "refined"),
+        (2.0, "cheap"), (3.0, "cheap"),
+    ]  # fmt: skip
+    assert p.settings["budget_factor"] == 1.5 and p.settings["convergence_estimate"] == 0.0085
+    assert [h["solved"] for h in p.settings["escalation"]] == [False, True] + [False] * 4
 
 
 def _job_matrices(name, size=32, index=None):
@@ -373,9 +475,10 @@ def test_interpolated_bethe_terms_change_the_pattern_by_little(name, monkeypatch
     assert np.all(z_score(inter, exact) < BETHE_INTERP_MAX_Z[name])
 
 
-@pytest.mark.parametrize(("estimates", "n_steps"), [([0.05, 0.01], 1), ([0.015, 0.004], 2)])
+@pytest.mark.parametrize(("estimates", "n_steps"), [([0.08, 0.01], 1), ([0.015, 0.004], 2)])
 def test_escalation_skips_an_estimate_out_of_reach(monkeypatch, estimates, n_steps):
-    # 5 % is beyond ESCALATION_REACH × 0.5 %: solved once; 1.5 % escalates and converges
+    # 8 % is beyond ESCALATION_REACH and RESCUE_REACH × 0.5 %: solved once; 1.5 % escalates
+    # and converges
     _fake_estimates(monkeypatch, estimates)
     p = simulate_lacbed(_crystal("Si"), [100.0], size=16, n_jobs=1, convergence_sample=0.25)
     assert len(p.settings["escalation"]) == n_steps
@@ -385,17 +488,17 @@ def test_escalation_skips_an_estimate_out_of_reach(monkeypatch, estimates, n_ste
 def test_skip_unconverged_raises_instead_of_solving_a_hopeless_pattern(monkeypatch):
     from lacbed.errors import UnconvergedError
 
-    # 5 % is beyond reach: with skip_unconverged nothing is solved in full
-    _fake_estimates(monkeypatch, [0.05])
+    # 8 % is beyond reach: with skip_unconverged nothing is solved in full
+    _fake_estimates(monkeypatch, [0.08])
     solves = _count_solves(monkeypatch)
     kw = dict(size=16, n_jobs=1, convergence_sample=0.25, skip_unconverged=True)
     with pytest.raises(
-        UnconvergedError, match=r"cannot converge it \(pilot estimate Z = 5.00 %"
+        UnconvergedError, match=r"cannot converge it \(pilot estimate Z = 8.00 %"
     ) as exc:
         simulate_lacbed(_crystal("Si"), [100.0], **kw)
     assert solves == []
     hist = exc.value.settings["escalation"]
-    assert [h["pilot_estimate"] for h in hist] == [0.05] and not hist[0]["solved"]
+    assert [h["pilot_estimate"] for h in hist] == [0.08] and not hist[0]["solved"]
     assert exc.value.settings["physics_version"] == engine.PHYSICS_VERSION
     monkeypatch.undo()
     solves = _count_solves(monkeypatch)

@@ -120,6 +120,19 @@ def _sigterm_as_interrupt(signum, frame) -> None:  # noqa: ANN001
     raise KeyboardInterrupt
 
 
+def _check_retry_folder(output: Path, retry: set[str]) -> None:
+    """Refuse a working folder that already holds records of materials to retry: the build
+    would keep those records (a solved material is final in its working folder)."""
+    from lacbed.dataset.store import read_records
+
+    held = sorted({r["key"] for r in read_records(output)} & retry)
+    if held:
+        raise SettingsError(
+            f"--retry-unconverged: {output} already holds records of {len(held)} of the "
+            f"materials to retry (e.g. {held[0]}); give a new output folder"
+        )
+
+
 @dataset_app.command("build", cls=_BuildCommand)
 def build(
     output: Annotated[
@@ -189,6 +202,14 @@ def build(
         bool,
         typer.Option("--retry-failed", help="Compute again the materials recorded as failed."),
     ] = False,
+    retry_unconverged: Annotated[
+        bool,
+        typer.Option(
+            "--retry-unconverged",
+            help="With --release: compute again the released materials recorded as unconverged "
+            "(in a new output folder; converged ones are packed again, the newer record wins).",
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Build (or resume) a dataset: one Dask task per material, results written atomically.
@@ -235,7 +256,11 @@ def build(
 
         if not is_release(release):
             raise SettingsError(f"--release {release} is not a lacbed release (no release.json)")
-        skip = release_keys(release, failed=not retry_failed)
+        skip = release_keys(release, failed=not retry_failed, unconverged=not retry_unconverged)
+        if retry_unconverged:
+            _check_retry_folder(output, release_keys(release) - skip)
+    elif retry_unconverged:
+        raise SettingsError("--retry-unconverged needs --release (the release to retry from)")
     res = load_sources(source, use_cache=not no_cache, seed=seed)
     info = describe_sources(source)
     info["skipped_at_load"] = dict(res.skipped)

@@ -159,15 +159,19 @@ def _release_status(path: Path) -> dict[str, str]:
     return status
 
 
-def release_keys(path: str | os.PathLike, *, failed: bool = True) -> set[str]:
+def release_keys(
+    path: str | os.PathLike, *, failed: bool = True, unconverged: bool = True
+) -> set[str]:
     """Keys of the materials in a release; empty when ``path`` is no release.
 
-    ``failed=False`` leaves out the materials whose latest record is a failure (to retry them).
+    ``failed=False`` leaves out the materials whose latest record is a failure, and
+    ``unconverged=False`` those whose latest record is unconverged (to retry them).
     """
     p = Path(path)
     if not is_release(p):
         return set()
-    return {k for k, st in _release_status(p).items() if failed or st != "failed"}
+    drop = {s for s, keep in (("failed", failed), ("unconverged", unconverged)) if not keep}
+    return {k for k, st in _release_status(p).items() if st not in drop}
 
 
 @dataclass
@@ -414,7 +418,8 @@ def pack_release(
     """Move the finished materials of a working dataset into new shards of a release.
 
     Materials already in the release are skipped and no shard is ever rewritten; a released
-    failure that a later build computed (``--retry-failed``) is packed again, and the newer
+    failure that a later build computed (``--retry-failed``), or a released unconverged material
+    that a later build converged (``--retry-unconverged``), is packed again, and the newer
     record wins when the release is read. Every packed pattern is checked: finite, with the symmetry the engine
     used, and the potential rebuilt from the stored crystal record equal to the one the build
     computed.
@@ -464,11 +469,14 @@ def pack_release(
         )
     status = _release_status(rel)
     recs = sorted(read_records(work), key=lambda r: r["key"])
-    # new materials, and released failures that a retried build has now computed
+    # new materials, released failures that a retried build has now computed, and released
+    # unconverged materials that a retried build has now converged
     new = [
         r
         for r in recs
-        if r["key"] not in status or (status[r["key"]] == "failed" and r.get("status") == "ok")
+        if r["key"] not in status
+        or (status[r["key"]] == "failed" and r.get("status") == "ok")
+        or (status[r["key"]] == "unconverged" and item_status(r)[0] == "ok")
     ]
     report = PackReport(n_already=len(recs) - len(new))
     physics = _physics_version(new)
