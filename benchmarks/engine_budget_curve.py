@@ -15,6 +15,7 @@ released material's recorded CPU time.
 Usage (repository root)::
 
     nice -n 5 python benchmarks/engine_budget_curve.py [--budgets 16 32 64 128] [--splits val test]
+    nice -n 5 python benchmarks/engine_budget_curve.py --budgets 8 24 --add   # more budgets
 
 Writes ``benchmarks/results/engine_budget_curve.json`` (every material and a summary per budget
 and thickness: mean, median, P90 of Z, mean CPU).
@@ -90,15 +91,32 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budgets", type=int, nargs="+", default=[16, 32, 64, 128])
     ap.add_argument("--splits", nargs="+", default=["val", "test"])
+    ap.add_argument(
+        "--add",
+        action="store_true",
+        help="Add these budgets to the materials of the existing results file (same splits).",
+    )
     args = ap.parse_args(argv)
     rel = open_dataset(RELEASE)
     slots = [int(s) for name in args.splits for s in rel.split_slots(name)]
+    old = json.loads(OUT.read_text()) if args.add else None
+    if old is not None:  # the same materials as the existing results (the release grows)
+        if old["splits"] != args.splits:
+            raise SystemExit(f"--add: {OUT} holds splits {old['splits']}, not {args.splits}")
+        keys = {r["key"] for r in old["rows"]}
+        key_of = dict(zip(rel.table["slot"], rel.table["key"], strict=True))
+        slots = [s for s in slots if key_of[s] in keys]
     rows = []
     for i, slot in enumerate(slots):
         rows.append(measure(rel, slot, args.budgets))
+        if old is not None:
+            (prev,) = [r for r in old["rows"] if r["key"] == rows[-1]["key"]]
+            rows[-1]["budgets"] = {**prev["budgets"], **rows[-1]["budgets"]}
         worst = {nb: max(v["z"]) for nb, v in rows[-1]["budgets"].items()}
         print(f"{i + 1}/{len(slots)} {rows[-1]['key']} worst Z {worst}", flush=True)
     ts = [float(t) for t in rel.thicknesses_nm]
+    if old is not None:
+        args.budgets = sorted({*old["budgets"], *args.budgets})
     result = {
         "machine": f"{platform.platform()}, numpy {np.__version__}; a shared 2-core machine "
         "(a niced dataset build on one core): CPU times are the measure",

@@ -266,9 +266,10 @@ def test_escalation_stops_when_a_step_does_not_pay(monkeypatch):
     assert [h["budget_factor"] for h in hist] == [1.0, engine.BUDGET_STEPS[0]]
     assert [h["solved"] for h in hist] == [False, True]
     assert p.settings["budget_factor"] == engine.BUDGET_STEPS[0]
-    # the second look piloted the steps beyond (all at 1.8 %, above SKIP_MARGIN × the target)
+    # the second look piloted the step beyond (1.8 %: above SKIP_MARGIN × the target, and no
+    # real gain on 1.9 %, so the look ends there)
     rescue = [h for h in p.settings["escalation"] if h["stage"] == "rescue"]
-    assert [h["budget_factor"] for h in rescue] == [2.0, 3.0]
+    assert [h["budget_factor"] for h in rescue] == [2.0]
     assert not any(h["solved"] for h in rescue)
 
 
@@ -341,15 +342,18 @@ def test_rescue_takes_a_second_look_where_the_estimate_rose_by_noise(monkeypatch
 
 def test_rescue_goes_beyond_the_first_pass_reach(monkeypatch):
     # LuPd3 in release 2: 2.4 % at 1× stopped the first pass (ESCALATION_REACH); 1.5× gives
-    # 1.49 % and 2× 0.07 %, converged
+    # 1.49 % and 2× 0.07 %: an ordinary pilot that meets the target is solved, as in the first
+    # pass, without the larger sample
     cheap = {1.0: 0.024, 1.5: 0.0149, 2.0: 0.0007}
-    calls = _fake_pilots(monkeypatch, cheap, refined={2.0: 0.0004})
+    calls = _fake_pilots(monkeypatch, cheap, refined={})
     solves = _count_solves(monkeypatch)
     kw = dict(size=16, n_jobs=1, convergence_sample=0.25, skip_unconverged=True)
     p = simulate_lacbed(_crystal("Si"), [100.0], **kw)
-    assert calls == [(1.0, "cheap"), (1.5, "cheap"), (2.0, "cheap"), (2.0, "refined")]
+    assert calls == [(1.0, "cheap"), (1.5, "cheap"), (2.0, "cheap")]
     assert solves == [2.0] and p.settings["budget_factor"] == 2.0
-    assert [h["stage"] for h in p.settings["escalation"]] == ["escalation"] + ["rescue"] * 3
+    hist = p.settings["escalation"]
+    assert [h["stage"] for h in hist] == ["escalation"] + ["rescue"] * 2
+    assert hist[-1]["solved"] and p.settings["convergence_estimate"] == 0.0007
 
 
 def test_no_rescue_far_from_convergence_or_after_a_converged_first_pass(monkeypatch):
@@ -368,18 +372,29 @@ def test_no_rescue_far_from_convergence_or_after_a_converged_first_pass(monkeypa
     p = simulate_lacbed(_crystal("Si"), [100.0], **kw)
     assert calls == [(1.0, "cheap"), (1.5, "cheap")]
     assert {h["stage"] for h in p.settings["escalation"]} == {"escalation"}
-    # a refined pilot that misses the target is recorded, and the first pass's result stands
+    # larger-sample pilots that miss the target are recorded; the last step, refused by its
+    # own (0.6 %), is not solved (the step beyond: 2 % at 2×, worse than 0.85 %, ends the look)
     monkeypatch.undo()
-    # (the steps beyond: 2 % at 2×, above SKIP_MARGIN × the target; 8 % at 3× ends the look)
-    cheap = {1.0: 0.009, 1.5: 0.0085, 2.0: 0.02, 3.0: 0.08}
+    cheap = {1.0: 0.009, 1.5: 0.0085, 2.0: 0.02}
     calls = _fake_pilots(monkeypatch, cheap, refined={1.0: 0.007, 1.5: 0.006})
-    p = simulate_lacbed(_crystal("Si"), [100.0], **kw)
+    solves = _count_solves(monkeypatch)
+    with pytest.raises(UnconvergedError, match=r"0.60 % \(larger sample\) at 1.5×") as exc:
+        simulate_lacbed(_crystal("Si"), [100.0], **kw)
     assert calls == [
-        (1.0, "cheap"), (1.5, "cheap"), (1.0, "refined"), (1.5, "refined"),
-        (2.0, "cheap"), (3.0, "cheap"),
+        (1.0, "cheap"), (1.5, "cheap"), (1.0, "refined"), (1.5, "refined"), (2.0, "cheap"),
     ]  # fmt: skip
+    assert solves == [] and len(exc.value.settings["escalation"]) == 5
+    # without skip_unconverged the last step is solved and flagged, as before
+    p = simulate_lacbed(_crystal("Si"), [100.0], size=16, n_jobs=1, convergence_sample=0.25)
     assert p.settings["budget_factor"] == 1.5 and p.settings["convergence_estimate"] == 0.0085
-    assert [h["solved"] for h in p.settings["escalation"]] == [False, True] + [False] * 4
+    assert solves == [1.5]
+    # a larger-sample estimate beyond SKIP_MARGIN × the target ends the look at once; the last
+    # step, not looked at with it, is solved as before (its ordinary pilot is within the margin)
+    monkeypatch.undo()
+    calls = _fake_pilots(monkeypatch, {1.0: 0.009, 1.5: 0.008}, refined={1.0: 0.015})
+    p = simulate_lacbed(_crystal("Si"), [100.0], **kw)
+    assert calls == [(1.0, "cheap"), (1.5, "cheap"), (1.0, "refined")]
+    assert p.settings["budget_factor"] == 1.5 and p.settings["convergence_estimate"] == 0.008
 
 
 def _job_matrices(name, size=32, index=None):
@@ -502,11 +517,12 @@ def test_skip_unconverged_raises_instead_of_solving_a_hopeless_pattern(monkeypat
     assert exc.value.settings["physics_version"] == engine.PHYSICS_VERSION
     monkeypatch.undo()
     solves = _count_solves(monkeypatch)
-    # within SKIP_MARGIN × the target (0.8 %, 0.7 %: no gain) the last step is solved and flagged
+    # within SKIP_MARGIN × the target (0.8 %, 0.7 %: no gain) the second look's larger sample
+    # decides (0.7 % again here): still not solved
     _fake_estimates(monkeypatch, [0.008, 0.007])
-    p = simulate_lacbed(_crystal("Si"), [100.0], **kw)
-    assert p.settings["budget_factor"] == engine.BUDGET_STEPS[0]
-    assert solves == [engine.BUDGET_STEPS[0]]
+    with pytest.raises(UnconvergedError, match=r"0.70 % \(larger sample\)"):
+        simulate_lacbed(_crystal("Si"), [100.0], **kw)
+    assert solves == []
 
 
 @pytest.mark.parametrize("name", ["SrTiO3", "GaAs"])
