@@ -734,9 +734,11 @@ def simulate_lacbed(
         is solved once (:func:`_escalate`: the search stops where the cap allows no more beams,
         when a step did not divide the estimate by :data:`ESCALATION_MIN_GAIN`, or when it
         exceeds :data:`ESCALATION_REACH` × the target, and the last step tried, with the most
-        beams, is solved). ``settings["budget_factor"]`` and ``settings["escalation"]`` (per step: factor,
-        pilot estimate, whether solved and the solved pattern's estimate, CPU) say what was
-        spent. None (or a fixed ``strong_beams``, or no estimate) solves once at 1 ×.
+        beams, is solved). A budget left unconverged gets a second look (:func:`_rescue`: the
+        steps up to 3× re-piloted with a pixel sample 8× larger where the estimate is within 2×
+        the target, and the steps the search did not reach). ``settings["budget_factor"]`` and
+        ``settings["escalation"]`` (per step: factor, pilot estimate, whether solved and the
+        solved pattern's estimate, CPU, stage, sample pixels) say what was spent. None (or a fixed ``strong_beams``, or no estimate) solves once at 1 ×.
     reflections : sequence of (h, k, l) or str, optional
         Dark-field discs: the intensity I_g of each listed beam g (e.g. ``[(0, 0, 0), (2, -2,
         0), "-220"]``) over the same incident directions as the bright field (Felix's
