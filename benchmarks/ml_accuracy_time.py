@@ -1,0 +1,165 @@
+"""Accuracy against time per pattern: surrogates against the engine at fixed budgets (issue 10 §4).
+
+Puts on one plot, for the materials of one split of the release ``data/lacbed-cubic``:
+
+- the engine at fixed ``strong_beams`` budgets (``benchmarks/results/engine_budget_curve.json``,
+  which holds per material and budget the Z against the released converged pattern at every
+  thickness and the CPU time of the call); time per pattern = the call's CPU time divided by the
+  number of thicknesses it returned (one eigensolve serves them all);
+- the converged default engine (the release itself): time = the recorded CPU time per material
+  over the thicknesses, Z = its own convergence estimate (it is the reference of the others);
+- each surrogate given as ``--model LABEL=RUN,TIMING``: Z from ``RUN/metrics.json`` (``lacbed
+  evaluate RUN data/lacbed-cubic --split SPLIT``), time per pattern = 1 / the batched
+  throughput from a potential image in ``TIMING`` (``benchmarks/ml_inference.py`` output).
+
+Each method is drawn at its time per pattern with its median Z over the split at every
+thickness it serves (a vertical strip: one marker per thickness) and the median over all of
+them. The split must be the same for every source: ``val`` while models are chosen,
+``test-real`` for the headline figure once they are (the engine rows are filtered to it).
+
+Usage (repository root)::
+
+    python benchmarks/ml_accuracy_time.py --split val \\
+        --model "vae=runs/rel2/vae,benchmarks/ml_inference_vae_t1.json" \\
+        -o docs/figures/ml_accuracy_time_val.png
+
+Writes the figure and ``benchmarks/results/ml_accuracy_time_<split>.json`` (every plotted number).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from lacbed.dataset.release import open_release
+
+ROOT = Path(__file__).resolve().parents[1]
+RELEASE = ROOT / "data" / "lacbed-cubic"
+RESULTS = Path(__file__).parent / "results"
+
+
+def split_keys(rel, split: str) -> set[str]:  # noqa: ANN001 (Release)
+    """Keys of the release's materials in ``split`` ('train', 'val', 'test', 'test-real')."""
+    t = rel.table
+    if split == "test-real":
+        return set(t.loc[t["test_real"].astype(bool), "key"])
+    return set(t.loc[t["split"] == split, "key"])
+
+
+def engine_points(curve: dict, keys: set[str]) -> list[dict]:
+    """Median Z per thickness and time per pattern of each fixed budget, on ``keys`` only."""
+    rows = [r for r in curve["rows"] if r["key"] in keys]
+    ts = curve["thicknesses_nm"]
+    out = []
+    for nb in curve["budgets"]:
+        z = np.array([r["budgets"][str(nb)]["z"] for r in rows])  # (materials, t)
+        cpu = np.array([r["budgets"][str(nb)]["cpu_s"] for r in rows]) / len(ts)
+        out.append(
+            {
+                "label": f"engine, {nb} strong beams",
+                "kind": "engine",
+                "n": len(rows),
+                "seconds_per_pattern": float(np.mean(cpu)),
+                "median_z": dict(zip(map(str, ts), np.median(z, axis=0).tolist(), strict=True)),
+                "median_z_all": float(np.median(z)),
+            }
+        )
+    return out
+
+
+def converged_point(rel, keys: set[str]) -> dict:  # noqa: ANN001
+    """The release's own engine (the reference): its CPU time and its convergence estimate."""
+    recs = [r for r in rel.records if r["key"] in keys and r["status"] == "ok"]
+    n_t = len(rel.thicknesses_nm)
+    est = [r["engine"]["convergence_estimate"] for r in recs]
+    return {
+        "label": "engine, converged (the reference; Z = its estimate)",
+        "kind": "reference",
+        "n": len(recs),
+        "seconds_per_pattern": float(np.mean([r["cpu_s"] for r in recs]) / n_t),
+        "median_z": {},
+        "median_z_all": float(np.median(est)),
+    }
+
+
+def model_point(label: str, run: Path, timing: Path, split: str) -> dict:
+    """A surrogate's Z on ``split`` (its metrics.json) and its time per pattern (batched)."""
+    metrics = json.loads((run / "metrics.json").read_text())["splits"]
+    if split not in metrics:
+        raise SystemExit(f"{run}/metrics.json has no '{split}' entry: run lacbed evaluate first")
+    m = metrics[split]
+    speed = json.loads(timing.read_text())
+    per_t = {k: v["median"] for k, v in m["per_thickness"].items()}
+    return {
+        "label": label,
+        "kind": "surrogate",
+        "n": m["n"],
+        "seconds_per_pattern": 1.0 / float(speed["batched_patterns_per_s"]),
+        "timing": str(timing),
+        "median_z": per_t,
+        "median_z_all": float(m["median"]),
+    }
+
+
+def plot(points: list[dict], split: str, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    colours = {"engine": "tab:blue", "reference": "black", "surrogate": "tab:red"}
+    for p in points:
+        x = p["seconds_per_pattern"]
+        ys = [100 * v for v in p["median_z"].values()]
+        if ys:
+            ax.plot([x] * len(ys), ys, "_", color=colours[p["kind"]], ms=10)
+            ax.vlines(x, min(ys), max(ys), color=colours[p["kind"]], lw=1)
+        ax.plot(x, 100 * p["median_z_all"], "o", color=colours[p["kind"]])
+        ax.annotate(f"{p['label']} (n={p['n']})", (x, 100 * p["median_z_all"]), fontsize=7, xytext=(4, 3),
+                    textcoords="offset points")  # fmt: skip
+    ax.axhline(5.0, color="grey", ls="--", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("CPU time per pattern [s] (engine: one core; surrogate: batched)")
+    ax.set_ylabel("median Z = 1 − ZNCC [%] (dash: each thickness; dot: all)")
+    ax.set_title(f"Accuracy against time on the release's '{split}' materials")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--split", default="val", choices=["val", "test-real"])
+    ap.add_argument("--engine", default=str(RESULTS / "engine_budget_curve.json"))
+    ap.add_argument("--model", action="append", default=[], help="LABEL=RUN,TIMING_JSON")
+    ap.add_argument("-o", "--out", required=True, help="figure (.png)")
+    args = ap.parse_args()
+    rel = open_release(RELEASE, cache=False)
+    keys = split_keys(rel, args.split)
+    curve = json.loads(Path(args.engine).read_text())
+    measured = {r["key"] for r in curve["rows"]}
+    if not keys & measured:
+        raise SystemExit(f"{args.engine} has no material of the '{args.split}' split")
+    keys &= measured  # the materials both the engine and the release cover
+    points = [*engine_points(curve, keys), converged_point(rel, keys)]
+    for spec in args.model:
+        label, _, paths = spec.partition("=")
+        run, _, timing = paths.partition(",")
+        points.append(model_point(label, Path(run), Path(timing), args.split))
+    plot(points, args.split, Path(args.out))
+    result = {"split": args.split, "materials": sorted(keys), "points": points}
+    out = RESULTS / f"ml_accuracy_time_{args.split}.json"
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    for p in points:
+        print(
+            f"{p['label']:55s} {p['seconds_per_pattern']:9.4f} s  {100 * p['median_z_all']:6.2f} %"
+        )
+
+
+if __name__ == "__main__":
+    main()
