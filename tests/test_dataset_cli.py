@@ -223,25 +223,32 @@ def test_retry_unconverged_from_a_release(tmp_path, monkeypatch, capsys):
     assert state["computed"][-1] == 0
     # asked in the folder that holds its earlier record, or without a release: one-line errors
     for bad, msg in (
-        ([*build, "-o", str(work), "--release", str(rel), "--retry-unconverged"], "already holds"),
+        (
+            [*build, "-o", str(work), "--release", str(rel), "--retry-unconverged"],
+            "already holds",
+        ),
         ([*build, "-o", str(tmp_path / "w3"), "--retry-unconverged"], "needs --release"),
     ):
         with pytest.raises(SystemExit) as exc:
             main(bad)
         err = capsys.readouterr().err
         assert exc.value.code == 2 and msg in err and len(err.strip().splitlines()) == 1
-    # still unconverged: computed, but nothing new to pack
+    # still unconverged: computed, but nothing new to pack; a rerun resumes the retry folder
     retry = [*build, "-o", str(tmp_path / "w4"), "--release", str(rel), "--retry-unconverged"]
     run_cli(retry)
     assert state["computed"][-1] == 1
+    run_cli(retry)
+    assert state["computed"][-1] == 0
     run_cli(["dataset", "pack", str(tmp_path / "w4"), "--release", str(rel), "-q"])
-    assert "0 ok" in capsys.readouterr().out
+    assert "0 ok, 0 unconverged, 0 failed materials packed into 0 new" in capsys.readouterr().out
     # converged now: packed again, and the release counts it
     state["si_estimate"] = 0.001
     run_cli([*build, "-o", str(tmp_path / "w5"), "--release", str(rel), "--retry-unconverged"])
     assert state["computed"][-1] == 1
     run_cli(["dataset", "pack", str(tmp_path / "w5"), "--release", str(rel), "-q"])
-    assert "1 ok" in capsys.readouterr().out
+    assert "1 ok, 0 unconverged, 0 failed materials packed into 1 new" in capsys.readouterr().out
+    run_cli(["dataset", "pack", str(tmp_path / "w5"), "--release", str(rel), "-q"])
+    assert "0 ok, 0 unconverged, 0 failed materials packed into 0 new" in capsys.readouterr().out
     run_cli(["dataset", "info", str(rel), "--format", "json"])
     d = json.loads(capsys.readouterr().out)
     assert d["converged"] == 10 and d["unconverged"] == 0 and d["shards"] == 2

@@ -121,10 +121,15 @@ def _sigterm_as_interrupt(signum, frame) -> None:  # noqa: ANN001
 
 
 def _check_retry_folder(output: Path, retry: set[str]) -> None:
-    """Refuse a working folder that already holds records of materials to retry: the build
-    would keep those records (a solved material is final in its working folder)."""
+    """Refuse a working folder that holds records of materials to retry, unless it was made by
+    a retry (``retry_unconverged_of`` in its dataset.json: an interrupted retry resumes). The
+    folder of the build that made the released records would retry nothing: a solved material
+    is final in its working folder."""
     from lacbed.dataset.store import read_records
 
+    meta = output / "dataset.json"
+    if meta.is_file() and "retry_unconverged_of" in json.loads(meta.read_text()):
+        return
     held = sorted({r["key"] for r in read_records(output)} & retry)
     if held:
         raise SettingsError(
@@ -264,6 +269,8 @@ def build(
     res = load_sources(source, use_cache=not no_cache, seed=seed)
     info = describe_sources(source)
     info["skipped_at_load"] = dict(res.skipped)
+    if retry_unconverged:
+        info["retry_unconverged_of"] = str(release)
     bar = _RichProgress(enabled=not quiet)
     previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:

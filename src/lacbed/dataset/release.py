@@ -452,6 +452,7 @@ def pack_release(
     PackReport
     """
     from lacbed.dataset.store import read_records
+    from lacbed.simulate.engine import MAX_STRONG
 
     rel = Path(release)
     ds = open_dataset(work)
@@ -476,7 +477,7 @@ def pack_release(
         for r in recs
         if r["key"] not in status
         or (status[r["key"]] == "failed" and r.get("status") == "ok")
-        or (status[r["key"]] == "unconverged" and item_status(r)[0] == "ok")
+        or (status[r["key"]] == "unconverged" and item_status(r, max_strong=MAX_STRONG)[0] == "ok")
     ]
     report = PackReport(n_already=len(recs) - len(new))
     physics = _physics_version(new)

@@ -908,25 +908,18 @@ def _escalate(crystal, thickness_nm, kw: dict, target: float, *, n_jobs, progres
         if est > ESCALATION_REACH * target:
             break  # out of reach of the budget steps
     best = len(tried) - 1  # the most beams: its reference has the most too
-    done, refined = tried[best]["pattern"], {}
-    if done is None or done.settings["convergence_estimate"] > target:
-        second, refined = _rescue(crystal, thickness_nm, kw, target, tried, history, n_jobs=n_jobs)
+    step = tried[best]
+    if step["pattern"] is None and not (skip and step["estimate"] > SKIP_MARGIN * target):
+        solve(step, history[best])  # exactly as without the second look
+    if step["pattern"] is None or step["pattern"].settings["convergence_estimate"] > target:
+        second = _rescue(crystal, thickness_nm, kw, target, tried, history, n_jobs=n_jobs)
         if second is not None:
-            tried.append(second)
             history.append(second["entry"])
-            solve(second, second["entry"])
-            best = len(tried) - 1
-    # with skip, a last step that misses the target is not solved: above SKIP_MARGIN × the
-    # target, or above the target by the second look's larger sample
-    last_est = refined.get(float(tried[best]["plan"].options["budget_factor"]))
-    if (
-        skip
-        and tried[best]["pattern"] is None
-        and (tried[best]["estimate"] > SKIP_MARGIN * target or (last_est or 0.0) > target)
-    ):
-        raise _unconverged(tried[best], history, target, cpu_start, refined=last_est)
-    if tried[best]["pattern"] is None:
-        solve(tried[best], history[best])
+            if solve(second, second["entry"]).settings["convergence_estimate"] <= target:
+                tried.append(second)  # else the first pass's result stands
+                best = len(tried) - 1
+    if tried[best]["pattern"] is None:  # skip: its pilot is beyond SKIP_MARGIN × the target
+        raise _unconverged(tried[best], history, target, cpu_start)
     for step in tried:  # the planning of the steps that were only piloted
         if step["pattern"] is None:
             for key in ("beam_selection", "structure_factors"):
@@ -940,61 +933,65 @@ def _escalate(crystal, thickness_nm, kw: dict, target: float, *, n_jobs, progres
 
 
 def _rescue(crystal, thickness_nm, kw: dict, target: float, tried: list, history: list, *, n_jobs):
-    """Second look at a budget the escalation of :func:`_escalate` left unconverged.
+    """Second look at a budget that :func:`_escalate` left unconverged; called only then.
 
     For each of :data:`RESCUE_STEPS` in turn:
 
-    - a step the first pass did not reach gets its ordinary pilot (default sample); the look
-      stops at the beam cap, where that estimate exceeds :data:`RESCUE_REACH` × the target or
-      where it did not divide the step before's by :data:`ESCALATION_MIN_GAIN`, and a step
-      whose ordinary pilot meets the target is chosen, as the first pass would;
-    - a step whose ordinary estimate is above the target but within :data:`SKIP_MARGIN` × it is
-      piloted again with the larger sample :data:`RESCUE_SAMPLE`: chosen when that meets the
-      target; the look stops when it exceeds SKIP_MARGIN × the target (a reliable no).
+    - a step the first pass did not reach is planned (the look ends at the beam cap) and gets its
+      ordinary pilot (default sample); it is chosen when that meets the target, as in the first
+      pass, and the look ends where it exceeds :data:`RESCUE_REACH` × the target or did not
+      divide the step before's by :data:`ESCALATION_MIN_GAIN`;
+    - a step whose ordinary estimate is within :data:`SKIP_MARGIN` × the target is piloted again
+      with the larger sample :data:`RESCUE_SAMPLE` (when it is larger than the default): chosen
+      when that meets the target; the look ends when it exceeds SKIP_MARGIN × the target (a
+      reliable no).
 
-    The chosen step (plan, estimate, reference, timings and its history entry) is returned for
-    the caller to solve; the solved pattern's estimate, from the same sample, then decides. A
-    budget the first pass accepted is never looked at again, so a material converged by the first
-    pass gets the same pattern as without this step. Every pilot is appended to ``history``
-    (``"stage": "rescue"``). Returns (step or None, {factor: larger-sample estimate}).
+    Returns the chosen step (plan, estimate, reference, timings and its history entry) for the
+    caller to solve, or None. Every pilot not chosen is appended to ``history`` (``"stage":
+    "rescue"``). The caller keeps the first pass's result unless the chosen step's solved
+    pattern meets the target, so a material the first pass converges is never affected.
     """
     cheap = {float(h["budget_factor"]): h["pilot_estimate"] for h in history}
-    refined: dict[float, float] = {}
     if min(cheap.values()) > RESCUE_REACH * target:
-        return None, refined
+        return None
+    more = RESCUE_SAMPLE > kw["convergence_sample"]
     last, before = tried[-1]["plan"], None
     for factor in RESCUE_STEPS:
         est = cheap.get(factor)
         if est is None:  # beyond the first pass: its ordinary pilot first
-            step = _pilot_step(crystal, thickness_nm, kw, factor, n_jobs)
-            if np.array_equal(step["plan"].n_strong, last.n_strong):
-                return None, refined  # the beam cap allows no more beams anywhere
+            step = _pilot_step(crystal, thickness_nm, kw, factor, n_jobs, last=last)
+            if step is None:
+                return None  # the beam cap allows no more beams anywhere
             last, est = step["plan"], step["estimate"]
             if est <= target:
-                return step, refined
+                return step
             history.append(step["entry"])
             if est > RESCUE_REACH * target or (
                 before is not None and est * ESCALATION_MIN_GAIN > before
             ):
-                return None, refined  # out of reach, or no real progress from the step before
+                return None  # out of reach, or no real progress from the step before
         before = est
-        if est > SKIP_MARGIN * target:
+        if est > SKIP_MARGIN * target or not more:
             continue
-        kw_more = dict(kw, convergence_sample=max(RESCUE_SAMPLE, kw["convergence_sample"]))
+        kw_more = dict(kw, convergence_sample=RESCUE_SAMPLE)
         step = _pilot_step(crystal, thickness_nm, kw_more, factor, n_jobs)
-        refined[factor] = step["estimate"]
         if step["estimate"] <= target:
-            return step, refined
+            return step
         history.append(step["entry"])
         if step["estimate"] > SKIP_MARGIN * target:
-            return None, refined
-    return None, refined
+            return None
+    return None
 
 
-def _pilot_step(crystal, thickness_nm, kw: dict, factor: float, n_jobs) -> dict:
-    """Plan one budget step of the second look and take its pilot estimate."""
+def _pilot_step(
+    crystal, thickness_nm, kw: dict, factor: float, n_jobs, *, last=None
+) -> dict | None:
+    """Plan one budget step of the second look and take its pilot estimate; None when its
+    strong beams are those of the plan ``last`` (the beam cap)."""
     cpu0, timings = time.process_time(), {}
     plan = plan_lacbed(crystal, thickness_nm, budget_factor=factor, timings=timings, **kw)
+    if last is not None and np.array_equal(plan.n_strong, last.n_strong):
+        return None
     t0 = time.perf_counter()
     est, ref = pilot(plan, n_jobs=n_jobs)
     timings["convergence_estimate"] = time.perf_counter() - t0
@@ -1025,12 +1022,9 @@ def _beam_counts(plan: EnginePlan) -> dict:
     }
 
 
-def _unconverged(
-    step: dict, history: list, target: float, cpu_start: float, refined: float | None = None
-) -> UnconvergedError:
-    """The error of a pattern not solved because its budget cannot converge it; ``refined``:
-    the step's estimate from the second look's larger sample, if it took one."""
-    plan, est = step["plan"], step["estimate"] if refined is None else refined
+def _unconverged(step: dict, history: list, target: float, cpu_start: float) -> UnconvergedError:
+    """The error of a pattern not solved because its budget cannot converge it."""
+    plan, est = step["plan"], step["estimate"]
     cr = plan.crystal
     settings = {
         "physics_version": PHYSICS_VERSION,
@@ -1048,8 +1042,7 @@ def _unconverged(
     capped = "; the beam cap stopped the budget" if plan.budget_capped else ""
     return UnconvergedError(
         f"{cr.name or cr.formula}: not solved, the adaptive budget cannot converge it (pilot "
-        f"estimate Z = {100 * est:.2f} %{'' if refined is None else ' (larger sample)'} at "
-        f"{plan.options['budget_factor']:g}× the strong beams, "
+        f"estimate Z = {100 * est:.2f} % at {plan.options['budget_factor']:g}× the strong beams, "
         f"target {100 * target:.2f} %{capped})",
         settings,
     )
