@@ -101,7 +101,7 @@ def _summary(rel) -> list[str]:  # noqa: ANN001 (Release)
         "(benchmarks/engine_estimate_reliability.py, ten materials near the line) its P10–P90 "
         "ratio to the truth is 0.47–1.41, and of the six converged items with the highest "
         "estimates (0.41–0.50 %) three are in fact at 0.51–0.63 %: near the line 'converged' "
-        "means within about 0.65 %. Since engine revision b42256b a material the first pass "
+        "means within about 0.65 %. Since engine revision f528c9a a material the first pass "
         "refuses gets a second look with a sample 8× larger (docs/engine_validation.md).",
         *_escalation(rel),
     ]
