@@ -59,7 +59,7 @@ def engine_points(curve: dict, keys: set[str]) -> list[dict]:
         cpu = np.array([r["budgets"][str(nb)]["cpu_s"] for r in rows]) / len(ts)
         out.append(
             {
-                "label": f"engine, {nb} strong beams",
+                "label": f"engine {nb}",
                 "kind": "engine",
                 "n": len(rows),
                 "seconds_per_pattern": float(np.mean(cpu)),
@@ -76,7 +76,7 @@ def converged_point(rel, keys: set[str]) -> dict:  # noqa: ANN001
     n_t = len(rel.thicknesses_nm)
     est = [r["engine"]["convergence_estimate"] for r in recs]
     return {
-        "label": "engine, converged (the reference; Z = its estimate)",
+        "label": "engine converged (reference; Z = own estimate)",
         "kind": "reference",
         "n": len(recs),
         "seconds_per_pattern": float(np.mean([r["cpu_s"] for r in recs]) / n_t),
@@ -121,10 +121,14 @@ def plot(points: list[dict], split: str, out: Path) -> None:
         ax.plot(x, 100 * p["median_z_all"], "o", color=colours[p["kind"]])
         ax.annotate(f"{p['label']} (n={p['n']})", (x, 100 * p["median_z_all"]), fontsize=7, xytext=(4, 3),
                     textcoords="offset points")  # fmt: skip
+    xs = [p["seconds_per_pattern"] for p in points]
+    ax.set_xlim(min(xs) / 2, max(xs) * 20)
     ax.axhline(5.0, color="grey", ls="--", lw=0.8)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("CPU time per pattern [s] (engine: one core; surrogate: batched)")
+    ax.set_xlabel(
+        "CPU time per pattern [s] (engine N: N strong beams, one core; surrogate: batched)"
+    )
     ax.set_ylabel("median Z = 1 − ZNCC [%] (dash: each thickness; dot: all)")
     ax.set_title(f"Accuracy against time on the release's '{split}' materials")
     fig.tight_layout()
