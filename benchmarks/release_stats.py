@@ -70,13 +70,21 @@ def precision(rel, work) -> dict:  # noqa: ANN001
 
 def build_cost(records: list[dict]) -> dict:
     """CPU per computed material, split by the engine's escalation: 'solve_every_step' (records
-    before 2026-12-06) and 'pilot' (the step chosen from pilot estimates, skip_unconverged)."""
-    groups: dict[str, list[dict]] = {"solve_every_step": [], "pilot": []}
+    before 2026-12-06), 'pilot' (the step chosen from pilot estimates, skip_unconverged) and
+    'pilot_and_second_look' (since 2026-12-07: history entries carry a 'stage')."""
+    groups: dict[str, list[dict]] = {
+        "solve_every_step": [],
+        "pilot": [],
+        "pilot_and_second_look": [],
+    }
     for r in records:
         esc = (r.get("engine") or {}).get("escalation")
         if r.get("status") == "failed" or not esc or r.get("cpu_s") is None:
             continue
-        groups["pilot" if "pilot_estimate" in esc[0] else "solve_every_step"].append(r)
+        if "stage" in esc[0]:
+            groups["pilot_and_second_look"].append(r)
+        else:
+            groups["pilot" if "pilot_estimate" in esc[0] else "solve_every_step"].append(r)
     out = {}
     for name, rs in groups.items():
         cpu = np.array([float(r["cpu_s"]) for r in rs])
