@@ -117,7 +117,7 @@ ESCALATION_REACH: float = 4.0
 SKIP_MARGIN: float = 2.0
 #: Second look at a pattern the escalation leaves unconverged (:func:`_rescue`): the budget
 #: steps it tries, in turn, and the larger pixel sample of its estimates. The estimate from
-#: the default sample (1/64 of the wedge: 33 pixels at 128 × 128) is a statistic of a few
+#: the default sample (1/64 of the wedge: ~32 pixels at 128 × 128) is a statistic of a few
 #: pixels of a pattern whose differences lie on thin lines; against the exact Z over the whole
 #: pattern (every pixel solved with both beam sets; ten release-2 materials near the target) its
 #: P10–P90 ratio is 0.47–1.41, and 0.75–1.16 with the 1/8 sample
@@ -739,7 +739,8 @@ def simulate_lacbed(
         steps up to 3× re-piloted with a pixel sample 8× larger where the estimate is within 2×
         the target, and the steps the search did not reach). ``settings["budget_factor"]`` and
         ``settings["escalation"]`` (per step: factor, pilot estimate, whether solved and the
-        solved pattern's estimate, CPU, stage, sample pixels) say what was spent. None (or a fixed ``strong_beams``, or no estimate) solves once at 1 ×.
+        solved pattern's estimate, CPU, stage, sample pixels) say what was spent. None (or a
+        fixed ``strong_beams``, or no estimate) solves once at 1 ×.
     reflections : sequence of (h, k, l) or str, optional
         Dark-field discs: the intensity I_g of each listed beam g (e.g. ``[(0, 0, 0), (2, -2,
         0), "-220"]``) over the same incident directions as the bright field (Felix's
