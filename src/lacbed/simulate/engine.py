@@ -891,15 +891,13 @@ def _escalate(crystal, thickness_nm, kw: dict, target: float, *, n_jobs, progres
 
     history: list[dict] = []
     for factor in (1.0, *BUDGET_STEPS):
-        cpu0, timings = time.process_time(), {}
-        plan = plan_lacbed(crystal, thickness_nm, budget_factor=factor, timings=timings, **kw)
-        if tried and np.array_equal(plan.n_strong, tried[-1]["plan"].n_strong):
+        last = tried[-1]["plan"] if tried else None
+        step = _pilot_step(crystal, thickness_nm, kw, factor, n_jobs, last=last, stage="escalation")
+        if step is None:
             break  # the beam cap allows no more beams anywhere
-        t0 = time.perf_counter()
-        est, ref = pilot(plan, n_jobs=n_jobs)
-        timings["convergence_estimate"] = time.perf_counter() - t0
-        tried.append(dict(plan=plan, estimate=est, reference=ref, timings=timings, pattern=None))
-        history.append(_history_entry(plan, est, cpu0))
+        est = step["estimate"]
+        tried.append(step)
+        history.append(step["entry"])
         if est <= target:
             if solve(tried[-1], history[-1]).settings["convergence_estimate"] <= target:
                 break
@@ -985,10 +983,11 @@ def _rescue(crystal, thickness_nm, kw: dict, target: float, tried: list, history
 
 
 def _pilot_step(
-    crystal, thickness_nm, kw: dict, factor: float, n_jobs, *, last=None
+    crystal, thickness_nm, kw: dict, factor: float, n_jobs, *, last=None, stage="rescue"
 ) -> dict | None:
-    """Plan one budget step of the second look and take its pilot estimate; None when its
-    strong beams are those of the plan ``last`` (the beam cap)."""
+    """Plan one budget step and take its pilot estimate (plan, estimate, reference, timings,
+    pattern None and its history entry); None when its strong beams are those of the plan
+    ``last`` (the beam cap)."""
     cpu0, timings = time.process_time(), {}
     plan = plan_lacbed(crystal, thickness_nm, budget_factor=factor, timings=timings, **kw)
     if last is not None and np.array_equal(plan.n_strong, last.n_strong):
@@ -998,7 +997,7 @@ def _pilot_step(
     timings["convergence_estimate"] = time.perf_counter() - t0
     return dict(
         plan=plan, estimate=est, reference=ref, timings=timings, pattern=None,
-        entry=_history_entry(plan, est, cpu0, stage="rescue"),
+        entry=_history_entry(plan, est, cpu0, stage=stage),
     )  # fmt: skip
 
 
