@@ -36,6 +36,7 @@ import json
 import platform
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -44,7 +45,7 @@ from lacbed.dataset.release import open_release
 from lacbed.metrics import z_score
 from lacbed.simulate import plan as plan_module
 from lacbed.simulate.engine import CONVERGENCE_WARNING, convergence_estimate, solve_jobs
-from lacbed.simulate.plan import SAMPLE_MIN, pixel_multiplicity, plan_lacbed
+from lacbed.simulate.plan import pixel_multiplicity, plan_lacbed
 from lacbed.simulate.symmetry import fill_from_wedge
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,18 +66,11 @@ def pick(records: list[dict], n: int, max_cpu: float) -> list[dict]:
     return ok + sorted(bad, key=est)[:n]
 
 
-def stratified(tiles: list[np.ndarray], mult: np.ndarray, fraction: float, rng) -> tuple:
-    """Wedge indices and weights of one random draw, as the engine stratifies its sample."""
-    n_wedge = sum(len(t) for t in tiles)
-    n_total = min(n_wedge, max(SAMPLE_MIN, int(np.ceil(fraction * n_wedge))))
-    weights = np.array([mult[t].sum() for t in tiles])
-    share = np.maximum(1, np.round(n_total * weights / weights.sum()).astype(int))
-    picks, wts = [], []
-    for grp, k, wt in zip(tiles, share, weights, strict=True):
-        k = min(int(k), len(grp))
-        picks.append(np.sort(rng.choice(grp, size=k, replace=False)))
-        wts.append(np.full(k, wt / k))
-    return np.concatenate(picks), np.concatenate(wts)
+def stratified(plan, size: int, fraction: float, seed: int) -> tuple:  # noqa: ANN001
+    """Wedge indices and weights of one random draw, by the engine's own stratified sampler."""
+    geo = SimpleNamespace(w_rows=plan.rows, size=size, base=plan.symmetry, tiles=plan.tiles)
+    picks, weights = plan_module._sample(geo, fraction, seed)
+    return np.concatenate(picks), weights
 
 
 def _every_pixel(geo, fraction, seed=0):  # noqa: ANN001, ARG001
@@ -108,13 +102,12 @@ def measure(rec: dict, settings: dict, size: int, ts: list[float], fractions, se
     fa = fill_from_wedge(m_w.T, plan.rows, plan.cols, size, plan.symmetry)
     fb = fill_from_wedge(r_w.T, plan.rows, plan.cols, size, plan.symmetry)
     exact = [float(z_score(a, b)) for a, b in zip(fa, fb, strict=True)]
-    mult = pixel_multiplicity(size, plan.symmetry)
     whole = fa.reshape(len(ts), -1)
     draws = {}
     for frac in fractions:
         ratios = []
         for seed in range(seeds):
-            idx, wt = stratified(plan.tiles, mult, frac, np.random.default_rng(seed))
+            idx, wt = stratified(plan, size, frac, seed)
             z = convergence_estimate(whole, m_w[idx].T, r_w[idx].T, wt)
             ratios.append(float(np.nan_to_num(z, nan=1.0).max()))
         draws[str(frac)] = ratios

@@ -129,15 +129,17 @@ def test_second_look_converges_a_material_the_build_refused(rel):
     # that pattern against twice its strong beams over every pixel is 0.42 %
     # (benchmarks/engine_rescue.py --verify). ~20 s of CPU at 128 px.
     from lacbed.crystal.serialise import crystal_from_record
+    from lacbed.dataset.build import BuildSettings
     from lacbed.simulate import simulate_lacbed
 
     rec = next(r for r in rel.records if r["key"] == "oqmd:10181-14051-PrSb")
     assert rec["status"] == "unconverged"
-    s = rel.settings["settings"]
-    kw = {k: s[k] for k in ("voltage_kv", "scattering", "absorption", "kappa", "solver")}
+    bs = BuildSettings(
+        size=rel.size, thicknesses_nm=tuple(rel.thicknesses_nm), **rel.settings["settings"]
+    )  # the build's own engine arguments, as resimulate takes them
     p = simulate_lacbed(
-        crystal_from_record(rec["crystal"]), rel.thicknesses_nm, size=rel.size, n_jobs=1,
-        skip_unconverged=True, **kw,
+        crystal_from_record(rec["crystal"]), bs.thicknesses_nm, n_jobs=1, skip_unconverged=True,
+        **bs.simulate_kwargs(),
     )  # fmt: skip
     hist = p.settings["escalation"]
     assert p.settings["budget_factor"] == 1.5 and p.settings["convergence_estimate"] <= 0.005
