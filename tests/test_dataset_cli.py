@@ -75,6 +75,7 @@ def test_build_cli_options_and_resume(tmp_path, monkeypatch, capsys):
 
     def threaded(path, entries, settings, **kw):
         seen["settings"] = settings
+        seen["compute"] = kw["compute"]
         kw.update(processes=False, compute=fake_compute)
         return real(path, entries, settings, **kw)
 
@@ -110,6 +111,11 @@ def test_build_cli_options_and_resume(tmp_path, monkeypatch, capsys):
     ds = open_dataset(tmp_path / "ds")
     assert len(ds.table) == 4 and ds.patterns.shape[1:] == (3, 8, 8)
     assert ds.settings["sources"] == ["examples"]
+    # the engine's second look is deferred by default (a retry of the unconverged turns it on)
+    assert seen["compute"].func is build_mod.compute_item
+    assert seen["compute"].keywords == {"second_look": False}
+    run_cli([*args, "--second-look"])  # rerun: nothing new; the flag reaches the workers
+    assert seen["compute"].keywords == {"second_look": True}
     run_cli(args)  # rerun: nothing new
     assert len(open_dataset(tmp_path / "ds").table) == 4
     with pytest.raises(SystemExit) as exc:
@@ -207,6 +213,7 @@ def test_retry_unconverged_from_a_release(tmp_path, monkeypatch, capsys):
         return out
 
     def threaded(path, entries, settings, **kw):
+        state["second_look"] = kw["compute"].keywords["second_look"]
         kw.update(processes=False, compute=compute)
         rep = real(path, entries, settings, **kw)
         state["computed"].append(rep.n_ok)
@@ -220,7 +227,7 @@ def test_retry_unconverged_from_a_release(tmp_path, monkeypatch, capsys):
     assert "9 ok, 1 unconverged" in capsys.readouterr().out
     # not retried unless asked
     run_cli([*build, "-o", str(tmp_path / "w2"), "--release", str(rel)])
-    assert state["computed"][-1] == 0
+    assert state["computed"][-1] == 0 and state["second_look"] is False
     # asked in the folder that holds its earlier record, or without a release: one-line errors
     for bad, msg in (
         (
@@ -236,7 +243,7 @@ def test_retry_unconverged_from_a_release(tmp_path, monkeypatch, capsys):
     # still unconverged: computed, but nothing new to pack; a rerun resumes the retry folder
     retry = [*build, "-o", str(tmp_path / "w4"), "--release", str(rel), "--retry-unconverged"]
     run_cli(retry)
-    assert state["computed"][-1] == 1
+    assert state["computed"][-1] == 1 and state["second_look"] is True
     run_cli(retry)
     assert state["computed"][-1] == 0
     run_cli(["dataset", "pack", str(tmp_path / "w4"), "--release", str(rel), "-q"])

@@ -335,10 +335,34 @@ def test_rescue_takes_a_second_look_where_the_estimate_rose_by_noise(monkeypatch
     assert hist[-1]["sample_pixels"] > hist[0]["sample_pixels"]
     assert p.settings["budget_factor"] == 1.5 and p.settings["convergence_estimate"] == 0.004
     assert p.settings["convergence_sample_pixels"] == hist[-1]["sample_pixels"]
+    assert p.settings["second_look"] is True  # the engine's default
     # the pattern is exactly the 1.5× budget's (the sample does not touch the pattern's jobs)
     monkeypatch.undo()
     plan = plan_lacbed(cr, [100.0], budget_factor=1.5, size=16, convergence_sample=0)
     np.testing.assert_array_equal(p.intensities, solve_plan(plan, n_jobs=1).intensities)
+
+
+def test_no_second_look_when_it_is_off(monkeypatch):
+    # the PrSb case above with second_look=False (the dataset build's default): the first
+    # pass's solved 2× pattern (0.71 %) stands, nothing else is piloted or solved
+    cheap = {1.0: 0.0146, 1.5: 0.0060, 2.0: 0.0075}
+    solved = {1.5: 0.0040, 2.0: 0.0071}
+    calls = _fake_pilots(monkeypatch, cheap, refined={1.5: 0.0037}, solved=solved)
+    solves = _count_solves(monkeypatch)
+    kw = dict(size=16, n_jobs=1, convergence_sample=0.25, skip_unconverged=True)
+    p = simulate_lacbed(_crystal("Si"), [100.0], second_look=False, **kw)
+    assert calls == [(1.0, "cheap"), (1.5, "cheap"), (2.0, "cheap")] and solves == [2.0]
+    assert p.settings["budget_factor"] == 2.0 and p.settings["convergence_estimate"] == 0.0071
+    assert p.settings["second_look"] is False
+    assert {h["stage"] for h in p.settings["escalation"]} == {"escalation"}
+    # LuPd3 (next test): not solved, and the error's settings say no second look was taken
+    from lacbed.errors import UnconvergedError
+
+    monkeypatch.undo()
+    calls = _fake_pilots(monkeypatch, {1.0: 0.024, 1.5: 0.0149, 2.0: 0.0007}, refined={})
+    with pytest.raises(UnconvergedError) as exc:
+        simulate_lacbed(_crystal("Si"), [100.0], second_look=False, **kw)
+    assert calls == [(1.0, "cheap")] and exc.value.settings["second_look"] is False
 
 
 def test_rescue_goes_beyond_the_first_pass_reach(monkeypatch):

@@ -26,6 +26,7 @@ from lacbed.dataset.release import (
     plan_release_splits,
     release_keys,
 )
+from lacbed.dataset.release import resimulate as real_resimulate
 from lacbed.dataset.splits import plan_prototype_splits, split_of_prototype
 from lacbed.dataset.store import DatasetError
 from lacbed.errors import SettingsError
@@ -458,3 +459,28 @@ def test_unsolved_unconverged_material_is_listed_without_a_pattern(tmp_path, ent
     write_datasheet(tmp_path / "rel")
     sheet = (tmp_path / "rel" / "README.md").read_text()
     assert "1 unconverged (outside the splits; 1 of them without a pattern" in sheet
+
+
+def test_resimulate_takes_the_recorded_second_look(monkeypatch):
+    """The engine check re-simulates with the second look as recorded (a build defers it), and
+    with the engine's default (on) for records from before the flag."""
+    import lacbed.simulate as sim
+
+    seen = []
+
+    class _Pattern:
+        intensities = np.zeros((1, 8, 8))
+
+    def fake(crystal, thickness, **kw):
+        seen.append(kw["second_look"])
+        return _Pattern()
+
+    monkeypatch.setattr(sim, "simulate_lacbed", fake)
+    rec = {"crystal": crystal_to_record(cscl("Cs", 4.1))}
+    for engine, want in (
+        ({"second_look": False}, False),
+        ({"second_look": True}, True),
+        ({}, True),
+    ):
+        real_resimulate({**rec, "engine": engine}, 8, [100.0], {})  # (the fixture fakes it)
+        assert seen[-1] is want

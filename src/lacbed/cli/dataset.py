@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import time
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -215,6 +216,15 @@ def build(
             "(in a new output folder; converged ones are packed again, the newer record wins).",
         ),
     ] = False,
+    second_look: Annotated[
+        bool,
+        typer.Option(
+            "--second-look",
+            help="Give materials the engine's first pass leaves unconverged its second look now "
+            "(on with --retry-unconverged; off by default: it costs ~8x a new material per "
+            "material it converts).",
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Build (or resume) a dataset: one Dask task per material, results written atomically.
@@ -223,7 +233,7 @@ def build(
     for an existing folder are refused. Ctrl-C or SIGTERM stops within seconds and keeps every
     finished material. Thicknesses in nm, voltage in kV, half-width in 1/Å.
     """
-    from lacbed.dataset.build import BuildSettings, build_dataset, describe_sources
+    from lacbed.dataset.build import BuildSettings, build_dataset, compute_item, describe_sources
     from lacbed.structures import load_sources
 
     if workers is not None and scheduler:
@@ -286,6 +296,7 @@ def build(
             rejected=res.rejected,
             skip_keys=skip,
             retry_failed=retry_failed,
+            compute=partial(compute_item, second_look=second_look or retry_unconverged),
         )
     except KeyboardInterrupt:
         bar.close()

@@ -130,13 +130,21 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}"[:300]
 
 
-def compute_item(crystal, settings: BuildSettings) -> dict:  # noqa: ANN001 (Crystal)
+def compute_item(crystal, settings: BuildSettings, *, second_look: bool = False) -> dict:  # noqa: ANN001
     """Compute one material on a worker: potential, patterns and timing.
 
     Never raises for a bad material: failures come back as ``{"status": "failed", "reason": ...}``,
     and a material the engine's adaptive budget cannot converge as ``{"status": "unconverged",
     "reason": ..., "engine": ...}`` without a pattern (``skip_unconverged``: its pilot estimate
     exceeds twice the 0.5 % target, so the pattern would stay out of every split anyway).
+
+    ``second_look`` gives a material the first pass leaves unconverged the engine's second look
+    (``simulate_lacbed(second_look=True)``). Off by default: in release 2's build it took 28 %
+    of the CPU of the 128 materials built with it and converted 5 of them (~265 s per
+    conversion against ~32 s per converged material without it; today's rule alone: 35 % of
+    38 materials' CPU, 1 conversion; ``benchmarks/build_second_look.py``), so while new
+    materials remain it is deferred to ``lacbed dataset build --retry-unconverged``, which turns
+    it on. It never changes a pattern the first pass converges.
 
     Returns
     -------
@@ -164,6 +172,7 @@ def compute_item(crystal, settings: BuildSettings) -> dict:  # noqa: ANN001 (Cry
             settings.thicknesses_nm,
             n_jobs=1,
             skip_unconverged=True,
+            second_look=second_look,
             **settings.simulate_kwargs(),
         )
         pats = np.asarray(pattern.intensities, dtype=np.float32).reshape(
@@ -211,6 +220,7 @@ ENGINE_FIELDS = (
     "budget_capped",
     "budget_factor",
     "escalation",
+    "second_look",
     "physics_version",
     "bethe_order",
     "eigh_precision",

@@ -102,7 +102,10 @@ def _summary(rel) -> list[str]:  # noqa: ANN001 (Release)
         "ratio to the truth is 0.47–1.41, and of the six converged items with the highest "
         "estimates (0.41–0.50 %) three are in fact at 0.51–0.63 %: near the line 'converged' "
         "means within about 0.65 %. Since engine revision f528c9a a material the first pass "
-        "refuses gets a second look with a sample 8× larger (docs/engine_validation.md).",
+        "refuses can get a second look with a sample 8× larger (docs/engine_validation.md); "
+        "the build defers it to a retry of the unconverged materials (its CPU cost per "
+        "converted material is ~8× a new material's), so 'unconverged' means not converged by "
+        "the first pass, or by the second look where the record's engine.second_look is true.",
         *_escalation(rel),
     ]
     if len(t) and n_est < len(t):

@@ -302,14 +302,19 @@ def _shard_items(ds: Dataset, recs: list[dict], plan: dict) -> list[dict]:
 
 
 def resimulate(record: dict, size: int, thicknesses_nm, settings: dict) -> np.ndarray:
-    """Pattern (T, S, S) of a record's crystal computed now, at the recorded settings."""
+    """Pattern (T, S, S) of a record's crystal computed now, at the recorded settings (and with
+    the engine's second look as recorded; records from before the flag: on, the engine's
+    default)."""
     from lacbed.crystal.serialise import crystal_from_record
     from lacbed.dataset.build import BuildSettings
     from lacbed.simulate import simulate_lacbed
 
     bs = BuildSettings(size=size, thicknesses_nm=tuple(thicknesses_nm), **settings)
     crystal = crystal_from_record(record["crystal"])
-    pat = simulate_lacbed(crystal, bs.thicknesses_nm, n_jobs=1, **bs.simulate_kwargs())
+    look = bool((record.get("engine") or {}).get("second_look", True))
+    pat = simulate_lacbed(
+        crystal, bs.thicknesses_nm, n_jobs=1, second_look=look, **bs.simulate_kwargs()
+    )
     return np.asarray(pat.intensities, dtype=np.float64).reshape(len(bs.thicknesses_nm), size, size)
 
 

@@ -671,6 +671,7 @@ def simulate_lacbed(
     normal=None,
     tilt=(0.0, 0.0),
     skip_unconverged: bool = False,
+    second_look: bool = True,
 ) -> LacbedPattern:
     """Bright-field (000) LACBED pattern, or dark-field discs, of a crystal along any zone
     axis [UVW] (default [001]).
@@ -785,6 +786,12 @@ def simulate_lacbed(
         :class:`lacbed.errors.UnconvergedError` (with the escalation history) instead of
         solving a pattern that would not converge. For dataset builds, which keep such
         materials out of their splits; default False (the pattern is solved and flagged).
+    second_look : bool
+        With the escalated budget: where the first pass leaves the pattern unconverged, take
+        the second look (:data:`RESCUE_STEPS`, :func:`_rescue`) before giving up. It never
+        changes a pattern the first pass converges; it costs most where it fails, so dataset
+        builds defer it to a retry of the unconverged materials (``lacbed dataset build
+        --retry-unconverged``). ``settings["second_look"]`` records it.
 
     Returns
     -------
@@ -841,7 +848,7 @@ def simulate_lacbed(
     if escalate:
         pattern, plan, history = _escalate(
             crystal, thickness_nm, kw, convergence_target, n_jobs=n_jobs, progress=progress,
-            skip=skip_unconverged, cpu_start=cpu_start,
+            skip=skip_unconverged, cpu_start=cpu_start, second_look=second_look,
         )  # fmt: skip
     else:
         timings: dict = {}
@@ -855,12 +862,17 @@ def simulate_lacbed(
         ]  # fmt: skip
     _warn_unconverged(pattern, plan)
     pattern.settings["escalation"] = history
+    if escalate:
+        pattern.settings["second_look"] = bool(second_look)
     pattern.timings["total"] = time.perf_counter() - t_start
     pattern.timings["cpu"] = time.process_time() - cpu_start
     return pattern
 
 
-def _escalate(crystal, thickness_nm, kw: dict, target: float, *, n_jobs, progress, skip, cpu_start):
+def _escalate(
+    crystal, thickness_nm, kw: dict, target: float, *, n_jobs, progress, skip, cpu_start,
+    second_look=True,
+):  # fmt: skip
     """The escalated adaptive budget of :func:`simulate_lacbed`: (pattern, plan, history).
 
     Each budget step (1, then :data:`BUDGET_STEPS`) is planned and its :func:`pilot` estimate
@@ -869,9 +881,10 @@ def _escalate(crystal, thickness_nm, kw: dict, target: float, *, n_jobs, progres
     The search stops where the beam cap allows no more beams, when a step did not divide the
     pilot estimate by :data:`ESCALATION_MIN_GAIN`, or when it exceeds :data:`ESCALATION_REACH`
     × the target; then the last step tried (the most beams) is solved, if it is not yet. Only
-    one pattern is solved in full unless a pilot misjudged the target. With ``skip``, a last
-    step whose pilot estimate exceeds :data:`SKIP_MARGIN` × the target raises
-    :class:`UnconvergedError` instead.
+    one pattern is solved in full unless a pilot misjudged the target. With ``second_look``, a
+    result that misses the target then gets :func:`_rescue`. With ``skip``, a last step whose
+    pilot estimate exceeds :data:`SKIP_MARGIN` × the target raises :class:`UnconvergedError`
+    instead.
     """
     tried: list[dict] = []  # plan, pilot estimate and reference, timings, pattern of each step
     spent: dict = {}  # stage timings summed over everything solved
@@ -910,7 +923,8 @@ def _escalate(crystal, thickness_nm, kw: dict, target: float, *, n_jobs, progres
     step = tried[best]
     if step["pattern"] is None and not (skip and step["estimate"] > SKIP_MARGIN * target):
         solve(step, history[best])  # exactly as without the second look
-    if step["pattern"] is None or step["pattern"].settings["convergence_estimate"] > target:
+    missed = step["pattern"] is None or step["pattern"].settings["convergence_estimate"] > target
+    if second_look and missed:
         second = _rescue(crystal, thickness_nm, kw, target, tried, history, n_jobs=n_jobs)
         if second is not None:
             history.append(second["entry"])
@@ -918,7 +932,7 @@ def _escalate(crystal, thickness_nm, kw: dict, target: float, *, n_jobs, progres
                 tried.append(second)  # else the first pass's result stands
                 best = len(tried) - 1
     if tried[best]["pattern"] is None:  # skip: its pilot is beyond SKIP_MARGIN × the target
-        raise _unconverged(tried[best], history, target, cpu_start)
+        raise _unconverged(tried[best], history, target, cpu_start, second_look)
     for step in tried:  # the planning of the steps that were only piloted
         if step["pattern"] is None:
             for key in ("beam_selection", "structure_factors"):
@@ -1022,7 +1036,9 @@ def _beam_counts(plan: EnginePlan) -> dict:
     }
 
 
-def _unconverged(step: dict, history: list, target: float, cpu_start: float) -> UnconvergedError:
+def _unconverged(
+    step: dict, history: list, target: float, cpu_start: float, second_look: bool
+) -> UnconvergedError:
     """The error of a pattern not solved because its budget cannot converge it."""
     plan, est = step["plan"], step["estimate"]
     cr = plan.crystal
@@ -1034,6 +1050,7 @@ def _unconverged(step: dict, history: list, target: float, cpu_start: float) -> 
         "convergence_estimate": None,
         "pilot_estimate": est,
         "escalation": history,
+        "second_look": bool(second_look),
         "n_pool": int(len(plan.pool)),
         **_beam_counts(plan),
         "symmetry": plan.symmetry,

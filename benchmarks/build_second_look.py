@@ -1,0 +1,117 @@
+"""What the engine's second look costs and gains in the dataset build (from the release's records).
+
+Usage::
+
+    python benchmarks/build_second_look.py data/lacbed-cubic \
+        [-o benchmarks/results/build_second_look.json]
+
+Every released record keeps the engine's escalation history: one entry per budget step piloted
+or solved, with its stage ('escalation' = the first pass, 'rescue' = the second look,
+:func:`lacbed.simulate.engine._rescue`) and its CPU time. For the records of each engine
+revision that ran a second look this reports: the materials, their CPU (the record's engine CPU,
+or the sum of its steps' for a material not solved), the CPU of the second-look steps, the
+materials it converged (release status 'ok' with a second-look step as the solved result) and
+the CPU per converged material with and without it (without: the second-look steps' CPU
+removed and its conversions counted as unconverged, which is what the first pass alone gives,
+since the second look never changes a result the first pass converges). Revisions 347f178 and
+b42256b ran a withdrawn form of the second look (it looked before the first pass's final
+solve); f528c9a is the rule of the engine today.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from lacbed.dataset.release import open_release
+
+TARGET = 0.005
+
+
+def material(rec: dict) -> dict | None:
+    """CPU, second-look CPU and outcome of one record; None without an escalation history."""
+    eng = rec.get("engine") or {}
+    hist = eng.get("escalation") or []
+    if not hist:
+        return None
+    steps_cpu = sum(float(h.get("cpu") or 0.0) for h in hist)
+    cpu = (eng.get("timings_s") or {}).get("cpu") or steps_cpu
+    rescue_cpu = sum(float(h.get("cpu") or 0.0) for h in hist if h.get("stage") == "rescue")
+    solved = [h for h in hist if h.get("solved")]
+    by_rescue = bool(solved) and solved[-1].get("stage") == "rescue"
+    converted = rec["status"] == "ok" and by_rescue
+    return {
+        "formula": rec["formula"],
+        "revision": str(eng.get("revision", "")).removesuffix("-dirty"),
+        "status": rec["status"],
+        "cpu_s": float(cpu),
+        "second_look_cpu_s": rescue_cpu,
+        "second_look_ran": any(h.get("stage") == "rescue" for h in hist),
+        "converted": converted,
+    }
+
+
+def summarise(rows: list[dict]) -> dict:
+    cpu = sum(r["cpu_s"] for r in rows)
+    extra = sum(r["second_look_cpu_s"] for r in rows)
+    ok = sum(r["status"] == "ok" for r in rows)
+    conv = sum(r["converted"] for r in rows)
+    return {
+        "materials": len(rows),
+        "second_look_ran": sum(r["second_look_ran"] for r in rows),
+        "converged": ok,
+        "converted_by_second_look": conv,
+        "cpu_s": round(cpu, 1),
+        "second_look_cpu_s": round(extra, 1),
+        "second_look_cpu_share": round(extra / cpu, 3) if cpu else None,
+        "cpu_per_converged_s": round(cpu / ok, 1) if ok else None,
+        "cpu_per_converged_without_s": round((cpu - extra) / (ok - conv), 1) if ok > conv else None,
+        "second_look_cpu_per_conversion_s": round(extra / conv, 1) if conv else None,
+        "costliest_second_looks": sorted(
+            (
+                {k: r[k] for k in ("formula", "status", "cpu_s", "second_look_cpu_s", "converted")}
+                for r in rows
+                if r["second_look_cpu_s"] > 0
+            ),
+            key=lambda r: -r["second_look_cpu_s"],
+        )[:8],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("release", type=Path)
+    ap.add_argument(
+        "-o", "--out", type=Path, default=Path("benchmarks/results/build_second_look.json")
+    )
+    args = ap.parse_args()
+    rel = open_release(args.release)
+    by_rev: dict[str, list[dict]] = defaultdict(list)
+    for rec in rel.records:
+        row = material(rec)
+        if row is not None:
+            by_rev[row["revision"]].append(row)
+    # the revisions whose engine had a second look: those where it ran at least once
+    by_rev = {k: v for k, v in by_rev.items() if any(r["second_look_ran"] for r in v)}
+    out = {
+        "release": args.release.name,
+        "target": TARGET,
+        "note": "CPU of one niced build worker on the shared 2-core machine; f528c9a = today's rule",
+        "by_revision": {rev: summarise(rows) for rev, rows in sorted(by_rev.items())},
+    }
+    out["by_revision"]["all"] = summarise([r for rows in by_rev.values() for r in rows])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=1) + "\n")
+    for rev, s in out["by_revision"].items():
+        print(
+            f"{rev}: {s['materials']} materials, second look ran on {s['second_look_ran']}, "
+            f"converted {s['converted_by_second_look']}; its CPU {s['second_look_cpu_s']:.0f} s of "
+            f"{s['cpu_s']:.0f} s ({100 * (s['second_look_cpu_share'] or 0):.0f} %); CPU per converged "
+            f"material {s['cpu_per_converged_s']} s, without it {s['cpu_per_converged_without_s']} s"
+        )
+
+
+if __name__ == "__main__":
+    main()
