@@ -16,6 +16,11 @@ removed and its conversions counted as unconverged, which is what the first pass
 since the second look never changes a result the first pass converges). Revisions 347f178 and
 b42256b ran a withdrawn form of the second look (it looked before the first pass's final
 solve); f528c9a is the rule of the engine today.
+
+It also counts, over every record with pilot estimates, the first pass's solves by the pilot
+estimate of the step solved (in units of the 0.5 % target) and how many of them converged: a
+step whose pilot missed the target (1–2×) is solved only by the escalation's final solve, and
+whether that pays decides the build's ``skip_margin``.
 """
 
 from __future__ import annotations
@@ -80,6 +85,33 @@ def summarise(rows: list[dict]) -> dict:
     }
 
 
+def missed_pilot_solves(records: list[dict]) -> list[dict]:
+    """First-pass solves whose pilot missed the target (the escalation's final solve of its
+    last step, made while the pilot is within 2× the target), by pilot estimate: how many such
+    solves converged (their solved estimate ≤ the target) and their CPU."""
+    rows = []
+    for rec in records:
+        for h in (rec.get("engine") or {}).get("escalation") or []:
+            pe = h.get("pilot_estimate")
+            if h.get("solved") and pe is not None and h.get("stage", "escalation") == "escalation":
+                rows.append((pe, h.get("convergence_estimate"), float(h.get("cpu") or 0.0)))
+    bins = [(0.0, 1.0), (1.0, 1.2), (1.2, 1.5), (1.5, 2.0)]  # in units of the target
+    out = []
+    for lo, hi in bins:
+        sel = [r for r in rows if lo * TARGET < r[0] <= hi * TARGET]
+        conv = sum(r[1] is not None and r[1] <= TARGET for r in sel)
+        out.append(
+            {
+                "pilot_over_target": [lo, hi],
+                "solves": len(sel),
+                "converged": conv,
+                "cpu_s": round(sum(r[2] for r in sel), 1),
+                "cpu_per_converged_s": round(sum(r[2] for r in sel) / conv, 1) if conv else None,
+            }
+        )
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("release", type=Path)
@@ -102,6 +134,7 @@ def main() -> None:
         "by_revision": {rev: summarise(rows) for rev, rows in sorted(by_rev.items())},
     }
     out["by_revision"]["all"] = summarise([r for rows in by_rev.values() for r in rows])
+    out["first_pass_solves_by_pilot"] = missed_pilot_solves(rel.records)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1) + "\n")
     for rev, s in out["by_revision"].items():
@@ -110,6 +143,12 @@ def main() -> None:
             f"converted {s['converted_by_second_look']}; its CPU {s['second_look_cpu_s']:.0f} s of "
             f"{s['cpu_s']:.0f} s ({100 * (s['second_look_cpu_share'] or 0):.0f} %); CPU per converged "
             f"material {s['cpu_per_converged_s']} s, without it {s['cpu_per_converged_without_s']} s"
+        )
+
+    for b in out["first_pass_solves_by_pilot"]:
+        print(
+            f"first-pass solves with pilot in {b['pilot_over_target']} x target: {b['solves']}, "
+            f"converged {b['converged']}, CPU {b['cpu_s']:.0f} s"
         )
 
 

@@ -482,3 +482,27 @@ def test_compute_item_lists_an_unconvergeable_material_without_solving_it(monkey
     assert res["status"] == "unconverged" and "cannot converge" in res["reason"]
     assert res["engine"]["pilot_estimate"] == 0.05 and "patterns" not in res
     assert res["engine"]["escalation"][0]["solved"] is False
+
+
+@pytest.mark.parametrize("second_look", [False, True])
+def test_compute_item_defers_the_second_look(monkeypatch, second_look):
+    """By default the build runs the engine's first pass only and solves only what a pilot calls
+    converged (skip margin 1); with the second look, the engine's own margin and the look (the
+    engine's behaviour under both is tested in tests/test_engine_plan.py)."""
+    import lacbed.simulate as sim
+    from lacbed.errors import UnconvergedError
+    from lacbed.simulate.engine import SKIP_MARGIN
+
+    (entry,) = make_entries(1)
+    seen = {}
+
+    def fake(crystal, thickness, **kw):
+        seen.update(kw)
+        raise UnconvergedError("not solved", {"second_look": kw["second_look"], "escalation": []})
+
+    monkeypatch.setattr(sim, "simulate_lacbed", fake)
+    res = compute_item(entry.crystal, BuildSettings(size=16), second_look=second_look)
+    assert seen["skip_unconverged"] is True and seen["second_look"] is second_look
+    assert seen["skip_margin"] == (SKIP_MARGIN if second_look else 1.0)
+    assert res["status"] == "unconverged" and res["engine"]["second_look"] is second_look
+    assert compute_item.__kwdefaults__ == {"second_look": False}

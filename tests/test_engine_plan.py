@@ -365,6 +365,29 @@ def test_no_second_look_when_it_is_off(monkeypatch):
     assert calls == [(1.0, "cheap")] and exc.value.settings["second_look"] is False
 
 
+def test_skip_margin_one_solves_only_what_a_pilot_calls_converged(monkeypatch):
+    from lacbed.errors import SettingsError, UnconvergedError
+
+    kw = dict(size=16, n_jobs=1, convergence_sample=0.25, skip_unconverged=True)
+    # PrSb's first pass: the 2× step's pilot (0.75 %) is within the default margin (solved) but
+    # beyond a margin of 1: not solved, unconverged
+    cheap = {1.0: 0.0146, 1.5: 0.0060, 2.0: 0.0075}
+    calls = _fake_pilots(monkeypatch, cheap, refined={}, solved={2.0: 0.0071})
+    solves = _count_solves(monkeypatch)
+    with pytest.raises(UnconvergedError) as exc:
+        simulate_lacbed(_crystal("Si"), [100.0], skip_margin=1.0, second_look=False, **kw)
+    assert solves == [] and len(calls) == 3
+    assert exc.value.settings["pilot_estimate"] == 0.0075
+    # a pilot that meets the target is solved as before
+    monkeypatch.undo()
+    _fake_pilots(monkeypatch, {1.0: 0.004}, refined={})
+    solves = _count_solves(monkeypatch)
+    p = simulate_lacbed(_crystal("Si"), [100.0], skip_margin=1.0, second_look=False, **kw)
+    assert solves == [1.0] and p.settings["convergence_estimate"] == 0.004
+    with pytest.raises(SettingsError, match="skip_margin"):
+        simulate_lacbed(_crystal("Si"), [100.0], skip_margin=0.5, **kw)
+
+
 def test_rescue_goes_beyond_the_first_pass_reach(monkeypatch):
     # LuPd3 in release 2: 2.4 % at 1× stopped the first pass (ESCALATION_REACH); 1.5× gives
     # 1.49 % and 2× 0.07 %: an ordinary pilot that meets the target is solved, as in the first

@@ -671,6 +671,7 @@ def simulate_lacbed(
     normal=None,
     tilt=(0.0, 0.0),
     skip_unconverged: bool = False,
+    skip_margin: float = SKIP_MARGIN,
     second_look: bool = True,
 ) -> LacbedPattern:
     """Bright-field (000) LACBED pattern, or dark-field discs, of a crystal along any zone
@@ -782,10 +783,16 @@ def simulate_lacbed(
         tilt small compared with the HOLZ radius.
     skip_unconverged : bool
         With the escalated budget: when no step's pilot estimate comes below
-        :data:`SKIP_MARGIN` × ``convergence_target``, raise
+        ``skip_margin`` × ``convergence_target``, raise
         :class:`lacbed.errors.UnconvergedError` (with the escalation history) instead of
         solving a pattern that would not converge. For dataset builds, which keep such
         materials out of their splits; default False (the pattern is solved and flagged).
+    skip_margin : float
+        The multiple of the target above which ``skip_unconverged`` does not solve (≥ 1;
+        default :data:`SKIP_MARGIN`, 2: a pilot that misses the target by less is solved and
+        judged by its own estimate). 1 solves only what a pilot calls converged: a dataset
+        build that defers the second look uses it, since there such solves converged 4 of 18
+        materials for ~700 s of CPU each (``benchmarks/build_second_look.py``).
     second_look : bool
         With the escalated budget: where the first pass leaves the pattern unconverged, take
         the second look (:data:`RESCUE_STEPS`, :func:`_rescue`) before giving up. It never
@@ -842,13 +849,16 @@ def simulate_lacbed(
         normal=normal,
         tilt=tilt,
     )
+    if not skip_margin >= 1.0:
+        raise SettingsError(f"skip_margin must be >= 1, got {skip_margin!r}")
     if convergence_target is not None and not convergence_target > 0:
         raise SettingsError(f"convergence_target must be > 0 or None, got {convergence_target!r}")
     escalate = convergence_target is not None and strong_beams is None and convergence_sample > 0
     if escalate:
         pattern, plan, history = _escalate(
             crystal, thickness_nm, kw, convergence_target, n_jobs=n_jobs, progress=progress,
-            skip=skip_unconverged, cpu_start=cpu_start, second_look=second_look,
+            skip=skip_margin if skip_unconverged else None, cpu_start=cpu_start,
+            second_look=second_look,
         )  # fmt: skip
     else:
         timings: dict = {}
@@ -882,9 +892,9 @@ def _escalate(
     pilot estimate by :data:`ESCALATION_MIN_GAIN`, or when it exceeds :data:`ESCALATION_REACH`
     × the target; then the last step tried (the most beams) is solved, if it is not yet. Only
     one pattern is solved in full unless a pilot misjudged the target. With ``second_look``, a
-    result that misses the target then gets :func:`_rescue`. With ``skip``, a last step whose
-    pilot estimate exceeds :data:`SKIP_MARGIN` × the target raises :class:`UnconvergedError`
-    instead.
+    result that misses the target then gets :func:`_rescue`. With ``skip`` (the skip margin; None:
+    always solve), a last step whose pilot estimate exceeds ``skip`` × the target raises
+    :class:`UnconvergedError` instead.
     """
     tried: list[dict] = []  # plan, pilot estimate and reference, timings, pattern of each step
     spent: dict = {}  # stage timings summed over everything solved
@@ -921,7 +931,7 @@ def _escalate(
             break  # out of reach of the budget steps
     best = len(tried) - 1  # the most beams: its reference has the most too
     step = tried[best]
-    if step["pattern"] is None and not (skip and step["estimate"] > SKIP_MARGIN * target):
+    if step["pattern"] is None and not (skip is not None and step["estimate"] > skip * target):
         solve(step, history[best])  # exactly as without the second look
     missed = step["pattern"] is None or step["pattern"].settings["convergence_estimate"] > target
     if second_look and missed:
@@ -931,7 +941,7 @@ def _escalate(
             if solve(second, second["entry"]).settings["convergence_estimate"] <= target:
                 tried.append(second)  # else the first pass's result stands
                 best = len(tried) - 1
-    if tried[best]["pattern"] is None:  # skip: its pilot is beyond SKIP_MARGIN × the target
+    if tried[best]["pattern"] is None:  # skip: its pilot is beyond the skip margin × target
         raise _unconverged(tried[best], history, target, cpu_start, second_look)
     for step in tried:  # the planning of the steps that were only piloted
         if step["pattern"] is None:
