@@ -153,3 +153,55 @@ def test_tile_failure_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(engine, "solve_fast", broken)
     with pytest.raises(LacbedError, match=r"Si.*200 kV.*strong_beams=8.*did not converge"):
         simulate_lacbed(crystal, 50, size=8, strong_beams=8, n_jobs=1)
+
+
+@pytest.mark.parametrize("complex_", [False, True])
+def test_single_precision_eigh_is_scipys_evd_and_falls_back(monkeypatch, complex_):
+    """_eigh_single calls the LAPACK driver of scipy.linalg.eigh(driver='evd') directly: the
+    same numbers bit for bit; a matrix on which the driver reports failure (info != 0) is solved
+    by the robust double-precision path."""
+    import scipy.linalg
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(4, 30, 30)) + (1j * rng.normal(size=(4, 30, 30)) if complex_ else 0)
+    h = x + np.conj(np.swapaxes(x, 1, 2))
+    w, v = bsolver._eigh_single(h)
+    single = h.astype(np.complex64 if complex_ else np.float32)
+    for i in range(len(h)):
+        w0, v0 = scipy.linalg.eigh(single[i], driver="evd", check_finite=False)
+        assert np.array_equal(w[i], w0) and np.array_equal(v[i], v0)
+    real_driver = bsolver._evd_driver
+
+    def failing_on_second(a):
+        drv, args = real_driver(a)
+        calls = []
+
+        def wrapped(**kw):
+            calls.append(1)
+            out = drv(**kw)
+            return (*out[:2], 1) if len(calls) == 2 else out  # info = 1: no convergence
+
+        return wrapped, args
+
+    monkeypatch.setattr(bsolver, "_evd_driver", failing_on_second)
+    w2, v2 = bsolver._eigh_single(h)
+    w_robust = bsolver._eigh_robust(np.asarray(h[1:2]))[0][0].astype(np.float32)
+    assert np.array_equal(w2[1], w_robust) and not np.array_equal(w2[1], w[1])
+    assert np.array_equal(w2[0], w[0]) and np.array_equal(w2[2], w[2])
+
+
+def test_propagation_coupling_real_and_complex_paths_agree():
+    """The real-arithmetic coupling (real Q) equals the complex one on the same Q, including
+    near-degenerate pairs (the degenerate-limit branch) and complex c0."""
+    rng = np.random.default_rng(2)
+    p, n = 6, 40
+    w = np.sort(rng.normal(size=(p, n)), axis=1)
+    w[:, 7] = w[:, 6] + 1e-9  # a near-degenerate pair
+    q = np.abs(rng.normal(size=(p, n))) * 1e-3
+    qm = rng.normal(size=(p, n, n)) * 1e-4
+    qm = qm + np.swapaxes(qm, 1, 2)
+    k_n, t = np.full(p, 39.9), np.array([500.0, 1000.0, 2000.0])
+    for c0 in (rng.normal(size=(p, n)), rng.normal(size=(p, n)) + 1j * rng.normal(size=(p, n))):
+        y_real = bsolver._propagate(w, q, qm, c0, k_n, t)
+        y_cplx = bsolver._propagate(w, q, qm.astype(np.complex128), c0, k_n, t)
+        np.testing.assert_allclose(y_real, y_cplx, rtol=0, atol=1e-14)
