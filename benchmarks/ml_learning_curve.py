@@ -129,7 +129,7 @@ def run_curve(
             }
         )
     summary = {
-        "dataset": str(Path(ds.path).resolve()),
+        "dataset": Path(ds.path).name,  # no absolute path in committed results
         "model": model,
         "split_scored": "val",
         "seeds": [int(s) for s in seeds],

@@ -1,0 +1,95 @@
+"""What a surrogate must beat before it has learned anything: input-blind predictions.
+
+Usage::
+
+    python benchmarks/ml_trivial_baselines.py data/lacbed-cubic [--split val] \
+        [-o benchmarks/results/ml_trivial_baselines.json]
+
+Two predictions that ignore the crystal's potential, scored with Z = 1 − ZNCC against the
+release's converged patterns of one split, per thickness:
+
+- ``mean``: the mean of the training split's standardised patterns (one image per thickness);
+- ``mean_by_centring``: the same mean over the training materials of the same lattice centring
+  (F, I or P, from the space group). At the releases' half-width W = 4/a the zero-layer Bragg
+  lines of every cubic crystal of one centring fall on the same pixels (docs/ml.md, physics
+  channel), so this is the layout of lines without their strengths.
+
+A network whose Z is not clearly below these has learned the average pattern, not the physics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import gemmi
+import numpy as np
+
+from lacbed.dataset.release import open_release
+from lacbed.metrics import z_score
+
+
+def _standardise(x: np.ndarray) -> np.ndarray:
+    m = x.mean(axis=(-2, -1), keepdims=True)
+    s = x.std(axis=(-2, -1), keepdims=True)
+    return (x - m) / np.where(s > 0, s, 1.0)
+
+
+def _stats(z: np.ndarray) -> dict:
+    return {
+        "n": int(len(z)),
+        "mean": float(z.mean()),
+        "median": float(np.median(z)),
+        "p90": float(np.percentile(z, 90)),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("release", type=Path)
+    ap.add_argument("--split", default="val")
+    ap.add_argument(
+        "-o", "--out", type=Path, default=Path("benchmarks/results/ml_trivial_baselines.json")
+    )
+    args = ap.parse_args()
+    rel = open_release(args.release)
+    train, test = rel.split_slots("train"), rel.split_slots(args.split)
+    centring = {
+        int(s): gemmi.find_spacegroup_by_number(int(n)).hm[0]
+        for s, n in zip(rel.table["slot"], rel.table["space_group_number"], strict=True)
+    }
+
+    def load(slots):
+        return np.stack([rel.patterns[int(s)] for s in slots]).astype(np.float64)  # (n, T, S, S)
+
+    ptrain, ptest = _standardise(load(train)), load(test)
+    mean = ptrain.mean(axis=0)  # (T, S, S)
+    by_c = {c: ptrain[[centring[int(s)] == c for s in train]].mean(axis=0) for c in "FIP"}
+    out: dict = {
+        "release": args.release.name,
+        "split": args.split,
+        "n_train": int(len(train)),
+        "z_units": "1 (multiply by 100 for %)",
+        "per_thickness": {},
+    }
+    for i, t in enumerate(rel.thicknesses_nm):
+        z_mean = z_score(ptest[:, i], mean[i][None])
+        z_c = np.array(
+            [
+                float(z_score(p[i], by_c[centring[int(s)]][i]))
+                for s, p in zip(test, ptest, strict=True)
+            ]
+        )
+        out["per_thickness"][f"{t:g}"] = {"mean": _stats(z_mean), "mean_by_centring": _stats(z_c)}
+        print(
+            f"{t:g} nm: training mean Z {100 * z_mean.mean():.1f} % (median "
+            f"{100 * np.median(z_mean):.1f}), by centring {100 * z_c.mean():.1f} % "
+            f"(median {100 * np.median(z_c):.1f})"
+        )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
