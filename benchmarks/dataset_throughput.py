@@ -9,6 +9,10 @@ into fresh temporary datasets with 1 and then 2 worker processes at the given en
 * the projected wall time for 12 000 materials on 2, 16 and 64 cores, assuming one worker per
   core and the measured 2-worker efficiency.
 
+Since 2026-12-07 the build's default task (``compute_item``) runs the engine's first pass only
+(no second look, skip margin 1; docs/dataset.md): results committed before that date measured
+the engine with its second look.
+
 Run with ``nice`` on a shared machine::
 
     nice -n 10 python benchmarks/dataset_throughput.py --source augmented -n 24 \

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/engine_assembly_speed.py data/lacbed-cubic [--n 4] [--repeats 2] \
+    python benchmarks/engine_assembly_speed.py data/lacbed-cubic [--n 5] [--repeats 2] \
         [-o benchmarks/results/engine_assembly_speed.json]
 
 The fast path's first-order absorption coupling (:func:`lacbed.bloch.solver._propagate`) was
@@ -110,7 +110,7 @@ def solve(plan, impl) -> tuple[np.ndarray, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("release", type=Path)
-    ap.add_argument("--n", type=int, default=4)
+    ap.add_argument("--n", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument(
         "-o", "--out", type=Path, default=Path("benchmarks/results/engine_assembly_speed.json")
@@ -158,6 +158,7 @@ def main() -> None:
             )
     out = {
         "release": args.release.name,
+        "n": args.n,
         "repeats": args.repeats,
         "timing": "process CPU, minimum over repeats, one BLAS thread, alternating before/now",
         "machine": platform.machine(),

@@ -378,12 +378,15 @@ def test_skip_margin_one_solves_only_what_a_pilot_calls_converged(monkeypatch):
         simulate_lacbed(_crystal("Si"), [100.0], skip_margin=1.0, second_look=False, **kw)
     assert solves == [] and len(calls) == 3
     assert exc.value.settings["pilot_estimate"] == 0.0075
+    assert exc.value.settings["skip_margin"] == 1.0 and exc.value.settings["second_look"] is False
+    assert "misses the target" in str(exc.value) and "left for the second look" in str(exc.value)
     # a pilot that meets the target is solved as before
     monkeypatch.undo()
     _fake_pilots(monkeypatch, {1.0: 0.004}, refined={})
     solves = _count_solves(monkeypatch)
     p = simulate_lacbed(_crystal("Si"), [100.0], skip_margin=1.0, second_look=False, **kw)
     assert solves == [1.0] and p.settings["convergence_estimate"] == 0.004
+    assert p.settings["skip_margin"] == 1.0
     with pytest.raises(SettingsError, match="skip_margin"):
         simulate_lacbed(_crystal("Si"), [100.0], skip_margin=0.5, **kw)
 

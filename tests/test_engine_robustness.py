@@ -187,21 +187,55 @@ def test_single_precision_eigh_is_scipys_evd_and_falls_back(monkeypatch, complex
     w2, v2 = bsolver._eigh_single(h)
     w_robust = bsolver._eigh_robust(np.asarray(h[1:2]))[0][0].astype(np.float32)
     assert np.array_equal(w2[1], w_robust) and not np.array_equal(w2[1], w[1])
+
+    def illegal(a):  # info < 0 is a bug in the call, not a hard matrix: raised, not hidden
+        drv, args = real_driver(a)
+        return (lambda **kw: (*drv(**kw)[:2], -3)), args
+
+    monkeypatch.setattr(bsolver, "_evd_driver", illegal)
+    with pytest.raises(np.linalg.LinAlgError, match="illegal value in argument 3"):
+        bsolver._eigh_single(h)
     assert np.array_equal(w2[0], w[0]) and np.array_equal(w2[2], w[2])
 
 
-def test_propagation_coupling_real_and_complex_paths_agree():
-    """The real-arithmetic coupling (real Q) equals the complex one on the same Q, including
-    near-degenerate pairs (the degenerate-limit branch) and complex c0."""
+def _propagate_reference(w, q, qm, c0, k_n, thickness):
+    """The coupled propagation as written before the 2026-12-07 rewrite (complex R, np.where)."""
+    n = w.shape[1]
+    tau = (np.pi / k_n)[:, None, None] * thickness[None, None, :]
+    beta = np.conj(c0)
+    ex = np.exp(1j * tau * (w + 1j * q)[:, :, None])
+    y = ex * beta[:, :, None]
+    dr = w[:, :, None] - w[:, None, :]
+    di = q[:, :, None] - q[:, None, :]
+    den = dr * dr + di * di
+    tiny = den * (tau.max(axis=2)[:, :, None] ** 2) < 1e-8
+    inv = np.where(tiny, 0.0, 1.0 / np.where(tiny, 1.0, den))
+    r = qm * inv * (di + 1j * dr)
+    tiny.reshape(len(w), n * n)[:, :: n + 1] = False
+    y += ex * (r @ beta[:, :, None]) - r @ (beta[:, :, None] * ex)
+    pi, ji, ki = np.nonzero(tiny)
+    add = (1j * qm[pi, ji, ki] * beta[pi, ki])[:, None] * 0.5j * tau[pi, 0, :]
+    np.add.at(y, (pi, ji), add * (ex[pi, ji, :] + ex[pi, ki, :]))
+    return y, len(pi)
+
+
+def test_propagation_coupling_matches_the_former_form():
+    """The rewritten coupling (in-place temporaries; real products for real Q) equals the former
+    complex form, for real and complex Q and c0, including near-degenerate pairs (the
+    degenerate-limit branch, checked to be taken)."""
     rng = np.random.default_rng(2)
     p, n = 6, 40
     w = np.sort(rng.normal(size=(p, n)), axis=1)
-    w[:, 7] = w[:, 6] + 1e-9  # a near-degenerate pair
     q = np.abs(rng.normal(size=(p, n))) * 1e-3
+    w[:, 7], q[:, 7] = w[:, 6] + 1e-9, q[:, 6]  # a degenerate pair: |τΔλ| ≪ 1e-4
     qm = rng.normal(size=(p, n, n)) * 1e-4
     qm = qm + np.swapaxes(qm, 1, 2)
+    qc = qm + 1j * (rng.normal(size=(p, n, n)) * 1e-4)
+    qc = 0.5 * (qc + np.conj(np.swapaxes(qc, 1, 2)))  # Hermitian
     k_n, t = np.full(p, 39.9), np.array([500.0, 1000.0, 2000.0])
-    for c0 in (rng.normal(size=(p, n)), rng.normal(size=(p, n)) + 1j * rng.normal(size=(p, n))):
-        y_real = bsolver._propagate(w, q, qm, c0, k_n, t)
-        y_cplx = bsolver._propagate(w, q, qm.astype(np.complex128), c0, k_n, t)
-        np.testing.assert_allclose(y_real, y_cplx, rtol=0, atol=1e-14)
+    c_real, c_cplx = rng.normal(size=(p, n)), rng.normal(size=(p, n)) + 1j * rng.normal(size=(p, n))
+    for q_mat, c0 in ((qm, c_real), (qm, c_cplx), (qc, c_cplx)):
+        ref, n_tiny = _propagate_reference(w, q, q_mat, c0, k_n, t)
+        assert n_tiny == 2 * p  # the pair (6, 7) both ways in every batch
+        new = bsolver._propagate(w, q, q_mat, c0, k_n, t)
+        np.testing.assert_allclose(new, ref, rtol=0, atol=1e-13 * np.abs(ref).max())

@@ -135,8 +135,9 @@ def compute_item(crystal, settings: BuildSettings, *, second_look: bool = False)
 
     Never raises for a bad material: failures come back as ``{"status": "failed", "reason": ...}``,
     and a material the engine's adaptive budget cannot converge as ``{"status": "unconverged",
-    "reason": ..., "engine": ...}`` without a pattern (``skip_unconverged``: its pilot estimate
-    exceeds twice the 0.5 % target, so the pattern would stay out of every split anyway).
+    "reason": ..., "engine": ...}`` without a pattern (``skip_unconverged``: its best pilot
+    estimate exceeds the skip margin × the 0.5 % target, so the pattern would most likely stay
+    out of every split anyway).
 
     ``second_look`` gives a material the first pass leaves unconverged the engine's second look
     (``simulate_lacbed(second_look=True)``). Off by default: in release 2's build it took 28 %
@@ -146,8 +147,12 @@ def compute_item(crystal, settings: BuildSettings, *, second_look: bool = False)
     materials remain it is deferred to ``lacbed dataset build --retry-unconverged``, which turns
     it on. Without it the build also solves only what a pilot calls converged (``skip_margin``
     1 instead of 2): the final solves after a pilot between 1× and 2× the target converged 4 of
-    18 materials for ~700 s of CPU each (same script). A material that converges gets the same
-    pattern either way, or none (listed unconverged, for the retry).
+    18 materials for ~715 s of CPU each (same script; 14 of those 18 solves are from engine
+    revisions before the second look). A material that converges gets the same pattern either
+    way, or none (listed unconverged, for the retry). The gain is in the rate while new
+    materials remain: the retry recomputes each material from scratch (its pilots again, the
+    solves margin 2 allows, then the second look), so "defer, then retry all" costs more CPU in
+    total than one pass with the look; it spends it last.
 
     Returns
     -------
@@ -228,6 +233,7 @@ ENGINE_FIELDS = (
     "budget_factor",
     "escalation",
     "second_look",
+    "skip_margin",
     "physics_version",
     "bethe_order",
     "eigh_precision",

@@ -104,8 +104,10 @@ def _summary(rel) -> list[str]:  # noqa: ANN001 (Release)
         "means within about 0.65 %. Since engine revision f528c9a a material the first pass "
         "refuses can get a second look with a sample 8× larger (docs/engine_validation.md); "
         "the build defers it to a retry of the unconverged materials (its CPU cost per "
-        "converted material is ~8× a new material's), so 'unconverged' means not converged by "
-        "the first pass, or by the second look where the record's engine.second_look is true.",
+        "converted material is ~8× a new material's) and since then solves only what a pilot "
+        "calls converged (engine.skip_margin 1), so 'unconverged' means not converged by the "
+        "first pass, or by the second look where it ran (engine.second_look; records of "
+        "revisions 347f178, b42256b and f528c9a carry no flag and had it on).",
         *_escalation(rel),
     ]
     if len(t) and n_est < len(t):

@@ -792,7 +792,8 @@ def simulate_lacbed(
         default :data:`SKIP_MARGIN`, 2: a pilot that misses the target by less is solved and
         judged by its own estimate). 1 solves only what a pilot calls converged: a dataset
         build that defers the second look uses it, since there such solves converged 4 of 18
-        materials for ~700 s of CPU each (``benchmarks/build_second_look.py``).
+        materials for ~715 s of CPU each (``benchmarks/build_second_look.py``).
+        ``settings["skip_margin"]`` records it (None without ``skip_unconverged``).
     second_look : bool
         With the escalated budget: where the first pass leaves the pattern unconverged, take
         the second look (:data:`RESCUE_STEPS`, :func:`_rescue`) before giving up. It never
@@ -823,7 +824,8 @@ def simulate_lacbed(
         If the result contains NaN or inf, or the solve of a tile fails (the message names the
         crystal and the settings).
     UnconvergedError
-        With ``skip_unconverged``, when the budget cannot converge the pattern.
+        With ``skip_unconverged``, when the budget cannot converge the pattern (no budget
+        step's pilot within ``skip_margin`` × the target, after the second look if it is on).
     """
     cpu_start = time.process_time()
     t_start = time.perf_counter()
@@ -874,6 +876,7 @@ def simulate_lacbed(
     pattern.settings["escalation"] = history
     if escalate:
         pattern.settings["second_look"] = bool(second_look)
+        pattern.settings["skip_margin"] = float(skip_margin) if skip_unconverged else None
     pattern.timings["total"] = time.perf_counter() - t_start
     pattern.timings["cpu"] = time.process_time() - cpu_start
     return pattern
@@ -942,7 +945,7 @@ def _escalate(
                 tried.append(second)  # else the first pass's result stands
                 best = len(tried) - 1
     if tried[best]["pattern"] is None:  # skip: its pilot is beyond the skip margin × target
-        raise _unconverged(tried[best], history, target, cpu_start, second_look)
+        raise _unconverged(tried[best], history, target, cpu_start, second_look, skip)
     for step in tried:  # the planning of the steps that were only piloted
         if step["pattern"] is None:
             for key in ("beam_selection", "structure_factors"):
@@ -1047,9 +1050,10 @@ def _beam_counts(plan: EnginePlan) -> dict:
 
 
 def _unconverged(
-    step: dict, history: list, target: float, cpu_start: float, second_look: bool
+    step: dict, history: list, target: float, cpu_start: float, second_look: bool, margin: float
 ) -> UnconvergedError:
-    """The error of a pattern not solved because its budget cannot converge it."""
+    """The error of a pattern not solved because its budget cannot converge it (or, with a skip
+    margin below :data:`SKIP_MARGIN`, because its pilot missed the target: deferred)."""
     plan, est = step["plan"], step["estimate"]
     cr = plan.crystal
     settings = {
@@ -1061,12 +1065,20 @@ def _unconverged(
         "pilot_estimate": est,
         "escalation": history,
         "second_look": bool(second_look),
+        "skip_margin": float(margin),
         "n_pool": int(len(plan.pool)),
         **_beam_counts(plan),
         "symmetry": plan.symmetry,
         "cpu": time.process_time() - cpu_start,
     }
     capped = "; the beam cap stopped the budget" if plan.budget_capped else ""
+    if est <= SKIP_MARGIN * target:  # only a stricter margin than the engine's refused it
+        return UnconvergedError(
+            f"{cr.name or cr.formula}: not solved, the pilot estimate Z = {100 * est:.2f} % at "
+            f"{plan.options['budget_factor']:g}× the strong beams misses the target "
+            f"{100 * target:.2f} % (skip margin {margin:g}: left for the second look{capped})",
+            settings,
+        )
     return UnconvergedError(
         f"{cr.name or cr.formula}: not solved, the adaptive budget cannot converge it (pilot "
         f"estimate Z = {100 * est:.2f} % at {plan.options['budget_factor']:g}× the strong beams, "
