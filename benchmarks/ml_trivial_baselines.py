@@ -16,6 +16,11 @@ release's converged patterns of one split, per thickness:
 
 A network whose Z is not clearly below these has learned the average pattern, not the physics.
 
+One prediction that uses the input without learning: ``nearest_train``, the pattern (same
+thickness) of the training material nearest in log(1 + |FFT(V_p)|) over |h|, |k| ≤ 8 (the
+zero-layer coefficients the image carries; origin-independent) and a/3 Å: a lookup table a
+network must beat.
+
 And one prediction that knows everything but blurs: ``blurred_<σ>px``, the true pattern convolved
 with a Gaussian of σ pixels (scipy.ndimage.gaussian_filter, edges repeated). Its Z is the floor
 of a model that puts every line right but cannot resolve detail finer than ~σ: the 5 % goal
@@ -43,6 +48,18 @@ def _standardise(x: np.ndarray) -> np.ndarray:
     m = x.mean(axis=(-2, -1), keepdims=True)
     s = x.std(axis=(-2, -1), keepdims=True)
     return (x - m) / np.where(s > 0, s, 1.0)
+
+
+def _features(rel, slots) -> np.ndarray:
+    """log(1 + |c·V_hk0|) for |h|, |k| ≤ 8 from each potential image, and a / 3 Å."""
+    m, out = 8, []
+    a = rel.table.set_index("slot")["a"]
+    for s in slots:
+        v = np.asarray(rel.potentials[int(s)], dtype=np.float64)
+        f = np.fft.fft2(v) / v.size
+        idx = np.r_[0 : m + 1, v.shape[0] - m : v.shape[0]]
+        out.append(np.r_[np.log1p(np.abs(f[np.ix_(idx, idx)]).ravel()), a.loc[int(s)] / 3.0])
+    return np.array(out)
 
 
 def _stats(z: np.ndarray) -> dict:
@@ -75,6 +92,8 @@ def main() -> None:
     ptrain, ptest = _standardise(load(train)), load(test)
     mean = ptrain.mean(axis=0)  # (T, S, S)
     by_c = {c: ptrain[[centring[int(s)] == c for s in train]].mean(axis=0) for c in "FIP"}
+    ftrain, ftest = _features(rel, train), _features(rel, test)
+    nearest = np.argmin(((ftest[:, None, :] - ftrain[None, :, :]) ** 2).sum(axis=2), axis=1)
     out: dict = {
         "release": args.release.name,
         "split": args.split,
@@ -90,7 +109,12 @@ def main() -> None:
                 for s, p in zip(test, ptest, strict=True)
             ]
         )
-        out["per_thickness"][f"{t:g}"] = {"mean": _stats(z_mean), "mean_by_centring": _stats(z_c)}
+        z_nn = z_score(ptest[:, i], ptrain[nearest, i])
+        out["per_thickness"][f"{t:g}"] = {
+            "mean": _stats(z_mean),
+            "mean_by_centring": _stats(z_c),
+            "nearest_train": _stats(z_nn),
+        }
         for sig in BLUR_PX:
             blur = gaussian_filter(ptest[:, i], sigma=(0, sig, sig), mode="nearest")
             z_b = z_score(ptest[:, i], blur)
@@ -98,7 +122,8 @@ def main() -> None:
         print(
             f"{t:g} nm: training mean Z {100 * z_mean.mean():.1f} % (median "
             f"{100 * np.median(z_mean):.1f}), by centring {100 * z_c.mean():.1f} % "
-            f"(median {100 * np.median(z_c):.1f}); blurred "
+            f"(median {100 * np.median(z_c):.1f}); nearest training material "
+            f"{100 * z_nn.mean():.1f} (median {100 * np.median(z_nn):.1f}); blurred "
             + ", ".join(
                 f"{s:g} px {100 * out['per_thickness'][f'{t:g}'][f'blurred_{s:g}px']['mean']:.1f}"
                 for s in BLUR_PX
