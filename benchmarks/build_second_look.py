@@ -20,7 +20,9 @@ solve); f528c9a is the rule of the engine today.
 It also counts, over every record with pilot estimates, the first pass's solves by the pilot
 estimate of the step solved (in units of the 0.5 % target) and how many of them converged: a
 step whose pilot missed the target (1–2×) is solved only by the escalation's final solve, and
-whether that pays decides the build's ``skip_margin``.
+whether that pays decides the build's ``skip_margin``; and what the first pass's 2× step buys
+(materials converged by it, with their CPU) and costs (its CPU on materials it did not
+converge), which decides the build's ``budget_steps``.
 """
 
 from __future__ import annotations
@@ -112,6 +114,42 @@ def missed_pilot_solves(records: list[dict]) -> list[dict]:
     return out
 
 
+def first_pass_steps(records: list[dict]) -> dict:
+    """Over every record with pilot estimates: the converged materials by the first-pass step
+    whose solve converged them (count, their CPU), and the first-pass 2× steps of the materials
+    that did not converge (count, CPU): what the 2× step buys and costs."""
+    conv: dict = {}
+    fail_n, fail_cpu, total = 0, 0.0, 0.0
+    for rec in records:
+        eng = rec.get("engine") or {}
+        hist = [
+            h for h in eng.get("escalation") or [] if h.get("stage", "escalation") == "escalation"
+        ]
+        if not hist or hist[0].get("pilot_estimate") is None:
+            continue
+        cpu = (eng.get("timings_s") or {}).get("cpu") or sum(
+            float(h.get("cpu") or 0.0) for h in eng.get("escalation")
+        )
+        total += cpu
+        solved = [h for h in hist if h.get("solved")]
+        if rec["status"] == "ok" and solved:
+            key = f"{float(solved[-1]['budget_factor']):g}"
+            n, c = conv.get(key, (0, 0.0))
+            conv[key] = (n + 1, c + cpu)
+        else:
+            for h in hist:
+                if float(h["budget_factor"]) == 2.0:
+                    fail_n += 1
+                    fail_cpu += float(h.get("cpu") or 0.0)
+    return {
+        "cpu_total_s": round(total, 1),
+        "converged_by_step": {
+            k: {"materials": n, "cpu_s": round(c, 1)} for k, (n, c) in conv.items()
+        },
+        "unconverged_2x_steps": {"materials": fail_n, "cpu_s": round(fail_cpu, 1)},
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("release", type=Path)
@@ -135,6 +173,7 @@ def main() -> None:
     }
     out["by_revision"]["all"] = summarise([r for rows in by_rev.values() for r in rows])
     out["first_pass_solves_by_pilot"] = missed_pilot_solves(rel.records)
+    out["first_pass_steps"] = first_pass_steps(rel.records)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1) + "\n")
     for rev, s in out["by_revision"].items():
@@ -150,6 +189,10 @@ def main() -> None:
             f"first-pass solves with pilot in {b['pilot_over_target']} x target: {b['solves']}, "
             f"converged {b['converged']}, CPU {b['cpu_s']:.0f} s"
         )
+
+    fp = out["first_pass_steps"]
+    print(f"converged by first-pass step: {fp['converged_by_step']}; 2x steps of unconverged "
+          f"materials: {fp['unconverged_2x_steps']} (of {fp['cpu_total_s']:.0f} s)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -462,8 +462,8 @@ def test_unsolved_unconverged_material_is_listed_without_a_pattern(tmp_path, ent
 
 
 def test_resimulate_takes_the_recorded_second_look(monkeypatch):
-    """The engine check re-simulates with the second look as recorded (a build defers it), and
-    with the engine's default (on) for records from before the flag."""
+    """The engine check re-simulates with the second look and the escalation steps as recorded
+    (a build defers both), and with the engine's defaults for records from before the fields."""
     import lacbed.simulate as sim
 
     seen = []
@@ -472,15 +472,16 @@ def test_resimulate_takes_the_recorded_second_look(monkeypatch):
         intensities = np.zeros((1, 8, 8))
 
     def fake(crystal, thickness, **kw):
-        seen.append(kw["second_look"])
+        seen.append((kw["second_look"], kw["budget_steps"]))
         return _Pattern()
 
     monkeypatch.setattr(sim, "simulate_lacbed", fake)
     rec = {"crystal": crystal_to_record(cscl("Cs", 4.1))}
-    for engine, want in (
-        ({"second_look": False}, False),
-        ({"second_look": True}, True),
-        ({}, True),
-    ):
+    cases = (
+        ({"second_look": False, "budget_steps": [1.5]}, (False, (1.5,))),
+        ({"second_look": True, "budget_steps": [1.5, 2.0]}, (True, (1.5, 2.0))),
+        ({}, (True, None)),
+    )
+    for engine, want in cases:
         real_resimulate({**rec, "engine": engine}, 8, [100.0], {})  # (the fixture fakes it)
-        assert seen[-1] is want
+        assert seen[-1] == want

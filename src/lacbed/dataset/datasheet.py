@@ -105,7 +105,8 @@ def _summary(rel) -> list[str]:  # noqa: ANN001 (Release)
         "refuses can get a second look with a sample 8× larger (docs/engine_validation.md); "
         "the build defers it to a retry of the unconverged materials (its CPU cost per "
         "converted material is ~8× a new material's) and since then solves only what a pilot "
-        "calls converged (engine.skip_margin 1), so 'unconverged' means not converged by the "
+        "calls converged (engine.skip_margin 1) and escalates to 1.5× the strong beams only "
+        "(engine.budget_steps), so 'unconverged' means not converged by the "
         "first pass, or by the second look where it ran (engine.second_look; records of "
         "revisions 347f178, b42256b and f528c9a carry no flag and had it on).",
         *_escalation(rel),

@@ -303,18 +303,20 @@ def _shard_items(ds: Dataset, recs: list[dict], plan: dict) -> list[dict]:
 
 def resimulate(record: dict, size: int, thicknesses_nm, settings: dict) -> np.ndarray:
     """Pattern (T, S, S) of a record's crystal computed now, at the recorded settings (and with
-    the engine's second look as recorded; records from before the flag: on, the engine's
-    default)."""
+    the engine's second look and escalation steps as recorded; records from before those
+    fields: the engine's defaults, which they ran with)."""
     from lacbed.crystal.serialise import crystal_from_record
     from lacbed.dataset.build import BuildSettings
     from lacbed.simulate import simulate_lacbed
 
     bs = BuildSettings(size=size, thicknesses_nm=tuple(thicknesses_nm), **settings)
     crystal = crystal_from_record(record["crystal"])
-    look = bool((record.get("engine") or {}).get("second_look", True))
+    eng = record.get("engine") or {}
+    look, steps = bool(eng.get("second_look", True)), eng.get("budget_steps")
     pat = simulate_lacbed(
-        crystal, bs.thicknesses_nm, n_jobs=1, second_look=look, **bs.simulate_kwargs()
-    )
+        crystal, bs.thicknesses_nm, n_jobs=1, second_look=look,
+        budget_steps=None if steps is None else tuple(steps), **bs.simulate_kwargs(),
+    )  # fmt: skip
     return np.asarray(pat.intensities, dtype=np.float64).reshape(len(bs.thicknesses_nm), size, size)
 
 

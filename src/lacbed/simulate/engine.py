@@ -673,6 +673,7 @@ def simulate_lacbed(
     skip_unconverged: bool = False,
     skip_margin: float = SKIP_MARGIN,
     second_look: bool = True,
+    budget_steps: tuple[float, ...] | None = None,
 ) -> LacbedPattern:
     """Bright-field (000) LACBED pattern, or dark-field discs, of a crystal along any zone
     axis [UVW] (default [001]).
@@ -800,6 +801,13 @@ def simulate_lacbed(
         changes a pattern the first pass converges; it costs most where it fails, so dataset
         builds defer it to a retry of the unconverged materials (``lacbed dataset build
         --retry-unconverged``). ``settings["second_look"]`` records it.
+    budget_steps : tuple of float, optional
+        The escalation's steps after 1× (increasing, each > 1); default :data:`BUDGET_STEPS`
+        (1.5, 2). A dataset build's first pass uses (1.5,): in release 2's build the 2× step
+        converged 7 of 335 materials, which took 871 s of CPU in all, and spent 1 234 s on 6 it
+        did not converge: ~300 s per conversion against ~42 s per converged material overall
+        (``benchmarks/build_second_look.py``); the second look still tries 2× and 3×.
+        ``settings["budget_steps"]`` records them.
 
     Returns
     -------
@@ -853,6 +861,9 @@ def simulate_lacbed(
     )
     if not skip_margin >= 1.0:
         raise SettingsError(f"skip_margin must be >= 1, got {skip_margin!r}")
+    steps = BUDGET_STEPS if budget_steps is None else tuple(float(x) for x in budget_steps)
+    if not all(x > 1.0 for x in steps) or list(steps) != sorted(set(steps)):
+        raise SettingsError(f"budget_steps must increase from above 1, got {budget_steps!r}")
     if convergence_target is not None and not convergence_target > 0:
         raise SettingsError(f"convergence_target must be > 0 or None, got {convergence_target!r}")
     escalate = convergence_target is not None and strong_beams is None and convergence_sample > 0
@@ -860,7 +871,7 @@ def simulate_lacbed(
         pattern, plan, history = _escalate(
             crystal, thickness_nm, kw, convergence_target, n_jobs=n_jobs, progress=progress,
             skip=skip_margin if skip_unconverged else None, cpu_start=cpu_start,
-            second_look=second_look,
+            second_look=second_look, steps=steps,
         )  # fmt: skip
     else:
         timings: dict = {}
@@ -877,6 +888,7 @@ def simulate_lacbed(
     if escalate:
         pattern.settings["second_look"] = bool(second_look)
         pattern.settings["skip_margin"] = float(skip_margin) if skip_unconverged else None
+        pattern.settings["budget_steps"] = list(steps)
     pattern.timings["total"] = time.perf_counter() - t_start
     pattern.timings["cpu"] = time.process_time() - cpu_start
     return pattern
@@ -884,11 +896,11 @@ def simulate_lacbed(
 
 def _escalate(
     crystal, thickness_nm, kw: dict, target: float, *, n_jobs, progress, skip, cpu_start,
-    second_look=True,
+    second_look=True, steps=BUDGET_STEPS,
 ):  # fmt: skip
     """The escalated adaptive budget of :func:`simulate_lacbed`: (pattern, plan, history).
 
-    Each budget step (1, then :data:`BUDGET_STEPS`) is planned and its :func:`pilot` estimate
+    Each budget step (1, then ``steps``, default :data:`BUDGET_STEPS`) is planned and its :func:`pilot` estimate
     taken (the sample pixels only); the first step whose pilot meets ``target`` is solved in
     full, and if the solved pattern's own estimate still misses the target the search goes on.
     The search stops where the beam cap allows no more beams, when a step did not divide the
@@ -916,7 +928,7 @@ def _escalate(
         return pat
 
     history: list[dict] = []
-    for factor in (1.0, *BUDGET_STEPS):
+    for factor in (1.0, *steps):
         last = tried[-1]["plan"] if tried else None
         step = _pilot_step(crystal, thickness_nm, kw, factor, n_jobs, last=last, stage="escalation")
         if step is None:
@@ -945,7 +957,7 @@ def _escalate(
                 tried.append(second)  # else the first pass's result stands
                 best = len(tried) - 1
     if tried[best]["pattern"] is None:  # skip: its pilot is beyond the skip margin × target
-        raise _unconverged(tried[best], history, target, cpu_start, second_look, skip)
+        raise _unconverged(tried[best], history, target, cpu_start, second_look, skip, steps)
     for step in tried:  # the planning of the steps that were only piloted
         if step["pattern"] is None:
             for key in ("beam_selection", "structure_factors"):
@@ -1050,8 +1062,9 @@ def _beam_counts(plan: EnginePlan) -> dict:
 
 
 def _unconverged(
-    step: dict, history: list, target: float, cpu_start: float, second_look: bool, margin: float
-) -> UnconvergedError:
+    step: dict, history: list, target: float, cpu_start: float, second_look: bool, margin: float,
+    steps: tuple,
+) -> UnconvergedError:  # fmt: skip
     """The error of a pattern not solved because its budget cannot converge it (or, with a skip
     margin below :data:`SKIP_MARGIN`, because its pilot missed the target: deferred)."""
     plan, est = step["plan"], step["estimate"]
@@ -1066,6 +1079,7 @@ def _unconverged(
         "escalation": history,
         "second_look": bool(second_look),
         "skip_margin": float(margin),
+        "budget_steps": list(steps),
         "n_pool": int(len(plan.pool)),
         **_beam_counts(plan),
         "symmetry": plan.symmetry,
