@@ -220,9 +220,10 @@ def build(
         bool,
         typer.Option(
             "--second-look",
-            help="Give materials the engine's first pass leaves unconverged its second look now "
-            "(on with --retry-unconverged; off by default: it costs ~8x a new material per "
-            "material it converts).",
+            help="Run the engine in full now: escalation to 2x the strong beams, solves of pilots "
+            "within 2x the target and the second look (on with --retry-unconverged; off by "
+            "default: the first pass alone converges more materials per CPU-hour while new ones "
+            "remain).",
         ),
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
