@@ -459,15 +459,8 @@ def build_dataset(
     """
 
     revision = source_revision()
-    work_all = select_work([*entries, *rejected], limit)
-    if skip_keys:
-        n_work = len(work_all)
-        work_all = [e for e in work_all if e.key not in skip_keys]
-        n_released = n_work - len(work_all)
-    else:
-        n_released = 0
+    work_all, n_released = _work_list(entries, rejected, limit, skip_keys)
     work = [e for e in work_all if isinstance(e, Entry)]
-    pre_failed = [r for r in work_all if isinstance(r, Rejected)]
     writer = DatasetWriter(
         path,
         size=settings.size,
@@ -485,14 +478,7 @@ def build_dataset(
         n_skipped_done=len(work_all) - len(todo),
         n_released=n_released,
     )
-    for r in pre_failed:
-        if r.key in done:
-            continue
-        meta = {"source": r.source, "source_id": r.source_id, "group": r.key}
-        writer.write_failure(r.key, r.reason, meta)
-        report.n_rejected += 1
-        report.n_skipped_done -= 1
-        report.failures[r.key] = r.reason
+    _record_rejected(writer, report, [r for r in work_all if isinstance(r, Rejected)], done)
     writer.ensure_slots(len(used) + len(todo))
     taken = set(used.values())
     free = [s for s in range(writer.n_slots) if s not in taken]
@@ -506,60 +492,18 @@ def build_dataset(
         writer.finalize()
         return report
 
-    from distributed import as_completed
-
     own_client, own_cluster = None, None
     if client is None:
         client, own_client, own_cluster = _connect(scheduler, workers, processes, connect_timeout_s)
     try:
         n_workers = max(1, len(client.scheduler_info().get("workers", {})))
         report.n_workers = n_workers
-        cap = int(max_in_flight or 4 * n_workers)
         worker_pids = _worker_pids(client) if own_cluster is not None and processes else []
         # submit in work-list order, so a build stopped early holds a balanced sample
         rank = {e.key: i for i, e in enumerate(work)}
-        queue = deque(sorted(todo, key=lambda e: rank[e.key]))
-        key_of = {}
-
-        def submit_next(ac=None):  # noqa: ANN001, ANN202
-            e = queue.popleft()
-            fut = client.submit(
-                compute, e.crystal, settings, pure=False, key=f"lacbed-{_order_key(e.key)}"
-            )
-            key_of[fut.key] = e
-            if ac is not None:
-                ac.add(fut)
-            return fut
-
-        first = [submit_next() for _ in range(min(cap, len(queue)))]
-        # Ctrl-C or SIGTERM: the materials in flight are abandoned (the except clause below kills
-        # the local workers at once), every finished one is already written
-        ac = as_completed(first, with_results=True, raise_errors=False)
-        for fut, result in ac:
-            e = key_of.pop(fut.key)
-            meta = e.meta()
-            if fut.status == "cancelled":
-                # the cluster went away: not the material's fault, so nothing is recorded
-                raise LacbedError(
-                    "the Dask cluster cancelled the remaining tasks (scheduler or workers lost); "
-                    "rerun the same command to resume"
-                )
-            if fut.status == "error":
-                res = {"status": "failed", "reason": f"task error: {_one_line(fut.exception())}"}
-            else:
-                res = result
-            _record(writer, report, e, res, meta, slot_of.get(e.key), revision)
-            fut.release()
-            n_done += 1
-            if (
-                finalize_every
-                and (report.n_ok + report.n_unconverged + report.n_failed) % finalize_every == 0
-            ):
-                writer.finalize()
-            if progress:
-                progress(n_done, n_total, e.key, res["status"])
-            if queue:
-                submit_next(ac)
+        run = _TaskRun(client, compute, settings, writer, report, slot_of, revision, progress)
+        run.n_done, run.n_total, run.finalize_every = n_done, n_total, finalize_every
+        run.go(sorted(todo, key=lambda e: rank[e.key]), int(max_in_flight or 4 * n_workers))
     except BaseException:  # Ctrl-C, SIGTERM (raised as KeyboardInterrupt by the CLI), errors
         if own_cluster is not None:
             _kill(worker_pids)  # don't wait for materials in flight: they are simply not written
@@ -579,6 +523,85 @@ def build_dataset(
             if own_cluster is not None:
                 own_cluster.close()
     return report
+
+
+def _work_list(entries, rejected, limit, skip_keys) -> tuple[list, int]:  # noqa: ANN001
+    """The work list (entries and rejected sources, :func:`select_work` order) without the keys
+    of ``skip_keys``, and how many of its materials those removed (the released ones)."""
+    work_all = select_work([*entries, *rejected], limit)
+    if not skip_keys:
+        return work_all, 0
+    kept = [e for e in work_all if e.key not in skip_keys]
+    return kept, len(work_all) - len(kept)
+
+
+def _record_rejected(writer, report: BuildReport, pre_failed: list, done: set) -> None:  # noqa: ANN001
+    """Record the rejected source entries of the work list as failed, without a task."""
+    for r in pre_failed:
+        if r.key in done:
+            continue
+        meta = {"source": r.source, "source_id": r.source_id, "group": r.key}
+        writer.write_failure(r.key, r.reason, meta)
+        report.n_rejected += 1
+        report.n_skipped_done -= 1
+        report.failures[r.key] = r.reason
+
+
+class _TaskRun:
+    """The Dask part of a build: at most ``cap`` materials in flight, each written as it ends."""
+
+    def __init__(self, client, compute, settings, writer, report, slot_of, revision, progress):  # noqa: ANN001
+        self.client, self.compute, self.settings = client, compute, settings
+        self.writer, self.report, self.slot_of = writer, report, slot_of
+        self.revision, self.progress = revision, progress
+        self.key_of: dict = {}
+        self.n_done = self.n_total = 0
+        self.finalize_every = 0
+
+    def _submit(self, e, ac=None):  # noqa: ANN001, ANN202
+        fut = self.client.submit(
+            self.compute, e.crystal, self.settings, pure=False, key=f"lacbed-{_order_key(e.key)}"
+        )
+        self.key_of[fut.key] = e
+        if ac is not None:
+            ac.add(fut)
+        return fut
+
+    def go(self, ordered: list, cap: int) -> None:
+        """Compute ``ordered`` (work-list order). Ctrl-C or SIGTERM: the materials in flight
+        are abandoned (the caller kills the local workers at once); every finished one is
+        already written."""
+        from distributed import as_completed
+
+        queue = deque(ordered)
+        first = [self._submit(queue.popleft()) for _ in range(min(cap, len(queue)))]
+        ac = as_completed(first, with_results=True, raise_errors=False)
+        for fut, result in ac:
+            self._finish(fut, result)
+            if queue:
+                self._submit(queue.popleft(), ac)
+
+    def _finish(self, fut, result) -> None:  # noqa: ANN001
+        e = self.key_of.pop(fut.key)
+        if fut.status == "cancelled":
+            # the cluster went away: not the material's fault, so nothing is recorded
+            raise LacbedError(
+                "the Dask cluster cancelled the remaining tasks (scheduler or workers lost); "
+                "rerun the same command to resume"
+            )
+        if fut.status == "error":
+            res = {"status": "failed", "reason": f"task error: {_one_line(fut.exception())}"}
+        else:
+            res = result
+        report = self.report
+        _record(self.writer, report, e, res, e.meta(), self.slot_of.get(e.key), self.revision)
+        fut.release()
+        self.n_done += 1
+        n_written = report.n_ok + report.n_unconverged + report.n_failed
+        if self.finalize_every and n_written % self.finalize_every == 0:
+            self.writer.finalize()
+        if self.progress:
+            self.progress(self.n_done, self.n_total, e.key, res["status"])
 
 
 def _connect(scheduler, workers, processes, connect_timeout_s):  # noqa: ANN001, ANN202
