@@ -71,17 +71,22 @@ def precision(rel, work) -> dict:  # noqa: ANN001
 def build_cost(records: list[dict]) -> dict:
     """CPU per computed material, split by the engine's escalation: 'solve_every_step' (records
     before 2026-12-06), 'pilot' (the step chosen from pilot estimates, skip_unconverged) and
-    'pilot_and_second_look' (since 2026-12-07: history entries carry a 'stage')."""
+    'pilot_and_second_look' (since 2026-12-07: history entries carry a 'stage') and
+    'first_pass_only' (the build's default since later that day: ``engine.second_look`` false,
+    skip margin 1, steps 1× and 1.5×)."""
     groups: dict[str, list[dict]] = {
         "solve_every_step": [],
         "pilot": [],
         "pilot_and_second_look": [],
+        "first_pass_only": [],
     }
     for r in records:
         esc = (r.get("engine") or {}).get("escalation")
         if r.get("status") == "failed" or not esc or r.get("cpu_s") is None:
             continue
-        if "stage" in esc[0]:
+        if (r.get("engine") or {}).get("second_look") is False:
+            groups["first_pass_only"].append(r)
+        elif "stage" in esc[0]:
             groups["pilot_and_second_look"].append(r)
         else:
             groups["pilot" if "pilot_estimate" in esc[0] else "solve_every_step"].append(r)
