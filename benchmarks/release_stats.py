@@ -72,8 +72,8 @@ def build_cost(records: list[dict]) -> dict:
     """CPU per computed material, split by the engine's escalation: 'solve_every_step' (records
     before 2026-12-06), 'pilot' (the step chosen from pilot estimates, skip_unconverged) and
     'pilot_and_second_look' (since 2026-12-07: history entries carry a 'stage') and
-    'first_pass_only' (the build's default since later that day: ``engine.second_look`` false,
-    skip margin 1, steps 1× and 1.5×)."""
+    'first_pass_only' (the build's default since later that day: ``engine.second_look`` false;
+    skip margin 1 since revision 1693d6f, escalation to 1.5× only since b28f932)."""
     groups: dict[str, list[dict]] = {
         "solve_every_step": [],
         "pilot": [],
