@@ -48,7 +48,8 @@ def material(rec: dict) -> dict | None:
     rescue_cpu = sum(float(h.get("cpu") or 0.0) for h in hist if h.get("stage") == "rescue")
     solved = [h for h in hist if h.get("solved")]
     by_rescue = bool(solved) and solved[-1].get("stage") == "rescue"
-    converted = rec["status"] == "ok" and by_rescue
+    est = solved[-1].get("convergence_estimate") if solved else None
+    converted = rec["status"] == "ok" and by_rescue and est is not None and est <= TARGET
     return {
         "formula": rec["formula"],
         "revision": str(eng.get("revision", "")).removesuffix("-dirty"),
@@ -115,11 +116,21 @@ def missed_pilot_solves(records: list[dict]) -> list[dict]:
 
 
 def first_pass_steps(records: list[dict]) -> dict:
-    """Over every record with pilot estimates: the converged materials by the first-pass step
-    whose solve converged them (count, their CPU), and the first-pass 2× steps of the materials
-    that did not converge (count, CPU): what the 2× step buys and costs."""
+    """What the first pass's 2× step would buy and cost under today's first-pass rule.
+
+    Over every record with pilot estimates: the converged materials by the first-pass step whose
+    solve converged them (count, their whole CPU), then a replay of the 2× step with skip
+    margin 1 (the build's first pass today): the step solves only if its pilot is within the
+    target, so a material counts as converted by it only if its 2× pilot ≤ target and the solve
+    converged (charged the step's CPU: pilot and solve); a 2× step whose pilot missed the target
+    is charged its pilot's CPU only. Records solved under the former margin 2 keep no pilot CPU
+    of their own for a solved step, so for a missed pilot that was solved the charge is bounded:
+    at least the 1.5× step's pilot CPU (a bigger budget costs more), at most the whole step.
+    Records of revisions whose first pass stopped at 1.5× never ran the step and are not in it.
+    """
     conv: dict = {}
-    fail_n, fail_cpu, total = 0, 0.0, 0.0
+    total = 0.0
+    two = {"reached": 0, "converted": 0, "converted_cpu_s": 0.0, "missed_cpu_s": [0.0, 0.0]}
     for rec in records:
         eng = rec.get("engine") or {}
         hist = [
@@ -136,18 +147,47 @@ def first_pass_steps(records: list[dict]) -> dict:
             key = f"{float(solved[-1]['budget_factor']):g}"
             n, c = conv.get(key, (0, 0.0))
             conv[key] = (n + 1, c + cpu)
-        else:
-            for h in hist:
-                if float(h["budget_factor"]) == 2.0:
-                    fail_n += 1
-                    fail_cpu += float(h.get("cpu") or 0.0)
+        _replay_2x(hist, two)
+    lo, hi = two.pop("missed_cpu_s")
+    n_conv = two["converted"]
+    per = [(two["converted_cpu_s"] + x) / n_conv for x in (lo, hi)] if n_conv else None
     return {
         "cpu_total_s": round(total, 1),
         "converged_by_step": {
             k: {"materials": n, "cpu_s": round(c, 1)} for k, (n, c) in conv.items()
         },
-        "unconverged_2x_steps": {"materials": fail_n, "cpu_s": round(fail_cpu, 1)},
+        "step_2x_replayed_with_margin_1": {
+            **{k: round(v, 1) if isinstance(v, float) else v for k, v in two.items()},
+            "missed_pilot_cpu_s": [round(lo, 1), round(hi, 1)],
+            "cpu_per_conversion_s": [round(x, 1) for x in per] if per else None,
+        },
     }
+
+
+def _replay_2x(hist: list[dict], acc: dict) -> None:
+    """Add one record's 2× step, replayed with skip margin 1, to the running totals ``acc``."""
+    by_f = {float(h["budget_factor"]): h for h in hist}
+    step = by_f.get(2.0)
+    if step is None:
+        return
+    acc["reached"] += 1
+    cpu = float(step.get("cpu") or 0.0)
+    pilot_ok = step.get("pilot_estimate") is not None and step["pilot_estimate"] <= TARGET
+    if pilot_ok and step.get("solved"):
+        est = step.get("convergence_estimate")
+        if est is not None and est <= TARGET:
+            acc["converted"] += 1
+            acc["converted_cpu_s"] += cpu
+        else:  # solved and missed: the whole step is spent
+            acc["missed_cpu_s"][0] += cpu
+            acc["missed_cpu_s"][1] += cpu
+    elif not step.get("solved"):
+        acc["missed_cpu_s"][0] += cpu
+        acc["missed_cpu_s"][1] += cpu
+    else:  # a margin-2 final solve: its pilot alone is not recorded
+        prev = by_f.get(1.5)
+        acc["missed_cpu_s"][0] += min(cpu, float(prev.get("cpu") or 0.0) if prev else 0.0)
+        acc["missed_cpu_s"][1] += cpu
 
 
 def main() -> None:
@@ -191,8 +231,13 @@ def main() -> None:
         )
 
     fp = out["first_pass_steps"]
-    print(f"converged by first-pass step: {fp['converged_by_step']}; 2x steps of unconverged "
-          f"materials: {fp['unconverged_2x_steps']} (of {fp['cpu_total_s']:.0f} s)")  # fmt: skip
+    two = fp["step_2x_replayed_with_margin_1"]
+    print(f"converged by first-pass step: {fp['converged_by_step']}")
+    print(
+        f"2x step replayed with margin 1: reached by {two['reached']}, converted "
+        f"{two['converted']} ({two['converted_cpu_s']:.0f} s), missed pilots "
+        f"{two['missed_pilot_cpu_s']} s; CPU per conversion {two['cpu_per_conversion_s']} s"
+    )
 
 
 if __name__ == "__main__":

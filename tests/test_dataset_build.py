@@ -504,5 +504,6 @@ def test_compute_item_defers_the_second_look(monkeypatch, second_look):
     res = compute_item(entry.crystal, BuildSettings(size=16), second_look=second_look)
     assert seen["skip_unconverged"] is True and seen["second_look"] is second_look
     assert seen["skip_margin"] == (SKIP_MARGIN if second_look else 1.0)
+    assert seen["budget_steps"] == (None if second_look else (1.5,))
     assert res["status"] == "unconverged" and res["engine"]["second_look"] is second_look
     assert compute_item.__kwdefaults__ == {"second_look": False}

@@ -391,6 +391,34 @@ def test_skip_margin_one_solves_only_what_a_pilot_calls_converged(monkeypatch):
         simulate_lacbed(_crystal("Si"), [100.0], skip_margin=0.5, **kw)
 
 
+def test_budget_steps_limit_the_first_pass(monkeypatch):
+    # the dataset build's first pass (budget_steps=(1.5,)): the PrSb pilots of the test above
+    # stop at 1.5×, the 2× step is never piloted, and the settings say which steps there were
+    from lacbed.errors import UnconvergedError
+
+    cheap = {1.0: 0.0146, 1.5: 0.0060, 2.0: 0.0040}
+    kw = dict(size=16, n_jobs=1, convergence_sample=0.25, skip_unconverged=True)
+    calls = _fake_pilots(monkeypatch, cheap, refined={}, solved={2.0: 0.0038})
+    solves = _count_solves(monkeypatch)
+    with pytest.raises(UnconvergedError) as exc:
+        simulate_lacbed(_crystal("Si"), [100.0], budget_steps=(1.5,), second_look=False,
+                        skip_margin=1.0, **kw)  # fmt: skip
+    assert calls == [(1.0, "cheap"), (1.5, "cheap")] and solves == []
+    assert exc.value.settings["budget_steps"] == [1.5]
+    # the default steps go on to 2×, whose pilot meets the target: solved, and recorded
+    p = simulate_lacbed(_crystal("Si"), [100.0], second_look=False, skip_margin=1.0, **kw)
+    assert calls[2:] == [(1.0, "cheap"), (1.5, "cheap"), (2.0, "cheap")] and solves == [2.0]
+    assert p.settings["budget_steps"] == list(engine.BUDGET_STEPS)
+    assert p.settings["budget_factor"] == 2.0
+
+
+@pytest.mark.parametrize("steps", [(1.0,), (0.5, 2.0), (2.0, 1.5), (1.5, 1.5), (float("nan"),),
+                                   (1.5, float("inf"))])  # fmt: skip
+def test_budget_steps_are_checked(steps):
+    with pytest.raises(SettingsError, match="budget_steps"):
+        simulate_lacbed(_crystal("Si"), [100.0], size=16, budget_steps=steps)
+
+
 def test_rescue_goes_beyond_the_first_pass_reach(monkeypatch):
     # LuPd3 in release 2: 2.4 % at 1× stopped the first pass (ESCALATION_REACH); 1.5× gives
     # 1.49 % and 2× 0.07 %: an ordinary pilot that meets the target is solved, as in the first

@@ -485,3 +485,18 @@ def test_resimulate_takes_the_recorded_second_look(monkeypatch):
     for engine, want in cases:
         real_resimulate({**rec, "engine": engine}, 8, [100.0], {})  # (the fixture fakes it)
         assert seen[-1] == want
+
+
+def test_a_built_item_resimulates_to_its_own_pattern():
+    """Round trip of the engine fields: what compute_item records (first pass only, 1.5× step)
+    is what the pack's engine check re-simulates with, and it gives the stored pattern back."""
+    from lacbed.dataset.build import compute_item
+
+    crystal = cscl("Cs", 4.1)
+    res = compute_item(crystal, BuildSettings(size=16, thicknesses_nm=(100.0,)))
+    assert res["status"] == "ok", res["reason"]
+    assert res["engine"]["second_look"] is False and res["engine"]["budget_steps"] == [1.5]
+    assert res["engine"]["skip_margin"] == 1.0
+    rec = {"crystal": crystal_to_record(crystal), "engine": res["engine"]}
+    again = real_resimulate(rec, 16, [100.0], {})
+    np.testing.assert_allclose(again, res["patterns"], rtol=0, atol=1e-7)  # float32 storage

@@ -140,21 +140,21 @@ def compute_item(crystal, settings: BuildSettings, *, second_look: bool = False)
     out of every split anyway).
 
     ``second_look`` gives a material the first pass leaves unconverged the engine's second look
-    (``simulate_lacbed(second_look=True)``). Off by default: in release 2's build it took 28 %
-    of the CPU of the 128 materials built with it and converted 5 of them (~265 s per
-    conversion against ~32 s per converged material without it; today's rule alone: 35 % of
-    38 materials' CPU, 1 conversion; ``benchmarks/build_second_look.py``), so while new
-    materials remain it is deferred to ``lacbed dataset build --retry-unconverged``, which turns
-    it on. Without it the build also solves only what a pilot calls converged (``skip_margin``
-    1 instead of 2): the final solves after a pilot between 1× and 2× the target converged 4 of
-    18 materials for ~715 s of CPU each (same script; 14 of those 18 solves are from engine
-    revisions before the second look), and it escalates to 1.5× the strong beams only, not 2×
-    (``budget_steps=(1.5,)``): the 2× step converged 7 of 335 materials (871 s of CPU in all)
-    and spent 1 234 s on 6 it did not converge, ~300 s per conversion (same script). A material that converges gets the same pattern either
-    way, or none (listed unconverged, for the retry). The gain is in the rate while new
-    materials remain: the retry recomputes each material from scratch (its pilots again, the
-    solves margin 2 allows, then the second look), so "defer, then retry all" costs more CPU in
-    total than one pass with the look; it spends it last.
+    (``simulate_lacbed(second_look=True)``). Off by default: in release 2's build it took 28 % of
+    the CPU of the 128 materials built with it and converted 5 of them (~265 s per conversion
+    against ~32 s per converged material without it; today's rule alone: 35 % of 38 materials' CPU,
+    1 conversion; ``benchmarks/build_second_look.py``), so while new materials remain it is deferred
+    to ``lacbed dataset build --retry-unconverged``, which turns it on. Without it the build also
+    solves only what a pilot calls converged (``skip_margin`` 1 instead of 2): the final solves
+    after a pilot between 1× and 2× the target converged 4 of 18 materials for ~715 s of CPU each
+    (same script; 14 of those 18 solves are from engine revisions before the second look), and it
+    escalates to 1.5× the strong beams only, not 2× (``budget_steps=(1.5,)``): replayed over release
+    2's records with margin 1, the 2× step converted 5 of the 13 materials that reached it at
+    104-388 s of CPU per conversion (same script). A material that converges gets the same pattern
+    either way, or none (listed unconverged, for the retry). The gain is in the rate while new
+    materials remain: the retry recomputes each material from scratch (its pilots again, the solves
+    margin 2 allows, then the second look), so "defer, then retry all" costs more CPU in total than
+    one pass with the look; it spends it last.
 
     Returns
     -------
