@@ -13,8 +13,10 @@ budget (no escalation) on a beam pool cut to its zero layer (the engine's
 ``lacbed.simulate.plan.beam_pool`` wrapped to drop l ≠ 0; nothing else changed) and scores it
 against the release's converged pattern with Z = 1 − ZNCC, per thickness. That Z is what a
 model that knew the zero-layer physics perfectly would still miss from the higher layers: the
-part of the pattern the input image cannot carry (the absorptive U′_hk0 and the Debye–Waller
-factors are not in the image either, but follow from the atoms it shows). It also records the
+part of the pattern the input image cannot carry. It is an upper bound on that part: it also
+holds the difference between the default budget solved here and the escalated budget of the
+converged pattern. The absorptive U′_hk0 and the Debye–Waller factors are not in the image
+either; they follow from the atoms it shows, so a model can infer them but is not given them. It also records the
 CPU time of the zero-layer solve and the release's recorded CPU time of the converged pattern
 (another engine run, with pilots and escalation, at another load: compare roughly).
 """
