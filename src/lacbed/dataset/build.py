@@ -501,8 +501,8 @@ def build_dataset(
         worker_pids = _worker_pids(client) if own_cluster is not None and processes else []
         # submit in work-list order, so a build stopped early holds a balanced sample
         rank = {e.key: i for i, e in enumerate(work)}
-        run = _TaskRun(client, compute, settings, writer, report, slot_of, revision, progress)
-        run.n_done, run.n_total, run.finalize_every = n_done, n_total, finalize_every
+        run = _TaskRun(client, compute, settings, writer, report, slot_of, revision, progress,
+                       n_done=n_done, n_total=n_total, finalize_every=finalize_every)  # fmt: skip
         run.go(sorted(todo, key=lambda e: rank[e.key]), int(max_in_flight or 4 * n_workers))
     except BaseException:  # Ctrl-C, SIGTERM (raised as KeyboardInterrupt by the CLI), errors
         if own_cluster is not None:
@@ -550,13 +550,13 @@ def _record_rejected(writer, report: BuildReport, pre_failed: list, done: set) -
 class _TaskRun:
     """The Dask part of a build: at most ``cap`` materials in flight, each written as it ends."""
 
-    def __init__(self, client, compute, settings, writer, report, slot_of, revision, progress):  # noqa: ANN001
+    def __init__(self, client, compute, settings, writer, report, slot_of, revision, progress,
+                 *, n_done: int = 0, n_total: int = 0, finalize_every: int = 0):  # fmt: skip # noqa: ANN001
         self.client, self.compute, self.settings = client, compute, settings
         self.writer, self.report, self.slot_of = writer, report, slot_of
         self.revision, self.progress = revision, progress
         self.key_of: dict = {}
-        self.n_done = self.n_total = 0
-        self.finalize_every = 0
+        self.n_done, self.n_total, self.finalize_every = n_done, n_total, finalize_every
 
     def _submit(self, e, ac=None):  # noqa: ANN001, ANN202
         fut = self.client.submit(

@@ -103,12 +103,14 @@ def _summary(rel) -> list[str]:  # noqa: ANN001 (Release)
         "estimates (0.41–0.50 %) three are in fact at 0.51–0.63 %: near the line 'converged' "
         "means within about 0.65 %. Since engine revision f528c9a a material the first pass "
         "refuses can get a second look with a sample 8× larger (docs/engine_validation.md); "
-        "the build defers it to a retry of the unconverged materials (its CPU cost per "
-        "converted material is ~8× a new material's) and since then solves only what a pilot "
-        "calls converged (engine.skip_margin 1) and escalates to 1.5× the strong beams only "
-        "(engine.budget_steps), so 'unconverged' means not converged by the "
-        "first pass, or by the second look where it ran (engine.second_look; records of "
-        "revisions 347f178, b42256b and f528c9a carry no flag and had it on).",
+        "a build now defers it to a retry of the unconverged materials (its CPU cost per "
+        "converted material is ~8× a new material's), and its first pass solves only what a "
+        "pilot calls converged and escalates to 1.5× the strong beams only. Each record says "
+        "the rule it ran under: engine.second_look, engine.skip_margin (records without it: 2) "
+        "and engine.budget_steps (without it: 1.5 and 2); records of revisions 347f178, "
+        "b42256b and f528c9a carry no second_look flag and had the look on. 'Unconverged' "
+        "means not converged by the first pass the record ran, or by the second look where it "
+        "ran.",
         *_escalation(rel),
     ]
     if len(t) and n_est < len(t):
