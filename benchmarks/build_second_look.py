@@ -181,12 +181,16 @@ def _replay_2x(hist: list[dict], acc: dict) -> None:
         else:  # solved and missed: the whole step is spent
             acc["missed_cpu_s"][0] += cpu
             acc["missed_cpu_s"][1] += cpu
+    elif pilot_ok:  # a pilot within the target is always solved: a record of another rule
+        raise ValueError(f"2x step with pilot {step['pilot_estimate']} <= target not solved")
     elif not step.get("solved"):
         acc["missed_cpu_s"][0] += cpu
         acc["missed_cpu_s"][1] += cpu
     else:  # a margin-2 final solve: its pilot alone is not recorded
         prev = by_f.get(1.5)
-        acc["missed_cpu_s"][0] += min(cpu, float(prev.get("cpu") or 0.0) if prev else 0.0)
+        # the 1.5x pilot's CPU bounds the 2x pilot's from below only if that step was not solved
+        low = float(prev.get("cpu") or 0.0) if prev and not prev.get("solved") else 0.0
+        acc["missed_cpu_s"][0] += min(cpu, low)
         acc["missed_cpu_s"][1] += cpu
 
 

@@ -487,16 +487,25 @@ def test_resimulate_takes_the_recorded_second_look(monkeypatch):
         assert seen[-1] == want
 
 
-def test_a_built_item_resimulates_to_its_own_pattern():
+def test_a_built_item_resimulates_to_its_own_pattern(monkeypatch):
     """Round trip of the engine fields: what compute_item records (first pass only, 1.5× step)
-    is what the pack's engine check re-simulates with, and it gives the stored pattern back."""
+    is what the pack's engine check re-simulates with, and it gives the stored pattern back.
+    The pilots are made to miss the target at 1× and meet it at 1.5×, so both runs escalate."""
     from lacbed.dataset.build import compute_item
+    from lacbed.simulate import engine
 
+    real_pilot = engine.pilot
+
+    def pilot(plan, **kw):
+        est, ref = real_pilot(plan, **kw)
+        return {1.0: 0.009}.get(plan.options["budget_factor"], min(est, 0.004)), ref
+
+    monkeypatch.setattr(engine, "pilot", pilot)
     crystal = cscl("Cs", 4.1)
     res = compute_item(crystal, BuildSettings(size=16, thicknesses_nm=(100.0,)))
     assert res["status"] == "ok", res["reason"]
     assert res["engine"]["second_look"] is False and res["engine"]["budget_steps"] == [1.5]
-    assert res["engine"]["skip_margin"] == 1.0
+    assert res["engine"]["skip_margin"] == 1.0 and res["engine"]["budget_factor"] == 1.5
     rec = {"crystal": crystal_to_record(crystal), "engine": res["engine"]}
     again = real_resimulate(rec, 16, [100.0], {})
     np.testing.assert_allclose(again, res["patterns"], rtol=0, atol=1e-7)  # float32 storage

@@ -106,8 +106,9 @@ def _summary(rel) -> list[str]:  # noqa: ANN001 (Release)
         "a build now defers it to a retry of the unconverged materials (its CPU cost per "
         "converted material is ~8× a new material's), and its first pass solves only what a "
         "pilot calls converged and escalates to 1.5× the strong beams only. Each record says "
-        "the rule it ran under: engine.second_look, engine.skip_margin (records without it: 2) "
-        "and engine.budget_steps (without it: 1.5 and 2); records of revisions 347f178, "
+        "the rule it ran under: engine.second_look, engine.skip_margin (records with pilot "
+        "estimates and without it: 2; records without pilots had no skip rule) and "
+        "engine.budget_steps (without it: 1.5 and 2); records of revisions 347f178, "
         "b42256b and f528c9a carry no second_look flag and had the look on. 'Unconverged' "
         "means not converged by the first pass the record ran, or by the second look where it "
         "ran.",

@@ -805,7 +805,7 @@ def simulate_lacbed(
         The escalation's steps after 1× (increasing, each > 1); default :data:`BUDGET_STEPS`
         (1.5, 2). A dataset build's first pass uses (1.5,): replayed over release 2's records
         with skip margin 1, the 2× step was reached by 13 materials and converted 5, at
-        104-388 s of CPU per conversion against ~42 s per converged material overall
+        104-388 s of CPU per conversion against ~38 s per converged material of the first pass
         (``benchmarks/build_second_look.py``); the second look still tries 2× and 3×.
         ``settings["budget_steps"]`` records them.
 
