@@ -163,6 +163,31 @@ def test_model_overfits_tiny_batch(cfg):
     assert z < 0.05  # from Z ≈ 1 (untrained) to < 5 % (the study's target) on 4 memorised samples
 
 
+def test_quadrant_decoder_unfolds_by_the_2mm_mirrors(tmp_path):
+    from lacbed.errors import SettingsError
+    from lacbed.ml.networks.resae import unfold
+
+    q = torch.arange(16.0).view(1, 4, 4)
+    full = unfold(q)
+    assert full.shape == (1, 8, 8) and torch.equal(full[:, :4, :4], q)
+    assert torch.equal(full, full.flip(-1)) and torch.equal(full, full.flip(-2))
+    cfg = ModelConfig("resae", size=SIZE, latent=16, width=8, depth=2, conditioned=True,
+                      quadrant=True)  # fmt: skip
+    model = make_surrogate(cfg, Normalisation(), seed=0).eval()
+    x, cond = torch.rand(3, 1, SIZE, SIZE), torch.tensor([[1.0, 0.5]] * 3)
+    with torch.no_grad():
+        pred = model(x, cond)["pred"]
+    assert pred.shape == (3, SIZE, SIZE)
+    torch.testing.assert_close(pred, pred.flip(-1), rtol=0, atol=0)
+    torch.testing.assert_close(pred, pred.flip(-2), rtol=0, atol=0)
+    assert not torch.allclose(pred, pred.transpose(-1, -2))  # 2mm, not 4mm, by construction
+    path = save_surrogate(model, tmp_path / "q.pt", data={"thicknesses_nm": [50.0]})
+    loaded, _ = load_surrogate(path)
+    assert loaded.config.quadrant
+    with pytest.raises(SettingsError, match="quadrant"):
+        ModelConfig("vae", size=SIZE, quadrant=True)
+
+
 @pytest.mark.parametrize("name", ["vae", "cvae", "resae", "unet", "spectral"])
 @pytest.mark.parametrize("half", [False, True])
 def test_save_load_round_trip(tmp_path, name, half):

@@ -104,6 +104,13 @@ def train(
             help="With --physics-kind fewbeam: predict a correction to the few-beam run.",
         ),
     ] = False,
+    quadrant: Annotated[
+        bool,
+        typer.Option(
+            "--quadrant/--no-quadrant",
+            help="resae: decode one quadrant and unfold it by the 2mm mirrors (< half the cost).",
+        ),
+    ] = False,
     augment: Annotated[
         str,
         typer.Option(
@@ -136,7 +143,7 @@ def train(
     mcfg = None
     if (physics_kind != "bragg" or residual) and not physics_channel:
         raise SettingsError("--physics-kind and --residual need --physics-channel")
-    if symmetrize is not None or physics_channel:
+    if symmetrize is not None or physics_channel or quadrant:
         import dataclasses
 
         from lacbed.dataset.store import open_dataset
@@ -150,6 +157,8 @@ def train(
             mcfg = dataclasses.replace(
                 mcfg, physics_channel=True, physics_kind=physics_kind, residual=residual
             )
+        if quadrant:
+            mcfg = dataclasses.replace(mcfg, quadrant=True)
     res = run_training(data, out, model=model, config=cfg, model_config=mcfg, progress=progress)
     typer.echo(
         f"{'resumed' if res.resumed else 'trained'} {model}: {res.n_train} training samples, "

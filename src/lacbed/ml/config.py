@@ -69,6 +69,11 @@ class ModelConfig:
     residual : bool
         Predict a correction: the output is the network's plus the standardised physics
         channel (only with ``physics_kind='fewbeam'``: a residual on physics).
+    quadrant : bool
+        Decode one quadrant (size/2 × size/2) and unfold it by the two mirrors through the
+        zone axis, which every bright-field [001] pattern of a cubic crystal has (2mm at least:
+        Buxton et al. 1976): the output has them exactly and a ``resae`` forward pass costs less
+        than half (the decoder's top levels dominate it). ``resae`` only.
     """
 
     name: str = "vae"
@@ -83,6 +88,7 @@ class ModelConfig:
     physics_channel: bool = False
     physics_kind: str = "bragg"
     residual: bool = False
+    quadrant: bool = False
 
     @property
     def physics_input(self) -> str | None:
@@ -118,6 +124,10 @@ class ModelConfig:
             )
         if self.residual and self.physics_input != "fewbeam":
             raise SettingsError("a residual model needs the few-beam physics channel (fewbeam)")
+        if self.quadrant and self.name != "resae":
+            raise SettingsError(f"--quadrant is a resae decoder; {self.name!r} has none")
+        if self.quadrant and (self.size // 2) % (2**self.depth) != 0:
+            raise SettingsError(f"a quadrant of {self.size} px is not divisible by 2**depth")
         if self.beta < 0:
             raise SettingsError(f"beta must be >= 0, got {self.beta}")
 

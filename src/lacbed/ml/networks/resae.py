@@ -8,7 +8,7 @@ from torch import nn
 from lacbed.ml.config import ModelConfig
 from lacbed.ml.networks.blocks import FiLM, ResBlock, conv3
 
-__all__ = ["ResAE", "N_COND"]
+__all__ = ["ResAE", "N_COND", "unfold"]
 
 #: Conditioning vector: (thickness / thickness_scale, a / a_scale).
 N_COND = 2
@@ -21,13 +21,15 @@ class ResAE(nn.Module):
     a change of cell origin is a circular shift, and with the global pooling the latent is
     (up to the stride) independent of the arbitrary origin — the 000 pattern is too.
     The decoder grows a (width·2^(depth−1)) × 4 × 4 seed back to size × size, with a FiLM on
-    (thickness, lattice parameter) in every block when ``conditioned``.
+    (thickness, lattice parameter) in every block when ``conditioned``. With
+    ``config.quadrant`` it grows one quadrant and unfolds it by the 2mm mirrors (:func:`unfold`).
     """
 
     def __init__(self, config: ModelConfig, *, conv_encoder: bool = True) -> None:
         super().__init__()
         self.config = config
-        w, d, s = config.width, config.depth, config.size
+        w, d = config.width, config.depth
+        s = config.size // 2 if config.quadrant else config.size  # decoded side
         n_cond = N_COND if config.conditioned else 0
         chans = [min(w * 2**i, 128) for i in range(d + 1)]  # channels per level
         if conv_encoder:
@@ -89,9 +91,17 @@ class ResAE(nn.Module):
             h = conv(up(h))
             if block is not None:
                 h = block(h, cond)
-        return self.head(h)[:, 0]  # (batch, s, s)
+        out = self.head(h)[:, 0]  # (batch, s, s), or one quadrant (batch, s/2, s/2)
+        return unfold(out) if self.config.quadrant else out
 
     def forward(
         self, x: torch.Tensor, cond: torch.Tensor | None = None, *, generator=None
     ) -> dict[str, torch.Tensor]:
         return {"pred": self.decode(self.encode(x), cond)}
+
+
+def unfold(quadrant: torch.Tensor) -> torch.Tensor:
+    """(batch, n, n) top-left quadrant → (batch, 2n, 2n) pattern with both mirrors through the
+    centre. The zone axis lies between the central pixels, so each mirror is a plain flip."""
+    top = torch.cat([quadrant, quadrant.flip(-1)], dim=-1)
+    return torch.cat([top, top.flip(-2)], dim=-2)
