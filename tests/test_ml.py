@@ -293,6 +293,14 @@ def test_cli_train_evaluate_predict(tiny_data, tmp_path, capsys):
     assert (run / "logs" / "version_0" / "metrics.csv").is_file()
     code, out, _ = _cli([*args, "--epochs", "3"], capsys)  # rerun: resumes from last.ckpt
     assert code == 0 and "resumed" in out
+    # a run begun on other splits (a release that has grown since) is not resumed
+    text = (run / "config.json").read_text()
+    grown = json.loads(text)
+    grown["data"]["n_train_structures"] += 1
+    (run / "config.json").write_text(json.dumps(grown))
+    code, out, err = _cli([*args, "--epochs", "4"], capsys)
+    assert code != 0 and "start a new run directory" in out + err
+    (run / "config.json").write_text(text)
 
     code, out, err = _cli(["evaluate", run, tiny_data], capsys)
     assert code == 0, err

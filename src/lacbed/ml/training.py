@@ -108,6 +108,18 @@ def _write_json(path: Path, obj: dict) -> None:
         tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
 
 
+def _check_same_data(run: Path, n_train: int, n_val: int) -> None:
+    """Refuse to resume a run whose dataset's splits changed (a grown release): the rest of
+    the run would train on other structures than its start, and its scores would mix both."""
+    saved = json.loads((run / "config.json").read_text()).get("data", {})
+    was = (saved.get("n_train_structures"), saved.get("n_val_structures"))
+    if was != (n_train, n_val):
+        raise SettingsError(
+            f"{run} began with {was[0]} training and {was[1]} validation structures, the "
+            f"dataset now gives {n_train} and {n_val}; start a new run directory"
+        )
+
+
 def _resolve_configs(run: Path, model: str, cfg, model_config, norm, size: int):  # noqa: ANN001, ANN202
     """Model, normalisation and training configs: a resumed run's saved ones, else the given."""
     last = run / "checkpoints" / "last.ckpt"
@@ -214,6 +226,8 @@ def train(
         ds, "train", thickness_index=t_idx, max_items=cfg.max_train, seed=cfg.seed, physics=phys
     )
     va = load_split(ds, "val", thickness_index=t_idx, physics=phys)
+    if resumed:
+        _check_same_data(run, len(tr), len(va))
     train_set = PatternSamples(tr, norm, augment=cfg.augment, seed=cfg.seed + 2)
     val_set = PatternSamples(va, norm)
     gen = torch.Generator().manual_seed(cfg.seed)
