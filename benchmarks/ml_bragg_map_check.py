@@ -21,9 +21,10 @@ import numpy as np
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
-    x = x.reshape(len(x), -1).astype(np.float64)
-    x = x - x.mean(1, keepdims=True)
-    return x / x.std(1, keepdims=True)
+    """(n, S, S) maps → (n, S·S) rows of zero mean and unit standard deviation."""
+    from lacbed.ml.data import standardize_pattern
+
+    return standardize_pattern(x).reshape(len(x), -1).astype(np.float64)
 
 
 def main(argv=None) -> dict:

@@ -108,11 +108,12 @@ def _write_json(path: Path, obj: dict) -> None:
         tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
 
 
-def _check_same_data(run: Path, n_train: int, n_val: int) -> None:
+def _check_same_data(run: Path, saved: dict, n_train: int, n_val: int) -> None:
     """Refuse to resume a run whose dataset's splits changed (a grown release): the rest of
-    the run would train on other structures than its start, and its scores would mix both."""
-    saved = json.loads((run / "config.json").read_text()).get("data", {})
-    was = (saved.get("n_train_structures"), saved.get("n_val_structures"))
+    the run would train on other structures than its start, and its scores would mix both.
+    ``saved`` is the run's stored config.json."""
+    data = saved.get("data", {})
+    was = (data.get("n_train_structures"), data.get("n_val_structures"))
     if was != (n_train, n_val):
         raise SettingsError(
             f"{run} began with {was[0]} training and {was[1]} validation structures, the "
@@ -121,10 +122,11 @@ def _check_same_data(run: Path, n_train: int, n_val: int) -> None:
 
 
 def _resolve_configs(run: Path, model: str, cfg, model_config, norm, size: int):  # noqa: ANN001, ANN202
-    """Model, normalisation and training configs: a resumed run's saved ones, else the given."""
+    """Model, normalisation and training configs: a resumed run's saved ones, else the given;
+    with the resumed run's stored config.json (None for a new run)."""
     last = run / "checkpoints" / "last.ckpt"
-    resumed = last.is_file() and (run / "config.json").is_file()
-    if resumed:
+    saved = None
+    if last.is_file() and (run / "config.json").is_file():
         saved = json.loads((run / "config.json").read_text())
         if saved["model"]["name"] != model:
             raise SettingsError(
@@ -140,7 +142,7 @@ def _resolve_configs(run: Path, model: str, cfg, model_config, norm, size: int):
         norm = norm or Normalisation()
     if mcfg.size != size:
         raise SettingsError(f"the model expects {mcfg.size}-pixel images, the dataset has {size}")
-    return mcfg, norm, cfg, last, resumed
+    return mcfg, norm, cfg, last, saved
 
 
 def _trainer(run: Path, cfg, *, progress: bool, tensorboard: bool, n_batches: int):  # noqa: ANN001, ANN202
@@ -217,9 +219,10 @@ def train(
 
     run = Path(run_dir)
     ds = open_dataset(data)
-    mcfg, norm, cfg, last, resumed = _resolve_configs(
+    mcfg, norm, cfg, last, saved = _resolve_configs(
         run, model, config or TrainConfig(), model_config, norm, ds.size
     )
+    resumed = saved is not None
     t_idx = resolve_thicknesses(ds.thicknesses_nm, cfg.thickness_nm, conditioned=mcfg.conditioned)
     phys = mcfg.physics_input or False
     tr = load_split(
@@ -227,7 +230,7 @@ def train(
     )
     va = load_split(ds, "val", thickness_index=t_idx, physics=phys)
     if resumed:
-        _check_same_data(run, len(tr), len(va))
+        _check_same_data(run, saved, len(tr), len(va))
     train_set = PatternSamples(tr, norm, augment=cfg.augment, seed=cfg.seed + 2)
     val_set = PatternSamples(va, norm)
     gen = torch.Generator().manual_seed(cfg.seed)
