@@ -154,10 +154,10 @@ def paired(runs: list[Path], data: Path, thickness: float, n_boot: int = 2000) -
             )
             z.append(evaluate_split(model, arr).z[:, 0])
         zs[run.name] = np.concatenate(z)
+    from ml_paired_val import bootstrap_mean_diff  # benchmarks/ is the script's directory
+
     base = runs[0].name
-    rng = np.random.default_rng(0)
     n = len(zs[base])
-    idx = rng.integers(0, n, (n_boot, n))
     print(
         f"val + test, {n} structures, {thickness:g} nm; Δ = run − {base}, 90 % bootstrap interval"
     )
@@ -166,8 +166,7 @@ def paired(runs: list[Path], data: Path, thickness: float, n_boot: int = 2000) -
     print("|---|---|---|---|---|---|")
     for name, z in zs.items():
         d = z - zs[base]
-        boots = d[idx].mean(axis=1)
-        lo, hi = np.percentile(boots, [5, 95])
+        lo, hi = bootstrap_mean_diff(d[:, None], n_boot=n_boot)
         print(
             f"| {name} | {_pct(z.mean())} | {_pct(np.median(z))} | {_pct(np.percentile(z, 90))} | "
             f"{100 * d.mean():+.1f} | [{100 * lo:+.1f}, {100 * hi:+.1f}] |"

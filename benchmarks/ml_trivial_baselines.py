@@ -39,15 +39,10 @@ from scipy.ndimage import gaussian_filter
 
 from lacbed.dataset.release import open_release
 from lacbed.metrics import z_score
+from lacbed.ml.data import standardize_pattern
 
 #: Gaussian blurs [pixels] of the true pattern (the resolution floor).
 BLUR_PX = (0.5, 1.0, 2.0, 4.0)
-
-
-def _standardise(x: np.ndarray) -> np.ndarray:
-    m = x.mean(axis=(-2, -1), keepdims=True)
-    s = x.std(axis=(-2, -1), keepdims=True)
-    return (x - m) / np.where(s > 0, s, 1.0)
 
 
 def _features(rel, slots) -> np.ndarray:
@@ -89,7 +84,7 @@ def main() -> None:
     def load(slots):
         return np.stack([rel.patterns[int(s)] for s in slots]).astype(np.float64)  # (n, T, S, S)
 
-    ptrain, ptest = _standardise(load(train)), load(test)
+    ptrain, ptest = standardize_pattern(load(train)).astype(np.float64), load(test)
     mean = ptrain.mean(axis=0)  # (T, S, S)
     by_c = {c: ptrain[[centring[int(s)] == c for s in train]].mean(axis=0) for c in "FIP"}
     ftrain, ftest = _features(rel, train), _features(rel, test)
