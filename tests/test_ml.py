@@ -5,6 +5,7 @@ Everything runs on the CPU on 32-pixel synthetic data so the file stays well und
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -204,6 +205,40 @@ def test_save_load_round_trip(tmp_path, name, half):
     np.testing.assert_array_equal(run_model(loaded, pots, **kw), run_model(model, pots, **kw))
     assert info.data["thicknesses_nm"] == [50.0]
     assert loaded.config == model.config
+
+
+@pytest.mark.parametrize(
+    ("name", "quadrant"),
+    [("resae", False), ("resae", True), ("vae", False), ("unet", False), ("spectral", False)],
+)
+def test_a_series_encodes_once_and_equals_one_run_per_thickness(name, quadrant):
+    """run_model_series (resae: one encoding for all thicknesses; others: a loop) gives
+    run_model's patterns at every thickness."""
+    import dataclasses
+
+    from lacbed.ml.config import default_model_config
+    from lacbed.ml.model import run_model_series
+
+    cfg = default_model_config(name, size=SIZE)
+    if quadrant:  # a 16-px quadrant of a 32-px pattern takes depth <= 2 at the seed size 4
+        cfg = dataclasses.replace(cfg, quadrant=True, depth=2)
+    model = make_surrogate(cfg, Normalisation(), seed=2)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # FiLM starts as the identity: perturb so the thickness matters
+        for prm in model.parameters():
+            prm.add_(0.1 * torch.randn(prm.shape, generator=gen))
+    pots = np.random.default_rng(1).uniform(30, 900, (5, SIZE, SIZE))
+    kw = {"a": np.linspace(3.5, 9.0, 5), "symmetry": ["4mm", "2mm", "none", "4mm", "2mm"]}
+    ts = [50.0, 120.0, 200.0]
+    series = run_model_series(model, pots, thicknesses_nm=ts, batch_size=2, **kw)
+    one = np.stack([run_model(model, pots, thickness_nm=t, batch_size=2, **kw) for t in ts], 1)
+    assert series.shape == (5, 3, SIZE, SIZE)
+    # same batches: measured identical (0.0); other batch sizes alone move float32 results of
+    # these untrained networks by up to 1.5e-5; a wrong thickness or structure pairing
+    # differs by O(1) (standardised patterns)
+    np.testing.assert_allclose(series, one, rtol=0, atol=1e-6)
+    if cfg.conditioned:
+        assert z_score(series[:, 0], series[:, 2]).min() > 1e-6  # thickness reaches the output
 
 
 def test_foreign_and_incompatible_model_files(tmp_path):
@@ -555,32 +590,63 @@ def test_ensemble_spread_and_calibration(tiny_data, tmp_path, capsys):
     assert code == 2 and "at least two" in err
 
 
-#: SHA-256 of src/lacbed/ml/weights/default.pt that tests/data/ml/ was made with
-DEFAULT_WEIGHTS_SHA256 = "4f8472637174a45c748b9ade68694148fa25b009ce1b1a0cc3dbf79f242a412f"
+#: SHA-256 of the shipped ensemble (src/lacbed/ml/weights/default*) that tests/data/ml/ was made with
+DEFAULT_WEIGHTS_SHA256 = {
+    "default.json": "TBD",
+    "default-0.pt": "TBD",
+    "default-1.pt": "TBD",
+    "default-2.pt": "TBD",
+}
 
 
 def test_shipped_model_predicts_the_stored_pattern():
-    """The model inside the installed package, loaded as a user would, gives the stored pattern."""
+    """The ensemble inside the installed package, loaded as a user would, gives the stored
+    patterns at every thickness it serves, with a finite calibrated error estimate."""
     import hashlib
     from importlib import resources
 
     from lacbed.crystal import example_path, read_cif
-    from lacbed.ml.predict import default_model_resource, load_model, predict_crystals
+    from lacbed.ml.predict import default_model_resource, load_predictor, predict_series
 
-    blob = default_model_resource().read_bytes()
-    assert hashlib.sha256(blob).hexdigest() == DEFAULT_WEIGHTS_SHA256, (
+    weights = resources.files("lacbed.ml").joinpath("weights")
+    found = {
+        name: hashlib.sha256(weights.joinpath(name).read_bytes()).hexdigest()
+        for name in DEFAULT_WEIGHTS_SHA256
+    }
+    assert found == DEFAULT_WEIGHTS_SHA256, (
         "the shipped weights changed: regenerate tests/data/ml/ (tests/data/PROVENANCE.md)"
     )
-    assert resources.files("lacbed.ml").joinpath("weights", "default.pt").is_file()
-    model, info = load_model(None)
-    assert model.trained_thicknesses_nm == (100.0,)
-    si = read_cif(example_path("Si"))
-    pred = predict_crystals([si], model=model, info=info)[0]  # the model's thickness: 100 nm
-    ref = np.load(Path(__file__).parent / "data" / "ml" / "default_model_Si_100nm.npy")
-    assert pred.shape == ref.shape == (128, 128)
+    assert default_model_resource().is_file()
+    ens = load_predictor(None)
+    model, _ = ens.load_models()[0]
+    assert model.trained_thicknesses_nm == (50.0, 100.0, 150.0, 200.0)
+    assert ens.calibration["split"] == "val" and ens.calibration["slope"] > 0
+    res = predict_series([read_cif(example_path("Si"))], model.trained_thicknesses_nm, model=ens)
+    ref = np.load(Path(__file__).parent / "data" / "ml" / "default_model_Si.npy")
+    assert res.patterns[0].shape == ref.shape == (4, 128, 128)
     # measured |diff| <= 1.9e-6 between 1 and 2 torch threads and batch compositions (float32
-    # convolutions); 1e-5 is ~5x that, while Si and SrTiO3 predictions differ by Z = 0.89
-    np.testing.assert_allclose(pred, ref, rtol=0, atol=1e-5)
+    # convolutions, the single-model file before); 1e-5 is ~5x that, while Si and SrTiO3
+    # predictions differ by Z ~ 0.9
+    np.testing.assert_allclose(res.patterns[0], ref, rtol=0, atol=1e-5)
+    assert np.all(np.isfinite(res.estimated_z)) and np.all(res.estimated_z > 0)
+
+
+def test_predict_with_the_shipped_model_estimates_every_error(tmp_path, capsys):
+    """`lacbed predict X.cif --thickness ...` with no --model: the shipped ensemble answers every
+    thickness and writes its calibrated estimate beside the patterns."""
+    from lacbed.crystal import example_path
+
+    out = tmp_path / "si.npy"
+    code, text, err = _cli(
+        ["predict", example_path("Si"), "--thickness", 50, 200, "-o", out, "--threads", 1], capsys
+    )
+    assert code == 0, err
+    assert np.load(out).shape == (1, 2, 128, 128)
+    errors = json.loads((tmp_path / "si.errors.json").read_text())
+    assert errors["ensemble"].startswith("shipped") and errors["calibration"]["split"] == "val"
+    assert [r["thickness_nm"] for r in errors["items"]] == [50.0, 200.0]
+    assert all(r["estimated_z"] > 0 and r["source"] == "surrogate" for r in errors["items"])
+    assert "estimated Z" in text
 
 
 def test_zipped_install_finds_the_model_and_examples(tmp_path):
@@ -601,16 +667,17 @@ def test_zipped_install_finds_the_model_and_examples(tmp_path):
         "import lacbed, sys; assert '.zip' in lacbed.__file__, lacbed.__file__\n"
         "from lacbed.crystal import example_path, read_cif\n"
         "assert read_cif(example_path('GaAs')).formula == 'GaAs'\n"
-        "from lacbed.ml.predict import load_model\n"
-        "model, info = load_model(None)\n"
-        "print(model.config.name, info.data['thicknesses_nm'])\n"
+        "from lacbed.ml.predict import load_predictor\n"
+        "ens = load_predictor(None)\n"
+        "model, info = ens.load_models()[0]\n"
+        "print(len(ens.load_models()), model.config.name, model.config.quadrant)\n"
     )
     env = dict(os.environ, PYTHONPATH=str(archive), OMP_NUM_THREADS="1")
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == ["resae", "[100.0]"]
+    assert out.stdout.split() == ["3", "resae", "True"]
 
 
 def test_predict_png_is_drawn_like_simulate():

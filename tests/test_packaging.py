@@ -18,6 +18,7 @@ def test_every_data_file_is_package_data():
         for p in pkg.rglob("*")
         if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts
     ]
-    assert "examples/felix/felix.inp" in data and "ml/weights/default.pt" in data
+    assert "examples/felix/felix.inp" in data and "ml/weights/default.json" in data
+    assert "ml/weights/default-0.pt" in data
     missing = [f for f in data if not any(fnmatch.fnmatch(f, g) for g in globs)]
     assert missing == []

@@ -414,7 +414,7 @@ def _finite(x) -> float | None:  # noqa: ANN001
     return x if math.isfinite(x) else None
 
 
-def _report_errors(out: Path, res, cifs, crystals, model: Path, calibration: dict) -> None:
+def _report_errors(out: Path, res, cifs, crystals, model: Path | None, calibration: dict) -> None:
     """Write OUT.errors.json and print the estimates and the engine replacements."""
     from rich.console import Console
 
@@ -444,7 +444,9 @@ def _report_errors(out: Path, res, cifs, crystals, model: Path, calibration: dic
             spread = "nan" if row["spread"] is None else f"{100 * row['spread']:.1f} %"
             typer.echo(f"{c} at {t:g} nm: ensemble spread {spread} ({cell})")
     errors = {
-        "ensemble": str(model.resolve()),
+        "ensemble": "shipped (lacbed/ml/weights/default.json)"
+        if model is None
+        else str(model.resolve()),
         "calibration": calibration,
         "spread_definition": "mean Z between each member and the ensemble mean",
         "thicknesses_nm": [float(t) for t in res.thicknesses_nm],

@@ -35,6 +35,7 @@ __all__ = [
     "Surrogate",
     "load_surrogate",
     "run_model",
+    "run_model_series",
     "save_surrogate",
 ]
 
@@ -74,13 +75,17 @@ class Surrogate(nn.Module):
         generator: torch.Generator | None = None,
     ) -> dict[str, torch.Tensor]:
         out = self.net(x, cond if self.config.conditioned else None, generator=generator)
-        pred = out["pred"]  # (batch, S, S)
+        out["pred"] = self.finish(out["pred"], x, sym)
+        return out
+
+    def finish(self, pred: torch.Tensor, x: torch.Tensor, sym: torch.Tensor | None) -> torch.Tensor:
+        """The network's raw (batch, S, S) output → the model's prediction: plus the physics
+        run (``residual``), averaged over the bright-field group (``symmetrize``), standardised."""
         if self.config.residual:  # a correction to the cheap physics run in channel 1
             pred = pred + standardize(x[:, 1])
         if self.config.symmetrize and sym is not None:
             pred = symmetrize(pred, sym)
-        out["pred"] = standardize(pred)
-        return out
+        return standardize(pred)
 
 
 @dataclass(frozen=True)
@@ -228,6 +233,21 @@ def run_model(
     LacbedError
         If an input or a prediction is not finite (a prediction is never returned with NaN).
     """
+    x, symt = _network_inputs(model, potentials, symmetry, physics)
+    n = x.shape[0]
+    t = np.broadcast_to(np.asarray(thickness_nm, dtype=np.float64), (n,))
+    cond = _condition(model, t, a)
+    model.eval()
+    out = []
+    for i in range(0, n, batch_size):
+        sl = slice(i, i + batch_size)
+        out.append(model(x[sl], cond[sl], symt[sl])["pred"].numpy())
+    pred = np.concatenate(out) if out else np.zeros((0, *x.shape[2:]), np.float32)
+    return _checked(pred)
+
+
+def _network_inputs(model: Surrogate, potentials, symmetry, physics):  # noqa: ANN202
+    """Checked, normalised network input (n, C, S, S) and symmetry codes (n,)."""
     from lacbed.ml.data import normalize_potential
     from lacbed.ml.symmetry import symmetry_code
 
@@ -240,8 +260,6 @@ def run_model(
     if not np.all(np.isfinite(pots)):
         raise LacbedError("a projected potential contains NaN or inf")
     n = pots.shape[0]
-    t = np.broadcast_to(np.asarray(thickness_nm, dtype=np.float64), (n,))
-    a = np.broadcast_to(np.asarray(a, dtype=np.float64), (n,))
     sym = [symmetry_code(s) for s in (symmetry or ["none"] * n)]
     x = torch.from_numpy(normalize_potential(pots, model.norm))[:, None]  # (n, 1, S, S)
     if model.config.physics_channel:
@@ -252,17 +270,79 @@ def run_model(
             )
         maps = torch.as_tensor(np.asarray(physics, dtype=np.float32))[:, None]
         x = torch.cat([x, maps], dim=1)  # (n, 2, S, S)
-    cond = torch.as_tensor(
+    return x, torch.as_tensor(sym, dtype=torch.long)
+
+
+def _condition(model: Surrogate, t: np.ndarray, a) -> torch.Tensor:
+    """(n, 2) conditioning (t / thickness_scale, a / a_scale) from thicknesses [nm] and a [Å]."""
+    a = np.broadcast_to(np.asarray(a, dtype=np.float64), t.shape)
+    return torch.as_tensor(
         np.stack([t / model.norm.thickness_scale, a / model.norm.a_scale], axis=1),
         dtype=torch.float32,
     )
-    symt = torch.as_tensor(sym, dtype=torch.long)
-    model.eval()
-    out = []
-    for i in range(0, n, batch_size):
-        sl = slice(i, i + batch_size)
-        out.append(model(x[sl], cond[sl], symt[sl])["pred"].numpy())
-    pred = np.concatenate(out) if out else np.zeros((0, *pots.shape[1:]), np.float32)
+
+
+def _checked(pred: np.ndarray) -> np.ndarray:
     if not np.all(np.isfinite(pred)):
         raise LacbedError("the model produced a non-finite prediction; the model file is broken")
     return pred.astype(np.float32)
+
+
+def run_model_series(
+    model: Surrogate,
+    potentials: np.ndarray,
+    *,
+    thicknesses_nm,
+    a: np.ndarray,
+    symmetry: list[str] | tuple[str, ...] | None = None,
+    batch_size: int = 32,
+    physics: np.ndarray | None = None,
+) -> np.ndarray:
+    """:func:`run_model` at every thickness of a series.
+
+    A network whose encoder sees the potential only (``shared_encoding``: ``resae``) encodes
+    each potential once and decodes it at every thickness; others run once per thickness.
+    The result equals :func:`run_model` per thickness (to float32 rounding; tested).
+
+    Parameters
+    ----------
+    thicknesses_nm : sequence of float
+        Thicknesses [nm], T of them.
+    physics : ndarray, shape (n, T, S, S), optional
+        Physics maps per thickness (models with a physics channel).
+    Other parameters as :func:`run_model`.
+
+    Returns
+    -------
+    ndarray, shape (n, T, S, S) float32
+    """
+    ts = np.asarray(thicknesses_nm, dtype=np.float64).reshape(-1)
+    if model.config.physics_channel or not getattr(model.net, "shared_encoding", False):
+        return np.stack(
+            [
+                run_model(
+                    model,
+                    potentials,
+                    thickness_nm=t,
+                    a=a,
+                    symmetry=symmetry,
+                    batch_size=batch_size,
+                    physics=None if physics is None else physics[:, j],
+                )
+                for j, t in enumerate(ts)
+            ],
+            axis=1,
+        )
+    x, symt = _network_inputs(model, potentials, symmetry, None)
+    n = x.shape[0]
+    conds = [_condition(model, np.full(n, t), a) for t in ts]
+    model.eval()
+    pred = np.zeros((n, len(ts), *x.shape[2:]), np.float32)
+    with torch.no_grad():
+        for i in range(0, n, batch_size):
+            sl = slice(i, i + batch_size)
+            z = model.net.encode(x[sl])
+            for j, cond in enumerate(conds):
+                c = cond[sl] if model.config.conditioned else None
+                pred[sl, j] = model.finish(model.net.decode(z, c), x[sl], symt[sl]).numpy()
+    return _checked(pred)

@@ -13,16 +13,25 @@ import os
 from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
+from pathlib import Path
 
 import numpy as np
 
 from lacbed.errors import SettingsError
-from lacbed.ml.model import ModelFileError, ModelInfo, Surrogate, load_surrogate, run_model
+from lacbed.ml.model import (
+    ModelFileError,
+    ModelInfo,
+    Surrogate,
+    load_surrogate,
+    run_model,
+    run_model_series,
+)
 
 __all__ = [
     "SeriesPrediction",
     "default_model_resource",
     "engine_kwargs",
+    "load_default",
     "load_model",
     "load_predictor",
     "model_inputs",
@@ -36,24 +45,42 @@ log = logging.getLogger(__name__)
 
 
 def default_model_resource() -> Traversable:
-    """The model shipped in the package (``lacbed/ml/weights/default.pt``) as a resource.
+    """The ensemble file shipped in the package (``lacbed/ml/weights/default.json``).
 
-    A resource, not a path: in a zipped installation it has no file of its own; open it with
-    ``importlib.resources.as_file`` (as :func:`load_model` does).
+    A resource, not a path: in a zipped installation it has no file of its own; its members
+    (``default-*.pt`` beside it) are read through ``importlib.resources.as_file``, as
+    :func:`load_default` does.
     """
-    return resources.files("lacbed.ml").joinpath("weights").joinpath("default.pt")
+    return resources.files("lacbed.ml").joinpath("weights").joinpath("default.json")
+
+
+def load_default():
+    """The shipped model: a calibrated seed ensemble, members loaded (model card:
+    ``docs/model_card.md``).
+
+    Returns
+    -------
+    lacbed.ml.uncertainty.Ensemble
+    """
+    from lacbed.ml.uncertainty import Ensemble
+
+    res = default_model_resource()
+    if not res.is_file():
+        raise ModelFileError("no default model is shipped with this installation; pass --model RUN")
+    blob = Ensemble.parse(res.read_text(), "the shipped ensemble file")
+    weights, models = resources.files("lacbed.ml").joinpath("weights"), []
+    for name in blob["members"]:
+        with resources.as_file(weights.joinpath(name)) as p:  # a copy when the package is zipped
+            models.append(load_surrogate(p))
+    members = [Path(name) for name in blob["members"]]
+    return Ensemble(members, dict(blob.get("calibration") or {}), models=models)
 
 
 def load_model(path: str | os.PathLike | None = None) -> tuple[Surrogate, ModelInfo]:
-    """Load a model file or run directory; ``None`` loads the shipped default model."""
+    """Load a model file or run directory; ``None``: the first member of the shipped ensemble
+    (one model, no error estimate; :func:`load_predictor` gives the whole ensemble)."""
     if path is None:
-        res = default_model_resource()
-        if not res.is_file():
-            raise ModelFileError(
-                "no default model is shipped with this installation; pass --model RUN"
-            )
-        with resources.as_file(res) as p:  # a temporary copy when the package is zipped
-            return load_surrogate(p)
+        return load_default().load_models()[0]
     return load_surrogate(path)
 
 
@@ -196,9 +223,11 @@ def load_predictor(path: str | os.PathLike | None = None):
     Returns
     -------
     Ensemble or tuple of (Surrogate, ModelInfo)
-        ``None`` gives the shipped default model (:func:`load_model`).
+        ``None`` gives the shipped model, a calibrated ensemble (:func:`load_default`).
     """
-    if path is not None and str(path).lower().endswith(".json"):
+    if path is None:
+        return load_default()
+    if str(path).lower().endswith(".json"):
         from lacbed.ml.uncertainty import Ensemble
 
         return Ensemble.load(path)
@@ -329,16 +358,28 @@ def predict_series(
     src = next((p for p in pairs if p[0].config.physics_channel), pairs[0])[0]
     kws = series_inputs(xs, src, info0, ts)
     n, nt, size = len(xs), len(ts), model0.config.size
-    out = np.zeros((n, nt, size, size), dtype=np.float32)
-    spread = np.zeros((n, nt)) if ens is not None else None
-    for j, kw in enumerate(kws):
-        if ens is None:
-            out[:, j] = run_model(model0, batch_size=batch_size, **kw)
-            continue
-        from lacbed.ml.uncertainty import ensemble_run
+    maps = None if kws[0]["physics"] is None else np.stack([kw["physics"] for kw in kws], 1)
+    preds = np.stack(
+        [
+            run_model_series(
+                m,
+                kws[0]["potentials"],
+                thicknesses_nm=ts,
+                a=kws[0]["a"],
+                symmetry=kws[0]["symmetry"],
+                batch_size=batch_size,
+                physics=maps,
+            )
+            for m, _ in pairs
+        ]
+    )  # (members, n, T, S, S)
+    spread = None
+    if ens is None:
+        out = preds[0]
+    else:
+        from lacbed.ml.uncertainty import ensemble_stats
 
-        res = ensemble_run([m for m, _ in pairs], batch_size=batch_size, **kw)
-        out[:, j], spread[:, j] = res.mean, res.spread
+        out, spread = ensemble_stats(preds)
     slope = None if ens is None else ens.calibration.get("slope")
     est = None
     if spread is not None and slope is not None and np.isfinite(slope):

@@ -30,6 +30,7 @@ __all__ = [
     "EnsemblePrediction",
     "calibrate",
     "ensemble_run",
+    "ensemble_stats",
     "predict_crystals_ensemble",
     "spearman",
 ]
@@ -56,15 +57,22 @@ class EnsemblePrediction:
 
 def ensemble_run(models, potentials: np.ndarray, **kwargs) -> EnsemblePrediction:
     """Run every member (:func:`lacbed.ml.model.run_model` with ``kwargs``); mean and spread."""
-    from lacbed.ml.data import standardize_pattern
     from lacbed.ml.model import run_model
 
     if len(models) < 2:
         raise LacbedError(f"an ensemble needs at least two models, got {len(models)}")
-    preds = np.stack([run_model(m, potentials, **kwargs) for m in models])  # (M, n, S, S)
-    mean = standardize_pattern(preds.mean(axis=0))  # (n, S, S)
-    spread = np.mean([z_score(mean, p) for p in preds], axis=0).reshape(-1)  # (n,)
+    mean, spread = ensemble_stats(np.stack([run_model(m, potentials, **kwargs) for m in models]))
     return EnsemblePrediction(mean=mean, spread=spread)
+
+
+def ensemble_stats(preds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Members' standardised predictions (M, ..., S, S) → standardised mean (..., S, S) and
+    spread (...): mean over members of Z(member, mean) [1]."""
+    from lacbed.ml.data import standardize_pattern
+
+    mean = standardize_pattern(preds.mean(axis=0))
+    spread = np.mean([z_score(mean, p) for p in preds], axis=0).reshape(mean.shape[:-2])
+    return mean, spread
 
 
 def spearman(x, y) -> float:
@@ -88,11 +96,15 @@ class Ensemble:
 
     members: list[Path]
     calibration: dict = field(default_factory=dict)
+    #: the members already loaded, as (Surrogate, ModelInfo) pairs (the shipped ensemble)
+    models: list | None = field(default=None, repr=False)
 
     def load_models(self):
         """The members as (Surrogate, ModelInfo) pairs."""
         from lacbed.ml.model import load_surrogate
 
+        if self.models is not None:
+            return list(self.models)
         return [load_surrogate(p) for p in self.members]
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -103,15 +115,25 @@ class Ensemble:
         path.write_text(json.dumps(blob, indent=1))
         return path
 
+    @staticmethod
+    def parse(text: str, name: str) -> dict:
+        """The JSON of an ensemble file (``name`` for the error message), header checked."""
+        try:
+            blob = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise LacbedError(f"{name} is not an ensemble file: {exc}") from None
+        if not isinstance(blob, dict) or blob.get("format") != "lacbed-ensemble":
+            raise LacbedError(f"{name} is not an ensemble file (no 'lacbed-ensemble' header)")
+        return blob
+
     @classmethod
     def load(cls, path: str | os.PathLike) -> Ensemble:
         path = Path(path)
         try:
-            blob = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+            text = path.read_text()
+        except OSError as exc:
             raise LacbedError(f"{path} is not an ensemble file: {exc}") from None
-        if blob.get("format") != "lacbed-ensemble":
-            raise LacbedError(f"{path} is not an ensemble file (no 'lacbed-ensemble' header)")
+        blob = cls.parse(text, str(path))
         base = path.resolve().parent
         return cls([base / m for m in blob["members"]], dict(blob.get("calibration") or {}))
 
@@ -163,7 +185,7 @@ def calibrate(models, data, *, split: str = "val", thickness_nm=None) -> dict:
         "spearman": spearman(d, z),
         "n": int(d.size),
         "split": used,
-        "dataset": str(Path(ds.path).resolve()),
+        "dataset": Path(ds.path).name,  # a name, no absolute path in a file that may be shipped
         "mean_spread": float(d.mean()),
         "mean_z": float(z.mean()),
         "coverage": float(np.mean(z <= slope * d)),

@@ -25,6 +25,10 @@ class ResAE(nn.Module):
     ``config.quadrant`` it grows one quadrant and unfolds it by the 2mm mirrors (:func:`unfold`).
     """
 
+    #: the encoder sees the potential only (no thickness), so one encoding serves every
+    #: thickness of a series (:func:`lacbed.ml.model.run_model_series`)
+    shared_encoding = True
+
     def __init__(self, config: ModelConfig, *, conv_encoder: bool = True) -> None:
         super().__init__()
         self.config = config

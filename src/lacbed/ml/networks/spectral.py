@@ -43,6 +43,8 @@ def fourier_magnitudes(x: torch.Tensor, modes: int, potential_scale: float) -> t
 class SpectralAE(ResAE):
     """MLP on Fourier magnitudes (+ conditioning) → latent → the :class:`ResAE` decoder."""
 
+    shared_encoding = False  # the conditioning enters the encoder
+
     def __init__(self, config: ModelConfig, *, potential_scale: float = 100.0) -> None:
         super().__init__(config, conv_encoder=False)
         self.potential_scale = potential_scale

@@ -1,0 +1,172 @@
+"""Which error estimate ranks a surrogate's mistakes: ensemble spread or distance to the data?
+
+Usage::
+
+    python benchmarks/ml_error_estimates.py data/lacbed-cubic RUN0 RUN1 RUN2 \
+        [-o benchmarks/results/ml_error_estimates.json] [--split val]
+
+For every (structure, thickness) of the split (``val`` by default: the test split stays
+untouched while models are chosen) it scores the ensemble mean of the runs (mean of their
+standardised predictions, :func:`lacbed.ml.uncertainty.ensemble_run`) against the stored
+pattern, Z = 1 − ZNCC, and compares candidate estimates of that Z:
+
+- ``spread``: the ensemble's member spread (mean Z of each member against the mean);
+- ``latent_knn`` (networks with an ``encode`` method, e.g. ``resae``): mean Euclidean distance from the structure's latent vector (first run's
+  encoder, dimensions scaled by their training standard deviation) to its 5 nearest training
+  structures; needs one forward pass of one model, no ensemble;
+- ``fft_knn``: the same distance on log(1 + |c·V_hk0|), |h|, |k| ≤ 8, of the potential image
+  (no network at all);
+- ``thickness``: the thickness alone (a check that an estimate beats the obvious).
+
+For each it reports the Spearman rank correlation with the true Z (overall and per thickness)
+and, by 5-fold cross-validation over structures, the out-of-fold error of the calibration
+Z ≈ slope · estimate (least squares through the origin, as :func:`lacbed.ml.uncertainty.calibrate`)
+and its coverage (fraction of Z at or below the estimate), the error of an affine fit
+Z ≈ a + b · estimate (``mae_affine``), and the error of predicting the mean Z of the other folds
+for every sample (``mae_constant``): an estimate is useful only where it beats that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+K_NEAREST = 5
+N_FOLDS = 5
+
+
+def knn_distance(query: np.ndarray, ref: np.ndarray, k: int = K_NEAREST) -> np.ndarray:
+    """Mean distance of each query row to its k nearest rows of ``ref`` (columns scaled by
+    ``ref``'s standard deviation)."""
+    sd = ref.std(axis=0)
+    sd = np.where(sd > 0, sd, 1.0)
+    q, r = query / sd, ref / sd
+    d2 = (q**2).sum(1)[:, None] + (r**2).sum(1)[None, :] - 2 * q @ r.T
+    d = np.sqrt(np.clip(d2, 0, None))
+    return np.sort(d, axis=1)[:, :k].mean(axis=1)
+
+
+def fft_features(potentials: np.ndarray, m: int = 8) -> np.ndarray:
+    """log(1 + |c·V_hk0|) for |h|, |k| ≤ m of each (S, S) potential image."""
+    f = np.fft.fft2(np.asarray(potentials, dtype=np.float64)) / potentials[0].size
+    idx = np.r_[0 : m + 1, potentials.shape[-1] - m : potentials.shape[-1]]
+    return np.log1p(np.abs(f[:, idx][:, :, idx])).reshape(len(potentials), -1)
+
+
+def latents(model, potentials: np.ndarray, batch: int = 64) -> np.ndarray:
+    """The encoder's latent vector of each potential (no conditioning enters the encoder)."""
+    import torch
+
+    from lacbed.ml.data import normalize_potential
+
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(potentials), batch):
+            x = torch.from_numpy(normalize_potential(potentials[i : i + batch], model.norm))
+            out.append(model.net.encode(x[:, None]).numpy())
+    return np.concatenate(out).astype(np.float64)
+
+
+def cross_validated(est: np.ndarray, z: np.ndarray, groups: np.ndarray, seed: int = 0) -> dict:
+    """Out-of-fold calibration Z ≈ slope · est over structure folds; with a constant baseline."""
+    rng = np.random.default_rng(seed)
+    uniq = rng.permutation(np.unique(groups))
+    fold = {g: i % N_FOLDS for i, g in enumerate(uniq)}
+    f = np.array([fold[g] for g in groups])
+    pred, aff, const = np.empty_like(z), np.empty_like(z), np.empty_like(z)
+    for i in range(N_FOLDS):
+        tr, te = f != i, f == i
+        slope = np.dot(est[tr], z[tr]) / np.dot(est[tr], est[tr])
+        b, a = np.polyfit(est[tr], z[tr], 1)
+        pred[te], aff[te], const[te] = slope * est[te], a + b * est[te], z[tr].mean()
+    return {
+        "mae": float(np.abs(pred - z).mean()),
+        "coverage": float(np.mean(z <= pred)),
+        "mae_affine": float(np.abs(aff - z).mean()),
+        "mae_constant": float(np.abs(const - z).mean()),
+    }
+
+
+def main(argv=None) -> dict:
+    import torch
+
+    from lacbed.dataset.store import open_dataset
+    from lacbed.metrics import z_score
+    from lacbed.ml.data import load_split, prepare_target, resolve_thicknesses
+    from lacbed.ml.model import load_surrogate
+    from lacbed.ml.uncertainty import ensemble_run, spearman
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("data", type=Path)
+    ap.add_argument("runs", nargs="+", type=Path, help="run directories or model files (≥ 2)")
+    ap.add_argument("--split", default="val", choices=["val"])
+    ap.add_argument(
+        "-o", "--out", type=Path, default=Path("benchmarks/results/ml_error_estimates.json")
+    )
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    models = [load_surrogate(r / "model.pt" if r.is_dir() else r)[0] for r in args.runs]
+    ds = open_dataset(args.data)
+    m0 = models[0]
+    t_idx = resolve_thicknesses(
+        ds.thicknesses_nm, m0.trained_thicknesses_nm or None, conditioned=True
+    )
+    va = load_split(ds, args.split, thickness_index=t_idx)
+    tr = load_split(ds, "train", thickness_index=t_idx[:1])
+    n, nt = va.pattern.shape[:2]
+    spread, z = np.empty((n, nt)), np.empty((n, nt))
+    for j, t in enumerate(va.thickness_nm):
+        ens = ensemble_run(
+            models, va.potential, thickness_nm=float(t), a=va.a, symmetry=va.symmetry
+        )
+        spread[:, j] = ens.spread
+        z[:, j] = z_score(prepare_target(va.pattern[:, j], m0.norm), ens.mean).reshape(-1)
+    lat = knn_distance(latents(m0, va.potential), latents(m0, tr.potential))
+    fft = knn_distance(fft_features(va.potential), fft_features(tr.potential))
+    estimates = {
+        "spread": spread,
+        "latent_knn": np.repeat(lat[:, None], nt, axis=1),
+        "fft_knn": np.repeat(fft[:, None], nt, axis=1),
+        "thickness": np.broadcast_to(np.asarray(va.thickness_nm, float), (n, nt)),
+    }
+    groups = np.repeat(np.arange(n)[:, None], nt, axis=1).ravel()
+    rows = {}
+    for name, e in estimates.items():
+        rows[name] = {
+            "spearman": spearman(e.ravel(), z.ravel()),
+            "spearman_per_thickness": {
+                f"{t:g}": spearman(e[:, j], z[:, j]) if np.ptp(e[:, j]) > 0 else None
+                for j, t in enumerate(va.thickness_nm)
+            },
+            **cross_validated(np.asarray(e, float).ravel(), z.ravel(), groups),
+        }
+    result = {
+        "dataset": Path(ds.path).name,
+        "split": args.split,
+        "runs": [r.name for r in args.runs],
+        "n_structures": int(n),
+        "n_train_structures": int(len(tr.potential)),
+        "thickness_nm": [float(t) for t in va.thickness_nm],
+        "z_units": "1 (multiply by 100 for %)",
+        "ensemble_z": {"mean": float(z.mean()), "median": float(np.median(z))},
+        "k_nearest": K_NEAREST,
+        "folds": N_FOLDS,
+        "estimates": rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+    for name, r in rows.items():
+        print(
+            f"{name:11s} Spearman {r['spearman']:+.2f}  out-of-fold MAE {100 * r['mae']:.1f} % "
+            f"(affine {100 * r['mae_affine']:.1f} %, constant {100 * r['mae_constant']:.1f} %)  "
+            f"coverage {100 * r['coverage']:.0f} %"
+        )
+    return result
+
+
+if __name__ == "__main__":
+    main()
