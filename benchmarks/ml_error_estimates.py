@@ -96,7 +96,8 @@ def main(argv=None) -> dict:
     from lacbed.dataset.store import open_dataset
     from lacbed.metrics import z_score
     from lacbed.ml.data import load_split, prepare_target, resolve_thicknesses
-    from lacbed.ml.model import load_surrogate
+    from lacbed.ml.evaluate import z_stats
+    from lacbed.ml.model import load_surrogate, run_model
     from lacbed.ml.uncertainty import ensemble_run, spearman
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -119,12 +120,15 @@ def main(argv=None) -> dict:
     tr = load_split(ds, "train", thickness_index=t_idx[:1])
     n, nt = va.pattern.shape[:2]
     spread, z = np.empty((n, nt)), np.empty((n, nt))
+    z_members = np.empty((len(models), n, nt))
     for j, t in enumerate(va.thickness_nm):
-        ens = ensemble_run(
-            models, va.potential, thickness_nm=float(t), a=va.a, symmetry=va.symmetry
-        )
+        kw = {"thickness_nm": float(t), "a": va.a, "symmetry": va.symmetry}
+        ens = ensemble_run(models, va.potential, **kw)
+        target = prepare_target(va.pattern[:, j], m0.norm)
         spread[:, j] = ens.spread
-        z[:, j] = z_score(prepare_target(va.pattern[:, j], m0.norm), ens.mean).reshape(-1)
+        z[:, j] = z_score(target, ens.mean).reshape(-1)
+        for k, m in enumerate(models):
+            z_members[k, :, j] = z_score(target, run_model(m, va.potential, **kw)).reshape(-1)
     lat = knn_distance(latents(m0, va.potential), latents(m0, tr.potential))
     fft = knn_distance(fft_features(va.potential), fft_features(tr.potential))
     estimates = {
@@ -152,13 +156,37 @@ def main(argv=None) -> dict:
         "n_train_structures": int(len(tr.potential)),
         "thickness_nm": [float(t) for t in va.thickness_nm],
         "z_units": "1 (multiply by 100 for %)",
-        "ensemble_z": {"mean": float(z.mean()), "median": float(np.median(z))},
+        "ensemble_z": {
+            **z_stats(z),
+            "per_thickness": {f"{t:g}": z_stats(z[:, j]) for j, t in enumerate(va.thickness_nm)},
+            "worst": sorted(
+                (
+                    {"formula": va.formulas[i], "key": va.keys[i], "mean_z": float(z[i].mean())}
+                    for i in range(n)
+                ),
+                key=lambda r: -r["mean_z"],
+            )[:10],
+        },
+        "member_z": [
+            {
+                **z_stats(zm),
+                "per_thickness": {
+                    f"{t:g}": z_stats(zm[:, j]) for j, t in enumerate(va.thickness_nm)
+                },
+            }
+            for zm in z_members
+        ],
         "k_nearest": K_NEAREST,
         "folds": N_FOLDS,
         "estimates": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
+    print(
+        f"ensemble val Z mean {100 * z.mean():.1f} %, members "
+        + ", ".join(f"{100 * zm.mean():.1f}" for zm in z_members)
+        + " %"
+    )
     for name, r in rows.items():
         print(
             f"{name:11s} Spearman {r['spearman']:+.2f}  out-of-fold MAE {100 * r['mae']:.1f} % "
