@@ -16,7 +16,7 @@ Usage (on the release, once it holds >= 2 000 materials; nice it on a shared mac
     nice -n 10 python benchmarks/ml_learning_curve.py data/lacbed-cubic -o runs/lc \\
         --model resae --sizes 100 200 400 800 1600 --seeds 0 1 2 --epochs 100 --patience 10
 
-``--augment`` and ``--physics-channel`` pass through to every run (as ``lacbed train``).
+``--augment``, ``--physics-channel`` and ``--quadrant`` pass through to every run (as ``lacbed train``).
 Sizes larger than the training split are clipped to it (and said so). Defaults train for a
 few epochs only; pass the budget of the real runs. Each run uses one torch thread by default.
 """
@@ -57,6 +57,7 @@ def run_curve(
     batch_size: int = 16,
     augment: str = "none",
     physics_channel: bool = False,
+    quadrant: bool = False,
     progress: bool = False,
 ) -> dict:
     """Train and score every (size, seed); return (and write) the learning-curve summary."""
@@ -75,8 +76,12 @@ def run_curve(
     if used != wanted:
         logging.warning("sizes clipped to the %d training structures: %s", n_avail, used)
     mcfg = None
-    if physics_channel:
-        mcfg = dataclasses.replace(default_model_config(model, size=ds.size), physics_channel=True)
+    if physics_channel or quadrant:
+        mcfg = dataclasses.replace(
+            default_model_config(model, size=ds.size),
+            physics_channel=physics_channel,
+            quadrant=quadrant,
+        )
     rows = []
     for n in used:
         per_seed = []
@@ -138,6 +143,7 @@ def run_curve(
         "thickness_nm": list(thickness) if thickness else None,
         "augment": augment,
         "physics_channel": physics_channel,
+        "quadrant": quadrant,
         "z_units": "1 (multiply by 100 for %)",
         "sizes": rows,
         "fit": power_law([r["n_train_structures"] for r in rows], [r["val_mean"] for r in rows]),
@@ -190,6 +196,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--augment", default="none", choices=["none", "ops", "shifts", "all"])
     ap.add_argument("--physics-channel", action="store_true")
+    ap.add_argument("--quadrant", action="store_true", help="resae: decode one quadrant")
     args = ap.parse_args(argv)
     if len(set(args.sizes)) < 5:
         ap.error("a learning curve needs at least 5 distinct --sizes")
@@ -210,6 +217,7 @@ def main(argv=None) -> dict:
         batch_size=args.batch_size,
         augment=args.augment,
         physics_channel=args.physics_channel,
+        quadrant=args.quadrant,
     )
     for r in summary["sizes"]:
         print(

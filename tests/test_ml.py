@@ -517,6 +517,7 @@ def test_learning_curve_script(tiny_data, tmp_path):
         assert seed["val"]["n"] > 0 and r["val_mean_min"] <= r["val_mean"] <= r["val_mean_max"]
     assert summary["split_scored"] == "val" and np.isfinite(summary["fit"]["b"])
     assert summary["augment"] == "all" and not summary["physics_channel"]
+    assert summary["quadrant"] is False
     assert json.loads((out / "learning_curve.json").read_text())["sizes"][0]["val_mean"] > 0
     assert (out / "learning_curve.png").stat().st_size > 10_000
     with pytest.raises(SystemExit):  # fewer than five sizes is not a learning curve
