@@ -189,6 +189,34 @@ def test_quadrant_decoder_unfolds_by_the_2mm_mirrors(tmp_path):
         ModelConfig("vae", size=SIZE, quadrant=True)
 
 
+def test_mirror_conv_is_the_quadrant_of_the_unfolded_convolution():
+    """MirrorConv on a quadrant equals the zero-padded convolution of the unfolded map, cut to
+    its top-left quadrant; a mirror-padded quadrant decoder keeps the exact 2mm mirrors."""
+    import torch.nn.functional as F
+
+    from lacbed.errors import SettingsError
+    from lacbed.ml.networks.blocks import MirrorConv
+    from lacbed.ml.networks.resae import unfold
+
+    torch.manual_seed(0)
+    conv = MirrorConv(3, 5)
+    q = torch.randn(2, 3, 8, 8)
+    full = unfold(q.flatten(0, 1)).view(2, 3, 16, 16)
+    ref = F.conv2d(full, conv.weight, conv.bias, padding=1)[..., :8, :8]
+    torch.testing.assert_close(conv(q), ref, rtol=0, atol=1e-6)
+    zero = F.conv2d(q, conv.weight, conv.bias, padding=1)  # what a zero-padded quadrant gives
+    assert (zero - ref).abs().amax() > 0.1  # the seam the mirror padding removes
+    cfg = ModelConfig("resae", size=SIZE, latent=16, width=8, depth=2, conditioned=True,
+                      quadrant=True, mirror_pad=True)  # fmt: skip
+    model = make_surrogate(cfg, Normalisation(), seed=0).eval()
+    with torch.no_grad():
+        pred = model(torch.rand(3, 1, SIZE, SIZE), torch.tensor([[1.0, 0.5]] * 3))["pred"]
+    torch.testing.assert_close(pred, pred.flip(-1), rtol=0, atol=0)
+    assert sum(isinstance(m, MirrorConv) for m in model.modules()) == 2 + 2 * 1
+    with pytest.raises(SettingsError, match="add --quadrant"):
+        ModelConfig("resae", size=SIZE, mirror_pad=True)
+
+
 @pytest.mark.parametrize("name", ["vae", "cvae", "resae", "unet", "spectral"])
 @pytest.mark.parametrize("half", [False, True])
 def test_save_load_round_trip(tmp_path, name, half):

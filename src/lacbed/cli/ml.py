@@ -111,6 +111,13 @@ def train(
             help="resae: decode one quadrant and unfold it by the 2mm mirrors (< half the cost).",
         ),
     ] = False,
+    mirror_pad: Annotated[
+        bool,
+        typer.Option(
+            "--mirror-pad/--no-mirror-pad",
+            help="With --quadrant: pad the mirror image at the quadrant's inner edges (no seam).",
+        ),
+    ] = False,
     augment: Annotated[
         str,
         typer.Option(
@@ -143,7 +150,7 @@ def train(
     mcfg = None
     if (physics_kind != "bragg" or residual) and not physics_channel:
         raise SettingsError("--physics-kind and --residual need --physics-channel")
-    if symmetrize is not None or physics_channel or quadrant:
+    if symmetrize is not None or physics_channel or quadrant or mirror_pad:
         import dataclasses
 
         from lacbed.dataset.store import open_dataset
@@ -157,8 +164,8 @@ def train(
             mcfg = dataclasses.replace(
                 mcfg, physics_channel=True, physics_kind=physics_kind, residual=residual
             )
-        if quadrant:
-            mcfg = dataclasses.replace(mcfg, quadrant=True)
+        if quadrant or mirror_pad:
+            mcfg = dataclasses.replace(mcfg, quadrant=quadrant, mirror_pad=mirror_pad)
     res = run_training(data, out, model=model, config=cfg, model_config=mcfg, progress=progress)
     typer.echo(
         f"{'resumed' if res.resumed else 'trained'} {model}: {res.n_train} training samples, "

@@ -74,6 +74,10 @@ class ModelConfig:
         zone axis, which every bright-field [001] pattern of a cubic crystal has (2mm at least:
         Buxton et al. 1976): the output has them exactly and a ``resae`` forward pass costs less
         than half (the decoder's top levels dominate it). ``resae`` only.
+    mirror_pad : bool
+        With ``quadrant``: the decoder's convolutions pad the mirror image at the quadrant's
+        inner edges instead of zeros (:class:`lacbed.ml.networks.blocks.MirrorConv`), so the
+        quadrant decoder is exactly a full decoder with 2mm-symmetric features (no seam).
     """
 
     name: str = "vae"
@@ -89,6 +93,7 @@ class ModelConfig:
     physics_kind: str = "bragg"
     residual: bool = False
     quadrant: bool = False
+    mirror_pad: bool = False
 
     @property
     def physics_input(self) -> str | None:
@@ -126,6 +131,8 @@ class ModelConfig:
             raise SettingsError("a residual model needs the few-beam physics channel (fewbeam)")
         if self.quadrant and self.name != "resae":
             raise SettingsError(f"--quadrant is a resae decoder; {self.name!r} has none")
+        if self.mirror_pad and not self.quadrant:
+            raise SettingsError("--mirror-pad pads a quadrant decoder; add --quadrant")
         if self.quadrant and (self.size // 2) % (2**self.depth) != 0:
             raise SettingsError(f"a quadrant of {self.size} px is not divisible by 2**depth")
         if self.beta < 0:

@@ -22,7 +22,10 @@ class ResAE(nn.Module):
     (up to the stride) independent of the arbitrary origin — the 000 pattern is too.
     The decoder grows a (width·2^(depth−1)) × 4 × 4 seed back to size × size, with a FiLM on
     (thickness, lattice parameter) in every block when ``conditioned``. With
-    ``config.quadrant`` it grows one quadrant and unfolds it by the 2mm mirrors (:func:`unfold`).
+    ``config.quadrant`` it grows one quadrant and unfolds it by the 2mm mirrors (:func:`unfold`);
+    with ``config.mirror_pad`` too, its convolutions pad the mirror image at the quadrant's inner
+    edges (:class:`~lacbed.ml.networks.blocks.MirrorConv`): the decoder of a full pattern whose
+    features are 2mm-symmetric, without a seam at the mirrors.
     """
 
     #: the encoder sees the potential only (no thickness), so one encoding serves every
@@ -47,8 +50,10 @@ class ResAE(nn.Module):
                 nn.ModuleList(
                     [
                         nn.Upsample(scale_factor=2, mode="nearest"),
-                        conv3(chans[i + 1], chans[i]),
-                        ResBlock(chans[i], n_cond=n_cond) if i > 0 else None,
+                        conv3(chans[i + 1], chans[i], mirror=config.mirror_pad),
+                        ResBlock(chans[i], n_cond=n_cond, mirror=config.mirror_pad)
+                        if i > 0
+                        else None,
                     ]
                 )
             )
