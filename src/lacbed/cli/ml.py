@@ -287,7 +287,8 @@ def ensemble(
     """Group models (trained with different --seed) into an ensemble that estimates its error.
 
     With --data, the spread (mean Z between each member and the mean) is calibrated on SPLIT:
-    Z ≈ slope · spread, and the Spearman rank correlation of spread and true Z is reported.
+    Z ≈ intercept + slope · spread, and the Spearman rank correlation of spread and true Z is
+    reported.
     Use the file as `lacbed predict X.cif --model ENS.json`.
     """
     if len(runs) < 2:
@@ -304,7 +305,8 @@ def ensemble(
         ens.calibration = calibrate(models, data, split=split)
         c = ens.calibration
         typer.echo(
-            f"calibrated on {c['split']} ({c['n']} samples): Z ≈ {c['slope']:.3g} × spread, "
+            f"calibrated on {c['split']} ({c['n']} samples): Z ≈ {c['intercept']:.3g} + "
+            f"{c['slope']:.3g} × spread (90 % below + {c['q90_residual']:.3g}), "
             f"Spearman {c['spearman']:.2f}, true Z below the estimate for "
             f"{100 * c['coverage']:.0f} %"
         )
@@ -423,6 +425,7 @@ def _finite(x) -> float | None:  # noqa: ANN001
 
 def _report_errors(out: Path, res, cifs, crystals, model: Path | None, calibration: dict) -> None:
     """Write OUT.errors.json and print the estimates and the engine replacements."""
+    import numpy as np
     from rich.console import Console
 
     from lacbed._io import atomic_path
@@ -446,8 +449,13 @@ def _report_errors(out: Path, res, cifs, crystals, model: Path | None, calibrati
                 row["engine_wall_s"] = rec["wall_s"]
                 row["engine_thicknesses_nm"] = rec["thicknesses_nm"]
                 row["engine_budget_capped"] = rec["budget_capped"]
+            q90 = calibration.get("q90_residual")
+            if est is not None and q90 is not None and np.isfinite(q90):
+                row["estimated_z_upper90"] = est + q90  # held for 90 % of the calibration split
             items.append(row)
             cell = "no estimate" if est is None else f"estimated Z {100 * est:.1f} %"
+            if "estimated_z_upper90" in row:
+                cell += f", at most {100 * row['estimated_z_upper90']:.0f} % for 9 in 10"
             spread = "nan" if row["spread"] is None else f"{100 * row['spread']:.1f} %"
             typer.echo(f"{c} at {t:g} nm: ensemble spread {spread} ({cell})")
     errors = {

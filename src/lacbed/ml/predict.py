@@ -288,8 +288,7 @@ def _check_max_error(max_error, ensemble) -> float | None:
             "--max-error needs an error estimate, which a single model does not give: pass an "
             "ensemble file as --model (lacbed ensemble RUN1 RUN2 ... --data DATA -o ENS.json)"
         )
-    slope = ensemble.calibration.get("slope")
-    if slope is None or not np.isfinite(slope):
+    if not ensemble.calibrated:
         raise SettingsError(
             "--max-error needs a calibrated ensemble; this one was made without --data: "
             "rerun lacbed ensemble with --data DATA"
@@ -380,10 +379,7 @@ def predict_series(
         from lacbed.ml.uncertainty import ensemble_stats
 
         out, spread = ensemble_stats(preds)
-    slope = None if ens is None else ens.calibration.get("slope")
-    est = None
-    if spread is not None and slope is not None and np.isfinite(slope):
-        est = slope * spread
+    est = None if ens is None else ens.estimate(spread)
     source = np.full((n, nt), "surrogate", dtype=object)
     engine: list = [None] * n
     settings = None
