@@ -623,10 +623,10 @@ def test_ensemble_spread_and_calibration(tiny_data, tmp_path, capsys):
 
 #: SHA-256 of the shipped ensemble (src/lacbed/ml/weights/default*) that tests/data/ml/ was made with
 DEFAULT_WEIGHTS_SHA256 = {
-    "default.json": "TBD",
-    "default-0.pt": "TBD",
-    "default-1.pt": "TBD",
-    "default-2.pt": "TBD",
+    "default.json": "22821dda1e31f23d5ea63498a6c78ef2e2b875950f2e63ae86c9a98e259c7200",
+    "default-0.pt": "6bc547380e8fbb2f39f14e8ea37a9ef3b692993c09a91c5627d906de6edeb37e",
+    "default-1.pt": "29add98cc6ecc904f9e636cc04eaf505293e6580017c22f11d30056f47115198",
+    "default-2.pt": "6197e4eba3b5e9f56bb523ec453295b31c7f97fa1c88a33ca20c0e2b77fc17cd",
 }
 
 
