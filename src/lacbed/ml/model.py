@@ -1,6 +1,7 @@
 """A surrogate = network + configuration + normalisation; saving and loading model files.
 
-A model file (``RUN/model.pt``, or the shipped ``lacbed/ml/weights/default.pt``) is a
+A model file (``RUN/model.pt``, or a member ``lacbed/ml/weights/default-<i>.pt`` of the shipped
+ensemble) is a
 ``torch.save`` dict holding only tensors and plain Python values, so it loads with
 ``weights_only=True`` (no code runs on load)::
 
