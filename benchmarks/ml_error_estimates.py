@@ -7,7 +7,7 @@ Usage::
 
 For every (structure, thickness) of the split (``val`` by default: the test split stays
 untouched while models are chosen) it scores the ensemble mean of the runs (mean of their
-standardised predictions, :func:`lacbed.ml.uncertainty.ensemble_run`) against the stored
+standardised predictions, :func:`lacbed.ml.uncertainty.ensemble_stats`) against the stored
 pattern, Z = 1 − ZNCC, and compares candidate estimates of that Z:
 
 - ``spread``: the ensemble's member spread (mean Z of each member against the mean);
@@ -111,7 +111,7 @@ def main(argv=None) -> dict:
     from lacbed.ml.data import load_split, prepare_target, resolve_thicknesses
     from lacbed.ml.evaluate import z_stats
     from lacbed.ml.model import load_surrogate, run_model
-    from lacbed.ml.uncertainty import ensemble_run
+    from lacbed.ml.uncertainty import ensemble_stats
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data", type=Path)
@@ -136,12 +136,11 @@ def main(argv=None) -> dict:
     z_members = np.empty((len(models), n, nt))
     for j, t in enumerate(va.thickness_nm):
         kw = {"thickness_nm": float(t), "a": va.a, "symmetry": va.symmetry}
-        ens = ensemble_run(models, va.potential, **kw)
+        preds = np.stack([run_model(m, va.potential, **kw) for m in models])  # each member once
+        mean, spread[:, j] = ensemble_stats(preds)
         target = prepare_target(va.pattern[:, j], m0.norm)
-        spread[:, j] = ens.spread
-        z[:, j] = z_score(target, ens.mean).reshape(-1)
-        for k, m in enumerate(models):
-            z_members[k, :, j] = z_score(target, run_model(m, va.potential, **kw)).reshape(-1)
+        z[:, j] = z_score(target, mean).reshape(-1)
+        z_members[:, :, j] = z_score(target[None], preds).reshape(len(models), n)
     lat = knn_distance(latents(m0, va.potential), latents(m0, tr.potential))
     fft = knn_distance(fft_features(va.potential), fft_features(tr.potential))
     estimates = {

@@ -64,23 +64,34 @@ def load_default():
     """
     from lacbed.ml.uncertainty import Ensemble
 
+    blob = _shipped_blob()
+    models = [_shipped_member(name) for name in blob["members"]]
+    members = [Path(name) for name in blob["members"]]
+    return Ensemble(members, dict(blob.get("calibration") or {}), models=models)
+
+
+def _shipped_blob() -> dict:
+    """The shipped ensemble file's JSON (members, calibration)."""
+    from lacbed.ml.uncertainty import Ensemble
+
     res = default_model_resource()
     if not res.is_file():
         raise ModelFileError("no default model is shipped with this installation; pass --model RUN")
-    blob = Ensemble.parse(res.read_text(), "the shipped ensemble file")
-    weights, models = resources.files("lacbed.ml").joinpath("weights"), []
-    for name in blob["members"]:
-        with resources.as_file(weights.joinpath(name)) as p:  # a copy when the package is zipped
-            models.append(load_surrogate(p))
-    members = [Path(name) for name in blob["members"]]
-    return Ensemble(members, dict(blob.get("calibration") or {}), models=models)
+    return Ensemble.parse(res.read_text(), "the shipped ensemble file")
+
+
+def _shipped_member(name: str) -> tuple[Surrogate, ModelInfo]:
+    """One member of the shipped ensemble, by its file name beside ``default.json``."""
+    res = resources.files("lacbed.ml").joinpath("weights").joinpath(name)
+    with resources.as_file(res) as p:  # a temporary copy when the package is zipped
+        return load_surrogate(p)
 
 
 def load_model(path: str | os.PathLike | None = None) -> tuple[Surrogate, ModelInfo]:
     """Load a model file or run directory; ``None``: the first member of the shipped ensemble
     (one model, no error estimate; :func:`load_predictor` gives the whole ensemble)."""
     if path is None:
-        return load_default().load_models()[0]
+        return _shipped_member(_shipped_blob()["members"][0])
     return load_surrogate(path)
 
 
