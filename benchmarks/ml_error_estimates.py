@@ -14,9 +14,11 @@ pattern, Z = 1 − ZNCC, and compares candidate estimates of that Z:
 - ``latent_knn`` (networks with an ``encode`` method, e.g. ``resae``): mean Euclidean distance from the structure's latent vector (first run's
   encoder, dimensions scaled by their training standard deviation) to its 5 nearest training
   structures; needs one forward pass of one model, no ensemble;
-- ``fft_knn``: the same distance on log(1 + |c·V_hk0|), |h|, |k| ≤ 8, of the potential image
-  (no network at all);
-- ``thickness``: the thickness alone (a check that an estimate beats the obvious).
+- ``fft_knn``: the same distance on the potential's low-order Fourier amplitudes
+  (:func:`lacbed.ml.uncertainty.potential_features`; no network at all), as the shipped
+  estimate computes it (:func:`lacbed.ml.uncertainty.reference_distance`);
+- ``thickness``: the thickness alone (a check that an estimate beats the obvious);
+- affine combinations of these (:data:`COMBINATIONS`), scored out of fold only.
 
 For each it reports the Spearman rank correlation with the true Z (overall and per thickness)
 and, by 5-fold cross-validation over structures, the out-of-fold error of the calibration
@@ -34,26 +36,15 @@ from pathlib import Path
 
 import numpy as np
 
-K_NEAREST = 5
+from lacbed.ml.uncertainty import K_NEAREST
+
 N_FOLDS = 5
-
-
-def knn_distance(query: np.ndarray, ref: np.ndarray, k: int = K_NEAREST) -> np.ndarray:
-    """Mean distance of each query row to its k nearest rows of ``ref`` (columns scaled by
-    ``ref``'s standard deviation)."""
-    sd = ref.std(axis=0)
-    sd = np.where(sd > 0, sd, 1.0)
-    q, r = query / sd, ref / sd
-    d2 = (q**2).sum(1)[:, None] + (r**2).sum(1)[None, :] - 2 * q @ r.T
-    d = np.sqrt(np.clip(d2, 0, None))
-    return np.sort(d, axis=1)[:, :k].mean(axis=1)
-
-
-def fft_features(potentials: np.ndarray, m: int = 8) -> np.ndarray:
-    """log(1 + |c·V_hk0|) for |h|, |k| ≤ m of each (S, S) potential image."""
-    f = np.fft.fft2(np.asarray(potentials, dtype=np.float64)) / potentials[0].size
-    idx = np.r_[0 : m + 1, potentials.shape[-1] - m : potentials.shape[-1]]
-    return np.log1p(np.abs(f[:, idx][:, :, idx])).reshape(len(potentials), -1)
+#: affine combinations of the single estimates that are scored out of fold
+COMBINATIONS = {
+    "combined": ("spread", "latent_knn", "thickness"),
+    "spread+fft": ("spread", "fft_knn", "thickness"),
+    "spread+fft+latent": ("spread", "fft_knn", "latent_knn", "thickness"),
+}
 
 
 def latents(model, potentials: np.ndarray, batch: int = 64) -> np.ndarray:
@@ -80,15 +71,20 @@ def cross_validated(est: np.ndarray, z: np.ndarray, groups: np.ndarray, seed: in
     x = est.reshape(len(z), -1)
     design = np.column_stack([np.ones(len(z)), x])
     pred, aff, const = np.full_like(z, np.nan), np.empty_like(z), np.empty_like(z)
+    upper = np.empty_like(z)
     for i in range(N_FOLDS):
         tr, te = f != i, f == i
         if x.shape[1] == 1:
             pred[te] = x[te, 0] * np.dot(x[tr, 0], z[tr]) / np.dot(x[tr, 0], x[tr, 0])
         coef = np.linalg.lstsq(design[tr], z[tr], rcond=None)[0]
         aff[te], const[te] = design[te] @ coef, z[tr].mean()
+        q90 = np.percentile(z[tr] - design[tr] @ coef, 90)  # the upper bound, fitted in fold
+        upper[te] = aff[te] + q90
     out = {
         "mae_affine": float(np.abs(aff - z).mean()),
         "coverage_affine": float(np.mean(z <= aff)),
+        "coverage_q90_out_of_fold": float(np.mean(z <= upper)),
+        "mean_upper90": float(upper.mean()),
         "mae_constant": float(np.abs(const - z).mean()),
         "spearman_out_of_fold_affine": spearman(aff, z),
     }
@@ -111,7 +107,7 @@ def main(argv=None) -> dict:
     from lacbed.ml.data import load_split, prepare_target, resolve_thicknesses
     from lacbed.ml.evaluate import z_stats
     from lacbed.ml.model import load_surrogate, run_model
-    from lacbed.ml.uncertainty import ensemble_stats
+    from lacbed.ml.uncertainty import ensemble_stats, potential_features, reference_distance
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data", type=Path)
@@ -141,8 +137,10 @@ def main(argv=None) -> dict:
         target = prepare_target(va.pattern[:, j], m0.norm)
         z[:, j] = z_score(target, mean).reshape(-1)
         z_members[:, :, j] = z_score(target[None], preds).reshape(len(models), n)
-    lat = knn_distance(latents(m0, va.potential), latents(m0, tr.potential))
-    fft = knn_distance(fft_features(va.potential), fft_features(tr.potential))
+    lat = reference_distance(latents(m0, va.potential), latents(m0, tr.potential))
+    # as the shipped estimate computes it (float16-rounded reference, lacbed.ml.uncertainty)
+    ref = potential_features(tr.potential).astype(np.float16).astype(np.float32)
+    fft = reference_distance(potential_features(va.potential), ref)
     estimates = {
         "spread": spread,
         "latent_knn": np.repeat(lat[:, None], nt, axis=1),
@@ -151,11 +149,9 @@ def main(argv=None) -> dict:
     }
     groups = np.repeat(np.arange(n)[:, None], nt, axis=1).ravel()
     rows = {}
-    both = np.stack([spread, estimates["latent_knn"], estimates["thickness"]], axis=-1)
-    rows["combined"] = {  # affine in (spread, latent_knn, thickness); ranked out of fold
-        "features": ["spread", "latent_knn", "thickness"],
-        **cross_validated(both.reshape(-1, 3), z.ravel(), groups),
-    }
+    for name, feats in COMBINATIONS.items():  # affine in several estimates; ranked out of fold
+        both = np.stack([estimates[f] for f in feats], axis=-1).reshape(-1, len(feats))
+        rows[name] = {"features": list(feats), **cross_validated(both, z.ravel(), groups)}
     for name, e in estimates.items():
         rows[name] = {
             "spearman": spearman(e.ravel(), z.ravel()),

@@ -7,9 +7,12 @@ Usage::
 Writes ``src/lacbed/ml/weights/default-<i>.pt`` (each run's best checkpoint, weights as float16,
 the training set recorded by name, not by path), ``default.json`` (the ensemble file: members
 and the calibration of their spread on the release's **val** split, computed with the float16
-members), removes any other ``default*`` file there, writes the test reference
-``tests/data/ml/default_model_Si.npy`` (the ensemble mean for ``examples/Si.cif`` at every
-thickness the model serves, one torch thread) and prints the SHA-256 sums that
+members; the error estimate is affine in spread, distance to the training structures and
+thickness, :func:`lacbed.ml.uncertainty.calibrate`), ``default.reference.npz`` (the training
+structures' features for that distance), removes any other ``default*`` file there, writes the
+test references ``tests/data/ml/default_model_Si.npy`` (the ensemble mean for
+``examples/Si.cif`` at every thickness the model serves, one torch thread) and
+``default_model_Si_estimate.json`` (its estimated Z per thickness) and prints the SHA-256 sums that
 ``tests/data/PROVENANCE.md`` and ``tests/test_ml.py`` record.
 """
 
@@ -23,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "src" / "lacbed" / "ml" / "weights"
 REFERENCE = ROOT / "tests" / "data" / "ml" / "default_model_Si.npy"
+ESTIMATE = REFERENCE.with_name("default_model_Si_estimate.json")
 
 
 def main(argv=None) -> None:
@@ -55,13 +59,16 @@ def main(argv=None) -> None:
         save_surrogate(model, path, train=train, data=data, metrics=info.metrics, half=True)
         members.append(path)
     ens = Ensemble(members)
-    ens.calibration = calibrate([load_surrogate(p)[0] for p in members], args.data, split="val")
-    ens.save(WEIGHTS / "default.json")
+    models = [load_surrogate(p)[0] for p in members]
+    ens.calibration, ens.reference = calibrate(models, args.data, split="val")
+    ens.save(WEIGHTS / "default.json")  # and default.reference.npz (the training features)
     print("calibration:", json.dumps(ens.calibration))
     thick = load_surrogate(members[0])[0].trained_thicknesses_nm
     res = predict_series([read_cif(example_path("Si"))], thick, model=ens)
     np.save(REFERENCE, res.patterns[0].astype(np.float32))
-    for p in [*sorted(WEIGHTS.glob("default*")), REFERENCE]:
+    estimate = {f"{t:g}": float(v) for t, v in zip(thick, res.estimated_z[0], strict=True)}
+    ESTIMATE.write_text(json.dumps({"Si": estimate}, indent=1) + "\n")
+    for p in [*sorted(WEIGHTS.glob("default*")), REFERENCE, ESTIMATE]:
         print(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(ROOT)}")
 
 

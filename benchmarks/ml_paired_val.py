@@ -5,6 +5,8 @@ Usage::
     python benchmarks/ml_paired_val.py data/lacbed-cubic NAME=RUN [NAME=RUN ...] \
         [-o benchmarks/results/ml_paired_val.json]
 
+``NAME=RUN0,RUN1,RUN2`` scores a seed ensemble's mean prediction instead of one run.
+
 Every run is scored on the same val structures at every thickness it serves
 (:func:`lacbed.ml.evaluate.evaluate`); for each run after the first it reports the mean of
 Z(run) − Z(first) over (structure, thickness) with a 90 % bootstrap interval that resamples
@@ -39,7 +41,12 @@ def main(argv=None) -> dict:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data", type=Path)
-    ap.add_argument("runs", nargs="+", help="NAME=RUN (run directory or model file)")
+    ap.add_argument(
+        "runs",
+        nargs="+",
+        help="NAME=RUN (run directory or model file), or NAME=RUN0,RUN1,... for a seed "
+        "ensemble (its mean prediction is scored)",
+    )
     ap.add_argument("-o", "--out", type=Path, default=Path("benchmarks/results/ml_paired_val.json"))
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
@@ -48,15 +55,16 @@ def main(argv=None) -> dict:
     z, keys, thick = {}, None, None
     for spec in args.runs:
         name, _, run = spec.partition("=")
-        path = Path(run)
-        surrogate, _ = load_surrogate(path / "model.pt" if path.is_dir() else path)
-        ev = evaluate(surrogate, ds, splits=("val",))["val"]
-        if keys is not None and (ev.arrays.keys != keys or list(ev.arrays.thickness_nm) != thick):
+        paths = [Path(r) for r in run.split(",")]
+        models = [load_surrogate(p / "model.pt" if p.is_dir() else p)[0] for p in paths]
+        ev = evaluate(models, ds, splits=("val",))["val"]  # two or more: the ensemble's mean
+        kk, tt, zz = list(ev.arrays.keys), [float(t) for t in ev.arrays.thickness_nm], ev.z
+        if keys is not None and (kk != keys or tt != thick):
             raise SystemExit(
                 f"{name}: scored on other structures or thicknesses than the first run"
             )
-        keys, thick = ev.arrays.keys, list(ev.arrays.thickness_nm)
-        z[name] = np.asarray(ev.z, dtype=np.float64)
+        keys, thick = kk, tt
+        z[name] = np.asarray(zz, dtype=np.float64)
     first = next(iter(z))
     rows = []
     for name, zz in z.items():

@@ -20,6 +20,7 @@ from lacbed.dataset.store import DatasetWriter  # noqa: E402
 from lacbed.errors import LacbedError  # noqa: E402
 from lacbed.metrics import z_score  # noqa: E402
 from lacbed.ml.config import ModelConfig, Normalisation, TrainConfig  # noqa: E402
+from lacbed.ml.data import prepare_target  # noqa: E402
 from lacbed.ml.losses import z_per_image  # noqa: E402
 from lacbed.ml.model import (  # noqa: E402
     ModelFileError,
@@ -330,6 +331,38 @@ def test_same_seed_same_loss(tiny_data, tmp_path):
     assert r1.best_val_z != r3.best_val_z
 
 
+def test_warm_start_begins_at_the_given_weights(tiny_data, tmp_path):
+    """--init: a new run starts from another model's weights and normalisation (a vanishing
+    learning rate leaves them unchanged, so the run scores what that model scores); a model
+    whose parameters do not fit is refused before anything is written; a quadrant decoder's
+    weights start its mirror-padded variant (same parameters)."""
+    from lacbed.errors import SettingsError
+    from lacbed.ml.training import _warm_start
+
+    a = train(tiny_data, tmp_path / "a", model="vae", config=TrainConfig(epochs=1, batch_size=8,
+              seed=5), norm=Normalisation(potential_scale=500.0), tensorboard=False)  # fmt: skip
+    cfg = TrainConfig(epochs=1, batch_size=8, seed=9, lr=1e-30, init=str(a.model_path))
+    b = train(tiny_data, tmp_path / "b", model="vae", config=cfg, tensorboard=False)
+    ma, mb = load_surrogate(a.model_path)[0], load_surrogate(b.model_path)[0]
+    assert mb.norm == ma.norm and mb.norm.potential_scale == 500.0
+    for k, v in ma.state_dict().items():
+        torch.testing.assert_close(mb.state_dict()[k], v, rtol=1e-6, atol=1e-7)
+    assert b.best_val_z == pytest.approx(a.best_val_z, rel=1e-5)
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["train"]["init"] == cfg.init
+    with pytest.raises(SettingsError, match="--init .* other parameters"):
+        train(tiny_data, tmp_path / "c", model="resae",
+              config=TrainConfig(epochs=1, init=str(a.model_path)), tensorboard=False)  # fmt: skip
+    assert not (tmp_path / "c").exists()
+    quad = ModelConfig("resae", size=SIZE, latent=16, width=8, depth=2, quadrant=True)
+    path = save_surrogate(make_surrogate(quad, Normalisation(), seed=3), tmp_path / "q.pt")
+    mirror = ModelConfig("resae", size=SIZE, latent=16, width=8, depth=2, quadrant=True,
+                         mirror_pad=True)  # fmt: skip
+    start = _warm_start(str(path), mirror)
+    new = make_surrogate(mirror, start.norm, seed=0)
+    new.net.load_state_dict(start.net.state_dict())  # strict: every parameter fits
+    assert all(torch.equal(v, start.net.state_dict()[k]) for k, v in new.net.state_dict().items())
+
+
 def _cli(argv, capsys) -> tuple[int, str, str]:
     argv = [str(a) for a in argv]
     if argv[0] in ("train", "evaluate", "predict"):
@@ -561,6 +594,24 @@ def open_dataset_counts(path) -> dict:
     return open_dataset(path).split_counts()
 
 
+def test_reference_distance_and_potential_features():
+    """The distance to the training set: k nearest, columns scaled by the reference's spread;
+    the features: Fourier amplitudes, blind to the cell origin."""
+    from lacbed.ml.uncertainty import potential_features, reference_distance
+
+    ref = np.array([[0.0], [2.0], [4.0]])
+    sd = ref.std()
+    assert reference_distance(np.array([[1.0]]), ref, k=2) == pytest.approx([1.0 / sd])
+    assert reference_distance(ref, ref, k=1) == pytest.approx([0, 0, 0], abs=1e-7)
+    pot = np.random.default_rng(3).uniform(30, 900, (2, 16, 16))
+    shifted = np.roll(pot, (5, -3), axis=(1, 2))
+    np.testing.assert_allclose(potential_features(shifted), potential_features(pot), rtol=1e-6)
+    flat = potential_features(np.full((1, 16, 16), 50.0), order=2).reshape(5, 5)
+    assert flat[0, 0] == pytest.approx(np.log1p(50.0)) and np.abs(flat).sum() == pytest.approx(
+        np.log1p(50.0)
+    )
+
+
 def test_ensemble_spread_and_calibration(tiny_data, tmp_path, capsys):
     """An ensemble of seeds: mean + spread, calibrated on val, used by predict."""
     import json
@@ -600,9 +651,12 @@ def test_ensemble_spread_and_calibration(tiny_data, tmp_path, capsys):
     ens = Ensemble.load(ens_path)
     c = ens.calibration
     assert c["split"] == "val" and c["n"] == 2 * 3  # 3 val structures x 2 thicknesses
-    assert np.isfinite(c["slope"]) and -1 <= c["spearman"] <= 1 and 0 <= c["coverage"] <= 1
+    assert c["features"] == ["spread", "reference_distance", "thickness_nm"]
+    assert np.all(np.isfinite(c["coef"])) and -1 <= c["spearman"] <= 1 and 0 <= c["coverage"] <= 1
     assert c["coverage_q90"] >= 5 / 6  # 90 % of 6 samples: at least 5 below the upper bound
     assert [p.resolve() for p in ens.members] == [(r / "model.pt").resolve() for r in runs]
+    assert ens.reference.shape == (18, 17 * 17)  # the 18 training structures' features
+    assert (ens_path.parent / c["reference"]).is_file()
     cifs = [CIF_DIR / "si_origin2_icsd.cif", CIF_DIR / "cu_no_adp.cif"]
     out_npy = tmp_path / "p.npy"
     code, out, err = _cli(
@@ -610,15 +664,43 @@ def test_ensemble_spread_and_calibration(tiny_data, tmp_path, capsys):
     )
     assert code == 0, err
     assert np.load(out_npy).shape == (2, SIZE, SIZE)
-    errors = json.loads((tmp_path / "p.errors.json").read_text())
-    rows = errors["items"]
-    assert len(rows) == 2 and all(
-        r["estimated_z"] == pytest.approx(max(c["intercept"] + c["slope"] * r["spread"], 0))
-        for r in rows
-    )
+    rows = json.loads((tmp_path / "p.errors.json").read_text())["items"]
+    from lacbed.crystal import read_cif
+    from lacbed.ml.predict import load_model, model_inputs
+    from lacbed.ml.uncertainty import potential_features, reference_distance
+
+    kw = model_inputs([read_cif(f) for f in cifs], *load_model(runs[0]), 75.0)
+    dist = reference_distance(potential_features(kw["potentials"]), ens.reference)
+    spread = [r["spread"] for r in rows]
+    want = [
+        c["intercept"] + np.dot(c["coef"], [d, r, 75.0]) for d, r in zip(spread, dist, strict=True)
+    ]
+    assert len(rows) == 2 and [r["estimated_z"] for r in rows] == pytest.approx(np.maximum(want, 0))
     assert "estimated Z" in out
+    code, out, err = _cli(["ensemble", *runs, "--data", tiny_data, "-o", tmp_path / "s.json",
+                           "--spread-only", "--threads", 1], capsys)  # fmt: skip
+    assert code == 0, err
+    only = Ensemble.load(tmp_path / "s.json")
+    assert only.reference is None and "features" not in only.calibration
+    assert only.estimate([0.1, 0.2]) == pytest.approx(
+        np.maximum(
+            only.calibration["intercept"] + only.calibration["slope"] * np.array([0.1, 0.2]), 0
+        )
+    )
     code, _, err = _cli(["ensemble", runs[0], "-o", tmp_path / "one.json"], capsys)
     assert code == 2 and "at least two" in err
+    # evaluate() scores an ensemble's mean: Z of the standardised mean of the members' patterns
+    from lacbed.ml.evaluate import evaluate
+
+    members = [load_surrogate(r)[0] for r in runs]
+    ev = evaluate(members, tiny_data)["val"]
+    singles = [evaluate(m, tiny_data)["val"] for m in members]
+    mean = np.stack([e.predicted for e in singles]).mean(axis=0)
+    mean = (mean - mean.mean(axis=(-2, -1), keepdims=True)) / mean.std(axis=(-2, -1), keepdims=True)
+    np.testing.assert_allclose(ev.predicted, mean, atol=1e-5)
+    target = prepare_target(ev.arrays.pattern, members[0].norm)
+    np.testing.assert_allclose(ev.z, z_score(target, mean), atol=1e-5)
+    assert ev.spread.shape == ev.z.shape and np.all(ev.spread > 0) and singles[0].spread is None
 
 
 #: SHA-256 of the shipped ensemble (src/lacbed/ml/weights/default*) that tests/data/ml/ was made with

@@ -125,6 +125,13 @@ def train(
             "8 operations of 4mm on input and target), shifts (a random cell origin), all."
         ),
     ] = "none",
+    init: Annotated[
+        Path | None,
+        typer.Option(
+            help="Start a new run from this model's weights (model file or run directory; same "
+            "model and options, --mirror-pad may differ): continue training as the data grows."
+        ),
+    ] = None,
     threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
@@ -146,6 +153,7 @@ def train(
         thickness_nm=tuple(thickness) if thickness else None,
         patience=patience,
         augment=augment,
+        init=None if init is None else str(init),
     )
     mcfg = None
     if (physics_kind != "bragg" or residual) and not physics_channel:
@@ -282,13 +290,23 @@ def ensemble(
     split: Annotated[
         str, typer.Option(help="Calibration split (val keeps the test split untouched).")
     ] = "val",
+    spread_only: Annotated[
+        bool,
+        typer.Option(
+            "--spread-only",
+            help="Calibrate on the spread alone (default: spread, distance of the potential to "
+            "the training structures, thickness).",
+        ),
+    ] = False,
     threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
 ) -> None:
     """Group models (trained with different --seed) into an ensemble that estimates its error.
 
-    With --data, the spread (mean Z between each member and the mean) is calibrated on SPLIT:
-    Z ≈ intercept + slope · spread, and the Spearman rank correlation of spread and true Z is
-    reported.
+    With --data, the error estimate is calibrated on SPLIT: Z ≈ intercept + a · spread (mean Z
+    between each member and the mean) + b · distance of the potential to the training
+    structures + c · thickness (--spread-only: the spread alone), and the Spearman rank
+    correlation of estimate and true Z is reported. The training features are written to
+    ENS.reference.npz beside ENS.json.
     Use the file as `lacbed predict X.cif --model ENS.json`.
     """
     if len(runs) < 2:
@@ -297,17 +315,22 @@ def ensemble(
         raise SettingsError(f"the ensemble file must end in .json, got {out.name!r}")
     _threads(threads)
     from lacbed.ml.model import _resolve
-    from lacbed.ml.uncertainty import Ensemble, calibrate
+    from lacbed.ml.uncertainty import ERROR_FEATURES, Ensemble, calibrate
 
     ens = Ensemble([_resolve(r) for r in runs])
     models = [m for m, _ in ens.load_models()]
     if data is not None:
-        ens.calibration = calibrate(models, data, split=split)
+        feats = ("spread",) if spread_only else ERROR_FEATURES
+        ens.calibration, ens.reference = calibrate(models, data, split=split, features=feats)
         c = ens.calibration
+        terms = " + ".join(
+            f"{v:.3g} × {f}" for f, v in zip(c.get("features", ["spread"]),
+                                             c.get("coef", [c.get("slope")]), strict=True)
+        )  # fmt: skip
         typer.echo(
             f"calibrated on {c['split']} ({c['n']} samples): Z ≈ {c['intercept']:.3g} + "
-            f"{c['slope']:.3g} × spread (90 % below + {c['q90_residual']:.3g}), "
-            f"Spearman {c['spearman']:.2f}, true Z below the estimate for "
+            f"{terms} (90 % below + {c['q90_residual']:.3g}), Spearman {c['spearman']:.2f} "
+            f"(spread alone {c['spearman_spread']:.2f}), true Z below the estimate for "
             f"{100 * c['coverage']:.0f} %"
         )
     ens.save(out)

@@ -245,6 +245,11 @@ class TrainConfig:
         Exact-physics augmentation of training pairs (:mod:`lacbed.ml.augment`): a random one
         of the 8 operations of 4mm on input and target ('ops'), a random cell origin of the
         input ('shifts'), or both ('all'). Validation data is never augmented.
+    init : str or None
+        Model file (or run directory) whose weights and normalisation start a new run: a warm
+        start, e.g. to continue training a model as the release grows. The network must have the
+        same parameters (``mirror_pad`` may differ: it changes padding, not weights). Recorded
+        as given.
     """
 
     epochs: int = 30
@@ -256,6 +261,7 @@ class TrainConfig:
     thickness_nm: tuple[float, ...] | None = None
     patience: int = 8
     augment: str = "none"
+    init: str | None = None
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -22,7 +22,7 @@ from lacbed.dataset.splits import SPLIT_NAMES
 from lacbed.errors import LacbedError, SettingsError
 from lacbed.metrics import z_score
 from lacbed.ml.data import SplitArrays, load_split, prepare_target, resolve_thicknesses
-from lacbed.ml.model import Surrogate, run_model
+from lacbed.ml.model import Surrogate, run_model_series
 
 __all__ = [
     "EVAL_SPLITS",
@@ -66,12 +66,15 @@ class SplitEvaluation:
         Z per structure and thickness.
     split : str
         The split that was scored ('' when not from a dataset split).
+    spread : ndarray, shape (n, T), or None
+        A seed ensemble's spread (mean Z of its members against their mean) [1].
     """
 
     arrays: SplitArrays
     predicted: np.ndarray
     z: np.ndarray
     split: str = ""
+    spread: np.ndarray | None = None
 
     def worst(self, n: int = 10) -> dict[str, list[dict]]:
         """The ``n`` largest Z at each thickness, worst first.
@@ -111,26 +114,42 @@ class SplitEvaluation:
 
 
 def evaluate_split(
-    model: Surrogate, arrays: SplitArrays, *, batch_size: int = 32, split: str = ""
+    model, arrays: SplitArrays, *, batch_size: int = 32, split: str = ""
 ) -> SplitEvaluation:
-    """Run the model on every (structure, thickness) of a split and score it."""
+    """Run the model on every (structure, thickness) of a split and score it.
+
+    ``model`` is a :class:`~lacbed.ml.model.Surrogate` or a sequence of them (a seed ensemble:
+    its mean prediction is scored, :func:`lacbed.ml.uncertainty.ensemble_stats`, and its
+    spread kept in ``SplitEvaluation.spread``).
+    """
+    from lacbed.ml.uncertainty import ensemble_stats
+
+    models = _members(model)
     n, t = arrays.pattern.shape[:2]
-    pred = np.empty(arrays.pattern.shape, dtype=np.float32)
-    for j, tj in enumerate(arrays.thickness_nm):
-        pred[:, j] = run_model(
-            model,
-            arrays.potential,
-            thickness_nm=float(tj),
-            a=arrays.a,
-            symmetry=arrays.symmetry,
-            batch_size=batch_size,
-            physics=None if arrays.physics is None else arrays.physics[:, j],
+    spread = None
+    if n == 0:
+        pred = np.empty(arrays.pattern.shape, dtype=np.float32)
+    else:
+        kw = {"thicknesses_nm": arrays.thickness_nm, "a": arrays.a, "symmetry": arrays.symmetry}
+        preds = np.stack(
+            [
+                run_model_series(
+                    m, arrays.potential, batch_size=batch_size, physics=arrays.physics, **kw
+                )
+                for m in models
+            ]
         )
-    target = prepare_target(arrays.pattern, model.norm)
+        pred, spread = (preds[0], None) if len(models) == 1 else ensemble_stats(preds)
+    target = prepare_target(arrays.pattern, models[0].norm)
     z = z_score(target, pred) if n else np.zeros((0, t))
     return SplitEvaluation(
-        arrays=arrays, predicted=pred, z=np.asarray(z).reshape(n, t), split=split
+        arrays=arrays, predicted=pred, z=np.asarray(z).reshape(n, t), split=split, spread=spread
     )
+
+
+def _members(model) -> list[Surrogate]:
+    """One surrogate or a seed ensemble's members, as a list."""
+    return list(model) if isinstance(model, list | tuple) else [model]
 
 
 def resolve_split(dataset, name: str) -> tuple[str, str | None]:
@@ -155,7 +174,7 @@ def resolve_split(dataset, name: str) -> tuple[str, str | None]:
 
 
 def evaluate(
-    model: Surrogate,
+    model,
     data,
     *,
     splits: tuple[str, ...] = ("val",),
@@ -165,7 +184,9 @@ def evaluate(
 
     Parameters
     ----------
-    model : Surrogate
+    model : Surrogate or sequence of Surrogate
+        One model, or the members of a seed ensemble (its mean prediction is scored; the
+        members must share thicknesses, inputs and normalisation).
     data : path-like or lacbed.dataset.store.Dataset
         Working dataset store or release (:func:`lacbed.dataset.open_dataset`).
     splits : tuple of str
@@ -191,6 +212,8 @@ def evaluate(
     """
     from lacbed.dataset.store import Dataset, open_dataset
 
+    ens = model
+    model = _members(ens)[0]
     ds = data if isinstance(data, Dataset) else open_dataset(data)
     if ds.size != model.config.size:
         raise LacbedError(
@@ -222,5 +245,5 @@ def evaluate(
             require=False,
             physics=model.config.physics_input or False,
         )
-        out[name] = evaluate_split(model, arrays, split=used)
+        out[name] = evaluate_split(ens, arrays, split=used)
     return out

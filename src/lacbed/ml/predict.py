@@ -67,7 +67,13 @@ def load_default():
     blob = _shipped_blob()
     models = [_shipped_member(name) for name in blob["members"]]
     members = [Path(name) for name in blob["members"]]
-    return Ensemble(members, dict(blob.get("calibration") or {}), models=models)
+    calibration = dict(blob.get("calibration") or {})
+    reference = None
+    if calibration.get("reference"):
+        res = resources.files("lacbed.ml").joinpath("weights").joinpath(calibration["reference"])
+        with resources.as_file(res) as p:  # a temporary copy when the package is zipped
+            reference = Ensemble.read_reference(p)
+    return Ensemble(members, calibration, models=models, reference=reference)
 
 
 def _shipped_blob() -> dict:
@@ -390,7 +396,7 @@ def predict_series(
         from lacbed.ml.uncertainty import ensemble_stats
 
         out, spread = ensemble_stats(preds)
-    est = None if ens is None else ens.estimate(spread)
+    est = None if ens is None else ens.estimate(spread, kws[0]["potentials"], ts)
     source = np.full((n, nt), "surrogate", dtype=object)
     engine: list = [None] * n
     settings = None

@@ -145,6 +145,24 @@ def _resolve_configs(run: Path, model: str, cfg, model_config, norm, size: int):
     return mcfg, norm, cfg, last, saved
 
 
+def _warm_start(path: str, mcfg: ModelConfig) -> Surrogate:
+    """The model at ``path`` whose weights start a new run, checked to fit ``mcfg``."""
+    from lacbed.ml.model import load_surrogate
+
+    model, _ = load_surrogate(path)
+    fits = model.config.name == mcfg.name
+    if fits:
+        want = make_surrogate(mcfg, model.norm, seed=0).net.state_dict()
+        have = model.net.state_dict()
+        fits = want.keys() == have.keys() and all(want[k].shape == have[k].shape for k in want)
+    if not fits:
+        raise SettingsError(
+            f"--init {path}: its {model.config.name!r} network has other parameters than the "
+            f"{mcfg.name!r} model asked for (same model and options needed)"
+        )
+    return model
+
+
 def _trainer(run: Path, cfg, *, progress: bool, tensorboard: bool, n_batches: int):  # noqa: ANN001, ANN202
     """Lightning trainer with best/last checkpoints, early stopping and CSV (+TensorBoard) logs."""
     ckpt_best = L.pytorch.callbacks.ModelCheckpoint(
@@ -223,6 +241,9 @@ def train(
         run, model, config or TrainConfig(), model_config, norm, ds.size
     )
     resumed = saved is not None
+    start = None if resumed or cfg.init is None else _warm_start(cfg.init, mcfg)
+    if start is not None:
+        norm = start.norm  # the weights expect the inputs scaled as they were trained
     t_idx = resolve_thicknesses(ds.thicknesses_nm, cfg.thickness_nm, conditioned=mcfg.conditioned)
     phys = mcfg.physics_input or False
     tr = load_split(
@@ -260,6 +281,8 @@ def train(
     _write_json(run / "config.json", resolved)
 
     lit = LitSurrogate(mcfg.to_dict(), norm.to_dict(), cfg.to_dict(), __version__)
+    if start is not None:
+        lit.surrogate.net.load_state_dict(start.net.state_dict())
     trainer, ckpt_best = _trainer(
         run, cfg, progress=progress, tensorboard=tensorboard, n_batches=len(train_loader)
     )
