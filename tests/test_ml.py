@@ -701,6 +701,14 @@ def test_ensemble_spread_and_calibration(tiny_data, tmp_path, capsys):
     target = prepare_target(ev.arrays.pattern, members[0].norm)
     np.testing.assert_allclose(ev.z, z_score(target, mean), atol=1e-5)
     assert ev.spread.shape == ev.z.shape and np.all(ev.spread > 0) and singles[0].spread is None
+    code, out, err = _cli(["evaluate", ens_path, tiny_data], capsys)  # the calibrated ensemble
+    assert code == 0, err
+    m = json.loads((ens_path.parent / "ens.metrics.json").read_text())
+    assert m["members"] == 3 and (ens_path.parent / "ens.gallery-val.png").is_file()
+    assert m["splits"]["val"]["mean"] == pytest.approx(ev.z.mean())
+    e = m["splits"]["val"]["error_estimate"]  # on its own calibration split: 90 % held there
+    assert e["coverage_q90"] == pytest.approx(c["coverage_q90"]) and "Spearman" in out
+    assert e["spearman"] == pytest.approx(c["spearman"])
 
 
 #: SHA-256 of the shipped ensemble (src/lacbed/ml/weights/default*) that tests/data/ml/ was made with

@@ -184,7 +184,9 @@ def train(
 
 @app.command("evaluate")
 def evaluate(
-    run: Annotated[Path, typer.Argument(help="Run directory (or model file).")],
+    run: Annotated[
+        Path, typer.Argument(help="Run directory, model file or ensemble file (ENS.json).")
+    ],
     data: Annotated[Path, typer.Argument(help="Dataset directory or release.")],
     split: Annotated[
         str,
@@ -200,7 +202,9 @@ def evaluate(
     """Z (mean, median, P90, worst cases) per thickness on one split.
 
     Writes RUN/metrics.json (one entry per evaluated split, earlier entries kept) and
-    RUN/gallery-SPLIT.png (the worst cases: input | target | prediction | difference).
+    RUN/gallery-SPLIT.png (the worst cases: input | target | prediction | difference); for an
+    ensemble file ENS.json, ENS.metrics.json and ENS.gallery-SPLIT.png beside it, with how well
+    its error estimate ranks (Spearman) and bounds the true Z on that split.
     """
     from lacbed.ml.evaluate import EVAL_SPLITS
 
@@ -209,27 +213,28 @@ def evaluate(
     if worst < 1:
         raise SettingsError(f"--worst must be >= 1, got {worst}")
     _threads(threads)
-    import numpy as np
-
     from lacbed import __version__
-    from lacbed._io import atomic_path
     from lacbed.dataset.store import open_dataset
-    from lacbed.ml.data import prepare_target
     from lacbed.ml.evaluate import evaluate as run_eval
     from lacbed.ml.evaluate import resolve_split
-    from lacbed.ml.predict import load_model
-    from lacbed.plotting.ml import plot_gallery
+    from lacbed.ml.predict import load_predictor
 
-    surrogate, info = load_model(run)
+    pred = load_predictor(run)
+    pairs = [pred] if isinstance(pred, tuple) else pred.load_models()  # model or ensemble
+    surrogate, info = pairs[0]
     thick = info.data.get("thicknesses_nm") or None
     ds = open_dataset(data)
     used, note = resolve_split(ds, split)
     if note:
         typer.echo(f"note: {note}", err=True)
     # the note is said here once; score the resolved split (no second warning from the library)
-    ev = run_eval(surrogate, ds, splits=(used,), thickness_nm=thick)[used]
-    run_dir = run if run.is_dir() else run.parent
-    metrics_path = run_dir / "metrics.json"
+    ev = run_eval([m for m, _ in pairs], ds, splits=(used,), thickness_nm=thick)[used]
+    if run.suffix.lower() == ".json":
+        metrics_path = run.with_name(run.stem + ".metrics.json")
+        gallery = run.with_name(f"{run.stem}.gallery-{split}.png")
+    else:
+        run_dir = run if run.is_dir() else run.parent
+        metrics_path, gallery = run_dir / "metrics.json", run_dir / f"gallery-{split}.png"
     metrics = {}
     if metrics_path.is_file():
         try:
@@ -244,30 +249,18 @@ def evaluate(
         release=bool("test-real" in ds.split_counts()),
         thicknesses_nm=[float(t) for t in ev.arrays.thickness_nm],
     )
+    if len(pairs) > 1:
+        stats["error_estimate"] = _estimate_quality(pred, ev)
     metrics.update(
         model=surrogate.config.to_dict(),
+        members=len(pairs),
         z_units="1 (multiply by 100 for %)",
         lacbed_version=__version__,
     )
     metrics.setdefault("splits", {})[split] = stats
-    # the gallery: the worst cases over all thicknesses, worst first
-    a = ev.arrays
-    flat = np.argsort(-ev.z.ravel(), kind="stable")[: min(worst, ev.z.size)]
-    picks = [(int(k) // ev.z.shape[1], int(k) % ev.z.shape[1]) for k in flat]
-    fig = plot_gallery(
-        a.potential[[i for i, _ in picks]],
-        prepare_target(np.stack([a.pattern[i, j] for i, j in picks]), surrogate.norm),
-        [ev.predicted[i, j] for i, j in picks],
-        [ev.z[i, j] for i, j in picks],
-        labels=[f"{a.keys[i]}\n{a.formulas[i]} {a.thickness_nm[j]:g} nm" for i, j in picks],
-    )
-    gallery = run_dir / f"gallery-{split}.png"
-    with atomic_path(metrics_path) as tmp:
-        tmp.write_text(json.dumps(metrics, indent=1))
-    with atomic_path(gallery) as tmp:
-        fig.savefig(tmp, dpi=90)
+    _write_evaluation(metrics_path, metrics, gallery, ev, surrogate.norm, worst)
     label = split if used == split else f"{split} (scored: {used})"
-    typer.echo(f"{label}: {len(a)} structures")
+    typer.echo(f"{label}: {len(ev.arrays)} structures")
     rows = [("all", stats)] + [(f"{t} nm", s) for t, s in stats["per_thickness"].items()]
     for name, s in rows:
         typer.echo(
@@ -277,7 +270,60 @@ def evaluate(
     for t, rows_ in stats["worst"].items():
         cells = ", ".join(f"{w['formula']} ({w['key']}) {100 * w['z']:.1f}" for w in rows_)
         typer.echo(f"  worst at {t} nm [Z %]: {cells}")
+    e = stats.get("error_estimate")
+    if e and e.get("spearman") is not None:
+        typer.echo(
+            f"  error estimate: Spearman {e['spearman']:.2f} with the true Z (spread alone "
+            f"{e['spearman_spread']:.2f}); true Z below the estimate {100 * e['coverage']:.0f} %, "
+            f"below the 90 % bound {100 * e['coverage_q90']:.0f} %"
+        )
     typer.echo(f"wrote {metrics_path} and {gallery}")
+
+
+def _estimate_quality(ensemble, ev) -> dict:
+    """How an ensemble's error estimate ranks and bounds the true Z of one evaluation."""
+    import numpy as np
+
+    from lacbed.ml.uncertainty import spearman
+
+    z = ev.z
+    out = {"spearman_spread": spearman(ev.spread, z)}
+    est = ensemble.estimate(ev.spread, ev.arrays.potential, ev.arrays.thickness_nm)
+    if est is None:
+        return {**out, "spearman": None}
+    q90 = float(ensemble.calibration.get("q90_residual", np.nan))
+    return {
+        **out,
+        "spearman": spearman(est, z),
+        "mean_estimated_z": float(est.mean()),
+        "coverage": float(np.mean(z <= est)),
+        "coverage_q90": float(np.mean(z <= est + q90)),
+        "mean_abs_error": float(np.abs(est - z).mean()),
+    }
+
+
+def _write_evaluation(metrics_path, metrics, gallery, ev, norm, worst) -> None:  # noqa: ANN001
+    """metrics.json and the gallery of the worst cases over all thicknesses, worst first."""
+    import numpy as np
+
+    from lacbed._io import atomic_path
+    from lacbed.ml.data import prepare_target
+    from lacbed.plotting.ml import plot_gallery
+
+    a = ev.arrays
+    flat = np.argsort(-ev.z.ravel(), kind="stable")[: min(worst, ev.z.size)]
+    picks = [(int(k) // ev.z.shape[1], int(k) % ev.z.shape[1]) for k in flat]
+    fig = plot_gallery(
+        a.potential[[i for i, _ in picks]],
+        prepare_target(np.stack([a.pattern[i, j] for i, j in picks]), norm),
+        [ev.predicted[i, j] for i, j in picks],
+        [ev.z[i, j] for i, j in picks],
+        labels=[f"{a.keys[i]}\n{a.formulas[i]} {a.thickness_nm[j]:g} nm" for i, j in picks],
+    )
+    with atomic_path(metrics_path) as tmp:
+        tmp.write_text(json.dumps(metrics, indent=1))
+    with atomic_path(gallery) as tmp:
+        fig.savefig(tmp, dpi=90)
 
 
 @app.command("ensemble")
