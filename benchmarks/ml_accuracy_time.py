@@ -8,9 +8,12 @@ Puts on one plot, for the materials of one split of the release ``data/lacbed-cu
   number of thicknesses it returned (one eigensolve serves them all);
 - the converged default engine (the release itself): time = the recorded CPU time per material
   over the thicknesses, Z = its own convergence estimate (it is the reference of the others);
-- each surrogate given as ``--model LABEL=RUN,TIMING``: Z from ``RUN/metrics.json`` (``lacbed
-  evaluate RUN data/lacbed-cubic --split SPLIT``), time per pattern = 1 / the batched
-  throughput from a potential image in ``TIMING`` (``benchmarks/ml_inference.py`` output).
+- each surrogate given as ``--model LABEL=RUN[+RUN...],TIMING``: one run, a seed ensemble
+  (its mean prediction; ``RUN0+RUN1+RUN2``) or ``shipped`` (the packaged ensemble), scored here
+  on the same materials as the engine rows (and on the whole split, ``whole_split``); time per
+  pattern = 1 / the batched throughput from a potential image in ``TIMING``, a JSON file
+  (``benchmarks/ml_inference.py`` output, key ``batched_patterns_per_s``) or
+  ``FILE.json#dotted.key`` (e.g. ``ml_shipped_speed.json#threads.2.ensemble_potential_4t.patterns_per_s``).
 
 Each method is drawn at its time per pattern with its median Z over the split at every
 thickness it serves (a vertical strip: one marker per thickness) and the median over all of
@@ -20,6 +23,7 @@ them. The split must be the same for every source: ``val`` while models are chos
 Usage (repository root)::
 
     python benchmarks/ml_accuracy_time.py --split val \\
+        --model "shipped=shipped,benchmarks/results/ml_shipped_speed.json#threads.2.ensemble_potential_4t.patterns_per_s" \\
         --model "vae=runs/rel2/vae,benchmarks/ml_inference_vae_t1.json" \\
         -o docs/figures/ml_accuracy_time_val.png
 
@@ -76,7 +80,7 @@ def converged_point(rel, keys: set[str]) -> dict:  # noqa: ANN001
     n_t = len(rel.thicknesses_nm)
     est = [r["engine"]["convergence_estimate"] for r in recs]
     return {
-        "label": "engine converged (reference; Z = own estimate)",
+        "label": "engine converged (ref.)",  # Z: its own convergence estimate
         "kind": "reference",
         "n": len(recs),
         "seconds_per_pattern": float(np.mean([r["cpu_s"] for r in recs]) / n_t),
@@ -85,22 +89,45 @@ def converged_point(rel, keys: set[str]) -> dict:  # noqa: ANN001
     }
 
 
-def model_point(label: str, run: Path, timing: Path, split: str) -> dict:
-    """A surrogate's Z on ``split`` (its metrics.json) and its time per pattern (batched)."""
-    metrics = json.loads((run / "metrics.json").read_text())["splits"]
-    if split not in metrics:
-        raise SystemExit(f"{run}/metrics.json has no '{split}' entry: run lacbed evaluate first")
-    m = metrics[split]
-    speed = json.loads(timing.read_text())
-    per_t = {k: v["median"] for k, v in m["per_thickness"].items()}
+def load_members(spec: str) -> list:
+    """Surrogates of ``RUN[+RUN...]`` (run directories or model files), or ``shipped``."""
+    from lacbed.ml.model import load_surrogate
+    from lacbed.ml.predict import load_default
+
+    if spec == "shipped":
+        return [m for m, _ in load_default().load_models()]
+    return [load_surrogate(Path(r))[0] for r in spec.split("+")]
+
+
+def patterns_per_s(timing: str) -> float:
+    """``FILE.json`` (key ``batched_patterns_per_s``) or ``FILE.json#dotted.key``."""
+    path, _, key = timing.partition("#")
+    value = json.loads(Path(path).read_text())
+    for part in (key or "batched_patterns_per_s").split("."):
+        value = value[part]
+    return float(value)
+
+
+def model_point(label: str, spec: str, timing: str, split: str, keys: set[str]) -> dict:
+    """A surrogate's (or seed ensemble's mean) Z on the materials ``keys`` of ``split``, scored
+    here (:func:`lacbed.ml.evaluate.evaluate`), and its time per pattern (batched)."""
+    from lacbed.ml.evaluate import evaluate, z_stats
+
+    ev = evaluate(load_members(spec), RELEASE, splits=(split,))[split]
+    rows = [i for i, k in enumerate(ev.arrays.keys) if k in keys]
+    z = ev.z[rows]
     return {
         "label": label,
         "kind": "surrogate",
-        "n": m["n"],
-        "seconds_per_pattern": 1.0 / float(speed["batched_patterns_per_s"]),
-        "timing": str(timing),
-        "median_z": per_t,
-        "median_z_all": float(m["median"]),
+        "model": spec,
+        "n": len(rows),
+        "seconds_per_pattern": 1.0 / patterns_per_s(timing),
+        "timing": timing,
+        "median_z": {
+            f"{t:g}": float(np.median(z[:, j])) for j, t in enumerate(ev.arrays.thickness_nm)
+        },
+        "median_z_all": float(np.median(z)),
+        "whole_split": z_stats(ev.z),  # every material of the split, not only the engine's
     }
 
 
@@ -140,7 +167,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--split", default="val", choices=["val", "test-real"])
     ap.add_argument("--engine", default=str(RESULTS / "engine_budget_curve.json"))
-    ap.add_argument("--model", action="append", default=[], help="LABEL=RUN,TIMING_JSON")
+    ap.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        help="LABEL=RUN[+RUN...],TIMING_JSON[#key.path] (RUN 'shipped': the packaged ensemble)",
+    )
     ap.add_argument("-o", "--out", required=True, help="figure (.png)")
     args = ap.parse_args()
     rel = open_release(RELEASE, cache=False)
@@ -154,7 +186,7 @@ def main() -> None:
     for spec in args.model:
         label, _, paths = spec.partition("=")
         run, _, timing = paths.partition(",")
-        points.append(model_point(label, Path(run), Path(timing), args.split))
+        points.append(model_point(label, run, timing, args.split, keys))
     plot(points, args.split, Path(args.out))
     result = {"split": args.split, "materials": sorted(keys), "points": points}
     out = RESULTS / f"ml_accuracy_time_{args.split}.json"

@@ -16,7 +16,7 @@ Usage (on the release, once it holds >= 2 000 materials; nice it on a shared mac
     nice -n 10 python benchmarks/ml_learning_curve.py data/lacbed-cubic -o runs/lc \\
         --model resae --sizes 100 200 400 800 1600 --seeds 0 1 2 --epochs 100 --patience 10
 
-``--augment``, ``--physics-channel`` and ``--quadrant`` pass through to every run (as ``lacbed train``).
+``--augment``, ``--physics-channel``, ``--quadrant`` and ``--mirror-pad`` pass through to every run (as ``lacbed train``).
 Sizes larger than the training split are clipped to it (and said so). Defaults train for a
 few epochs only; pass the budget of the real runs. Each run uses one torch thread by default.
 """
@@ -58,6 +58,7 @@ def run_curve(
     augment: str = "none",
     physics_channel: bool = False,
     quadrant: bool = False,
+    mirror_pad: bool = False,
     progress: bool = False,
 ) -> dict:
     """Train and score every (size, seed); return (and write) the learning-curve summary."""
@@ -76,11 +77,12 @@ def run_curve(
     if used != wanted:
         logging.warning("sizes clipped to the %d training structures: %s", n_avail, used)
     mcfg = None
-    if physics_channel or quadrant:
+    if physics_channel or quadrant or mirror_pad:
         mcfg = dataclasses.replace(
             default_model_config(model, size=ds.size),
             physics_channel=physics_channel,
             quadrant=quadrant,
+            mirror_pad=mirror_pad,
         )
     rows = []
     for n in used:
@@ -144,6 +146,7 @@ def run_curve(
         "augment": augment,
         "physics_channel": physics_channel,
         "quadrant": quadrant,
+        "mirror_pad": mirror_pad,
         "z_units": "1 (multiply by 100 for %)",
         "sizes": rows,
         "fit": power_law([r["n_train_structures"] for r in rows], [r["val_mean"] for r in rows]),
@@ -197,6 +200,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--augment", default="none", choices=["none", "ops", "shifts", "all"])
     ap.add_argument("--physics-channel", action="store_true")
     ap.add_argument("--quadrant", action="store_true", help="resae: decode one quadrant")
+    ap.add_argument("--mirror-pad", action="store_true", help="with --quadrant: no seam")
     args = ap.parse_args(argv)
     if len(set(args.sizes)) < 5:
         ap.error("a learning curve needs at least 5 distinct --sizes")
@@ -218,6 +222,7 @@ def main(argv=None) -> dict:
         augment=args.augment,
         physics_channel=args.physics_channel,
         quadrant=args.quadrant,
+        mirror_pad=args.mirror_pad,
     )
     for r in summary["sizes"]:
         print(
