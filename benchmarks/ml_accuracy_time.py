@@ -115,6 +115,8 @@ def model_point(label: str, spec: str, timing: str, split: str, keys: set[str]) 
 
     ev = evaluate(load_members(spec), RELEASE, splits=(split,))[split]
     rows = [i for i, k in enumerate(ev.arrays.keys) if k in keys]
+    if not rows:
+        raise SystemExit(f"{label}: none of the engine's materials is in the '{split}' split")
     z = ev.z[rows]
     return {
         "label": label,

@@ -123,7 +123,7 @@ def main(argv=None) -> dict:
     ds = open_dataset(args.data)
     m0 = models[0]
     t_idx = resolve_thicknesses(
-        ds.thicknesses_nm, m0.trained_thicknesses_nm or None, conditioned=True
+        ds.thicknesses_nm, m0.trained_thicknesses_nm or None, conditioned=m0.config.conditioned
     )
     va = load_split(ds, args.split, thickness_index=t_idx)
     tr = load_split(ds, "train", thickness_index=t_idx[:1])

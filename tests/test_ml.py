@@ -336,7 +336,10 @@ def test_warm_start_begins_at_the_given_weights(tiny_data, tmp_path):
     learning rate leaves them unchanged, so the run scores what that model scores); a model
     whose parameters do not fit is refused before anything is written; a quadrant decoder's
     weights start its mirror-padded variant (same parameters)."""
+    from dataclasses import replace
+
     from lacbed.errors import SettingsError
+    from lacbed.ml.config import default_model_config
     from lacbed.ml.training import _warm_start
 
     a = train(tiny_data, tmp_path / "a", model="vae", config=TrainConfig(epochs=1, batch_size=8,
@@ -349,15 +352,25 @@ def test_warm_start_begins_at_the_given_weights(tiny_data, tmp_path):
         torch.testing.assert_close(mb.state_dict()[k], v, rtol=1e-6, atol=1e-7)
     assert b.best_val_z == pytest.approx(a.best_val_z, rel=1e-5)
     assert json.loads((tmp_path / "b" / "config.json").read_text())["train"]["init"] == cfg.init
-    with pytest.raises(SettingsError, match="--init .* other parameters"):
+    with pytest.raises(SettingsError, match="--init .* differs .*name='vae'"):
         train(tiny_data, tmp_path / "c", model="resae",
               config=TrainConfig(epochs=1, init=str(a.model_path)), tensorboard=False)  # fmt: skip
+    assert not (tmp_path / "c").exists()
+    with pytest.raises(SettingsError, match="symmetrize=False .asked: True"):  # same shapes
+        train(tiny_data, tmp_path / "c", model="vae", config=cfg, tensorboard=False,
+              model_config=replace(default_model_config("vae", size=SIZE), symmetrize=True))  # fmt: skip
+    with pytest.raises(SettingsError, match="normalisation"):
+        train(tiny_data, tmp_path / "c", model="vae", config=cfg, tensorboard=False,
+              norm=Normalisation())  # fmt: skip
+    with pytest.raises(SettingsError, match="new runs only"):  # b exists: a rerun resumes it
+        train(tiny_data, tmp_path / "b", model="vae", tensorboard=False,
+              config=TrainConfig(epochs=2, init=str(tmp_path / "other.pt")))  # fmt: skip
     assert not (tmp_path / "c").exists()
     quad = ModelConfig("resae", size=SIZE, latent=16, width=8, depth=2, quadrant=True)
     path = save_surrogate(make_surrogate(quad, Normalisation(), seed=3), tmp_path / "q.pt")
     mirror = ModelConfig("resae", size=SIZE, latent=16, width=8, depth=2, quadrant=True,
                          mirror_pad=True)  # fmt: skip
-    start = _warm_start(str(path), mirror)
+    start = _warm_start(str(path), mirror, None)
     new = make_surrogate(mirror, start.norm, seed=0)
     new.net.load_state_dict(start.net.state_dict())  # strict: every parameter fits
     assert all(torch.equal(v, start.net.state_dict()[k]) for k, v in new.net.state_dict().items())
@@ -603,10 +616,12 @@ def test_reference_distance_and_potential_features():
     sd = ref.std()
     assert reference_distance(np.array([[1.0]]), ref, k=2) == pytest.approx([1.0 / sd])
     assert reference_distance(ref, ref, k=1) == pytest.approx([0, 0, 0], abs=1e-7)
-    pot = np.random.default_rng(3).uniform(30, 900, (2, 16, 16))
+    pot = np.random.default_rng(3).uniform(30, 900, (2, 32, 32))
     shifted = np.roll(pot, (5, -3), axis=(1, 2))
     np.testing.assert_allclose(potential_features(shifted), potential_features(pot), rtol=1e-6)
-    flat = potential_features(np.full((1, 16, 16), 50.0), order=2).reshape(5, 5)
+    with pytest.raises(LacbedError, match="S >= 17"):  # orders ±8 need 17 pixels
+        potential_features(pot[:, :16, :16])
+    flat = potential_features(np.full((16, 16), 50.0), order=2).reshape(5, 5)  # one image
     assert flat[0, 0] == pytest.approx(np.log1p(50.0)) and np.abs(flat).sum() == pytest.approx(
         np.log1p(50.0)
     )
@@ -708,7 +723,27 @@ def test_ensemble_spread_and_calibration(tiny_data, tmp_path, capsys):
     assert m["splits"]["val"]["mean"] == pytest.approx(ev.z.mean())
     e = m["splits"]["val"]["error_estimate"]  # on its own calibration split: 90 % held there
     assert e["coverage_q90"] == pytest.approx(c["coverage_q90"]) and "Spearman" in out
-    assert e["spearman"] == pytest.approx(c["spearman"])
+    assert e["spearman"] == pytest.approx(c["spearman"]) and e["in_sample"]
+    # one thickness: the constant thickness column is dropped, the rest still fitted
+    from lacbed.ml.uncertainty import calibrate
+
+    one, ref = calibrate(members, tiny_data, thickness_nm=[50.0])
+    assert one["features"] == ["spread", "reference_distance"] and len(one["coef"]) == 2
+    assert np.all(np.isfinite(one["coef"])) and min(one["coef"]) >= 0 and ref.shape[0] == 18
+    with pytest.raises(LacbedError, match="at least two"):
+        calibrate(members[:1], tiny_data)
+    with pytest.raises(LacbedError, match="sequence of Surrogate"):
+        evaluate(load_model(runs[0]), tiny_data)  # a (model, info) pair is not an ensemble
+    # an old spread-only file without an intercept; a corrupt training-feature file
+    old = tmp_path / "ens" / "old.json"
+    old.write_text(json.dumps({"format": "lacbed-ensemble", "members": ["../s0/model.pt",
+                               "../s1/model.pt"], "calibration": {"slope": 2.0}}))  # fmt: skip
+    assert Ensemble.load(old).estimate([0.1, 0.3]) == pytest.approx([0.2, 0.6])
+    (ens_path.parent / c["reference"]).write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(LacbedError, match="training features"):
+        Ensemble.load(ens_path)
+    code, _, err = _cli(["ensemble", *runs, "-o", tmp_path / "x.json", "--spread-only"], capsys)
+    assert code == 2 and "--data" in err and not (tmp_path / "x.json").exists()
 
 
 #: SHA-256 of the shipped ensemble (src/lacbed/ml/weights/default*) that tests/data/ml/ was made with

@@ -24,7 +24,7 @@ import typer
 from typer.core import TyperCommand
 
 from lacbed.cli.app import app
-from lacbed.errors import SettingsError
+from lacbed.errors import LacbedError, SettingsError
 
 __all__ = ["train", "evaluate", "ensemble", "predict"]
 
@@ -159,27 +159,28 @@ def train(
     if (physics_kind != "bragg" or residual) and not physics_channel:
         raise SettingsError("--physics-kind and --residual need --physics-channel")
     if symmetrize is not None or physics_channel or quadrant or mirror_pad:
-        import dataclasses
-
-        from lacbed.dataset.store import open_dataset
-        from lacbed.ml.config import default_model_config
-
-        size = open_dataset(data).size
-        mcfg = default_model_config(model, size=size)
+        options = {"quadrant": quadrant, "mirror_pad": mirror_pad}
         if symmetrize is not None:
-            mcfg = dataclasses.replace(mcfg, symmetrize=symmetrize)
+            options["symmetrize"] = symmetrize
         if physics_channel:
-            mcfg = dataclasses.replace(
-                mcfg, physics_channel=True, physics_kind=physics_kind, residual=residual
-            )
-        if quadrant or mirror_pad:
-            mcfg = dataclasses.replace(mcfg, quadrant=quadrant, mirror_pad=mirror_pad)
+            options.update(physics_channel=True, physics_kind=physics_kind, residual=residual)
+        mcfg = _model_config(data, model, options)
     res = run_training(data, out, model=model, config=cfg, model_config=mcfg, progress=progress)
     typer.echo(
         f"{'resumed' if res.resumed else 'trained'} {model}: {res.n_train} training samples, "
         f"{res.n_val} validation samples, best validation Z = {100 * res.best_val_z:.2f} % "
         f"→ {res.model_path}"
     )
+
+
+def _model_config(data: Path, model: str, options: dict):  # noqa: ANN202
+    """The default configuration of ``model`` at DATA's image size, with ``options`` set."""
+    import dataclasses
+
+    from lacbed.dataset.store import open_dataset
+    from lacbed.ml.config import default_model_config
+
+    return dataclasses.replace(default_model_config(model, size=open_dataset(data).size), **options)
 
 
 @app.command("evaluate")
@@ -272,10 +273,12 @@ def evaluate(
         typer.echo(f"  worst at {t} nm [Z %]: {cells}")
     e = stats.get("error_estimate")
     if e and e.get("spearman") is not None:
+        q90 = e["coverage_q90"]
         typer.echo(
-            f"  error estimate: Spearman {e['spearman']:.2f} with the true Z (spread alone "
-            f"{e['spearman_spread']:.2f}); true Z below the estimate {100 * e['coverage']:.0f} %, "
-            f"below the 90 % bound {100 * e['coverage_q90']:.0f} %"
+            f"  error estimate{' (in-sample)' if e['in_sample'] else ''}: Spearman "
+            f"{e['spearman']:.2f} with the true Z (spread alone {e['spearman_spread']:.2f}); "
+            f"true Z below the estimate {100 * e['coverage']:.0f} %"
+            + ("" if q90 is None else f", below the 90 % bound {100 * q90:.0f} %")
         )
     typer.echo(f"wrote {metrics_path} and {gallery}")
 
@@ -297,8 +300,11 @@ def _estimate_quality(ensemble, ev) -> dict:
         "spearman": spearman(est, z),
         "mean_estimated_z": float(est.mean()),
         "coverage": float(np.mean(z <= est)),
-        "coverage_q90": float(np.mean(z <= est + q90)),
+        "coverage_q90": float(np.mean(z <= est + q90)) if np.isfinite(q90) else None,
         "mean_abs_error": float(np.abs(est - z).mean()),
+        # on the calibration split the numbers are in-sample; on train the distance finds
+        # each structure itself
+        "in_sample": ev.split in (ensemble.calibration.get("split"), "train"),
     }
 
 
@@ -363,12 +369,19 @@ def ensemble(
     from lacbed.ml.model import _resolve
     from lacbed.ml.uncertainty import ERROR_FEATURES, Ensemble, calibrate
 
+    if spread_only and data is None:
+        raise SettingsError("--spread-only chooses how to calibrate: it needs --data DATA")
     ens = Ensemble([_resolve(r) for r in runs])
     models = [m for m, _ in ens.load_models()]
     if data is not None:
         feats = ("spread",) if spread_only else ERROR_FEATURES
         ens.calibration, ens.reference = calibrate(models, data, split=split, features=feats)
         c = ens.calibration
+        if not ens.calibrated:
+            raise LacbedError(
+                f"the calibration on {c['split']} failed (spread constant over its {c['n']} "
+                "samples?): no ensemble file written"
+            )
         terms = " + ".join(
             f"{v:.3g} × {f}" for f, v in zip(c.get("features", ["spread"]),
                                              c.get("coef", [c.get("slope")]), strict=True)

@@ -148,8 +148,10 @@ def evaluate_split(
 
 
 def _members(model) -> list[Surrogate]:
-    """One surrogate or a seed ensemble's members, as a list."""
-    return list(model) if isinstance(model, list | tuple) else [model]
+    """One surrogate or a seed ensemble's members (checked to agree), as a list."""
+    from lacbed.ml.uncertainty import check_members
+
+    return [model] if isinstance(model, Surrogate) else check_members(model)
 
 
 def resolve_split(dataset, name: str) -> tuple[str, str | None]:

@@ -72,7 +72,7 @@ def load_default():
     if calibration.get("reference"):
         res = resources.files("lacbed.ml").joinpath("weights").joinpath(calibration["reference"])
         with resources.as_file(res) as p:  # a temporary copy when the package is zipped
-            reference = Ensemble.read_reference(p)
+            reference = Ensemble.read_reference(p, calibration)
     return Ensemble(members, calibration, models=models, reference=reference)
 
 
@@ -307,8 +307,9 @@ def _check_max_error(max_error, ensemble) -> float | None:
         )
     if not ensemble.calibrated:
         raise SettingsError(
-            "--max-error needs a calibrated ensemble; this one was made without --data: "
-            "rerun lacbed ensemble with --data DATA"
+            "--max-error needs a calibrated ensemble; this one has no usable calibration "
+            "(made without --data, or its fit failed: see the ensemble file): rerun lacbed "
+            "ensemble with --data DATA"
         )
     return z
 

@@ -145,21 +145,23 @@ def _resolve_configs(run: Path, model: str, cfg, model_config, norm, size: int):
     return mcfg, norm, cfg, last, saved
 
 
-def _warm_start(path: str, mcfg: ModelConfig) -> Surrogate:
-    """The model at ``path`` whose weights start a new run, checked to fit ``mcfg``."""
+def _warm_start(path: str, mcfg: ModelConfig, norm: Normalisation | None) -> Surrogate:
+    """The model at ``path`` whose weights start a new run: the same network and options as
+    ``mcfg`` (``mirror_pad`` may differ) and, if one is given, the same normalisation."""
+    from dataclasses import asdict
+
     from lacbed.ml.model import load_surrogate
 
     model, _ = load_surrogate(path)
-    fits = model.config.name == mcfg.name
-    if fits:
-        want = make_surrogate(mcfg, model.norm, seed=0).net.state_dict()
-        have = model.net.state_dict()
-        fits = want.keys() == have.keys() and all(want[k].shape == have[k].shape for k in want)
-    if not fits:
+    have = asdict(replace(model.config, mirror_pad=mcfg.mirror_pad))
+    differ = [f"{k}={have[k]!r} (asked: {v!r})" for k, v in asdict(mcfg).items() if have[k] != v]
+    if differ:
         raise SettingsError(
-            f"--init {path}: its {model.config.name!r} network has other parameters than the "
-            f"{mcfg.name!r} model asked for (same model and options needed)"
+            f"--init {path}: its model differs from the one asked for: {', '.join(differ)}; "
+            "give the same model and options (only --mirror-pad may differ)"
         )
+    if norm is not None and norm != model.norm:
+        raise SettingsError(f"--init {path}: its normalisation differs from the one given")
     return model
 
 
@@ -237,11 +239,16 @@ def train(
 
     run = Path(run_dir)
     ds = open_dataset(data)
+    given_norm = norm
     mcfg, norm, cfg, last, saved = _resolve_configs(
         run, model, config or TrainConfig(), model_config, norm, ds.size
     )
     resumed = saved is not None
-    start = None if resumed or cfg.init is None else _warm_start(cfg.init, mcfg)
+    if resumed and config is not None and config.init not in (None, cfg.init):
+        raise SettingsError(
+            f"{run} is an existing run (started from {cfg.init}); --init starts new runs only"
+        )
+    start = None if resumed or cfg.init is None else _warm_start(cfg.init, mcfg, given_norm)
     if start is not None:
         norm = start.norm  # the weights expect the inputs scaled as they were trained
     t_idx = resolve_thicknesses(ds.thicknesses_nm, cfg.thickness_nm, conditioned=mcfg.conditioned)

@@ -47,8 +47,10 @@ __all__ = [
     "EnsemblePrediction",
     "K_NEAREST",
     "calibrate",
+    "check_members",
     "ensemble_run",
     "ensemble_stats",
+    "feature_matrix",
     "potential_features",
     "predict_crystals_ensemble",
     "reference_distance",
@@ -61,6 +63,8 @@ ERROR_FEATURES: tuple[str, ...] = ("spread", "reference_distance", "thickness_nm
 K_NEAREST = 5
 #: Fourier orders |h|, |k| ≤ FFT_ORDER of :func:`potential_features`.
 FFT_ORDER = 8
+#: Images (or query rows) per chunk of the feature and distance computations.
+_CHUNK = 256
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,7 +78,7 @@ class EnsemblePrediction:
     spread : ndarray, shape (n,)
         Mean Z between each member and the mean [1].
     estimated_z : ndarray, shape (n,) or None
-        intercept + slope · spread, when the ensemble is calibrated [1].
+        The calibrated estimate of Z (:meth:`Ensemble.estimate`), when there is one [1].
     """
 
     mean: np.ndarray
@@ -103,24 +107,32 @@ def ensemble_stats(preds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def potential_features(potentials: np.ndarray, order: int = FFT_ORDER) -> np.ndarray:
-    """Low-order Fourier amplitudes of each potential image: log(1 + |F_hk|), F the discrete
-    Fourier transform divided by the pixel count (F_00 is the mean), |h|, |k| ≤ ``order``.
+    """Low-order Fourier amplitudes of each potential image: log(1 + |F_hk| / 1 V·Å), F the
+    discrete Fourier transform divided by the pixel count (F_00 is the mean), |h|, |k| ≤ ``order``.
 
     Parameters
     ----------
-    potentials : ndarray, shape (n, S, S)
-        Projected potentials [V·Å].
+    potentials : ndarray, shape (n, S, S) or (S, S)
+        Projected potentials [V·Å], S ≥ 2·order + 1.
 
     Returns
     -------
     ndarray, shape (n, (2·order + 1)²) float32
         Origin-independent (amplitudes only) features of the zero-layer structure factors.
     """
-    p = np.asarray(potentials, dtype=np.float64)
+    p = np.asarray(potentials)
+    p = p[None] if p.ndim == 2 else p
     size = p.shape[-1]
-    f = np.fft.fft2(p) / (size * size)
+    if p.ndim != 3 or p.shape[-2] != size or size < 2 * order + 1:
+        raise LacbedError(
+            f"potential images must be (n, S, S) with S >= {2 * order + 1}, got {p.shape}"
+        )
     idx = np.r_[0 : order + 1, size - order : size]
-    return np.log1p(np.abs(f[:, idx][:, :, idx])).reshape(len(p), -1).astype(np.float32)
+    out = np.empty((len(p), idx.size * idx.size), dtype=np.float32)
+    for i in range(0, len(p), _CHUNK):  # chunks: a release's train split is GBs as complex128
+        f = np.fft.fft2(np.asarray(p[i : i + _CHUNK], dtype=np.float64)) / (size * size)
+        out[i : i + _CHUNK] = np.log1p(np.abs(f[:, idx][:, :, idx])).reshape(len(f), -1)
+    return out
 
 
 def reference_distance(
@@ -130,12 +142,72 @@ def reference_distance(
     ``reference`` (the training structures), every column scaled by its standard deviation
     over ``reference`` [1]."""
     ref = np.asarray(reference, dtype=np.float64)
+    q = np.asarray(features, dtype=np.float64)
+    if ref.ndim != 2 or q.ndim != 2 or q.shape[1] != ref.shape[1] or len(ref) == 0:
+        raise LacbedError(f"features {q.shape} do not match the reference {ref.shape}")
     sd = ref.std(axis=0)
     sd = np.where(sd > 0, sd, 1.0)
-    q, r = np.asarray(features, dtype=np.float64) / sd, ref / sd
-    d2 = (q**2).sum(1)[:, None] + (r**2).sum(1)[None, :] - 2.0 * q @ r.T
-    d = np.sort(np.sqrt(np.clip(d2, 0.0, None)), axis=1)[:, : min(k, len(r))]
-    return d.mean(axis=1)
+    r = ref / sd
+    r2 = (r**2).sum(1)
+    k = min(k, len(r))
+    out = np.empty(len(q))
+    for i in range(0, len(q), _CHUNK):  # chunks keep the distance matrix small
+        b = q[i : i + _CHUNK] / sd
+        d2 = (b**2).sum(1)[:, None] + r2[None, :] - 2.0 * b @ r.T
+        near = np.partition(np.clip(d2, 0.0, None), k - 1, axis=1)[:, :k]
+        out[i : i + _CHUNK] = np.sqrt(near).mean(axis=1)
+    return out
+
+
+def feature_matrix(
+    features, spread, *, potentials=None, thickness_nm=None, reference=None, k: int = K_NEAREST,
+    order: int = FFT_ORDER,
+) -> np.ndarray:  # fmt: skip
+    """The inputs of the error estimate, one column per name in ``features``.
+
+    Parameters
+    ----------
+    features : sequence of str
+        From :data:`ERROR_FEATURES`.
+    spread : array_like, shape (n,) or (n, T)
+        Member spreads of n structures (at T thicknesses) [1].
+    potentials : ndarray, shape (n, S, S), optional
+        Their projected potentials [V·Å] (for ``reference_distance``).
+    thickness_nm : float or array_like of shape (T,), optional
+        Thickness of each column of ``spread`` [nm] (for ``thickness_nm``).
+    reference : ndarray, shape (n_train, F), optional
+        Training structures' :func:`potential_features` (for ``reference_distance``).
+
+    Returns
+    -------
+    ndarray, shape (spread.size, len(features)) float64
+    """
+    d = np.asarray(spread, dtype=np.float64)
+    cols = []
+    for name in features:
+        if name == "spread":
+            cols.append(d)
+        elif name == "thickness_nm":
+            t = None if thickness_nm is None else np.asarray(thickness_nm, dtype=np.float64)
+            if t is None or t.size not in (1, int(np.prod(d.shape[1:]))):
+                raise LacbedError(
+                    f"the error estimate needs one thickness per column of the spreads "
+                    f"{d.shape}, got {None if t is None else t.shape}"
+                )
+            cols.append(np.broadcast_to(t.reshape(d.shape[1:]) if t.size > 1 else t, d.shape))
+        elif name == "reference_distance":
+            if potentials is None or reference is None:
+                raise LacbedError(
+                    "this ensemble's error estimate needs the potentials and its training "
+                    "features (the .reference.npz beside the ensemble file)"
+                )
+            if len(potentials) != len(d):
+                raise LacbedError(f"{len(potentials)} potentials for {len(d)} spreads")
+            dist = reference_distance(potential_features(potentials, order), reference, k)
+            cols.append(np.broadcast_to(dist.reshape((-1,) + (1,) * (d.ndim - 1)), d.shape))
+        else:
+            raise LacbedError(f"unknown error-estimate feature {name!r}")
+    return np.stack([np.ravel(c) for c in cols], axis=1)
 
 
 def spearman(x, y) -> float:
@@ -152,13 +224,15 @@ def spearman(x, y) -> float:
 class Ensemble:
     """Members (model files) and the calibration of their error estimate.
 
-    ``calibration`` holds ``intercept`` and either ``slope`` (Z ≈ intercept + slope · spread)
-    or ``features`` and ``coef`` (Z ≈ intercept + Σ coef_i · feature_i, features from
-    :data:`ERROR_FEATURES`), ``q90_residual`` (90th percentile of Z minus the estimate),
-    ``spearman`` (rank correlation of the estimate with the true Z), ``n`` (samples), ``split``
-    and ``dataset`` of the calibration, and ``reference`` (file name of the training features
-    of :func:`reference_distance`, beside the ensemble file). Saved as JSON (:meth:`save`,
-    :meth:`load`), member paths relative to the file.
+    ``calibration`` holds ``intercept`` [1] and either ``slope`` (Z ≈ intercept + slope ·
+    spread) or ``features`` and ``coef`` (Z ≈ intercept + Σ coef_i · feature_i, features from
+    :data:`ERROR_FEATURES`; coefficients in 1 per unit of the feature: 1/nm for the
+    thickness), ``k`` and ``fft_order`` (of the distance), ``q90_residual`` (90th percentile of
+    Z minus the estimate), ``spearman`` (of the estimate with the true Z), ``spearman_spread``
+    (of the spread alone), ``n`` (samples), ``split`` and ``dataset`` of the calibration, and
+    ``reference`` (file name of the training features, beside the ensemble file, which must
+    travel with it). Saved as JSON (:meth:`save`, :meth:`load`), member paths relative to the
+    file.
     """
 
     members: list[Path]
@@ -171,53 +245,29 @@ class Ensemble:
 
     @property
     def calibrated(self) -> bool:
-        """Whether the calibration gives an estimate (finite coefficients)."""
+        """Whether the calibration gives an estimate (finite intercept and coefficients)."""
         c = self.calibration
         coef = c.get("coef") if c.get("features") else c.get("slope")
-        return coef is not None and bool(np.all(np.isfinite(coef)))
+        try:
+            values = np.asarray([c.get("intercept", 0.0), *np.atleast_1d(coef)], dtype=float)
+        except (TypeError, ValueError):
+            return False
+        return coef is not None and bool(np.all(np.isfinite(values)))
 
     def estimate(self, spread, potentials=None, thickness_nm=None) -> np.ndarray | None:
-        """Estimated Z [1], at least 0; None for an uncalibrated ensemble.
-
-        Parameters
-        ----------
-        spread : array_like, shape (n,) or (n, T)
-            Member spreads of n structures (at T thicknesses).
-        potentials : ndarray, shape (n, S, S), optional
-            Their projected potentials [V·Å] (needed when the calibration uses the distance to
-            the training set).
-        thickness_nm : float or array_like, shape (T,), optional
-            Thickness of each column [nm] (needed when the calibration uses it).
-        """
+        """Estimated Z [1], at least 0, shaped like ``spread``; None for an uncalibrated
+        ensemble. Arguments as :func:`feature_matrix`."""
         if not self.calibrated:
             return None
         c = self.calibration
         d = np.asarray(spread, dtype=np.float64)
-        if not c.get("features"):
-            est = float(c.get("intercept", 0.0)) + float(c["slope"]) * d
-            return np.maximum(est, 0.0)
-        est = np.full(d.shape, float(c["intercept"]))
-        for name, coef in zip(c["features"], c["coef"], strict=True):
-            est = est + float(coef) * self._feature(name, d, potentials, thickness_nm)
-        return np.maximum(est, 0.0)
-
-    def _feature(self, name: str, spread: np.ndarray, potentials, thickness_nm) -> np.ndarray:
-        """One input of the estimate, shaped like ``spread``."""
-        if name == "spread":
-            return spread
-        if name == "thickness_nm":
-            if thickness_nm is None:
-                raise LacbedError("this ensemble's error estimate needs the thickness")
-            return np.broadcast_to(np.asarray(thickness_nm, dtype=np.float64), spread.shape)
-        if name == "reference_distance":
-            if potentials is None or self.reference is None:
-                raise LacbedError(
-                    "this ensemble's error estimate needs the potentials and its training "
-                    "features (the .reference.npz beside the ensemble file)"
-                )
-            dist = reference_distance(potential_features(potentials), self.reference)
-            return dist.reshape(dist.shape + (1,) * (spread.ndim - 1)) * np.ones_like(spread)
-        raise LacbedError(f"unknown error-estimate feature {name!r} in the ensemble file")
+        feats, coef = c.get("features") or ["spread"], c.get("coef") or [c.get("slope")]
+        x = feature_matrix(
+            feats, d, potentials=potentials, thickness_nm=thickness_nm, reference=self.reference,
+            k=int(c.get("k", K_NEAREST)), order=int(c.get("fft_order", FFT_ORDER)),
+        )  # fmt: skip
+        est = float(c.get("intercept", 0.0)) + x @ np.asarray(coef, dtype=np.float64)
+        return np.maximum(est, 0.0).reshape(d.shape)
 
     def load_models(self):
         """The members as (Surrogate, ModelInfo) pairs."""
@@ -228,17 +278,25 @@ class Ensemble:
         return [load_surrogate(p) for p in self.members]
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the ensemble file (and ``<stem>.reference.npz`` when there are features)."""
+        """Write the ensemble file and, with training features, ``<stem>.reference.npz``
+        (atomically; a stale one from an earlier calibration is removed)."""
+        from lacbed._io import atomic_path
+
         path = Path(path)
         base = path.resolve().parent
         members = [os.path.relpath(Path(m).resolve(), base) for m in self.members]
         calibration = dict(self.calibration)
+        ref = path.with_name(path.stem + ".reference.npz")
+        calibration.pop("reference", None)
         if self.reference is not None:
-            ref = path.with_name(path.stem + ".reference.npz")
-            np.savez_compressed(ref, features=np.asarray(self.reference, dtype=np.float16))
+            with atomic_path(ref) as tmp, open(tmp, "wb") as fh:
+                np.savez_compressed(fh, features=np.asarray(self.reference, dtype=np.float16))
             calibration["reference"] = ref.name
+        elif ref.is_file():
+            ref.unlink()
         blob = {"format": "lacbed-ensemble", "members": members, "calibration": calibration}
-        path.write_text(json.dumps(blob, indent=1))
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(blob, indent=1))
         return path
 
     @staticmethod
@@ -253,13 +311,25 @@ class Ensemble:
         return blob
 
     @staticmethod
-    def read_reference(source) -> np.ndarray:
-        """Training features from a ``.reference.npz`` (path or binary file object)."""
+    def read_reference(source, calibration: dict) -> np.ndarray:
+        """Training features from a ``.reference.npz`` (path), checked against the
+        calibration's Fourier order."""
+        import zipfile
+
+        order = int(calibration.get("fft_order", FFT_ORDER))
         try:
-            with np.load(source) as z:
-                return np.asarray(z["features"], dtype=np.float32)
-        except (OSError, KeyError, ValueError) as exc:
-            raise LacbedError(f"cannot read the ensemble's training features: {exc}") from None
+            with open(source, "rb") as fh, np.load(fh) as z:  # the file closes on a bad zip
+                ref = np.asarray(z["features"], dtype=np.float32)
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise LacbedError(
+                f"cannot read the ensemble's training features {source}: {exc}"
+            ) from None
+        if ref.ndim != 2 or ref.shape[1] != (2 * order + 1) ** 2 or len(ref) == 0:
+            raise LacbedError(
+                f"the ensemble's training features {source} have shape {ref.shape}, not "
+                f"(n, {(2 * order + 1) ** 2})"
+            )
+        return ref
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Ensemble:
@@ -272,8 +342,28 @@ class Ensemble:
         base = path.resolve().parent
         calibration = dict(blob.get("calibration") or {})
         ref = calibration.get("reference")
-        reference = None if not ref else cls.read_reference(base / ref)
+        reference = None if not ref else cls.read_reference(base / ref, calibration)
         return cls([base / m for m in blob["members"]], calibration, reference=reference)
+
+
+def check_members(models) -> list:
+    """The members of an ensemble as a list, checked to agree on what they take and give
+    (image size, normalisation, thickness conditioning, physics input)."""
+    from lacbed.ml.model import Surrogate
+
+    models = list(models)
+    if not models or not all(isinstance(m, Surrogate) for m in models):
+        raise LacbedError("an ensemble is a sequence of Surrogate models")
+    m0 = models[0]
+    for m in models[1:]:
+        a, b = m0.config, m.config
+        same = (a.size, a.conditioned, a.physics_input) == (b.size, b.conditioned, b.physics_input)
+        if not same or m.norm != m0.norm:
+            raise LacbedError(
+                "the ensemble's members differ in image size, normalisation, thickness "
+                "conditioning or physics input"
+            )
+    return models
 
 
 def calibrate(
@@ -281,33 +371,45 @@ def calibrate(
 ) -> tuple[dict, np.ndarray | None]:
     """Fit an ensemble's error estimate, affine in ``features``, on one split of a dataset.
 
+    The coefficients of the features are constrained to be ≥ 0 (a larger spread, a structure
+    farther from the training set or a thicker crystal never lowers the estimate), the
+    intercept is free; a feature that is constant on the split (one thickness) is dropped.
+    The distance's reference is the whole ``train`` split of ``data`` (the members should have
+    been trained on it, without ``--max-train``).
+
     Parameters
     ----------
     models : sequence of Surrogate
-        The members (same thicknesses and inputs).
+        The members (≥ 2; same thicknesses and inputs).
     data : path-like or Dataset
     split : str
         Split to calibrate on; ``val`` (the default) keeps the test split untouched.
+    thickness_nm : sequence of float, optional
+        Thicknesses to calibrate at [nm]; default: those the members were trained on.
     features : sequence of str
-        From :data:`ERROR_FEATURES`; ``("spread",)`` gives Z ≈ intercept + slope · spread.
+        From :data:`ERROR_FEATURES`, starting with 'spread'; ``("spread",)`` gives Z ≈
+        intercept + slope · spread.
 
     Returns
     -------
     calibration : dict
-        ``intercept``, ``features`` and ``coef`` (or ``slope`` for the spread alone),
-        ``q90_residual`` (the 90th percentile of Z − estimate), ``spearman`` (of the estimate
-        with the true Z) and ``spearman_spread`` (of the spread alone), ``n``, ``split``,
-        ``mean_spread``, ``mean_z``, the fraction of samples whose true Z lies below the
-        estimate (``coverage``) and below estimate + q90_residual (``coverage_q90``, 0.9 by
-        construction on this split).
+        As :attr:`Ensemble.calibration` (without ``reference``), plus ``mean_spread``,
+        ``mean_z`` and the fractions of samples whose true Z lies below the estimate
+        (``coverage``) and below estimate + q90_residual (``coverage_q90``, 0.9 by construction
+        on this split).
     reference : ndarray or None
         The training structures' :func:`potential_features` (float16-rounded, as saved), when
-        ``reference_distance`` is a feature; set it as :attr:`Ensemble.reference`.
+        ``reference_distance`` is used; set it as :attr:`Ensemble.reference`.
     """
+    from scipy.optimize import lsq_linear
+
     from lacbed.dataset.store import Dataset, open_dataset
     from lacbed.ml.data import load_split, resolve_thicknesses
     from lacbed.ml.evaluate import evaluate_split, resolve_split
 
+    models = check_members(models)
+    if len(models) < 2:
+        raise LacbedError(f"an ensemble needs at least two models, got {len(models)}")
     features = tuple(features)
     if not features or features[0] != "spread" or set(features) - set(ERROR_FEATURES):
         raise LacbedError(
@@ -320,29 +422,35 @@ def calibrate(
         thickness_nm = m0.trained_thicknesses_nm
     t_idx = resolve_thicknesses(ds.thicknesses_nm, thickness_nm, conditioned=m0.config.conditioned)
     arr = load_split(ds, used, thickness_index=t_idx, physics=m0.config.physics_input or False)
-    ev = evaluate_split(list(models), arr, split=used)
-    d, z = ev.spread.ravel(), ev.z.ravel()
+    ev = evaluate_split(models, arr, split=used)
+    if len(arr.thickness_nm) < 2:  # a constant column cannot be fitted
+        features = tuple(f for f in features if f != "thickness_nm")
     reference = None
     if "reference_distance" in features:
         train = load_split(ds, "train", thickness_index=t_idx[:1])
         reference = potential_features(train.potential).astype(np.float16).astype(np.float32)
-    ens = Ensemble([], {"features": list(features), "intercept": 0.0}, reference=reference)
-    cols = np.stack(
-        [ens._feature(f, ev.spread, arr.potential, arr.thickness_nm).ravel() for f in features], 1
-    )
+    x = feature_matrix(
+        features, ev.spread, potentials=arr.potential, thickness_nm=arr.thickness_nm,
+        reference=reference,
+    )  # fmt: skip
+    d, z = ev.spread.ravel(), ev.z.ravel()
     coef = np.full(len(features) + 1, np.nan)
-    if d.size > len(features) and np.all(np.ptp(cols, axis=0) > 0):
-        coef = np.linalg.lstsq(np.column_stack([np.ones(d.size), cols]), z, rcond=None)[0]
-    est = coef[0] + cols @ coef[1:]
-    q90 = float(np.percentile(z - est, 90)) if np.all(np.isfinite(coef)) else float("nan")
-    out = {"intercept": float(coef[0])}
+    if d.size > len(features) and np.ptp(d) > 0:
+        design = np.column_stack([np.ones(d.size), x])
+        lower = [-np.inf] + [0.0] * len(features)
+        coef = lsq_linear(design, z, bounds=(lower, np.inf)).x
+    est = coef[0] + x @ coef[1:]
+    fitted = bool(np.all(np.isfinite(coef)))
+    q90 = float(np.percentile(z - est, 90)) if fitted else float("nan")
+    out: dict = {"intercept": float(coef[0])}
     if features == ("spread",):
         out["slope"] = float(coef[1])
     else:
-        out.update(features=list(features), coef=[float(v) for v in coef[1:]])
+        out.update(features=list(features), coef=[float(v) for v in coef[1:]], k=K_NEAREST,
+                   fft_order=FFT_ORDER)  # fmt: skip
     out.update(
         q90_residual=q90,
-        spearman=spearman(est, z),
+        spearman=spearman(est, z) if fitted else float("nan"),
         spearman_spread=spearman(d, z),
         n=int(d.size),
         split=used,
