@@ -279,3 +279,20 @@ def test_engine_kwargs_take_the_training_settings_and_the_converged_budget():
         from lacbed.ml.predict import predict_series
 
         predict_series([read_cif(CIFS[0])], model=load_model(None), max_error=0.1)
+
+
+def test_inputs_use_the_training_data_scattering_factors():
+    """A model trained on data built with other scattering factors gets its potentials from
+    those factors, as its training inputs were computed."""
+    from lacbed.ml.model import ModelInfo
+    from lacbed.ml.predict import load_model, series_inputs
+    from lacbed.scattering import projected_potential
+
+    model, info = load_model(None)
+    si = read_cif(CIFS[0])
+    other = ModelInfo("x", data={"engine_settings": {"scattering": "lobato"}})
+    got = series_inputs([si], model, other, [100.0])[0]["potentials"][0]
+    np.testing.assert_array_equal(got, projected_potential(si, 128, scattering="lobato"))
+    shipped = series_inputs([si], model, info, [100.0])[0]["potentials"][0]
+    np.testing.assert_array_equal(shipped, projected_potential(si, 128, scattering="kirkland"))
+    assert np.abs(got - shipped).max() > 0.1  # V·Å: Lobato and Kirkland differ (0.38 for Si)

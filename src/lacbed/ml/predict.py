@@ -189,7 +189,10 @@ def series_inputs(crystals, model: Surrogate, info: ModelInfo, thicknesses_nm) -
             )
     ts = [float(t) for t in thicknesses_nm]
     size = model.config.size
-    pots = np.stack([projected_potential(c, size) for c in xs]) if xs else np.zeros((0, size, size))
+    # the potential as the training data computed it (its scattering factors; Kirkland default)
+    scattering = (info.data.get("engine_settings") or {}).get("scattering") or "kirkland"
+    pots = [projected_potential(c, size, scattering=scattering) for c in xs]
+    pots = np.stack(pots) if xs else np.zeros((0, size, size))
     maps = None
     if model.config.physics_channel:
         from lacbed.ml.physics import map_settings, physics_maps
