@@ -18,6 +18,7 @@ pattern, Z = 1 − ZNCC, and compares candidate estimates of that Z:
   (:func:`lacbed.ml.uncertainty.potential_features`; no network at all), as the shipped
   estimate computes it (:func:`lacbed.ml.uncertainty.reference_distance`);
 - ``thickness``: the thickness alone (a check that an estimate beats the obvious);
+- ``log_a``: the logarithm of the lattice parameter (line density scales with a);
 - affine combinations of these (:data:`COMBINATIONS`), scored out of fold only.
 
 For each it reports the Spearman rank correlation with the true Z (overall and per thickness)
@@ -44,6 +45,7 @@ COMBINATIONS = {
     "combined": ("spread", "latent_knn", "thickness"),
     "spread+fft": ("spread", "fft_knn", "thickness"),
     "spread+fft+latent": ("spread", "fft_knn", "latent_knn", "thickness"),
+    "spread+fft+log_a": ("spread", "fft_knn", "thickness", "log_a"),
 }
 
 
@@ -146,6 +148,7 @@ def main(argv=None) -> dict:
         "latent_knn": np.repeat(lat[:, None], nt, axis=1),
         "fft_knn": np.repeat(fft[:, None], nt, axis=1),
         "thickness": np.broadcast_to(np.asarray(va.thickness_nm, float), (n, nt)),
+        "log_a": np.repeat(np.log(np.asarray(va.a, float))[:, None], nt, axis=1),
     }
     groups = np.repeat(np.arange(n)[:, None], nt, axis=1).ravel()
     rows = {}

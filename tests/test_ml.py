@@ -666,7 +666,7 @@ def test_ensemble_spread_and_calibration(tiny_data, tmp_path, capsys):
     ens = Ensemble.load(ens_path)
     c = ens.calibration
     assert c["split"] == "val" and c["n"] == 2 * 3  # 3 val structures x 2 thicknesses
-    assert c["features"] == ["spread", "reference_distance", "thickness_nm"]
+    assert c["features"] == ["spread", "reference_distance", "thickness_nm", "log_a"]
     assert np.all(np.isfinite(c["coef"])) and -1 <= c["spearman"] <= 1 and 0 <= c["coverage"] <= 1
     assert c["coverage_q90"] >= 5 / 6  # 90 % of 6 samples: at least 5 below the upper bound
     assert [p.resolve() for p in ens.members] == [(r / "model.pt").resolve() for r in runs]
@@ -687,9 +687,9 @@ def test_ensemble_spread_and_calibration(tiny_data, tmp_path, capsys):
     kw = model_inputs([read_cif(f) for f in cifs], *load_model(runs[0]), 75.0)
     dist = reference_distance(potential_features(kw["potentials"]), ens.reference)
     spread = [r["spread"] for r in rows]
-    want = [
-        c["intercept"] + np.dot(c["coef"], [d, r, 75.0]) for d, r in zip(spread, dist, strict=True)
-    ]
+    log_a = np.log(kw["a"])
+    want = [c["intercept"] + np.dot(c["coef"], [d, r, 75.0, la])
+            for d, r, la in zip(spread, dist, log_a, strict=True)]  # fmt: skip
     assert len(rows) == 2 and [r["estimated_z"] for r in rows] == pytest.approx(np.maximum(want, 0))
     assert "estimated Z" in out
     code, out, err = _cli(["ensemble", *runs, "--data", tiny_data, "-o", tmp_path / "s.json",
@@ -727,7 +727,8 @@ def test_ensemble_spread_and_calibration(tiny_data, tmp_path, capsys):
     # one thickness: the constant thickness column is dropped, the rest still fitted
     from lacbed.ml.uncertainty import calibrate
 
-    one, ref = calibrate(members, tiny_data, thickness_nm=[50.0])
+    feats = ("spread", "reference_distance", "thickness_nm")  # 3 samples fit 2 features
+    one, ref = calibrate(members, tiny_data, thickness_nm=[50.0], features=feats)
     assert one["features"] == ["spread", "reference_distance"] and len(one["coef"]) == 2
     assert np.all(np.isfinite(one["coef"])) and min(one["coef"]) >= 0 and ref.shape[0] == 18
     with pytest.raises(LacbedError, match="at least two"):

@@ -291,7 +291,8 @@ def _estimate_quality(ensemble, ev) -> dict:
 
     z = ev.z
     out = {"spearman_spread": spearman(ev.spread, z)}
-    est = ensemble.estimate(ev.spread, ev.arrays.potential, ev.arrays.thickness_nm)
+    a = ev.arrays
+    est = ensemble.estimate(ev.spread, a.potential, a.thickness_nm, a.a)
     if est is None:
         return {**out, "spearman": None}
     q90 = float(ensemble.calibration.get("q90_residual", np.nan))
@@ -347,7 +348,7 @@ def ensemble(
         typer.Option(
             "--spread-only",
             help="Calibrate on the spread alone (default: spread, distance of the potential to "
-            "the training structures, thickness).",
+            "the training structures, thickness, ln a).",
         ),
     ] = False,
     threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
@@ -356,7 +357,7 @@ def ensemble(
 
     With --data, the error estimate is calibrated on SPLIT: Z ≈ intercept + a · spread (mean Z
     between each member and the mean) + b · distance of the potential to the training
-    structures + c · thickness (--spread-only: the spread alone), and the Spearman rank
+    structures + c · thickness + d · ln a (--spread-only: the spread alone), and the Spearman rank
     correlation of estimate and true Z is reported. The training features are written to
     ENS.reference.npz beside ENS.json.
     Use the file as `lacbed predict X.cif --model ENS.json`.

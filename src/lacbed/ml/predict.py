@@ -400,7 +400,7 @@ def predict_series(
         from lacbed.ml.uncertainty import ensemble_stats
 
         out, spread = ensemble_stats(preds)
-    est = None if ens is None else ens.estimate(spread, kws[0]["potentials"], ts)
+    est = None if ens is None else ens.estimate(spread, kws[0]["potentials"], ts, kws[0]["a"])
     source = np.full((n, nt), "surrogate", dtype=object)
     engine: list = [None] * n
     settings = None

@@ -22,11 +22,11 @@ they were trained on. :func:`calibrate` therefore also fits (by default) the dis
 input to the training set, :func:`reference_distance`: the mean Euclidean distance from the
 potential's low-order Fourier amplitudes (:func:`potential_features`) to those of its
 ``K_NEAREST`` nearest training structures, each feature scaled by its standard deviation over
-the training set, and the thickness. The estimate is then affine in
-(spread, distance, thickness); on release 2's val split (1 456 materials) it ranks the true Z
-with Spearman 0.62 out of fold against 0.49 for the spread alone
-(``benchmarks/results/ml_error_estimates.json``). The training features are stored beside the
-ensemble file (``<name>.reference.npz``).
+the training set, the thickness and ln(a / 1 Å) (larger cells have more and finer lines). The
+estimate is affine in these, with non-negative coefficients; how well each input and each
+combination ranks the true Z out of fold is measured by ``benchmarks/ml_error_estimates.py``
+(docs/model_card.md gives the numbers of the shipped ensemble). The training features are
+stored beside the ensemble file (``<name>.reference.npz``).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ __all__ = [
 ]
 
 #: Inputs of the error estimate fitted by :func:`calibrate` (an affine function of them).
-ERROR_FEATURES: tuple[str, ...] = ("spread", "reference_distance", "thickness_nm")
+ERROR_FEATURES: tuple[str, ...] = ("spread", "reference_distance", "thickness_nm", "log_a")
 #: Training structures averaged over in :func:`reference_distance`.
 K_NEAREST = 5
 #: Fourier orders |h|, |k| ≤ FFT_ORDER of :func:`potential_features`.
@@ -160,8 +160,8 @@ def reference_distance(
 
 
 def feature_matrix(
-    features, spread, *, potentials=None, thickness_nm=None, reference=None, k: int = K_NEAREST,
-    order: int = FFT_ORDER,
+    features, spread, *, potentials=None, thickness_nm=None, a=None, reference=None,
+    k: int = K_NEAREST, order: int = FFT_ORDER,
 ) -> np.ndarray:  # fmt: skip
     """The inputs of the error estimate, one column per name in ``features``.
 
@@ -175,6 +175,9 @@ def feature_matrix(
         Their projected potentials [V·Å] (for ``reference_distance``).
     thickness_nm : float or array_like of shape (T,), optional
         Thickness of each column of ``spread`` [nm] (for ``thickness_nm``).
+    a : array_like, shape (n,), optional
+        Lattice parameters [Å] (for ``log_a`` = ln(a / 1 Å): larger cells have more, finer
+        lines).
     reference : ndarray, shape (n_train, F), optional
         Training structures' :func:`potential_features` (for ``reference_distance``).
 
@@ -195,6 +198,11 @@ def feature_matrix(
                     f"{d.shape}, got {None if t is None else t.shape}"
                 )
             cols.append(np.broadcast_to(t.reshape(d.shape[1:]) if t.size > 1 else t, d.shape))
+        elif name == "log_a":
+            aa = None if a is None else np.asarray(a, dtype=np.float64).reshape(-1)
+            if aa is None or len(aa) != len(d) or not np.all(aa > 0):
+                raise LacbedError(f"the error estimate needs {len(d)} lattice parameters > 0 Å")
+            cols.append(np.broadcast_to(np.log(aa).reshape((-1,) + (1,) * (d.ndim - 1)), d.shape))
         elif name == "reference_distance":
             if potentials is None or reference is None:
                 raise LacbedError(
@@ -254,7 +262,7 @@ class Ensemble:
             return False
         return coef is not None and bool(np.all(np.isfinite(values)))
 
-    def estimate(self, spread, potentials=None, thickness_nm=None) -> np.ndarray | None:
+    def estimate(self, spread, potentials=None, thickness_nm=None, a=None) -> np.ndarray | None:
         """Estimated Z [1], at least 0, shaped like ``spread``; None for an uncalibrated
         ensemble. Arguments as :func:`feature_matrix`."""
         if not self.calibrated:
@@ -263,8 +271,9 @@ class Ensemble:
         d = np.asarray(spread, dtype=np.float64)
         feats, coef = c.get("features") or ["spread"], c.get("coef") or [c.get("slope")]
         x = feature_matrix(
-            feats, d, potentials=potentials, thickness_nm=thickness_nm, reference=self.reference,
-            k=int(c.get("k", K_NEAREST)), order=int(c.get("fft_order", FFT_ORDER)),
+            feats, d, potentials=potentials, thickness_nm=thickness_nm, a=a,
+            reference=self.reference, k=int(c.get("k", K_NEAREST)),
+            order=int(c.get("fft_order", FFT_ORDER)),
         )  # fmt: skip
         est = float(c.get("intercept", 0.0)) + x @ np.asarray(coef, dtype=np.float64)
         return np.maximum(est, 0.0).reshape(d.shape)
@@ -430,7 +439,7 @@ def calibrate(
         train = load_split(ds, "train", thickness_index=t_idx[:1])
         reference = potential_features(train.potential).astype(np.float16).astype(np.float32)
     x = feature_matrix(
-        features, ev.spread, potentials=arr.potential, thickness_nm=arr.thickness_nm,
+        features, ev.spread, potentials=arr.potential, thickness_nm=arr.thickness_nm, a=arr.a,
         reference=reference,
     )  # fmt: skip
     d, z = ev.spread.ravel(), ev.z.ravel()
@@ -482,5 +491,5 @@ def predict_crystals_ensemble(
     if any(m.config.physics_channel for m, _ in pairs) and kw["physics"] is None:
         kw = model_inputs(crystals, next(m for m, _ in pairs if m.config.physics_channel), info0, t)
     ens = ensemble_run([m for m, _ in pairs], **kw)
-    est = ensemble.estimate(ens.spread, kw["potentials"], t)
+    est = ensemble.estimate(ens.spread, kw["potentials"], t, kw["a"])
     return EnsemblePrediction(mean=ens.mean, spread=ens.spread, estimated_z=est)
