@@ -749,10 +749,11 @@ def test_ensemble_spread_and_calibration(tiny_data, tmp_path, capsys):
 
 #: SHA-256 of the shipped ensemble (src/lacbed/ml/weights/default*) that tests/data/ml/ was made with
 DEFAULT_WEIGHTS_SHA256 = {
-    "default.json": "22821dda1e31f23d5ea63498a6c78ef2e2b875950f2e63ae86c9a98e259c7200",
-    "default-0.pt": "6bc547380e8fbb2f39f14e8ea37a9ef3b692993c09a91c5627d906de6edeb37e",
-    "default-1.pt": "29add98cc6ecc904f9e636cc04eaf505293e6580017c22f11d30056f47115198",
-    "default-2.pt": "6197e4eba3b5e9f56bb523ec453295b31c7f97fa1c88a33ca20c0e2b77fc17cd",
+    "default.json": "82194a06d3cc2dd542b0e169c08a4fcda60f7d695fba19ff06cec74573255505",
+    "default.reference.npz": "002aafae10bc419c2bd2ef1da91a947564ee6c70bccff145d8ef19c7f3746a5e",
+    "default-0.pt": "2015c22a1cea2edfff5b421804ce5e7ac28046ca47129b28da8fa1d62f5b68c1",
+    "default-1.pt": "6412a480390525c66e94fc91fe85355b9ea6ab7a7d2fe62c093eb6be5748d57a",
+    "default-2.pt": "28362f3f0f27e0953f3eae6ead8f4ffcf77bf3c1378e78f8f322c396c9ce6332",
 }
 
 
@@ -777,15 +778,22 @@ def test_shipped_model_predicts_the_stored_pattern():
     ens = load_predictor(None)
     model, _ = ens.load_models()[0]
     assert model.trained_thicknesses_nm == (50.0, 100.0, 150.0, 200.0)
-    assert ens.calibration["split"] == "val" and ens.calibration["slope"] > 0
+    c = ens.calibration
+    assert c["split"] == "val" and c["features"][0] == "spread" and min(c["coef"]) >= 0
+    assert ens.reference is not None and ens.reference.shape[1] == (2 * c["fft_order"] + 1) ** 2
     res = predict_series([read_cif(example_path("Si"))], model.trained_thicknesses_nm, model=ens)
-    ref = np.load(Path(__file__).parent / "data" / "ml" / "default_model_Si.npy")
+    data = Path(__file__).parent / "data" / "ml"
+    ref = np.load(data / "default_model_Si.npy")
+    stored = json.loads((data / "default_model_Si_estimate.json").read_text())["Si"]
     assert res.patterns[0].shape == ref.shape == (4, 128, 128)
     # measured |diff| <= 1.9e-6 between 1 and 2 torch threads and batch compositions (float32
     # convolutions, the single-model file before); 1e-5 is ~5x that, while Si and SrTiO3
     # predictions differ by Z ~ 0.9
     np.testing.assert_allclose(res.patterns[0], ref, rtol=0, atol=1e-5)
-    assert np.all(np.isfinite(res.estimated_z)) and np.all(res.estimated_z > 0)
+    # the estimate (spread, distance to the shipped training features, t, ln a) as written by
+    # ml_make_default.py; a pattern change of 1e-5 moves the spread far less than 1e-4
+    want = [stored[f"{t:g}"] for t in model.trained_thicknesses_nm]
+    np.testing.assert_allclose(res.estimated_z[0], want, rtol=0, atol=1e-4)
 
 
 def test_predict_with_the_shipped_model_estimates_every_error(tmp_path, capsys):

@@ -26,11 +26,11 @@ def test_provenance_lists_the_reference_files():
     # the Felix Si [001] run and the structure-factor table (see PROVENANCE.md)
     assert "structure_factors.json" in names
     assert "felix/Si_001/I_p0p0p0_stack.npy" in names and "felix/Si_001/felix.inp" in names
-    assert "ml/default_model_Si.npy" in names
+    assert "ml/default_model_Si.npy" in names and "ml/default_model_Si_estimate.json" in names
     # genuine Gatan DigitalMicrograph files from the HyperSpy 1.6.5 sdist (tests/test_refine_dm.py)
     assert "gatan/dm3_2D_data/test_diffraction_pattern.dm3" in names
     assert sum(n.startswith("gatan/") for n in names) == 7
-    assert len(names) == 15
+    assert len(names) == 16
 
 
 @pytest.mark.parametrize(("name", "sha256"), sorted(_checksums().items()))
