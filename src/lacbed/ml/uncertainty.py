@@ -7,9 +7,9 @@ standardised predictions and their **spread**
     d = mean over members m of Z(pred_m, mean),   Z = 1 − ZNCC,
 
 in the units of Z. The spread is not yet an error: :func:`calibrate` scores the ensemble on a
-split that was not used for training (``val``), fits the true Z of the ensemble mean as
-Z ≈ intercept + slope · d (least squares) and reports the Spearman rank correlation between d
-and the true Z, which says how far the estimate can be trusted to *rank* predictions (issue 10
+split that was not used for training (``val``), fits the true Z of the ensemble mean as an
+affine function of d (and of the inputs below) and reports the Spearman rank correlation
+between the estimate and the true Z, which says how far the estimate can be trusted to *rank* predictions (issue 10
 §3 asks for the rank correlation on test, once the final models are chosen), and the 90th
 percentile of the residuals, which turns the estimate into an upper bound that held for 90 % of
 the calibration samples. A fit through the origin, used before, left 82 % of the true Z above
