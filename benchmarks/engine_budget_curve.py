@@ -16,6 +16,8 @@ Usage (repository root)::
 
     nice -n 5 python benchmarks/engine_budget_curve.py [--budgets 16 32 64 128] [--splits val test]
     nice -n 5 python benchmarks/engine_budget_curve.py --budgets 8 24 --add   # more budgets
+    nice -n 19 python benchmarks/engine_budget_curve.py --extend --splits test val \
+        -o benchmarks/results/engine_budget_curve_extended.json         # more materials
 
 Writes ``benchmarks/results/engine_budget_curve.json`` (every material and a summary per budget
 and thickness: mean, median, P90 of Z, mean CPU).
@@ -87,6 +89,25 @@ def summarise(rows: list[dict], budgets: list[int], ts: list[float]) -> dict:
     return summary
 
 
+def extend(rel, slots: list[int], out: Path) -> None:  # noqa: ANN001 (Dataset)
+    """Add the materials of ``slots`` missing from ``out`` (started from the default results
+    file), one at a time, rewriting ``out`` (atomically) after each: a long background run that
+    loses nothing when stopped, and leaves the committed default file as its docs quote it."""
+    from lacbed._io import atomic_path
+
+    result = json.loads((out if out.is_file() else OUT).read_text())
+    budgets = [int(b) for b in result["budgets"]]
+    done = {r["key"] for r in result["rows"]}
+    key_of = dict(zip(rel.table["slot"], rel.table["key"], strict=True))
+    todo = [s for s in slots if key_of[s] not in done]
+    for i, slot in enumerate(todo):
+        result["rows"].append(measure(rel, slot, budgets))
+        result["summary"] = summarise(result["rows"], budgets, result["thicknesses_nm"])
+        with atomic_path(out) as tmp:
+            tmp.write_text(json.dumps(result, indent=1) + "\n")
+        print(f"{i + 1}/{len(todo)} {result['rows'][-1]['key']}", flush=True)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budgets", type=int, nargs="+", default=[16, 32, 64, 128])
@@ -96,9 +117,22 @@ def main(argv=None) -> None:
         action="store_true",
         help="Add these budgets to the materials of the existing results file (same splits).",
     )
+    ap.add_argument(
+        "--extend",
+        action="store_true",
+        help="Measure the materials of the splits that the results file lacks, with its "
+        "budgets, saving after each one to --out (interrupt and rerun to go on).",
+    )
+    ap.add_argument(
+        "-o", "--out", type=Path, default=OUT,
+        help="With --extend: the file to grow (started from the default results file).",
+    )  # fmt: skip
     args = ap.parse_args(argv)
     rel = open_dataset(RELEASE)
     slots = [int(s) for name in args.splits for s in rel.split_slots(name)]
+    if args.extend:
+        extend(rel, slots, args.out)
+        return
     old = json.loads(OUT.read_text()) if args.add else None
     if old is not None:  # the same materials as the existing results (the release grows)
         if old["splits"] != args.splits:
