@@ -835,14 +835,15 @@ def test_zipped_install_finds_the_model_and_examples(tmp_path):
         "from lacbed.ml.predict import load_predictor\n"
         "ens = load_predictor(None)\n"
         "model, info = ens.load_models()[0]\n"
-        "print(len(ens.load_models()), model.config.name, model.config.quadrant)\n"
+        "print(len(ens.load_models()), model.config.name, model.config.quadrant,\n"
+        "      ens.reference.shape[0] > 1000)\n"  # the training features, read from the zip
     )
     env = dict(os.environ, PYTHONPATH=str(archive), OMP_NUM_THREADS="1")
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == ["3", "resae", "True"]
+    assert out.stdout.split() == ["3", "resae", "True", "True"]
 
 
 def test_predict_png_is_drawn_like_simulate():
