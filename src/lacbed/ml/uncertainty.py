@@ -55,6 +55,7 @@ __all__ = [
     "predict_crystals_ensemble",
     "reference_distance",
     "spearman",
+    "training_features",
 ]
 
 #: Inputs of the error estimate fitted by :func:`calibrate` (an affine function of them).
@@ -355,6 +356,21 @@ class Ensemble:
         return cls([base / m for m in blob["members"]], calibration, reference=reference)
 
 
+def training_features(dataset) -> np.ndarray:
+    """:func:`potential_features` of every ``train`` structure of a dataset, rounded to float16
+    as an ensemble file stores them; read in chunks, potentials only (no patterns)."""
+    slots = [int(s) for s in dataset.split_slots("train")]
+    if not slots:
+        raise LacbedError(f"{dataset.path} has no training structures to measure distances to")
+    chunks = [
+        potential_features(
+            np.stack([np.asarray(dataset.potentials[s]) for s in slots[i : i + _CHUNK]])
+        )
+        for i in range(0, len(slots), _CHUNK)
+    ]
+    return np.concatenate(chunks).astype(np.float16).astype(np.float32)
+
+
 def check_members(models) -> list:
     """The members of an ensemble as a list, checked to agree on what they take and give
     (image size, normalisation, thickness conditioning, physics input)."""
@@ -436,8 +452,7 @@ def calibrate(
         features = tuple(f for f in features if f != "thickness_nm")
     reference = None
     if "reference_distance" in features:
-        train = load_split(ds, "train", thickness_index=t_idx[:1])
-        reference = potential_features(train.potential).astype(np.float16).astype(np.float32)
+        reference = training_features(ds)
     x = feature_matrix(
         features, ev.spread, potentials=arr.potential, thickness_nm=arr.thickness_nm, a=arr.a,
         reference=reference,
