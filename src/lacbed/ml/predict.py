@@ -51,7 +51,12 @@ def default_model_resource() -> Traversable:
     (``default-*.pt`` beside it) are read through ``importlib.resources.as_file``, as
     :func:`load_default` does.
     """
-    return resources.files("lacbed.ml").joinpath("weights").joinpath("default.json")
+    return _shipped_resource("default.json")
+
+
+def _shipped_resource(name: str) -> Traversable:
+    """A file of the shipped model (``lacbed/ml/weights/NAME``), as a package resource."""
+    return resources.files("lacbed.ml").joinpath("weights").joinpath(name)
 
 
 def load_default():
@@ -70,8 +75,9 @@ def load_default():
     calibration = dict(blob.get("calibration") or {})
     reference = None
     if calibration.get("reference"):
-        res = resources.files("lacbed.ml").joinpath("weights").joinpath(calibration["reference"])
-        with resources.as_file(res) as p:  # a temporary copy when the package is zipped
+        with resources.as_file(
+            _shipped_resource(calibration["reference"])
+        ) as p:  # a temporary copy when the package is zipped
             reference = Ensemble.read_reference(p, calibration)
     return Ensemble(members, calibration, models=models, reference=reference)
 
@@ -88,8 +94,7 @@ def _shipped_blob() -> dict:
 
 def _shipped_member(name: str) -> tuple[Surrogate, ModelInfo]:
     """One member of the shipped ensemble, by its file name beside ``default.json``."""
-    res = resources.files("lacbed.ml").joinpath("weights").joinpath(name)
-    with resources.as_file(res) as p:  # a temporary copy when the package is zipped
+    with resources.as_file(_shipped_resource(name)) as p:  # a copy when the package is zipped
         return load_surrogate(p)
 
 

@@ -429,8 +429,7 @@ def calibrate(
     from scipy.optimize import lsq_linear
 
     from lacbed.dataset.store import Dataset, open_dataset
-    from lacbed.ml.data import load_split, resolve_thicknesses
-    from lacbed.ml.evaluate import evaluate_split, resolve_split
+    from lacbed.ml.evaluate import evaluate
 
     models = check_members(models)
     if len(models) < 2:
@@ -441,13 +440,8 @@ def calibrate(
             f"error-estimate features must start with 'spread', from {ERROR_FEATURES}"
         )
     ds = data if isinstance(data, Dataset) else open_dataset(data)
-    used, _ = resolve_split(ds, split)
-    m0 = models[0]
-    if thickness_nm is None and m0.trained_thicknesses_nm:
-        thickness_nm = m0.trained_thicknesses_nm
-    t_idx = resolve_thicknesses(ds.thicknesses_nm, thickness_nm, conditioned=m0.config.conditioned)
-    arr = load_split(ds, used, thickness_index=t_idx, physics=m0.config.physics_input or False)
-    ev = evaluate_split(models, arr, split=used)
+    ev = evaluate(models, ds, splits=(split,), thickness_nm=thickness_nm)[split]
+    arr, used = ev.arrays, ev.split
     if len(arr.thickness_nm) < 2:  # a constant column cannot be fitted
         features = tuple(f for f in features if f != "thickness_nm")
     reference = None
