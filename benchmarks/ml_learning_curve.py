@@ -44,6 +44,82 @@ def power_law(sizes, z) -> dict | None:
     return {"c": float(np.exp(logc)), "b": float(b), "form": "Z_mean = c * N**b"}
 
 
+def split_fingerprint(ds) -> dict:
+    """Sizes of the train and val splits and a SHA-256 of their sorted keys.
+
+    Results measured on one dataset are only merged with results measured on the same split
+    (a release grows between sessions; a curve must not mix two of its states).
+    """
+    import hashlib
+
+    out = {}
+    h = hashlib.sha256()
+    for name in ("train", "val"):
+        slots = ds.split_slots(name)
+        keys = sorted(ds.table.loc[ds.table["slot"].isin(slots), "key"].astype(str))
+        out[f"n_{name}"] = len(keys)
+        h.update(("\n".join(keys) + "|").encode())
+    out["sha256"] = h.hexdigest()
+    return out
+
+
+def _load_previous(path: Path, identity: dict) -> dict:
+    """Per-(size, seed) results already in ``path`` when measured on the same data and settings."""
+    if not path.exists():
+        return {}
+    old = json.loads(path.read_text())
+    mismatch = [k for k, v in identity.items() if old.get(k) != v]
+    if mismatch:
+        raise SystemExit(
+            f"{path} holds results of another dataset or other settings ({', '.join(mismatch)} "
+            "differ); give another --results file"
+        )
+    return {(r["n_train_structures"], s["seed"]): s for r in old["sizes"] for s in r["seeds"]}
+
+
+def _epochs_for(n: int, epochs: int, sample_budget: int | None) -> int:
+    """The run's epoch cap: ``epochs``, or fewer so that n * epochs <= sample_budget."""
+    if sample_budget is None:
+        return epochs
+    return max(1, min(epochs, sample_budget // n))
+
+
+def summarise(identity: dict, done: dict) -> dict:
+    """Learning-curve summary from the finished runs ``{(n, seed): result}``."""
+    rows = []
+    for n in sorted({n for n, _ in done}):
+        per_seed = [done[k] for k in sorted(done) if k[0] == n]
+        means = np.array([r["val"]["mean"] for r in per_seed])
+        rows.append(
+            {
+                "n_train_structures": n,
+                "n_seeds": len(per_seed),
+                "val_mean": float(means.mean()),
+                "val_mean_min": float(means.min()),
+                "val_mean_max": float(means.max()),
+                "val_median": float(np.mean([r["val"]["median"] for r in per_seed])),
+                "val_p90": float(np.mean([r["val"]["p90"] for r in per_seed])),
+                "seeds": per_seed,
+            }
+        )
+    fit = power_law([r["n_train_structures"] for r in rows], [r["val_mean"] for r in rows])
+    return {
+        **identity,
+        "seeds": sorted({s for _, s in done}),
+        "z_units": "1 (multiply by 100 for %)",
+        "sizes": rows,
+        "fit": fit,
+    }
+
+
+def _write(summary: dict, path: Path) -> None:
+    """Write the summary (atomically) and its figure beside it."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(summary, indent=1))
+    tmp.replace(path)
+    plot_curve(summary).savefig(path.with_suffix(".png"), dpi=110)
+
+
 def run_curve(
     data,
     out: Path,
@@ -59,9 +135,17 @@ def run_curve(
     physics_channel: bool = False,
     quadrant: bool = False,
     mirror_pad: bool = False,
+    sample_budget: int | None = None,
+    results: Path | None = None,
     progress: bool = False,
 ) -> dict:
-    """Train and score every (size, seed); return (and write) the learning-curve summary."""
+    """Train and score every (size, seed); return (and write) the learning-curve summary.
+
+    Runs go seed by seed, each over all sizes (so an interrupted curve has whole curves for
+    its first seeds); after each run the summary is rewritten, and a rerun with the same
+    ``results`` file skips the runs already in it (it may be a committed file: the curve then
+    resumes in a later session, as long as the dataset's train and val splits are the same).
+    """
     from lacbed.dataset.store import open_dataset
     from lacbed.ml.config import TrainConfig, default_model_config
     from lacbed.ml.evaluate import evaluate
@@ -70,12 +154,29 @@ def run_curve(
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    results = Path(results) if results else out / "learning_curve.json"
     ds = open_dataset(data)
     n_avail = int(ds.split_counts()["train"])
     wanted = sorted({int(s) for s in sizes})
     used = sorted({min(s, n_avail) for s in wanted})
     if used != wanted:
         logging.warning("sizes clipped to the %d training structures: %s", n_avail, used)
+    identity = {
+        "dataset": Path(ds.path).name,  # no absolute path in committed results
+        "splits": split_fingerprint(ds),
+        "model": model,
+        "split_scored": "val",
+        "epochs": epochs,
+        "patience": patience,
+        "sample_budget": sample_budget,
+        "batch_size": batch_size,
+        "thickness_nm": list(thickness) if thickness else None,
+        "augment": augment,
+        "physics_channel": physics_channel,
+        "quadrant": quadrant,
+        "mirror_pad": mirror_pad,
+    }
+    done = _load_previous(results, identity)
     mcfg = None
     if physics_channel or quadrant or mirror_pad:
         mcfg = dataclasses.replace(
@@ -84,12 +185,12 @@ def run_curve(
             quadrant=quadrant,
             mirror_pad=mirror_pad,
         )
-    rows = []
-    for n in used:
-        per_seed = []
-        for seed in seeds:
+    for seed in seeds:
+        for n in used:
+            if (n, int(seed)) in done:
+                continue
             cfg = TrainConfig(
-                epochs=epochs,
+                epochs=_epochs_for(n, epochs, sample_budget),
                 batch_size=batch_size,
                 seed=int(seed),
                 max_train=n,
@@ -111,48 +212,22 @@ def run_curve(
             train_s = time.perf_counter() - t0
             surrogate, info = load_surrogate(res.model_path)
             ev = evaluate(surrogate, ds, splits=("val",))["val"]
-            stats = ev.stats(worst=3)
-            per_seed.append(
-                {
-                    "seed": int(seed),
-                    "run": run.name,
-                    "n_train_structures": int(info.data["n_train_structures"]),
-                    "epochs_run": res.epochs_run,
-                    "best_val_z": res.best_val_z,
-                    "train_wall_s": train_s,
-                    "val": stats,
-                }
-            )
-        means = np.array([r["val"]["mean"] for r in per_seed])
-        rows.append(
-            {
-                "n_train_structures": n,
-                "val_mean": float(means.mean()),
-                "val_mean_min": float(means.min()),
-                "val_mean_max": float(means.max()),
-                "val_median": float(np.mean([r["val"]["median"] for r in per_seed])),
-                "val_p90": float(np.mean([r["val"]["p90"] for r in per_seed])),
-                "seeds": per_seed,
+            done[(n, int(seed))] = {
+                "seed": int(seed),
+                "run": run.name,
+                "n_train_structures": int(info.data["n_train_structures"]),
+                "epoch_cap": cfg.epochs,
+                "epochs_run": res.epochs_run,
+                "best_val_z": res.best_val_z,
+                "train_wall_s": train_s,
+                "val": ev.stats(worst=3),
             }
-        )
-    summary = {
-        "dataset": Path(ds.path).name,  # no absolute path in committed results
-        "model": model,
-        "split_scored": "val",
-        "seeds": [int(s) for s in seeds],
-        "epochs": epochs,
-        "patience": patience,
-        "thickness_nm": list(thickness) if thickness else None,
-        "augment": augment,
-        "physics_channel": physics_channel,
-        "quadrant": quadrant,
-        "mirror_pad": mirror_pad,
-        "z_units": "1 (multiply by 100 for %)",
-        "sizes": rows,
-        "fit": power_law([r["n_train_structures"] for r in rows], [r["val_mean"] for r in rows]),
-    }
-    (out / "learning_curve.json").write_text(json.dumps(summary, indent=1))
-    plot_curve(summary).savefig(out / "learning_curve.png", dpi=110)
+            _write(summarise(identity, done), results)
+            logging.warning(
+                "N = %d seed %d: val Z %.2f %% (%.0f s)", n, seed, 100 * ev.stats()["mean"], train_s
+            )
+    summary = summarise(identity, done)
+    _write(summary, results)
     return summary
 
 
@@ -201,6 +276,18 @@ def main(argv=None) -> dict:
     ap.add_argument("--physics-channel", action="store_true")
     ap.add_argument("--quadrant", action="store_true", help="resae: decode one quadrant")
     ap.add_argument("--mirror-pad", action="store_true", help="with --quadrant: no seam")
+    ap.add_argument(
+        "--sample-budget",
+        type=int,
+        default=None,
+        help="cap each run's epochs at SAMPLE_BUDGET // N (structure-epochs)",
+    )
+    ap.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        help="summary JSON (default OUT/learning_curve.json); runs in it are skipped",
+    )
     args = ap.parse_args(argv)
     if len(set(args.sizes)) < 5:
         ap.error("a learning curve needs at least 5 distinct --sizes")
@@ -223,6 +310,8 @@ def main(argv=None) -> dict:
         physics_channel=args.physics_channel,
         quadrant=args.quadrant,
         mirror_pad=args.mirror_pad,
+        sample_budget=args.sample_budget,
+        results=args.results,
     )
     for r in summary["sizes"]:
         print(
@@ -233,7 +322,8 @@ def main(argv=None) -> dict:
     if summary["fit"]:
         f = summary["fit"]
         print(f"fit: Z_mean = {f['c']:.3g} N^{f['b']:.3f}")
-    print(f"wrote {args.out / 'learning_curve.json'} and {args.out / 'learning_curve.png'}")
+    path = args.results or args.out / "learning_curve.json"
+    print(f"wrote {path} and {path.with_suffix('.png')}")
     return summary
 
 

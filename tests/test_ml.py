@@ -596,6 +596,19 @@ def test_learning_curve_script(tiny_data, tmp_path):
     assert (out / "learning_curve.png").stat().st_size > 10_000
     with pytest.raises(SystemExit):  # fewer than five sizes is not a learning curve
         lc.main([str(a) for a in [*argv, "--sizes", 2, 4]])
+    # resuming from a results file elsewhere: seed 0's runs are kept, not retrained
+    res = tmp_path / "kept.json"
+    res.write_text((out / "learning_curve.json").read_text())
+    more = [*argv, "--results", res, "--sizes", 2, 4, 6, 9, 99, "--seeds", 0, 1]
+    again = lc.main([str(a) for a in more])
+    assert [r["n_seeds"] for r in again["sizes"]] == [2] * 5 and again["seeds"] == [0, 1]
+    before = {r["n_train_structures"]: r["seeds"][0]["train_wall_s"] for r in summary["sizes"]}
+    assert {r["n_train_structures"]: r["seeds"][0]["train_wall_s"] for r in again["sizes"]} == before
+    assert res.with_suffix(".png").exists()
+    with pytest.raises(SystemExit, match="epochs"):  # other settings: not merged
+        lc.main([str(a) for a in [*more, "--epochs", 2]])
+    assert lc._epochs_for(100, 40, 1000) == 10 and lc._epochs_for(10, 40, 1000) == 40
+    assert lc._epochs_for(5000, 40, 1000) == 1 and lc._epochs_for(7, 3, None) == 3
     # the power law recovers an exact one
     fit = lc.power_law([10, 100, 1000], [0.5, 0.5 * 10**-0.3, 0.5 * 100**-0.3])
     assert fit["b"] == pytest.approx(-0.3) and fit["c"] == pytest.approx(0.5 * 10**0.3)
