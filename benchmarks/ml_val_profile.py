@@ -46,7 +46,7 @@ def main(argv=None) -> dict:
     ens = load_default()
     ev = evaluate([m for m, _ in ens.load_models()], args.data)["val"]
     a = ev.arrays
-    est = ens.estimate(ev.spread, a.potential, a.thickness_nm, a.a)
+    est = ens.estimate_for(ev)
     table = open_release(args.data, cache=False).table
     row = table.set_index("key")
     sg = np.array([int(row.loc[k, "space_group_number"]) for k in a.keys])

@@ -603,7 +603,9 @@ def test_learning_curve_script(tiny_data, tmp_path):
     again = lc.main([str(a) for a in more])
     assert [r["n_seeds"] for r in again["sizes"]] == [2] * 5 and again["seeds"] == [0, 1]
     before = {r["n_train_structures"]: r["seeds"][0]["train_wall_s"] for r in summary["sizes"]}
-    assert {r["n_train_structures"]: r["seeds"][0]["train_wall_s"] for r in again["sizes"]} == before
+    assert {
+        r["n_train_structures"]: r["seeds"][0]["train_wall_s"] for r in again["sizes"]
+    } == before
     assert res.with_suffix(".png").exists()
     with pytest.raises(SystemExit, match="epochs"):  # other settings: not merged
         lc.main([str(a) for a in [*more, "--epochs", 2]])
@@ -737,6 +739,7 @@ def test_ensemble_spread_and_calibration(tiny_data, tmp_path, capsys):
     e = m["splits"]["val"]["error_estimate"]  # on its own calibration split: 90 % held there
     assert e["coverage_q90"] == pytest.approx(c["coverage_q90"]) and "Spearman" in out
     assert e["spearman"] == pytest.approx(c["spearman"]) and e["in_sample"]
+    assert spearman(ens.estimate_for(ev), ev.z) == pytest.approx(c["spearman"])
     # one thickness: the constant thickness column is dropped, the rest still fitted
     from lacbed.ml.uncertainty import calibrate
 

@@ -291,8 +291,7 @@ def _estimate_quality(ensemble, ev) -> dict:
 
     z = ev.z
     out = {"spearman_spread": spearman(ev.spread, z)}
-    a = ev.arrays
-    est = ensemble.estimate(ev.spread, a.potential, a.thickness_nm, a.a)
+    est = ensemble.estimate_for(ev)
     if est is None:
         return {**out, "spearman": None}
     q90 = float(ensemble.calibration.get("q90_residual", np.nan))

@@ -279,6 +279,13 @@ class Ensemble:
         est = float(c.get("intercept", 0.0)) + x @ np.asarray(coef, dtype=np.float64)
         return np.maximum(est, 0.0).reshape(d.shape)
 
+    def estimate_for(self, evaluation) -> np.ndarray | None:
+        """Estimated Z [1] for every (structure, thickness) of an ensemble's evaluation
+        (:class:`lacbed.ml.evaluate.SplitEvaluation` with its ``spread``); None when
+        uncalibrated."""
+        a = evaluation.arrays
+        return self.estimate(evaluation.spread, a.potential, a.thickness_nm, a.a)
+
     def load_models(self):
         """The members as (Surrogate, ModelInfo) pairs."""
         from lacbed.ml.model import load_surrogate
