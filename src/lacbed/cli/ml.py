@@ -93,15 +93,16 @@ def train(
     physics_kind: Annotated[
         str,
         typer.Option(
-            help="With --physics-channel: bragg (the Bragg-line map) or fewbeam (a 16-beam "
-            "engine run, the multi-fidelity mode; ~0.3-0.7 s per crystal, cached)."
+            help="With --physics-channel: bragg (the Bragg-line map), fewbeam (a 16-beam "
+            "engine run; 0.3-55 s per crystal) or coarse (32 beams at half the pixels, "
+            "upsampled; ~1-2 s): the multi-fidelity modes, cached."
         ),
     ] = "bragg",
     residual: Annotated[
         bool,
         typer.Option(
             "--residual/--no-residual",
-            help="With --physics-kind fewbeam: predict a correction to the few-beam run.",
+            help="With --physics-kind fewbeam or coarse: predict a correction to the engine run.",
         ),
     ] = False,
     quadrant: Annotated[

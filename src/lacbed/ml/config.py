@@ -61,14 +61,15 @@ class ModelConfig:
     physics_channel : bool
         Feed a second input channel computed from the crystal on the pattern's tilt grid at the
         sample's thickness (not for ``spectral``, whose encoder reads only Fourier magnitudes).
-    physics_kind : {'bragg', 'fewbeam'}
+    physics_kind : {'bragg', 'fewbeam', 'coarse'}
         What that channel is: the two-beam map of the Bragg lines
-        (:func:`lacbed.ml.physics.bragg_line_map`, ms) or a few-beam engine run
-        (:data:`lacbed.ml.physics.FEWBEAM_STRONG` strong beams; 0.8–55 s, mean 7 s on real materials): the
-        multi-fidelity mode.
+        (:func:`lacbed.ml.physics.bragg_line_map`, ms), a few-beam engine run
+        (:data:`lacbed.ml.physics.FEWBEAM_STRONG` strong beams; 0.8–55 s, mean 7 s on real
+        materials) or a coarse one (:data:`lacbed.ml.physics.COARSE_STRONG` strong beams at half
+        the pixels, upsampled; ~1–2 s): the multi-fidelity modes.
     residual : bool
         Predict a correction: the output is the network's plus the standardised physics
-        channel (only with ``physics_kind='fewbeam'``: a residual on physics).
+        channel (only with an engine run, 'fewbeam' or 'coarse': a residual on physics).
     quadrant : bool
         Decode one quadrant (size/2 × size/2) and unfold it by the two mirrors through the
         zone axis, which every bright-field [001] pattern of a cubic crystal has (2mm at least:
@@ -123,12 +124,14 @@ class ModelConfig:
                 "the spectral model reads only the potential's Fourier magnitudes; "
                 "choose another model for --physics-channel"
             )
-        if self.physics_kind not in ("bragg", "fewbeam"):
+        if self.physics_kind not in ("bragg", "fewbeam", "coarse"):
             raise SettingsError(
-                f"unknown physics channel {self.physics_kind!r}; choose bragg or fewbeam"
+                f"unknown physics channel {self.physics_kind!r}; choose bragg, fewbeam or coarse"
             )
-        if self.residual and self.physics_input != "fewbeam":
-            raise SettingsError("a residual model needs the few-beam physics channel (fewbeam)")
+        if self.residual and self.physics_input not in ("fewbeam", "coarse"):
+            raise SettingsError(
+                "a residual model needs an engine run as its physics channel (fewbeam or coarse)"
+            )
         if self.quadrant and self.name != "resae":
             raise SettingsError(f"--quadrant is a resae decoder; {self.name!r} has none")
         if self.mirror_pad and not self.quadrant:

@@ -31,6 +31,7 @@ __all__ = [
     "standardize_pattern",
     "prepare_target",
     "symmetry_of_space_group",
+    "subset",
 ]
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,15 @@ def resolve_thicknesses(available_nm: np.ndarray, requested_nm, *, conditioned: 
     return np.array(sorted(set(idx)))
 
 
+def subset(slots: np.ndarray, max_items: int | None, seed: int) -> np.ndarray:
+    """At most ``max_items`` of ``slots``, a seeded random subset in their original order (the
+    training subset of ``TrainConfig.max_train``; nested in ``max_items`` for one seed)."""
+    slots = np.asarray(slots)
+    if max_items is None or max_items >= len(slots):
+        return slots
+    return slots[np.sort(np.random.default_rng(seed).permutation(len(slots))[:max_items])]
+
+
 def load_split(
     dataset,
     split: str,
@@ -156,7 +166,7 @@ def load_split(
         Seed of that subset.
     require : bool
         Raise :class:`LacbedError` if the split is empty.
-    physics : bool or {'bragg', 'fewbeam'}
+    physics : bool or {'bragg', 'fewbeam', 'coarse'}
         Also compute physics maps (:func:`lacbed.ml.physics.physics_maps`; True = 'bragg') from
         each item's crystal record, with the dataset's engine settings.
     cache : bool or path-like
@@ -172,10 +182,7 @@ def load_split(
             f"(items per split: {dataset.split_counts()}); build a larger dataset"
         )
     table = dataset.table.set_index("slot", drop=False)
-    order = np.arange(len(slots))
-    if max_items is not None and max_items < len(slots):
-        order = np.sort(np.random.default_rng(seed).permutation(len(slots))[:max_items])
-    slots = slots[order]
+    slots = subset(slots, max_items, seed)
     ti = np.asarray(thickness_index, dtype=np.int64)
     pots, pats, keep = [], [], []
     for s in slots:

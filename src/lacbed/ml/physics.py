@@ -43,6 +43,7 @@ import numpy as np
 
 __all__ = [
     "KINEMATIC_HWHM",
+    "COARSE_STRONG",
     "FEWBEAM_STRONG",
     "MAP_VERSION",
     "PHYSICS_KINDS",
@@ -50,6 +51,7 @@ __all__ = [
     "map_settings",
     "physics_maps",
     "two_beam_integrated_intensity",
+    "upsample_pattern",
 ]
 
 #: Half width at half maximum of sinc²(πts) in units of 1/t (the root of sinc²(x) = ½ is
@@ -185,11 +187,34 @@ def bragg_line_map(
 
 #: Bumped whenever :func:`bragg_line_map` changes its output (invalidates cached maps).
 MAP_VERSION = 1
-#: Kinds of physics input: the Bragg-line map, or a cheap few-beam engine run.
-PHYSICS_KINDS: tuple[str, ...] = ("bragg", "fewbeam")
+#: Kinds of physics input: the Bragg-line map, a few-beam engine run at the pattern's size, or a
+#: coarse engine run (more beams, half the pixels, upsampled).
+PHYSICS_KINDS: tuple[str, ...] = ("bragg", "fewbeam", "coarse")
 #: Strong beams of the few-beam input (issue 10: 16 beams are within Z = 1.3-5.3 % of Felix for
 #: GaAs, CaF2, Cu and MgO at 0.26-0.7 s).
 FEWBEAM_STRONG: int = 16
+#: Strong beams of the coarse input, solved at half the pattern's pixels (64 for 128) without
+#: a convergence estimate. On 14 val materials of release 2 against their converged patterns
+#: (block-averaged to 64 px): median Z 2.6 / 4.1 / 6.1 / 10.7 % at 50-200 nm, for ~1-2 s of
+#: CPU per material (all thicknesses), against 11-14 % for 16 beams at similar cost
+#: (benchmarks/ml_coarse_physics.py).
+COARSE_STRONG: int = 32
+
+
+def upsample_pattern(pattern: np.ndarray, size: int) -> np.ndarray:
+    """Bilinear resampling of patterns (..., s, s) to (..., size, size) over the same field.
+
+    Pixel centres of both grids sit at (i + ½)·2W/n − W, so pixel j of the coarse grid covers
+    the fine pixels it overlaps (scipy's ``grid_mode``); the edges are extended.
+    """
+    from scipy.ndimage import zoom
+
+    p = np.asarray(pattern, dtype=np.float64)
+    if p.shape[-1] == size:
+        return p.copy()
+    f = size / p.shape[-1]
+    factors = (1.0,) * (p.ndim - 2) + (f, f)
+    return zoom(p, factors, order=1, mode="nearest", grid_mode=True)
 
 
 def map_settings(dataset_settings: dict) -> dict:
@@ -223,7 +248,9 @@ def physics_maps(
 ) -> np.ndarray:
     """Physics maps of each crystal at each thickness, shape (n, T, size, size) float32.
 
-    ``kind``: 'bragg' for :func:`bragg_line_map` (``absorption`` unused), 'fewbeam' for the
+    ``kind``: 'bragg' for :func:`bragg_line_map` (``absorption`` unused), 'coarse' for the
+    engine's I₀₀₀ with :data:`COARSE_STRONG` strong beams at ``size // 2`` pixels, no convergence
+    estimate, upsampled by :func:`upsample_pattern`; 'fewbeam' for the
     engine's I₀₀₀ with ``strong_beams`` strong beams (:func:`lacbed.simulate.simulate_lacbed`,
     fast solver, the same settings as the dataset otherwise: the cheap input of the
     multi-fidelity mode: 0.3-0.7 s for the simple bundled crystals, 0.8-55 s (mean 7 s) for real
@@ -255,8 +282,8 @@ def physics_maps(
                     voltage_kv,
                     half_width,
                     scattering,
-                    absorption if kind == "fewbeam" else None,
-                    strong_beams if kind == "fewbeam" else None,
+                    absorption if kind != "bragg" else None,
+                    {"fewbeam": strong_beams, "coarse": COARSE_STRONG}.get(kind),
                 ],
                 sort_keys=True,
                 default=str,
@@ -268,6 +295,22 @@ def physics_maps(
                     continue
                 except (OSError, ValueError):
                     pass
+        if kind == "coarse":
+            from lacbed.simulate import simulate_lacbed
+
+            coarse = simulate_lacbed(
+                c,
+                ts,
+                size=max(16, size // 2),
+                half_width=half_width,
+                voltage_kv=voltage_kv,
+                scattering=scattering,
+                absorption=absorption,
+                strong_beams=COARSE_STRONG,
+                convergence_sample=0.0,
+                n_jobs=1,
+            ).intensities
+            out[i] = upsample_pattern(coarse, size)
         if kind == "fewbeam":
             from lacbed.simulate import simulate_lacbed
 
