@@ -69,7 +69,9 @@ class ModelConfig:
         the pixels, upsampled; ~1–2 s): the multi-fidelity modes.
     residual : bool
         Predict a correction: the output is the network's plus the standardised physics
-        channel (only with an engine run, 'fewbeam' or 'coarse': a residual on physics).
+        channel (only with an engine run, 'fewbeam' or 'coarse': a residual on physics). The
+        output layer of a fresh residual ``resae`` or ``unet`` starts at zero, so training
+        starts from the physics run itself.
     quadrant : bool
         Decode one quadrant (size/2 × size/2) and unfold it by the two mirrors through the
         zone axis, which every bright-field [001] pattern of a cubic crystal has (2mm at least:

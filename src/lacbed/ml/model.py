@@ -51,6 +51,18 @@ class ModelFileError(LacbedError):
     """A model file is missing, foreign, corrupt or from an incompatible lacbed version."""
 
 
+def _zero_output_layer(net: nn.Module) -> None:
+    """Zero the last layer of a network's ``head`` (its output), so that a fresh residual model
+    returns the physics run itself and training starts from it; a network without a ``head``
+    is left as it is."""
+    head = getattr(net, "head", None)
+    layers = [m for m in head.modules() if isinstance(m, nn.Conv2d | nn.Linear)] if head else []
+    if layers:
+        nn.init.zeros_(layers[-1].weight)
+        if layers[-1].bias is not None:
+            nn.init.zeros_(layers[-1].bias)
+
+
 class Surrogate(nn.Module):
     """Network plus the settings needed to use it.
 
@@ -66,6 +78,8 @@ class Surrogate(nn.Module):
         self.norm = norm or Normalisation()
         self.net = build_network(config)
         self.trained_thicknesses_nm: tuple[float, ...] = ()
+        if config.residual:
+            _zero_output_layer(self.net)
 
     def forward(
         self,
