@@ -89,6 +89,28 @@ def converged_point(rel, keys: set[str]) -> dict:  # noqa: ANN001
     }
 
 
+def coarse_point(coarse: dict, keys: set[str]) -> tuple[dict, float]:
+    """The coarse engine run (``benchmarks/ml_coarse_physics.py``) on ``keys``: its point, and
+    its CPU time per pattern [s] (the physics cost of a model that reads it)."""
+    rows = [r for r in coarse["rows"] if r["key"] in keys]
+    if not rows:
+        raise SystemExit("the coarse-physics results hold none of the plotted materials")
+    timed = [r["cpu_s"] for r in rows if r.get("cpu_s") is not None]
+    z = np.array([r["z"] for r in rows])
+    per_pattern = float(np.mean(timed)) / len(coarse["thicknesses_nm"])
+    point = {
+        "label": f"engine coarse ({coarse['strong_beams']} beams, half the pixels)",
+        "kind": "engine",
+        "n": len(rows),
+        "seconds_per_pattern": per_pattern,
+        "median_z": {
+            f"{t:g}": float(np.median(z[:, j])) for j, t in enumerate(coarse["thicknesses_nm"])
+        },
+        "median_z_all": float(np.median(z)),
+    }
+    return point, per_pattern
+
+
 def load_members(spec: str) -> list:
     """Surrogates of ``RUN[+RUN...]`` (run directories or model files), or ``shipped``."""
     from lacbed.ml.model import load_surrogate
@@ -108,12 +130,21 @@ def patterns_per_s(timing: str) -> float:
     return float(value)
 
 
-def model_point(label: str, spec: str, timing: str, split: str, keys: set[str]) -> dict:
+def model_point(
+    label: str, spec: str, timing: str, split: str, keys: set[str], physics_s: float | None = None
+) -> dict:
     """A surrogate's (or seed ensemble's mean) Z on the materials ``keys`` of ``split``, scored
-    here (:func:`lacbed.ml.evaluate.evaluate`), and its time per pattern (batched)."""
+    here (:func:`lacbed.ml.evaluate.evaluate`), and its time per pattern (batched), plus the
+    coarse engine run's time per pattern ``physics_s`` for a model that reads one."""
     from lacbed.ml.evaluate import evaluate, z_stats
 
-    ev = evaluate(load_members(spec), RELEASE, splits=(split,))[split]
+    members = load_members(spec)
+    extra = 0.0
+    if any(m.config.physics_input == "coarse" for m in members):
+        if physics_s is None:
+            raise SystemExit(f"{label} reads the coarse engine run: give --coarse to time it")
+        extra = physics_s
+    ev = evaluate(members, RELEASE, splits=(split,))[split]
     rows = [i for i, k in enumerate(ev.arrays.keys) if k in keys]
     if not rows:
         raise SystemExit(f"{label}: none of the engine's materials is in the '{split}' split")
@@ -123,8 +154,9 @@ def model_point(label: str, spec: str, timing: str, split: str, keys: set[str]) 
         "kind": "surrogate",
         "model": spec,
         "n": len(rows),
-        "seconds_per_pattern": 1.0 / patterns_per_s(timing),
+        "seconds_per_pattern": 1.0 / patterns_per_s(timing) + extra,
         "timing": timing,
+        "physics_seconds_per_pattern": extra,
         "median_z": {
             f"{t:g}": float(np.median(z[:, j])) for j, t in enumerate(ev.arrays.thickness_nm)
         },
@@ -175,6 +207,12 @@ def main() -> None:
         default=[],
         help="LABEL=RUN[+RUN...],TIMING_JSON[#key.path] (RUN 'shipped': the packaged ensemble)",
     )
+    ap.add_argument(
+        "--coarse",
+        default=None,
+        help="benchmarks/ml_coarse_physics.py output: adds the coarse engine run, and times "
+        "the models that read it",
+    )
     ap.add_argument("-o", "--out", required=True, help="figure (.png)")
     args = ap.parse_args()
     rel = open_release(RELEASE, cache=False)
@@ -185,10 +223,14 @@ def main() -> None:
         raise SystemExit(f"{args.engine} has no material of the '{args.split}' split")
     keys &= measured  # the materials both the engine and the release cover
     points = [*engine_points(curve, keys), converged_point(rel, keys)]
+    physics_s = None
+    if args.coarse:
+        point, physics_s = coarse_point(json.loads(Path(args.coarse).read_text()), keys)
+        points.append(point)
     for spec in args.model:
         label, _, paths = spec.partition("=")
         run, _, timing = paths.partition(",")
-        points.append(model_point(label, run, timing, args.split, keys))
+        points.append(model_point(label, run, timing, args.split, keys, physics_s))
     plot(points, args.split, Path(args.out))
     result = {"split": args.split, "materials": sorted(keys), "points": points}
     out = RESULTS / f"ml_accuracy_time_{args.split}.json"

@@ -75,15 +75,21 @@ def main() -> None:
     a = np.full(args.batch, si.a)
     sym = [si.bright_field_symmetry] * args.batch
 
-    run_model(model, pots[:1], thickness_nm=t_nm, a=a[:1], symmetry=sym[:1])  # warm-up
-    single = _median_time(
-        lambda: run_model(model, pots[:1], thickness_nm=t_nm, a=a[:1], symmetry=sym[:1]),
-        max(args.repeats * 4, 10),
-    )
-    batched = _median_time(
-        lambda: run_model(model, pots, thickness_nm=t_nm, a=a, symmetry=sym, batch_size=args.batch),
-        args.repeats,
-    )
+    # a physics channel's values do not change the cost of a forward pass; its own cost
+    # (a map or an engine run per crystal) is not timed here
+    phys = None
+    if model.config.physics_channel:
+        phys = np.repeat(np.random.default_rng(0).random((1, size, size)), args.batch, axis=0)
+
+    def forward(n: int):
+        return run_model(
+            model, pots[:n], thickness_nm=t_nm, a=a[:n], symmetry=sym[:n],
+            physics=None if phys is None else phys[:n], batch_size=args.batch,
+        )  # fmt: skip
+
+    forward(1)  # warm-up
+    single = _median_time(lambda: forward(1), max(args.repeats * 4, 10))
+    batched = _median_time(lambda: forward(args.batch), args.repeats)
     out = {
         "model": model.config.name,
         "weights": "untrained (timing only)" if args.architecture else (args.model or "shipped"),
@@ -95,6 +101,7 @@ def main() -> None:
         "batch": args.batch,
         "batched_patterns_per_s": args.batch / batched,
         "projected_potential_ms": 1e3 * t_pot,
+        "physics_input": None if phys is None else "not timed: network forward only",
     }
     if not args.no_engine:
         from lacbed.simulate import simulate_lacbed
