@@ -295,36 +295,23 @@ def physics_maps(
                     continue
                 except (OSError, ValueError):
                     pass
-        if kind == "coarse":
+        if kind != "bragg":  # an engine run: coarse (half the pixels, upsampled) or few-beam
             from lacbed.simulate import simulate_lacbed
 
-            coarse = simulate_lacbed(
+            coarse = kind == "coarse"
+            run = simulate_lacbed(
                 c,
                 ts,
-                size=max(16, size // 2),
+                size=max(16, size // 2) if coarse else size,
                 half_width=half_width,
                 voltage_kv=voltage_kv,
                 scattering=scattering,
                 absorption=absorption,
-                strong_beams=COARSE_STRONG,
-                convergence_sample=0.0,
+                strong_beams=COARSE_STRONG if coarse else strong_beams,
                 n_jobs=1,
+                **({"convergence_sample": 0.0} if coarse else {}),
             ).intensities
-            out[i] = upsample_pattern(coarse, size)
-        if kind == "fewbeam":
-            from lacbed.simulate import simulate_lacbed
-
-            out[i] = simulate_lacbed(
-                c,
-                ts,
-                size=size,
-                half_width=half_width,
-                voltage_kv=voltage_kv,
-                scattering=scattering,
-                absorption=absorption,
-                strong_beams=strong_beams,
-                n_jobs=1,
-            ).intensities
+            out[i] = upsample_pattern(run, size) if coarse else run
         for j, t in enumerate(ts if kind == "bragg" else []):
             out[i, j] = bragg_line_map(
                 c,
