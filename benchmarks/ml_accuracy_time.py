@@ -173,6 +173,7 @@ def plot(points: list[dict], split: str, out: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7.5, 5))
     colours = {"engine": "tab:blue", "reference": "black", "surrogate": "tab:red"}
+    placed: list[tuple[float, float]] = []  # label anchors (log10 x, log10 y) already used
     for p in points:
         x = p["seconds_per_pattern"]
         ys = [100 * v for v in p["median_z"].values()]
@@ -180,8 +181,11 @@ def plot(points: list[dict], split: str, out: Path) -> None:
             ax.plot([x] * len(ys), ys, "_", color=colours[p["kind"]], ms=10)
             ax.vlines(x, min(ys), max(ys), color=colours[p["kind"]], lw=1)
         ax.plot(x, 100 * p["median_z_all"], "o", color=colours[p["kind"]])
-        ax.annotate(f"{p['label']} (n={p['n']})", (x, 100 * p["median_z_all"]), fontsize=7, xytext=(4, 3),
-                    textcoords="offset points")  # fmt: skip
+        anchor = (np.log10(x), np.log10(100 * p["median_z_all"]))
+        near = sum(abs(anchor[0] - u) < 0.3 and abs(anchor[1] - v) < 0.15 for u, v in placed)
+        placed.append(anchor)
+        ax.annotate(f"{p['label']} (n={p['n']})", (x, 100 * p["median_z_all"]), fontsize=7,
+                    xytext=(4, 3 - 11 * near), textcoords="offset points")  # fmt: skip
     xs = [p["seconds_per_pattern"] for p in points]
     ax.set_xlim(min(xs) / 2, max(xs) * 20)
     ax.axhline(5.0, color="grey", ls="--", lw=0.8)
