@@ -182,7 +182,7 @@ def plot(points: list[dict], split: str, out: Path) -> None:
             ax.vlines(x, min(ys), max(ys), color=colours[p["kind"]], lw=1)
         ax.plot(x, 100 * p["median_z_all"], "o", color=colours[p["kind"]])
         anchor = (np.log10(x), np.log10(100 * p["median_z_all"]))
-        near = sum(abs(anchor[0] - u) < 0.3 and abs(anchor[1] - v) < 0.15 for u, v in placed)
+        near = sum(abs(anchor[0] - u) < 0.6 and abs(anchor[1] - v) < 0.2 for u, v in placed)
         placed.append(anchor)
         ax.annotate(f"{p['label']} (n={p['n']})", (x, 100 * p["median_z_all"]), fontsize=7,
                     xytext=(4, 3 - 11 * near), textcoords="offset points")  # fmt: skip
