@@ -223,6 +223,36 @@ def test_max_error_between_the_estimates_replaces_only_those_above(models):
         np.testing.assert_allclose(res.patterns[i, need[i]], _oracle(cif, ts), rtol=0, atol=1e-6)
 
 
+def test_max_error_on_the_upper_bound_is_conservative(models, tmp_path, capsys):
+    """--max-error-on upper90 compares estimate + q90 with the threshold: a threshold just above
+    every estimate keeps them all, and the bound sends exactly those within q90 of it away."""
+    from lacbed.ml.predict import predict_series
+    from lacbed.ml.uncertainty import Ensemble
+
+    crystals = [read_cif(c) for c in CIFS]
+    base = Ensemble.load(models["ensemble"])  # spread-only: no 90 % bound
+    q90 = 0.1
+    ens = Ensemble(base.members, {**base.calibration, "q90_residual": q90}).save(
+        tmp_path / "ens90.json"
+    )
+    plain = predict_series(crystals, THICK, model=ens)
+    z = float(plain.estimated_z.max()) + 1e-6
+    kw = {"model": ens, "max_error": z, "n_jobs": 1}
+    assert not np.any(predict_series(crystals, THICK, **kw).source == "engine")
+    res = predict_series(crystals, THICK, max_error_on="upper90", **kw)
+    need = plain.estimated_z + q90 > z
+    assert q90 > 0 and need.any()
+    np.testing.assert_array_equal(res.source == "engine", need)
+    out = tmp_path / "x.npy"
+    args = ["predict", CIFS[0], "--model", ens, "--max-error", "0.1", "-o", out]
+    code, _, err = _cli([*args, "--max-error-on", "median"], capsys)
+    assert code == 2 and "estimate or upper90" in err and len(err.strip().splitlines()) == 1
+    args[3] = models["ensemble"]  # no q90_residual in its calibration
+    code, _, err = _cli([*args, "--max-error-on", "upper90"], capsys)
+    assert code == 2 and "90 % bound" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
 def test_huge_max_error_runs_no_engine(models, tmp_path, capsys):
     args = ["predict", *CIFS, "--model", models["ensemble"], "--thickness", 50, 100]
     code, _, err = _cli([*args, "-o", tmp_path / "plain.npy"], capsys)

@@ -434,6 +434,13 @@ def predict(
             "converged default budget; seconds to minutes per CIF at 128 px)."
         ),
     ] = None,
+    max_error_on: Annotated[
+        str,
+        typer.Option(
+            help="What --max-error is compared with: estimate (the estimated Z) or upper90 (its "
+            "90 % upper bound, the conservative choice: estimate + the calibration's q90)."
+        ),
+    ] = "estimate",
     threads: Annotated[int, typer.Option(help="torch CPU threads and engine workers.")] = 2,
 ) -> None:
     """Predict the [001] 000 LACBED pattern of each CIF at each thickness (batched).
@@ -462,7 +469,10 @@ def predict(
 
     crystals = [read_cif(c) for c in cifs]  # NonCubicError etc. before anything is written
     predictor = load_predictor(model)
-    res = predict_series(crystals, thickness, model=predictor, max_error=max_error, n_jobs=threads)
+    res = predict_series(
+        crystals, thickness, model=predictor, max_error=max_error, max_error_on=max_error_on,
+        n_jobs=threads,
+    )  # fmt: skip
     _write_prediction(out, res, crystals)
     if res.spread is not None:
         _report_errors(out, res, cifs, crystals, model, predictor.calibration)
@@ -549,6 +559,7 @@ def _report_errors(out: Path, res, cifs, crystals, model: Path | None, calibrati
         "spread_definition": "mean Z between each member and the ensemble mean",
         "thicknesses_nm": [float(t) for t in res.thicknesses_nm],
         "max_error": res.max_error,
+        "max_error_on": res.max_error_on if res.max_error is not None else None,
         "engine_settings": res.engine_settings,
         "items": items,
     }

@@ -283,6 +283,8 @@ class SeriesPrediction:
         The :func:`lacbed.simulate.simulate_lacbed` keywords used (None if it never ran).
     max_error : float or None
         The threshold on the estimated Z [1].
+    max_error_on : str
+        What was compared with it: 'estimate' or 'upper90' (estimate + q90_residual).
     data_settings : dict
         The engine settings of the model's training data (``engine_settings`` of its file:
         voltage [kV], half-width [1/Å], ...), e.g. for the axes of a figure.
@@ -297,6 +299,7 @@ class SeriesPrediction:
     engine_settings: dict | None = None
     max_error: float | None = None
     data_settings: dict = field(default_factory=dict)
+    max_error_on: str = "estimate"
 
 
 def _check_max_error(max_error, ensemble) -> float | None:
@@ -322,12 +325,28 @@ def _check_max_error(max_error, ensemble) -> float | None:
     return z
 
 
+def _bound_margin(max_error_on: str, ensemble) -> float:
+    """What is added to the estimate before it is compared with ``max_error`` [1]."""
+    if max_error_on == "estimate":
+        return 0.0
+    if max_error_on != "upper90":
+        raise SettingsError(f"--max-error-on must be estimate or upper90, got {max_error_on!r}")
+    q90 = float(ensemble.calibration.get("q90_residual", math.nan))
+    if not math.isfinite(q90):
+        raise SettingsError(
+            "--max-error-on upper90 needs the calibration's 90 % bound (q90_residual), which "
+            "this ensemble file does not have: rerun lacbed ensemble with --data DATA"
+        )
+    return q90
+
+
 def predict_series(
     crystals,
     thicknesses_nm=None,
     *,
     model=None,
     max_error: float | None = None,
+    max_error_on: str = "estimate",
     batch_size: int = 32,
     n_jobs: int | None = None,
 ) -> SeriesPrediction:
@@ -348,6 +367,11 @@ def predict_series(
         :func:`lacbed.simulate.simulate_lacbed` with :func:`engine_kwargs` (one call per
         crystal for all its thicknesses that need it), standardised like the training targets
         (:func:`lacbed.ml.data.prepare_target`). None: the surrogate only.
+    max_error_on : {'estimate', 'upper90'}
+        What is compared with ``max_error``: the estimated Z, or its 90 % upper bound (estimate
+        + the calibration's ``q90_residual``, which held for 90 % of the calibration split): the
+        conservative choice, under which the shipped model keeps no pattern for a threshold
+        below its ``q90_residual`` (0.265).
     batch_size : int
         Network batch size.
     n_jobs : int, optional
@@ -361,7 +385,8 @@ def predict_series(
     ------
     SettingsError
         A thickness the model cannot serve, repeated thicknesses, a negative or NaN
-        ``max_error``, or ``max_error`` without a calibrated ensemble; all before any work.
+        ``max_error``, ``max_error`` without a calibrated ensemble, an unknown
+        ``max_error_on`` or 'upper90' without a 90 % bound; all before any work.
     """
     from lacbed.crystal import load_crystal
     from lacbed.ml.uncertainty import Ensemble
@@ -369,6 +394,7 @@ def predict_series(
     pred = model if isinstance(model, Ensemble | tuple) else load_predictor(model)
     ens = pred if isinstance(pred, Ensemble) else None
     z_max = _check_max_error(max_error, ens)
+    margin = _bound_margin(max_error_on, ens) if z_max is not None else 0.0
     pairs = ens.load_models() if ens is not None else [pred]
     model0, info0 = pairs[0]
     if thicknesses_nm is None:
@@ -410,7 +436,7 @@ def predict_series(
     engine: list = [None] * n
     settings = None
     if z_max is not None:
-        need = ~(est <= z_max)  # NaN estimates go to the engine too
+        need = ~(est + margin <= z_max)  # NaN estimates go to the engine too
         if need.any():
             settings = engine_kwargs(info0, size)
             engine = _engine_fallback(xs, ts, need, out, settings, model0.norm, n_jobs)
@@ -424,6 +450,7 @@ def predict_series(
         engine=engine,
         engine_settings=settings,
         max_error=z_max,
+        max_error_on=max_error_on,
         data_settings=dict(info0.data.get("engine_settings") or {}),
     )
 
