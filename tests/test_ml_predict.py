@@ -243,7 +243,15 @@ def test_max_error_on_the_upper_bound_is_conservative(models, tmp_path, capsys):
     need = plain.estimated_z + q90 > z
     assert q90 > 0 and need.any()
     np.testing.assert_array_equal(res.source == "engine", need)
+    assert res.max_error_on == "upper90" and res.max_error_margin == q90
     out = tmp_path / "x.npy"
+    code, text, err = _cli(["predict", *CIFS, "--model", ens, "--thickness", *THICK,
+                            "--max-error", z, "--max-error-on", "upper90", "-o", out], capsys)  # fmt: skip
+    assert code == 0, err
+    assert "90 % bound of the estimate" in text and "on the upper90 bound" in text
+    assert json.loads(out.with_suffix(".errors.json").read_text())["max_error_on"] == "upper90"
+    out.unlink()
+    out.with_suffix(".errors.json").unlink()
     args = ["predict", CIFS[0], "--model", ens, "--max-error", "0.1", "-o", out]
     code, _, err = _cli([*args, "--max-error-on", "median"], capsys)
     assert code == 2 and "estimate or upper90" in err and len(err.strip().splitlines()) == 1

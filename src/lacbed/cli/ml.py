@@ -580,8 +580,10 @@ def _print_engine_runs(console, res, cifs, crystals) -> None:
             continue
         js = [j for j in range(len(res.thicknesses_nm)) if res.source[i, j] == "engine"]
         n_engine += len(js)
+        what = "estimated Z" if res.max_error_on == "estimate" else "90 % bound of the estimate"
         cells = ", ".join(
-            f"{res.thicknesses_nm[j]:g} nm (estimated Z {100 * res.estimated_z[i, j]:.1f} %)"
+            f"{res.thicknesses_nm[j]:g} nm ({what} "
+            f"{100 * (res.estimated_z[i, j] + res.max_error_margin):.1f} %)"
             for j in js
         )
         conv = [v for v in rec["convergence_estimate"] if v is not None]
@@ -594,5 +596,7 @@ def _print_engine_runs(console, res, cifs, crystals) -> None:
     total = res.source.size
     console.print(
         f"{total - n_engine} of {total} patterns from the surrogate, {n_engine} from the engine "
-        f"(--max-error {z:g})"
+        f"(--max-error {z:g}"
+        + ("" if res.max_error_on == "estimate" else f" on the {res.max_error_on} bound")
+        + ")"
     )

@@ -285,6 +285,8 @@ class SeriesPrediction:
         The threshold on the estimated Z [1].
     max_error_on : str
         What was compared with it: 'estimate' or 'upper90' (estimate + q90_residual).
+    max_error_margin : float
+        What was added to the estimate before the comparison [1] (0, or q90_residual).
     data_settings : dict
         The engine settings of the model's training data (``engine_settings`` of its file:
         voltage [kV], half-width [1/Å], ...), e.g. for the axes of a figure.
@@ -300,6 +302,7 @@ class SeriesPrediction:
     max_error: float | None = None
     data_settings: dict = field(default_factory=dict)
     max_error_on: str = "estimate"
+    max_error_margin: float = 0.0
 
 
 def _check_max_error(max_error, ensemble) -> float | None:
@@ -451,6 +454,7 @@ def predict_series(
         engine_settings=settings,
         max_error=z_max,
         max_error_on=max_error_on,
+        max_error_margin=margin,
         data_settings=dict(info0.data.get("engine_settings") or {}),
     )
 
