@@ -87,8 +87,16 @@ def main(argv=None) -> dict:
     cache = cache_dir() / "physics-maps"
     records = {r["key"]: r for r in rel.records}
     table = rel.table.set_index("slot", drop=False)
-    old = json.loads(args.out.read_text())["rows"] if args.out.exists() else []
-    rows = {r["key"]: r for r in old}
+    old = json.loads(args.out.read_text()) if args.out.exists() else {"rows": []}
+    if old["rows"] and (old.get("strong_beams"), old.get("dataset")) != (
+        COARSE_STRONG,
+        args.data.name,
+    ):
+        raise SystemExit(
+            f"{args.out} holds coarse runs of {old.get('strong_beams')} beams on "
+            f"{old.get('dataset')}; give another -o for {COARSE_STRONG} beams on {args.data.name}"
+        )
+    rows = {r["key"]: r for r in old["rows"]}
     todo = []
     for split in args.splits:
         slots = rel.split_slots(split)

@@ -48,6 +48,7 @@ __all__ = [
     "MAP_VERSION",
     "PHYSICS_KINDS",
     "bragg_line_map",
+    "coarse_size",
     "map_settings",
     "physics_maps",
     "two_beam_integrated_intensity",
@@ -194,11 +195,17 @@ PHYSICS_KINDS: tuple[str, ...] = ("bragg", "fewbeam", "coarse")
 #: GaAs, CaF2, Cu and MgO at 0.26-0.7 s).
 FEWBEAM_STRONG: int = 16
 #: Strong beams of the coarse input, solved at half the pattern's pixels (64 for 128) without
-#: a convergence estimate. On 14 val materials of release 2 against their converged patterns
-#: (block-averaged to 64 px): median Z 2.6 / 4.1 / 6.1 / 10.7 % at 50-200 nm, for ~1-2 s of
-#: CPU per material (all thicknesses), against 11-14 % for 16 beams at similar cost
-#: (benchmarks/ml_coarse_physics.py).
+#: a convergence estimate. On the 179 val materials of release 2 at 1 800, upsampled, against
+#: their converged patterns: median Z 3.0 / 6.4 / 10.2 / 13.8 % at 50-200 nm for 1.7 s of CPU
+#: per material (benchmarks/ml_coarse_physics.py); 96 beams would give 0.2 / 1.0 / 2.8 / 4.8 %
+#: for 2.2 s (benchmarks/engine_coarse_configs.py), but fail for cells whose pool is smaller.
 COARSE_STRONG: int = 32
+
+
+def coarse_size(size: int) -> int:
+    """Pixels of the coarse run for a pattern of ``size`` pixels: half of it, rounded down to an
+    even number (the engine's grid is even), at least 16."""
+    return max(16, 2 * (int(size) // 4))
 
 
 def upsample_pattern(pattern: np.ndarray, size: int) -> np.ndarray:
@@ -249,7 +256,7 @@ def physics_maps(
     """Physics maps of each crystal at each thickness, shape (n, T, size, size) float32.
 
     ``kind``: 'bragg' for :func:`bragg_line_map` (``absorption`` unused), 'coarse' for the
-    engine's I₀₀₀ with :data:`COARSE_STRONG` strong beams at ``size // 2`` pixels, no convergence
+    engine's I₀₀₀ with :data:`COARSE_STRONG` strong beams at :func:`coarse_size` pixels, no convergence
     estimate, upsampled by :func:`upsample_pattern`; 'fewbeam' for the
     engine's I₀₀₀ with ``strong_beams`` strong beams (:func:`lacbed.simulate.simulate_lacbed`,
     fast solver, the same settings as the dataset otherwise: the cheap input of the
@@ -302,7 +309,7 @@ def physics_maps(
             run = simulate_lacbed(
                 c,
                 ts,
-                size=max(16, size // 2) if coarse else size,
+                size=coarse_size(size) if coarse else size,
                 half_width=half_width,
                 voltage_kv=voltage_kv,
                 scattering=scattering,

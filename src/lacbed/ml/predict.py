@@ -340,7 +340,7 @@ def _bound_margin(max_error_on: str, ensemble) -> float:
             "--max-error-on upper90 needs the calibration's 90 % bound (q90_residual), which "
             "this ensemble file does not have: rerun lacbed ensemble with --data DATA"
         )
-    return q90
+    return max(q90, 0.0)  # a bound is never below the estimate
 
 
 def predict_series(
@@ -396,6 +396,8 @@ def predict_series(
 
     pred = model if isinstance(model, Ensemble | tuple) else load_predictor(model)
     ens = pred if isinstance(pred, Ensemble) else None
+    if max_error_on not in ("estimate", "upper90"):
+        raise SettingsError(f"--max-error-on must be estimate or upper90, got {max_error_on!r}")
     z_max = _check_max_error(max_error, ens)
     margin = _bound_margin(max_error_on, ens) if z_max is not None else 0.0
     pairs = ens.load_models() if ens is not None else [pred]
