@@ -32,6 +32,8 @@ import numpy as np
 
 def summarise(rows: list[dict], ts: list[float]) -> dict:
     """Z statistics per split and thickness [1] and CPU per material [s]."""
+    from lacbed.ml.evaluate import z_stats
+
     out = {}
     for split in sorted({r["split"] for r in rows}):
         sel = [r for r in rows if r["split"] == split]
@@ -46,14 +48,7 @@ def summarise(rows: list[dict], ts: list[float]) -> dict:
             "released_cpu_s_mean_timed": float(
                 np.mean([r["released_cpu_s"] for r in timed]) if timed else np.nan
             ),
-            "z": {
-                f"{t:g}": {
-                    "mean": float(z[:, j].mean()),
-                    "median": float(np.median(z[:, j])),
-                    "p90": float(np.percentile(z[:, j], 90)),
-                }
-                for j, t in enumerate(ts)
-            },
+            "z": {f"{t:g}": z_stats(z[:, j]) for j, t in enumerate(ts)},
         }
     return out
 
@@ -141,9 +136,10 @@ def _write(path: Path, rows: dict, ts: list[float], strong: int, dataset: str) -
         "summary": summarise(list(rows.values()), ts),
         "rows": list(rows.values()),
     }
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=1))
-    tmp.replace(path)
+    from lacbed._io import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(out, indent=1))
     return out
 
 

@@ -27,13 +27,10 @@ from ml_paired_val import bootstrap_mean_diff  # noqa: E402
 
 
 def stats(z: np.ndarray, ts) -> dict:
-    """Mean, median and P90 [1] of Z (structures × thicknesses), overall and per thickness."""
+    """n, mean, median and P90 [1] of Z (structures × thicknesses), overall and per thickness."""
+    from lacbed.ml.evaluate import z_stats
 
-    def one(v):
-        return {"mean": float(v.mean()), "median": float(np.median(v)),
-                "p90": float(np.percentile(v, 90))}  # fmt: skip
-
-    return {**one(z.ravel()), "per_thickness": {f"{t:g}": one(z[:, j]) for j, t in enumerate(ts)}}
+    return {**z_stats(z), "per_thickness": {f"{t:g}": z_stats(z[:, j]) for j, t in enumerate(ts)}}
 
 
 def main(argv=None) -> dict:

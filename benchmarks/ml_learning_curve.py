@@ -114,9 +114,10 @@ def summarise(identity: dict, done: dict) -> dict:
 
 def _write(summary: dict, path: Path) -> None:
     """Write the summary (atomically) and its figure beside it."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(summary, indent=1))
-    tmp.replace(path)
+    from lacbed._io import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(summary, indent=1))
     plot_curve(summary).savefig(path.with_suffix(".png"), dpi=110)
 
 

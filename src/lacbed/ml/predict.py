@@ -328,12 +328,13 @@ def _check_max_error(max_error, ensemble) -> float | None:
     return z
 
 
-def _bound_margin(max_error_on: str, ensemble) -> float:
-    """What is added to the estimate before it is compared with ``max_error`` [1]."""
-    if max_error_on == "estimate":
-        return 0.0
-    if max_error_on != "upper90":
+def _bound_margin(max_error_on: str, ensemble, used: bool) -> float:
+    """What is added to the estimate before it is compared with ``max_error`` [1] (0 when no
+    threshold is ``used``); the choice is checked either way."""
+    if max_error_on not in ("estimate", "upper90"):
         raise SettingsError(f"--max-error-on must be estimate or upper90, got {max_error_on!r}")
+    if max_error_on == "estimate" or not used:
+        return 0.0
     q90 = float(ensemble.calibration.get("q90_residual", math.nan))
     if not math.isfinite(q90):
         raise SettingsError(
@@ -396,10 +397,8 @@ def predict_series(
 
     pred = model if isinstance(model, Ensemble | tuple) else load_predictor(model)
     ens = pred if isinstance(pred, Ensemble) else None
-    if max_error_on not in ("estimate", "upper90"):
-        raise SettingsError(f"--max-error-on must be estimate or upper90, got {max_error_on!r}")
     z_max = _check_max_error(max_error, ens)
-    margin = _bound_margin(max_error_on, ens) if z_max is not None else 0.0
+    margin = _bound_margin(max_error_on, ens, used=z_max is not None)
     pairs = ens.load_models() if ens is not None else [pred]
     model0, info0 = pairs[0]
     if thicknesses_nm is None:
