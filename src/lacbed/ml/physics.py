@@ -195,11 +195,12 @@ PHYSICS_KINDS: tuple[str, ...] = ("bragg", "fewbeam", "coarse")
 #: GaAs, CaF2, Cu and MgO at 0.26-0.7 s).
 FEWBEAM_STRONG: int = 16
 #: Strong beams of the coarse input, solved at half the pattern's pixels (64 for 128) without
-#: a convergence estimate. On the 179 val materials of release 2 at 1 800, upsampled, against
-#: their converged patterns: median Z 3.0 / 6.4 / 10.2 / 13.8 % at 50-200 nm for 1.7 s of CPU
-#: per material (benchmarks/ml_coarse_physics.py); 96 beams would give 0.2 / 1.0 / 2.8 / 4.8 %
-#: for 2.2 s (benchmarks/engine_coarse_configs.py), but fail for cells whose pool is smaller.
-COARSE_STRONG: int = 32
+#: a convergence estimate, at most the crystal's beam pool (a small cell has fewer beams). On all
+#: 179 val materials of release 2 at 1 800, upsampled, against their converged patterns: median
+#: Z 0.2 / 1.0 / 2.8 / 4.8 % at 50-200 nm for 2.2 s of CPU per material
+#: (benchmarks/engine_coarse_configs.py, 64 x 96); 32 beams gave 3.0 / 6.4 / 10.2 / 13.8 % for
+#: 1.7 s (benchmarks/ml_coarse_physics.py → ml_coarse_physics.json).
+COARSE_STRONG: int = 96
 
 
 def coarse_size(size: int) -> int:
@@ -256,12 +257,14 @@ def physics_maps(
     """Physics maps of each crystal at each thickness, shape (n, T, size, size) float32.
 
     ``kind``: 'bragg' for :func:`bragg_line_map` (``absorption`` unused), 'coarse' for the
-    engine's I₀₀₀ with :data:`COARSE_STRONG` strong beams at :func:`coarse_size` pixels, no convergence
-    estimate, upsampled by :func:`upsample_pattern`; 'fewbeam' for the
-    engine's I₀₀₀ with ``strong_beams`` strong beams (:func:`lacbed.simulate.simulate_lacbed`,
-    fast solver, the same settings as the dataset otherwise: the cheap input of the
-    multi-fidelity mode: 0.3-0.7 s for the simple bundled crystals, 0.8-55 s (mean 7 s) for real
-    materials of the release at 128 px, all thicknesses at once; benchmarks/engine_budget_curve.py).
+    engine's I₀₀₀ with :data:`COARSE_STRONG` strong beams (at most the crystal's pool) at
+    :func:`coarse_size` pixels, upsampled by :func:`upsample_pattern`; 'fewbeam' for the
+    engine's I₀₀₀ with ``strong_beams`` strong beams at ``size`` pixels
+    (:func:`lacbed.simulate.simulate_lacbed`, fast solver, the same settings as the dataset
+    otherwise: 0.8-55 s (mean 7 s) for real materials of the release at 128 px with the
+    convergence estimate, benchmarks/engine_budget_curve.py). Engine runs skip the convergence
+    estimate (it re-solves a sample of pixels with twice the beams and leaves the intensities
+    as they are: tested), all thicknesses in one solve.
     ``cache``: a directory for one ``.npy`` per (crystal, settings), keyed by a SHA-256 of the
     crystal record, the settings and :data:`MAP_VERSION` (so a cache is never stale); ``None``
     computes every map.
@@ -306,6 +309,11 @@ def physics_maps(
             from lacbed.simulate import simulate_lacbed
 
             coarse = kind == "coarse"
+            n_strong = strong_beams
+            if coarse:
+                from lacbed.simulate.plan import beam_pool_size
+
+                n_strong = min(COARSE_STRONG, beam_pool_size(c, voltage_kv))
             run = simulate_lacbed(
                 c,
                 ts,
@@ -314,9 +322,9 @@ def physics_maps(
                 voltage_kv=voltage_kv,
                 scattering=scattering,
                 absorption=absorption,
-                strong_beams=COARSE_STRONG if coarse else strong_beams,
+                strong_beams=n_strong,
                 n_jobs=1,
-                **({"convergence_sample": 0.0} if coarse else {}),
+                convergence_sample=0.0,  # the estimate re-solves pixels; the map never uses it
             ).intensities
             out[i] = upsample_pattern(run, size) if coarse else run
         for j, t in enumerate(ts if kind == "bragg" else []):

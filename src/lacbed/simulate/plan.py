@@ -60,6 +60,7 @@ __all__ = [
     "EnginePlan",
     "Job",
     "plan_lacbed",
+    "beam_pool_size",
     "direction_jobs",
     "STRONG_THRESHOLD",
     "WEAK_THRESHOLD",
@@ -388,6 +389,14 @@ def pool_for(
         gm *= 0.95
         pool = beam_pool(a, gm, wavenumber, **kw)
     return pool
+
+
+def beam_pool_size(crystal, voltage_kv: float = 200.0, max_g: float | None = None) -> int:
+    """Number of beams in the [001] pool of ``crystal`` at ``voltage_kv`` [kV] (``max_g`` [1/Å]
+    as in :func:`plan_lacbed`): the most strong beams a fixed ``strong_beams`` may ask for."""
+    K = electron_constants(float(voltage_kv) * 1e3).wavenumber
+    rec = None if crystal.is_cubic else crystal.reciprocal_basis
+    return int(len(pool_for(crystal.a, max_g, K, lattice_centring(crystal), None, rec)))
 
 
 def potential_table(crystal, pool, *, voltage, scattering, absorption, kappa, b_iso, real):
