@@ -5,7 +5,9 @@ multi-fidelity mode), scores on the **val** split of a dataset, per structure an
 the coarse engine run alone (its physics channel, standardised) and the model's prediction, both
 against the training target (:func:`lacbed.ml.data.prepare_target` of the converged pattern),
 and the paired difference Z(model) − Z(coarse) with a 90 % bootstrap interval resampling
-structures (``benchmarks/ml_paired_val.py``).
+structures (``benchmarks/ml_paired_val.py``); and the correction, Z between the prediction and
+its own input, with its Spearman rank correlation to the model's true Z (can the size of the
+correction serve as an error estimate?).
 
 Usage (repository root)::
 
@@ -33,6 +35,14 @@ def stats(z: np.ndarray, ts) -> dict:
     return {**z_stats(z), "per_thickness": {f"{t:g}": z_stats(z[:, j]) for j, t in enumerate(ts)}}
 
 
+def _spearman(x: np.ndarray, y: np.ndarray, ts) -> dict:
+    """Spearman rank correlation of x and y (structures × thicknesses), all and per thickness."""
+    from scipy.stats import spearmanr
+
+    per = {f"{t:g}": float(spearmanr(x[:, j], y[:, j]).statistic) for j, t in enumerate(ts)}
+    return {"all": float(spearmanr(x.ravel(), y.ravel()).statistic), "per_thickness": per}
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data", type=Path)
@@ -58,6 +68,8 @@ def main(argv=None) -> dict:
     target = prepare_target(a.pattern, model.norm)
     z_coarse = np.asarray(z_score(standardize_pattern(a.physics), target))
     z_model = ev.z
+    # how far the network moved its input: a candidate error estimate that needs no ensemble
+    correction = np.asarray(z_score(ev.predicted, standardize_pattern(a.physics)))
     ts = [float(t) for t in a.thickness_nm]
     d = z_model - z_coarse
     out = {
@@ -73,8 +85,14 @@ def main(argv=None) -> dict:
         "delta_interval_90": bootstrap_mean_diff(d),
         "delta_per_thickness": {f"{t:g}": float(d[:, j].mean()) for j, t in enumerate(ts)},
         "model_better_fraction": float(np.mean(d < 0)),
+        "correction": stats(correction, ts),
+        "spearman_correction_vs_model_z": _spearman(correction, z_model, ts),
+        "spearman_coarse_z_vs_model_z": _spearman(z_coarse, z_model, ts),
     }
-    args.out.write_text(json.dumps(out, indent=1) + "\n")
+    from lacbed._io import atomic_path
+
+    with atomic_path(args.out) as tmp:
+        tmp.write_text(json.dumps(out, indent=1) + "\n")
     for name in ("coarse_input", "model"):
         s = out[name]
         per = " / ".join(f"{100 * v['mean']:.2f}" for v in s["per_thickness"].values())
@@ -82,6 +100,7 @@ def main(argv=None) -> dict:
               f"P90 {100 * s['p90']:.1f} %")  # fmt: skip
     lo, hi = out["delta_interval_90"]
     print(f"Δ mean {100 * out['delta_mean']:+.2f} points [{100 * lo:+.2f}, {100 * hi:+.2f}]")
+    print(f"Spearman(correction, Z) {out['spearman_correction_vs_model_z']['all']:.2f}")
     return out
 
 

@@ -60,6 +60,7 @@ def felix_case(name: str, pred, kw: dict, q90: float) -> dict:  # noqa: ANN001 (
     from lacbed.ml.predict import predict_series
     from lacbed.simulate import simulate_lacbed
     from lacbed.simulate.felix import read_felix_inp
+    from lacbed.simulate.plan import default_half_width
 
     d = FELIX / name
     inp = read_felix_inp(d / "felix.inp")
@@ -67,7 +68,7 @@ def felix_case(name: str, pred, kw: dict, q90: float) -> dict:  # noqa: ANN001 (
     ref = np.load(d / "I_p0p0p0_stack.npy")
     ts = [float(t) for t in np.load(d / "thickness_A.npy") / 10.0]
     w_felix = float(inp.simulation_kwargs()["half_width"])
-    w_model = 4.0 / crystal.a  # the datasets' field (PHYSICS.md: angular range ∝ 1/a)
+    w_model = default_half_width(crystal)  # the datasets' field: 4/a (angular range ∝ 1/a)
     w = min(w_felix, w_model)
     res = predict_series([crystal], ts, model=pred)
     strict = predict_series([crystal], ts, model=pred, max_error=0.05, n_jobs=1)

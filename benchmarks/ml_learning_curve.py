@@ -102,7 +102,11 @@ def summarise(identity: dict, done: dict) -> dict:
                 "seeds": per_seed,
             }
         )
-    fit = power_law([r["n_train_structures"] for r in rows], [r["val_mean"] for r in rows])
+    # fit only the sizes with every seed (a resumed curve has fewer seeds at its last sizes)
+    full = [r for r in rows if r["n_seeds"] == max((q["n_seeds"] for q in rows), default=0)]
+    fit = power_law([r["n_train_structures"] for r in full], [r["val_mean"] for r in full])
+    if fit is not None:
+        fit["sizes"] = [r["n_train_structures"] for r in full]
     return {
         **identity,
         "seeds": sorted({s for _, s in done}),
