@@ -8,7 +8,8 @@ Puts on one plot, for the materials of one split of the release ``data/lacbed-cu
   number of thicknesses it returned (one eigensolve serves them all);
 - the converged default engine (the release itself): time = the recorded CPU time per material
   over the thicknesses, Z = its own convergence estimate (it is the reference of the others);
-- each surrogate given as ``--model LABEL=RUN[+RUN...],TIMING``: one run, a seed ensemble
+- each surrogate given as ``--model LABEL=RUN[+RUN...],TIMING`` (or kept from the previous
+  results file with ``--reuse LABEL`` when its run is gone and the materials are the same): one run, a seed ensemble
   (its mean prediction; ``RUN0+RUN1+RUN2``) or ``shipped`` (the packaged ensemble), scored here
   on the same materials as the engine rows (and on the whole split, ``whole_split``); time per
   pattern = 1 / the batched throughput from a potential image in ``TIMING``, a JSON file
@@ -39,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from lacbed.dataset.release import open_release
+from lacbed.ml.physics import COARSE_STRONG
 
 ROOT = Path(__file__).resolve().parents[1]
 RELEASE = ROOT / "data" / "lacbed-cubic"
@@ -111,6 +113,21 @@ def coarse_point(coarse: dict, keys: set[str]) -> tuple[dict, float]:
     return point, per_pattern
 
 
+def reused_points(path: Path, labels: list[str], keys: set[str]) -> list[dict]:
+    """The points ``labels`` of an earlier results file, marked ``reused``; refused unless that
+    file scored exactly the materials ``keys``."""
+    if not labels:
+        return []
+    old = json.loads(path.read_text()) if path.exists() else {"points": [], "materials": []}
+    if set(old["materials"]) != keys:
+        raise SystemExit(f"{path} was scored on other materials: --reuse needs the same ones")
+    found = {p["label"]: p for p in old["points"]}
+    missing = [label for label in labels if label not in found]
+    if missing:
+        raise SystemExit(f"{path} has no point {missing[0]!r} (it has {sorted(found)})")
+    return [dict(found[label], reused=True) for label in labels]
+
+
 def load_members(spec: str) -> list:
     """Surrogates of ``RUN[+RUN...]`` (run directories or model files), or ``shipped``."""
     from lacbed.ml.model import load_surrogate
@@ -142,7 +159,10 @@ def model_point(
     extra = 0.0
     if any(m.config.physics_input == "coarse" for m in members):
         if physics_s is None:
-            raise SystemExit(f"{label} reads the coarse engine run: give --coarse to time it")
+            raise SystemExit(
+                f"{label} reads the coarse engine run: give a --coarse file of {COARSE_STRONG} "
+                "beams to time it"
+            )
         extra = physics_s
     ev = evaluate(members, RELEASE, splits=(split,))[split]
     rows = [i for i, k in enumerate(ev.arrays.keys) if k in keys]
@@ -213,9 +233,17 @@ def main() -> None:
     )
     ap.add_argument(
         "--coarse",
-        default=None,
-        help="benchmarks/ml_coarse_physics.py output: adds the coarse engine run, and times "
-        "the models that read it",
+        action="append",
+        default=[],
+        help="benchmarks/ml_coarse_physics.py output (repeatable): adds each coarse engine run; "
+        "the one with today's COARSE_STRONG beams times the models that read it",
+    )
+    ap.add_argument(
+        "--reuse",
+        action="append",
+        default=[],
+        help="LABEL: keep that point from the existing results file (a model whose run is no "
+        "longer at hand), only if it was scored on exactly the same materials",
     )
     ap.add_argument("-o", "--out", required=True, help="figure (.png)")
     args = ap.parse_args()
@@ -228,17 +256,24 @@ def main() -> None:
     keys &= measured  # the materials both the engine and the release cover
     points = [*engine_points(curve, keys), converged_point(rel, keys)]
     physics_s = None
-    if args.coarse:
-        point, physics_s = coarse_point(json.loads(Path(args.coarse).read_text()), keys)
+    for path in args.coarse:
+        coarse = json.loads(Path(path).read_text())
+        point, seconds = coarse_point(coarse, keys)
         points.append(point)
+        if coarse["strong_beams"] == COARSE_STRONG:
+            physics_s = seconds
     for spec in args.model:
         label, _, paths = spec.partition("=")
         run, _, timing = paths.partition(",")
         points.append(model_point(label, run, timing, args.split, keys, physics_s))
+    out = RESULTS / f"ml_accuracy_time_{args.split}.json"
+    points += reused_points(out, args.reuse, keys)
     plot(points, args.split, Path(args.out))
     result = {"split": args.split, "materials": sorted(keys), "points": points}
-    out = RESULTS / f"ml_accuracy_time_{args.split}.json"
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    from lacbed._io import atomic_path
+
+    with atomic_path(out) as tmp:
+        tmp.write_text(json.dumps(result, indent=1) + "\n")
     for p in points:
         print(
             f"{p['label']:55s} {p['seconds_per_pattern']:9.4f} s  {100 * p['median_z_all']:6.2f} %"
