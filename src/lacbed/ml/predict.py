@@ -38,6 +38,8 @@ __all__ = [
     "model_thickness",
     "predict_crystals",
     "predict_series",
+    "load_refine",
+    "REFINE_FILE",
     "series_inputs",
 ]
 
@@ -242,14 +244,34 @@ def engine_kwargs(info: ModelInfo, size: int) -> dict:
     return bs.simulate_kwargs()
 
 
-def load_predictor(path: str | os.PathLike | None = None):
+#: File of the shipped refine model beside the ensemble (``lacbed/ml/weights/``).
+REFINE_FILE = "refine.pt"
+
+
+def load_refine() -> tuple[Surrogate, ModelInfo]:
+    """The shipped refine model: a network that corrects the coarse Bloch-wave run
+    (:func:`lacbed.ml.physics.physics_maps`, kind 'coarse') towards the converged pattern; one
+    model, no error estimate (model card: ``docs/model_card.md``, "Refine mode")."""
+    res = _shipped_resource(REFINE_FILE)
+    if not res.is_file():
+        raise ModelFileError("no refine model is shipped with this installation; pass --model RUN")
+    with resources.as_file(res) as p:  # a copy when the package is zipped
+        return load_surrogate(p)
+
+
+def load_predictor(path: str | os.PathLike | None = None, *, refine: bool = False):
     """A model or an ensemble, by file: ``.json`` is an ensemble file (``lacbed ensemble``).
 
     Returns
     -------
     Ensemble or tuple of (Surrogate, ModelInfo)
-        ``None`` gives the shipped model, a calibrated ensemble (:func:`load_default`).
+        ``None`` gives the shipped model, a calibrated ensemble (:func:`load_default`), or with
+        ``refine`` the shipped refine model (:func:`load_refine`).
     """
+    if refine:
+        if path is not None:
+            raise SettingsError("--refine is the shipped refine model: give --refine or --model")
+        return load_refine()
     if path is None:
         return load_default()
     if str(path).lower().endswith(".json"):
