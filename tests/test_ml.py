@@ -830,16 +830,16 @@ def test_predict_with_the_shipped_model_estimates_every_error(tmp_path, capsys):
     assert "estimated Z" in text
 
 
-#: SHA-256 of the shipped refine model (src/lacbed/ml/weights/refine.pt) and of the reference
-#: that benchmarks/ml_make_refine.py wrote with it
-REFINE_SHA256 = {
-    "refine.pt": "28210b266a1fa8493c8db420f43eafdf260ecf4f92383bd6ad0bc86d6b8cc564",
-    "refine_model_Si.npy": "c8096468ecbce70a6c7c6c45eaed6b91873bec9052a7b421ac598542224fd378",
+#: SHA-256 of the shipped hybrid model (src/lacbed/ml/weights/hybrid.pt) and of the reference
+#: that benchmarks/ml_make_hybrid.py wrote with it
+HYBRID_SHA256 = {
+    "hybrid.pt": "773fa6e30f7f9110ad283a9227c180a44e17a1c94ac897425a1be9a9f5c76191",
+    "hybrid_model_Si.npy": "c8096468ecbce70a6c7c6c45eaed6b91873bec9052a7b421ac598542224fd378",
 }
 
 
-def test_shipped_refine_model_predicts_the_stored_pattern():
-    """`predict --refine`'s model, loaded from the package, gives the stored Si patterns (its
+def test_shipped_hybrid_model_predicts_the_stored_pattern():
+    """`predict --hybrid`'s model, loaded from the package, gives the stored Si patterns (its
     coarse engine run included) at every thickness it serves."""
     import hashlib
     from importlib import resources
@@ -849,42 +849,44 @@ def test_shipped_refine_model_predicts_the_stored_pattern():
 
     data = Path(__file__).parent / "data" / "ml"
     found = {
-        "refine.pt": resources.files("lacbed.ml").joinpath("weights", "refine.pt").read_bytes(),
-        "refine_model_Si.npy": (data / "refine_model_Si.npy").read_bytes(),
+        "hybrid.pt": resources.files("lacbed.ml").joinpath("weights", "hybrid.pt").read_bytes(),
+        "hybrid_model_Si.npy": (data / "hybrid_model_Si.npy").read_bytes(),
     }
     found = {k: hashlib.sha256(v).hexdigest() for k, v in found.items()}
-    assert found == REFINE_SHA256, "the refine model changed: rerun benchmarks/ml_make_refine.py"
-    model, info = load_predictor(None, refine=True)
+    assert found == HYBRID_SHA256, "the hybrid model changed: rerun benchmarks/ml_make_hybrid.py"
+    model, info = load_predictor(None, hybrid=True)
     assert model.config.physics_input == "coarse" and model.config.residual
     ts = model.trained_thicknesses_nm
     res = predict_series([read_cif(example_path("Si"))], ts, model=(model, info))
-    assert res.spread is None and set(res.source.ravel()) == {"surrogate"}
+    assert res.spread is None and set(res.source.ravel()) == {"hybrid"}
+    assert info.data["physics_beams"] == 96  # the coarse input it was trained on
     # the same tolerance as the shipped ensemble's (float32 convolutions across thread counts);
     # the coarse engine run is the same to the last bit (tested in test_ml_physics.py)
-    np.testing.assert_allclose(res.patterns[0], np.load(data / "refine_model_Si.npy"), atol=1e-5)
+    np.testing.assert_allclose(res.patterns[0], np.load(data / "hybrid_model_Si.npy"), atol=1e-5)
 
 
-def test_predict_refine_runs_the_shipped_refine_model(tmp_path, capsys):
-    """`lacbed predict X.cif --refine`: every thickness, and bad combinations stop before any
+def test_predict_hybrid_runs_the_shipped_hybrid_model(tmp_path, capsys):
+    """`lacbed predict X.cif --hybrid`: every thickness, and bad combinations stop before any
     work with one line and no output."""
     from lacbed.crystal import example_path
 
     out = tmp_path / "si.npy"
     code, text, err = _cli(
-        ["predict", example_path("GaAs"), "--refine", "--thickness", 50, 150, "-o", out], capsys
+        ["predict", example_path("GaAs"), "--hybrid", "--thickness", 50, 150, "-o", out], capsys
     )
     assert code == 0, err
     assert np.load(out).shape == (1, 2, 128, 128) and "wrote" in text
     assert not (tmp_path / "si.errors.json").exists()  # one model: no estimate
     bad = tmp_path / "bad.npy"
     code, _, err = _cli(
-        ["predict", example_path("GaAs"), "--refine", "--model", tmp_path, "-o", bad], capsys
+        ["predict", example_path("GaAs"), "--hybrid", "--model", tmp_path, "-o", bad], capsys
     )
-    assert code != 0 and "--refine" in err and not bad.exists()
-    code, _, err = _cli(
-        ["predict", example_path("GaAs"), "--refine", "--max-error", 0.05, "-o", bad], capsys
-    )
-    assert code != 0 and "ensemble" in err and not bad.exists()
+    assert code != 0 and "--hybrid" in err and not bad.exists()
+    for extra in (["--max-error", 0.05], ["--max-error-on", "upper90"]):
+        code, _, err = _cli(
+            ["predict", example_path("GaAs"), "--hybrid", *extra, "-o", bad], capsys
+        )
+        assert code != 0 and "no error estimate" in err and not bad.exists()
 
 
 def test_zipped_install_finds_the_model_and_examples(tmp_path):

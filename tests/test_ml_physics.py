@@ -386,3 +386,26 @@ def test_multi_fidelity_training_end_to_end(crystal_data, tmp_path, monkeypatch,
     except SystemExit as exc:
         code = exc.code
     assert code == 2 and "need --physics-channel" in capsys.readouterr().err
+
+
+def test_models_keep_the_beams_of_the_input_they_were_trained_on(tmp_path):
+    """A model file records its engine input's strong beams; one from before that was recorded
+    is given the old defaults (coarse 32, fewbeam 16), and a run of other beams is not resumed."""
+    from lacbed.errors import SettingsError
+    from lacbed.ml.physics import LEGACY_COARSE_STRONG, physics_beams, physics_maps, recorded_beams
+    from lacbed.ml.training import _check_same_data
+
+    assert physics_beams("coarse") == 96 and physics_beams("bragg") is None
+    assert recorded_beams("coarse", {}) == LEGACY_COARSE_STRONG == 32
+    assert recorded_beams("fewbeam", {}) == 16 and recorded_beams(None, {}) is None
+    assert recorded_beams("coarse", {"physics_beams": 96}) == 96
+    si = read_cif(example_path("Si"))
+    m32 = physics_maps([si], [100.0], size=32, kind="coarse", strong_beams=32, cache=tmp_path)
+    m96 = physics_maps([si], [100.0], size=32, kind="coarse", cache=tmp_path)
+    assert not np.array_equal(m32, m96)  # other beams, other cache entry
+    saved = {"model": {"physics_channel": True, "physics_kind": "coarse"},
+             "data": {"n_train_structures": 5, "n_val_structures": 2}}  # fmt: skip
+    with pytest.raises(SettingsError, match="32 strong beams"):
+        _check_same_data(tmp_path, saved, 5, 2)
+    saved["data"]["physics_beams"] = 96
+    _check_same_data(tmp_path, saved, 5, 2)  # the same beams: resumes

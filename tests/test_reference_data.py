@@ -31,7 +31,7 @@ def test_provenance_lists_the_reference_files():
     assert "gatan/dm3_2D_data/test_diffraction_pattern.dm3" in names
     assert sum(n.startswith("gatan/") for n in names) == 7
     assert "felix/SrTiO3_001_b200/I_p0p0p0_stack.npy" in names
-    assert "ml/refine_model_Si.npy" in names
+    assert "ml/hybrid_model_Si.npy" in names
     assert len(names) == 23
 
 

@@ -6,7 +6,7 @@ Contract (issue 5)::
                  [--seed S] [--batch-size B] [--lr LR]        (rerun: resumes from RUN)
     lacbed evaluate RUN DATA [--split val|train|test|test-real]
                                           → RUN/metrics.json, RUN/gallery-SPLIT.png
-    lacbed predict X.cif [X2.cif ...] [--model RUN|ENS.json | --refine] [--thickness T [T ...]]
+    lacbed predict X.cif [X2.cif ...] [--model RUN|ENS.json | --hybrid] [--thickness T [T ...]]
                    [--max-error Z] -o OUT.npy|OUT.png
 
 torch is imported only inside the commands, so ``lacbed --help`` stays fast.
@@ -94,8 +94,8 @@ def train(
         str,
         typer.Option(
             help="With --physics-channel: bragg (the Bragg-line map), fewbeam (a 16-beam "
-            "engine run; 0.3-55 s per crystal) or coarse (32 beams at half the pixels, "
-            "upsampled; ~1-2 s): the multi-fidelity modes, cached."
+            "engine run; 0.3-55 s per crystal) or coarse (96 beams at half the pixels, "
+            "upsampled; ~2 s): the multi-fidelity modes, cached."
         ),
     ] = "bragg",
     residual: Annotated[
@@ -441,11 +441,11 @@ def predict(
             "90 % upper bound, the conservative choice: estimate + the calibration's q90)."
         ),
     ] = "estimate",
-    refine: Annotated[
+    hybrid: Annotated[
         bool,
         typer.Option(
-            "--refine",
-            help="Use the shipped refine model instead: a coarse Bloch-wave run (96 strong "
+            "--hybrid",
+            help="Use the shipped hybrid model instead: a coarse Bloch-wave run (96 strong "
             "beams at 64 px, about 2 s of CPU per CIF for four thicknesses) corrected by a "
             "network; far closer to the converged pattern, no error estimate (model card).",
         ),
@@ -458,8 +458,8 @@ def predict(
     at one thickness, and (n_cif, n_thickness, 128, 128) whenever several thicknesses are
     asked for; float32, standardised per image (zero mean, unit variance: the model is trained
     with Z = 1 − ZNCC, which ignores scale and offset). The .png is one row of CIFs at one
-    thickness, or a grid (rows = CIFs, columns = thicknesses); each title says "surrogate" or
-    "engine". With an ensemble, OUT's stem + .errors.json has one entry per (CIF, thickness):
+    thickness, or a grid (rows = CIFs, columns = thicknesses); each title says "surrogate",
+    "hybrid" (a model that corrects an engine run, --hybrid) or "engine". With an ensemble, OUT's stem + .errors.json has one entry per (CIF, thickness):
     spread, estimated Z, source ("surrogate" or "engine") and, where the engine ran, its own
     convergence estimate and CPU time.
     """
@@ -476,10 +476,15 @@ def predict(
     from lacbed.crystal import read_cif
     from lacbed.ml.predict import load_predictor, predict_series
 
-    if refine and model is not None:
-        raise SettingsError("--refine is the shipped refine model: give --refine or --model")
+    if hybrid and model is not None:
+        raise SettingsError("--hybrid is the shipped hybrid model: give --hybrid or --model")
+    if hybrid and (max_error is not None or max_error_on != "estimate"):
+        raise SettingsError(
+            "--hybrid has no error estimate, so no --max-error: for exact patterns use lacbed "
+            "simulate"
+        )
     crystals = [read_cif(c) for c in cifs]  # NonCubicError etc. before anything is written
-    predictor = load_predictor(model, refine=refine)
+    predictor = load_predictor(model, hybrid=hybrid)
     res = predict_series(
         crystals, thickness, model=predictor, max_error=max_error, max_error_on=max_error_on,
         n_jobs=threads,

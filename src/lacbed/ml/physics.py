@@ -45,12 +45,15 @@ __all__ = [
     "KINEMATIC_HWHM",
     "COARSE_STRONG",
     "FEWBEAM_STRONG",
+    "LEGACY_COARSE_STRONG",
     "MAP_VERSION",
     "PHYSICS_KINDS",
     "bragg_line_map",
     "coarse_size",
     "map_settings",
+    "physics_beams",
     "physics_maps",
+    "recorded_beams",
     "two_beam_integrated_intensity",
     "upsample_pattern",
 ]
@@ -203,6 +206,25 @@ FEWBEAM_STRONG: int = 16
 COARSE_STRONG: int = 96
 
 
+#: Strong beams of the coarse input before COARSE_STRONG became 96 (2026-12-07): what a model
+#: file that does not record ``physics_beams`` was trained on.
+LEGACY_COARSE_STRONG: int = 32
+
+
+def physics_beams(kind: str | None) -> int | None:
+    """Default strong beams of an engine-run physics input (None for 'bragg' or no input)."""
+    return {"fewbeam": FEWBEAM_STRONG, "coarse": COARSE_STRONG}.get(kind or "")
+
+
+def recorded_beams(kind: str | None, data: dict) -> int | None:
+    """Strong beams of the engine-run input a model was trained on, from its data summary
+    (``physics_beams``); a model file from before it was recorded: 16 for 'fewbeam',
+    :data:`LEGACY_COARSE_STRONG` for 'coarse'."""
+    if "physics_beams" in data:
+        return data["physics_beams"]
+    return {"fewbeam": FEWBEAM_STRONG, "coarse": LEGACY_COARSE_STRONG}.get(kind or "")
+
+
 def coarse_size(size: int) -> int:
     """Pixels of the coarse run for a pattern of ``size`` pixels: half of it, rounded down to an
     even number (the engine's grid is even), at least 16."""
@@ -251,15 +273,15 @@ def physics_maps(
     scattering: str = "kirkland",
     absorption: str = "bird-king",
     kind: str = "bragg",
-    strong_beams: int = FEWBEAM_STRONG,
+    strong_beams: int | None = None,
     cache=None,
 ) -> np.ndarray:
     """Physics maps of each crystal at each thickness, shape (n, T, size, size) float32.
 
     ``kind``: 'bragg' for :func:`bragg_line_map` (``absorption`` unused), 'coarse' for the
-    engine's I₀₀₀ with :data:`COARSE_STRONG` strong beams (at most the crystal's pool) at
-    :func:`coarse_size` pixels, upsampled by :func:`upsample_pattern`; 'fewbeam' for the
-    engine's I₀₀₀ with ``strong_beams`` strong beams at ``size`` pixels
+    engine's I₀₀₀ with ``strong_beams`` (default :data:`COARSE_STRONG`; at most the crystal's
+    pool) at :func:`coarse_size` pixels, upsampled by :func:`upsample_pattern`; 'fewbeam' for
+    the engine's I₀₀₀ with ``strong_beams`` (default :data:`FEWBEAM_STRONG`) at ``size`` pixels
     (:func:`lacbed.simulate.simulate_lacbed`, fast solver, the same settings as the dataset
     otherwise: 0.8-55 s (mean 7 s) for real materials of the release at 128 px with the
     convergence estimate, benchmarks/engine_budget_curve.py). Engine runs skip the convergence
@@ -278,6 +300,8 @@ def physics_maps(
     from lacbed.crystal.serialise import crystal_to_record
 
     ts = [float(t) for t in np.atleast_1d(thicknesses_nm)]
+    if strong_beams is None:
+        strong_beams = physics_beams(kind)
     out = np.empty((len(crystals), len(ts), size, size), dtype=np.float32)
     for i, c in enumerate(crystals):
         path = None
@@ -293,7 +317,7 @@ def physics_maps(
                     half_width,
                     scattering,
                     absorption if kind != "bragg" else None,
-                    {"fewbeam": strong_beams, "coarse": COARSE_STRONG}.get(kind),
+                    strong_beams if kind != "bragg" else None,
                 ],
                 sort_keys=True,
                 default=str,
@@ -309,11 +333,11 @@ def physics_maps(
             from lacbed.simulate import simulate_lacbed
 
             coarse = kind == "coarse"
-            n_strong = strong_beams
+            n_strong = int(strong_beams)
             if coarse:
                 from lacbed.simulate.plan import beam_pool_size
 
-                n_strong = min(COARSE_STRONG, beam_pool_size(c, voltage_kv))
+                n_strong = min(n_strong, beam_pool_size(c, voltage_kv))
             run = simulate_lacbed(
                 c,
                 ts,

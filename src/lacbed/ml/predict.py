@@ -38,8 +38,8 @@ __all__ = [
     "model_thickness",
     "predict_crystals",
     "predict_series",
-    "load_refine",
-    "REFINE_FILE",
+    "load_hybrid",
+    "HYBRID_FILE",
     "series_inputs",
 ]
 
@@ -202,11 +202,12 @@ def series_inputs(crystals, model: Surrogate, info: ModelInfo, thicknesses_nm) -
     pots = np.stack(pots) if xs else np.zeros((0, size, size))
     maps = None
     if model.config.physics_channel:
-        from lacbed.ml.physics import map_settings, physics_maps
+        from lacbed.ml.physics import map_settings, physics_maps, recorded_beams
 
         settings = map_settings(info.data.get("engine_settings") or {})
         kind = model.config.physics_kind
-        maps = physics_maps(xs, ts, size=size, kind=kind, **settings)  # (n, T, S, S)
+        beams = recorded_beams(kind, info.data)  # what the model was trained on
+        maps = physics_maps(xs, ts, size=size, kind=kind, strong_beams=beams, **settings)
     base = {
         "potentials": pots,
         "a": np.array([c.a for c in xs]),
@@ -244,34 +245,34 @@ def engine_kwargs(info: ModelInfo, size: int) -> dict:
     return bs.simulate_kwargs()
 
 
-#: File of the shipped refine model beside the ensemble (``lacbed/ml/weights/``).
-REFINE_FILE = "refine.pt"
+#: File of the shipped hybrid model beside the ensemble (``lacbed/ml/weights/``).
+HYBRID_FILE = "hybrid.pt"
 
 
-def load_refine() -> tuple[Surrogate, ModelInfo]:
-    """The shipped refine model: a network that corrects the coarse Bloch-wave run
+def load_hybrid() -> tuple[Surrogate, ModelInfo]:
+    """The shipped hybrid model: a network that corrects the coarse Bloch-wave run
     (:func:`lacbed.ml.physics.physics_maps`, kind 'coarse') towards the converged pattern; one
-    model, no error estimate (model card: ``docs/model_card.md``, "Refine mode")."""
-    res = _shipped_resource(REFINE_FILE)
+    model, no error estimate (model card: ``docs/model_card.md``, "Hybrid mode")."""
+    res = _shipped_resource(HYBRID_FILE)
     if not res.is_file():
-        raise ModelFileError("no refine model is shipped with this installation; pass --model RUN")
+        raise ModelFileError("no hybrid model is shipped with this installation; pass --model RUN")
     with resources.as_file(res) as p:  # a copy when the package is zipped
         return load_surrogate(p)
 
 
-def load_predictor(path: str | os.PathLike | None = None, *, refine: bool = False):
+def load_predictor(path: str | os.PathLike | None = None, *, hybrid: bool = False):
     """A model or an ensemble, by file: ``.json`` is an ensemble file (``lacbed ensemble``).
 
     Returns
     -------
     Ensemble or tuple of (Surrogate, ModelInfo)
         ``None`` gives the shipped model, a calibrated ensemble (:func:`load_default`), or with
-        ``refine`` the shipped refine model (:func:`load_refine`).
+        ``hybrid`` the shipped hybrid model (:func:`load_hybrid`).
     """
-    if refine:
+    if hybrid:
         if path is not None:
-            raise SettingsError("--refine is the shipped refine model: give --refine or --model")
-        return load_refine()
+            raise SettingsError("--hybrid is the shipped hybrid model: give --hybrid or --model")
+        return load_hybrid()
     if path is None:
         return load_default()
     if str(path).lower().endswith(".json"):
@@ -293,7 +294,8 @@ class SeriesPrediction:
     thicknesses_nm : ndarray, shape (T,)
         Thicknesses [nm].
     source : ndarray, shape (n, T) of str
-        ``"surrogate"`` or ``"engine"`` (the Bloch-wave engine ran instead).
+        ``"surrogate"``, ``"hybrid"`` (a model that corrects an engine run: its physics channel
+        is 'coarse' or 'fewbeam') or ``"engine"`` (the Bloch-wave engine ran instead).
     spread, estimated_z : ndarray, shape (n, T), or None
         Ensemble spread and calibrated estimate of Z = 1 − ZNCC [1] (None for a single model;
         ``estimated_z`` None for an uncalibrated ensemble).
@@ -458,7 +460,8 @@ def predict_series(
 
         out, spread = ensemble_stats(preds)
     est = None if ens is None else ens.estimate(spread, kws[0]["potentials"], ts, kws[0]["a"])
-    source = np.full((n, nt), "surrogate", dtype=object)
+    hybrid = model0.config.physics_input in ("coarse", "fewbeam")
+    source = np.full((n, nt), "hybrid" if hybrid else "surrogate", dtype=object)
     engine: list = [None] * n
     settings = None
     if z_max is not None:

@@ -28,6 +28,7 @@ from lacbed.ml.config import ModelConfig, Normalisation, TrainConfig, default_mo
 from lacbed.ml.data import PatternSamples, load_split, resolve_thicknesses
 from lacbed.ml.losses import kl_divergence, z_loss
 from lacbed.ml.model import Surrogate, save_surrogate
+from lacbed.ml.physics import physics_beams, recorded_beams
 
 __all__ = ["LitSurrogate", "TrainResult", "train", "make_surrogate"]
 
@@ -118,6 +119,16 @@ def _check_same_data(run: Path, saved: dict, n_train: int, n_val: int) -> None:
         raise SettingsError(
             f"{run} began with {was[0]} training and {was[1]} validation structures, the "
             f"dataset now gives {n_train} and {n_val}; start a new run directory"
+        )
+    kind = (
+        saved.get("model", {}).get("physics_kind")
+        if saved.get("model", {}).get("physics_channel")
+        else None
+    )
+    if recorded_beams(kind, data) != physics_beams(kind):
+        raise SettingsError(
+            f"{run} was trained on {kind} inputs of {recorded_beams(kind, data)} strong beams, "
+            f"this version computes {physics_beams(kind)}; start a new run directory"
         )
 
 
@@ -276,6 +287,8 @@ def train(
         "n_train_samples": len(train_set),
         "split": "grouped 85:10:5 (lacbed.dataset.splits)",
         "augment": cfg.augment,
+        # strong beams of an engine-run physics input (the default may change between versions)
+        "physics_beams": physics_beams(mcfg.physics_input),
     }
     resolved = {
         "model": mcfg.to_dict(),

@@ -109,8 +109,9 @@ def plot_predictions(
     units : {"mrad", "1/A"}
         Axis units.
     sources : ndarray of str, shape (n,) or (n, T), optional
-        Where each pattern came from, shown in its title (default "surrogate"; "engine" where
-        the Bloch-wave engine replaced the prediction).
+        Where each pattern came from, shown in its title (default "surrogate"; "hybrid" for a
+        model that corrects an engine run; "engine" where the Bloch-wave engine replaced the
+        prediction).
     """
     if units not in ("mrad", "1/A"):
         raise ValueError(f"units must be 'mrad' or '1/A', got {units!r}")
