@@ -111,6 +111,27 @@ def test_thickness_before_cif_and_all_options(tmp_path, engine):
     assert (kw["strong_beams"], kw["max_g"], kw["solver"]) == (20, 2.5, "exact")
 
 
+def test_no_estimate_passes_no_convergence_sample(tmp_path, engine):
+    out = tmp_path / "si.npy"
+    base = [str(CIF), "-o", str(out), "--thickness", "50", "--size", "16", "-q"]
+    assert run([*base, "--strong-beams", "96", "--no-estimate"]) == 0
+    assert engine.calls[-1]["convergence_sample"] == 0.0
+    assert run(base) == 0
+    assert "convergence_sample" not in engine.calls[-1]  # the engine's default sample
+
+
+def test_no_estimate_gives_the_same_pattern_without_an_estimate(tmp_path):
+    """The real engine: --no-estimate changes the cost, not the pattern."""
+    from lacbed.simulate import simulate_lacbed
+
+    out = tmp_path / "si.npy"
+    argv = [str(CIF), "-o", str(out), "-t", "50", "100", "--size", "16", "--strong-beams", "12"]
+    assert run([*argv, "--no-estimate", "-q"]) == 0
+    want = simulate_lacbed(cli_sim._load_crystal(CIF), [50.0, 100.0], size=16, strong_beams=12)
+    assert want.settings["convergence_estimate"] is not None
+    np.testing.assert_array_equal(np.load(out), want.intensities.astype(np.float32))
+
+
 def test_h5_contract(tmp_path, engine):
     import h5py
 

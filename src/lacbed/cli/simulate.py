@@ -384,6 +384,16 @@ def simulate(
             "again with 1.5× and 2× the strong beams; default 0.5; 0 solves once.",
         ),
     ] = 0.5,
+    no_estimate: Annotated[
+        bool,
+        typer.Option(
+            "--no-estimate",
+            help="Skip the convergence estimate (it re-solves a sample of pixels with twice the "
+            "strong beams; the pattern is the same) and the adaptive escalation that needs it: "
+            "fastest with a fixed --strong-beams, e.g. 96 (docs/ml.md: median Z 0.1 % on val "
+            "materials); the result then carries no estimate.",
+        ),
+    ] = False,
     max_g: Annotated[
         float | None, typer.Option("--max-g", help="Beam-pool limit |g| (1/Å).")
     ] = None,
@@ -553,6 +563,8 @@ def simulate(
     t0 = time.perf_counter()
     try:
         extra = {} if discs is None else {"reflections": discs}
+        if no_estimate:
+            extra["convergence_sample"] = 0.0
         pattern = _engine()(crystal, progress=bar, convergence_target=target, **kw, **extra)
     finally:
         bar.close()
