@@ -247,6 +247,8 @@ def test_coarse_input_is_the_engine_at_half_the_pixels(tmp_path):
     np.testing.assert_array_equal(
         physics_maps([si], ts, size=64, kind="coarse", cache=tmp_path), got
     )
+    threaded = physics_maps([si], ts, size=64, kind="coarse", n_jobs=2)  # no cache: solved
+    np.testing.assert_array_equal(threaded, got)  # worker threads do not change the pattern
     fewbeam = physics_maps([si], ts, size=64, kind="fewbeam", cache=tmp_path)
     assert not np.array_equal(fewbeam, got)  # kinds never share a cache entry
     full = simulate_lacbed(si, ts, size=64, n_jobs=1).intensities  # the converged default

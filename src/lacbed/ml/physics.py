@@ -275,6 +275,7 @@ def physics_maps(
     kind: str = "bragg",
     strong_beams: int | None = None,
     cache=None,
+    n_jobs: int | None = 1,
 ) -> np.ndarray:
     """Physics maps of each crystal at each thickness, shape (n, T, size, size) float32.
 
@@ -287,6 +288,8 @@ def physics_maps(
     convergence estimate, benchmarks/engine_budget_curve.py). Engine runs skip the convergence
     estimate (it re-solves a sample of pixels with twice the beams and leaves the intensities
     as they are: tested), all thicknesses in one solve.
+    ``n_jobs``: engine worker threads per crystal (:func:`lacbed.simulate.simulate_lacbed`; the
+    pattern does not depend on it).
     ``cache``: a directory for one ``.npy`` per (crystal, settings), keyed by a SHA-256 of the
     crystal record, the settings and :data:`MAP_VERSION` (so a cache is never stale); ``None``
     computes every map.
@@ -347,7 +350,7 @@ def physics_maps(
                 scattering=scattering,
                 absorption=absorption,
                 strong_beams=n_strong,
-                n_jobs=1,
+                n_jobs=n_jobs,
                 convergence_sample=0.0,  # the estimate re-solves pixels; the map never uses it
             ).intensities
             out[i] = upsample_pattern(run, size) if coarse else run

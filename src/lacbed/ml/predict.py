@@ -176,11 +176,14 @@ def model_inputs(crystals, model: Surrogate, info: ModelInfo, thickness_nm: floa
     return series_inputs(crystals, model, info, [thickness_nm])[0]
 
 
-def series_inputs(crystals, model: Surrogate, info: ModelInfo, thicknesses_nm) -> list[dict]:
+def series_inputs(
+    crystals, model: Surrogate, info: ModelInfo, thicknesses_nm, n_jobs: int | None = 1
+) -> list[dict]:
     """:func:`model_inputs` at several thicknesses [nm]: one dict per thickness, in order.
 
     The potentials are computed once; only the physics maps (if the model has a physics
-    channel) and ``thickness_nm`` differ between the dicts.
+    channel; an engine run uses ``n_jobs`` worker threads) and ``thickness_nm`` differ between
+    the dicts.
     """
     from lacbed.crystal import load_crystal
     from lacbed.scattering import projected_potential
@@ -207,7 +210,9 @@ def series_inputs(crystals, model: Surrogate, info: ModelInfo, thicknesses_nm) -
         settings = map_settings(info.data.get("engine_settings") or {})
         kind = model.config.physics_kind
         beams = recorded_beams(kind, info.data)  # what the model was trained on
-        maps = physics_maps(xs, ts, size=size, kind=kind, strong_beams=beams, **settings)
+        maps = physics_maps(
+            xs, ts, size=size, kind=kind, strong_beams=beams, n_jobs=n_jobs, **settings
+        )
     base = {
         "potentials": pots,
         "a": np.array([c.a for c in xs]),
@@ -403,7 +408,8 @@ def predict_series(
     batch_size : int
         Network batch size.
     n_jobs : int, optional
-        Engine worker threads (None: the CPUs available).
+        Engine worker threads, for the engine fallback and a hybrid model's coarse run (None:
+        the CPUs available).
 
     Returns
     -------
@@ -435,7 +441,7 @@ def predict_series(
             model_thickness(info, m, t)
     xs = [load_crystal(c) for c in crystals]
     src = next((p for p in pairs if p[0].config.physics_channel), pairs[0])[0]
-    kws = series_inputs(xs, src, info0, ts)
+    kws = series_inputs(xs, src, info0, ts, n_jobs=n_jobs)
     n, nt, size = len(xs), len(ts), model0.config.size
     maps = None if kws[0]["physics"] is None else np.stack([kw["physics"] for kw in kws], 1)
     preds = np.stack(
