@@ -16,7 +16,8 @@ Usage (on the release, once it holds >= 2 000 materials; nice it on a shared mac
     nice -n 10 python benchmarks/ml_learning_curve.py data/lacbed-cubic -o runs/lc \\
         --model resae --sizes 100 200 400 800 1600 --seeds 0 1 2 --epochs 100 --patience 10
 
-``--augment``, ``--physics-channel``, ``--quadrant`` and ``--mirror-pad`` pass through to every run (as ``lacbed train``).
+``--augment``, ``--physics-channel``, ``--physics-kind``, ``--residual``, ``--quadrant`` and
+``--mirror-pad`` pass through to every run (as ``lacbed train``).
 Sizes larger than the training split are clipped to it (and said so). Defaults train for a
 few epochs only; pass the budget of the real runs. Each run uses one torch thread by default.
 """
@@ -138,6 +139,9 @@ def run_curve(
     batch_size: int = 16,
     augment: str = "none",
     physics_channel: bool = False,
+    physics_kind: str = "bragg",
+    residual: bool = False,
+    lr: float | None = None,
     quadrant: bool = False,
     mirror_pad: bool = False,
     sample_budget: int | None = None,
@@ -181,12 +185,22 @@ def run_curve(
         "quadrant": quadrant,
         "mirror_pad": mirror_pad,
     }
+    if lr is not None:  # (only when given: curves at the default keep their identity)
+        identity["lr"] = lr
+    if physics_channel:  # (keys only here: curves without a channel keep their identity)
+        from lacbed.ml.physics import physics_beams
+
+        identity.update(
+            physics_kind=physics_kind, residual=residual, physics_beams=physics_beams(physics_kind)
+        )
     done = _load_previous(results, identity)
     mcfg = None
     if physics_channel or quadrant or mirror_pad:
         mcfg = dataclasses.replace(
             default_model_config(model, size=ds.size),
             physics_channel=physics_channel,
+            physics_kind=physics_kind if physics_channel else "bragg",
+            residual=residual,
             quadrant=quadrant,
             mirror_pad=mirror_pad,
         )
@@ -202,6 +216,7 @@ def run_curve(
                 patience=patience,
                 thickness_nm=tuple(thickness) if thickness else None,
                 augment=augment,
+                **({} if lr is None else {"lr": lr}),
             )
             run = out / f"{model}_n{n}_s{seed}"
             t0 = time.perf_counter()
@@ -279,6 +294,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--augment", default="none", choices=["none", "ops", "shifts", "all"])
     ap.add_argument("--physics-channel", action="store_true")
+    ap.add_argument("--physics-kind", default="bragg", choices=["bragg", "fewbeam", "coarse"])
+    ap.add_argument("--residual", action="store_true", help="with an engine-run channel")
+    ap.add_argument("--lr", type=float, default=None, help="AdamW learning rate (default: train's)")
     ap.add_argument("--quadrant", action="store_true", help="resae: decode one quadrant")
     ap.add_argument("--mirror-pad", action="store_true", help="with --quadrant: no seam")
     ap.add_argument(
@@ -313,6 +331,9 @@ def main(argv=None) -> dict:
         batch_size=args.batch_size,
         augment=args.augment,
         physics_channel=args.physics_channel,
+        physics_kind=args.physics_kind,
+        residual=args.residual,
+        lr=args.lr,
         quadrant=args.quadrant,
         mirror_pad=args.mirror_pad,
         sample_budget=args.sample_budget,
