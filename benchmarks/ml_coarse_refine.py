@@ -37,10 +37,10 @@ def stats(z: np.ndarray, ts) -> dict:
 
 def _spearman(x: np.ndarray, y: np.ndarray, ts) -> dict:
     """Spearman rank correlation of x and y (structures × thicknesses), all and per thickness."""
-    from scipy.stats import spearmanr
+    from lacbed.ml.uncertainty import spearman
 
-    per = {f"{t:g}": float(spearmanr(x[:, j], y[:, j]).statistic) for j, t in enumerate(ts)}
-    return {"all": float(spearmanr(x.ravel(), y.ravel()).statistic), "per_thickness": per}
+    per = {f"{t:g}": spearman(x[:, j], y[:, j]) for j, t in enumerate(ts)}
+    return {"all": spearman(x, y), "per_thickness": per}
 
 
 def main(argv=None) -> dict:

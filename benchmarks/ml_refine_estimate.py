@@ -1,6 +1,6 @@
-"""Can the refine model's own correction serve as its error estimate? (val, out of fold)
+"""Can the hybrid model's own correction serve as its error estimate? (val, out of fold)
 
-For a ``--physics-kind coarse --residual`` model (default: the shipped ``refine.pt``), scores
+For a ``--physics-kind coarse --residual`` model (default: the shipped ``hybrid.pt``), scores
 every val structure and thickness, takes the correction c = Z(prediction, its own coarse input)
 and fits the true Z as an affine function of (1, c, t / 100 nm) by least squares, out of fold
 (5 folds of structures, seeded), as :func:`lacbed.ml.uncertainty.calibrate` does for the
@@ -11,7 +11,7 @@ above the threshold the estimate flags (what ``--max-error`` would send to the e
 Usage (repository root)::
 
     nice -n 5 python benchmarks/ml_refine_estimate.py data/lacbed-cubic \\
-        [--model src/lacbed/ml/weights/refine.pt] -o benchmarks/results/ml_refine_estimate.json
+        [--model src/lacbed/ml/weights/hybrid.pt] -o benchmarks/results/ml_refine_estimate.json
 """
 
 from __future__ import annotations
@@ -43,23 +43,23 @@ def out_of_fold(z: np.ndarray, c: np.ndarray, ts: np.ndarray, folds: int, seed: 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data", type=Path)
-    ap.add_argument("--model", type=Path, default=None, help="default: the shipped refine model")
+    ap.add_argument("--model", type=Path, default=None, help="default: the shipped hybrid model")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("-o", "--out", type=Path, required=True)
     args = ap.parse_args(argv)
     import torch
-    from scipy.stats import spearmanr
 
     from lacbed._io import atomic_path
     from lacbed.metrics import z_score
     from lacbed.ml.data import standardize_pattern
     from lacbed.ml.evaluate import evaluate
     from lacbed.ml.model import load_surrogate
-    from lacbed.ml.predict import load_refine
+    from lacbed.ml.predict import load_hybrid
+    from lacbed.ml.uncertainty import spearman
 
     torch.set_num_threads(1)
-    model, _ = load_refine() if args.model is None else load_surrogate(args.model)
+    model, _ = load_hybrid() if args.model is None else load_surrogate(args.model)
     ev = evaluate(model, args.data, splits=("val",))["val"]
     ts = np.asarray(ev.arrays.thickness_nm, dtype=np.float64)
     z = np.asarray(ev.z)
@@ -76,13 +76,13 @@ def main(argv=None) -> dict:
         }
     out = {
         "dataset": args.data.name,
-        "model": "shipped refine.pt" if args.model is None else args.model.name,
+        "model": "shipped hybrid.pt" if args.model is None else args.model.name,
         "split": "val",
         "n_structures": int(z.shape[0]),
         "thicknesses_nm": ts.tolist(),
         "z_units": "1 (multiply by 100 for %)",
-        "spearman_correction": float(spearmanr(c.ravel(), z.ravel()).statistic),
-        "spearman_estimate_out_of_fold": float(spearmanr(est.ravel(), z.ravel()).statistic),
+        "spearman_correction": spearman(c, z),
+        "spearman_estimate_out_of_fold": spearman(est, z),
         "q90_residual_out_of_fold": float(np.quantile(z - est, 0.9)),
         "thresholds": flags,
     }

@@ -476,8 +476,6 @@ def predict(
     from lacbed.crystal import read_cif
     from lacbed.ml.predict import load_predictor, predict_series
 
-    if hybrid and model is not None:
-        raise SettingsError("--hybrid is the shipped hybrid model: give --hybrid or --model")
     if hybrid and (max_error is not None or max_error_on != "estimate"):
         raise SettingsError(
             "--hybrid has no error estimate, so no --max-error: for exact patterns use lacbed "

@@ -222,7 +222,7 @@ def recorded_beams(kind: str | None, data: dict) -> int | None:
     :data:`LEGACY_COARSE_STRONG` for 'coarse'."""
     if "physics_beams" in data:
         return data["physics_beams"]
-    return {"fewbeam": FEWBEAM_STRONG, "coarse": LEGACY_COARSE_STRONG}.get(kind or "")
+    return LEGACY_COARSE_STRONG if kind == "coarse" else physics_beams(kind)
 
 
 def coarse_size(size: int) -> int:

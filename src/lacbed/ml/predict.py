@@ -466,7 +466,9 @@ def predict_series(
 
         out, spread = ensemble_stats(preds)
     est = None if ens is None else ens.estimate(spread, kws[0]["potentials"], ts, kws[0]["a"])
-    hybrid = model0.config.physics_input in ("coarse", "fewbeam")
+    from lacbed.ml.physics import physics_beams
+
+    hybrid = physics_beams(model0.config.physics_input) is not None  # reads an engine run
     source = np.full((n, nt), "hybrid" if hybrid else "surrogate", dtype=object)
     engine: list = [None] * n
     settings = None

@@ -125,9 +125,10 @@ def _check_same_data(run: Path, saved: dict, n_train: int, n_val: int) -> None:
         if saved.get("model", {}).get("physics_channel")
         else None
     )
-    if recorded_beams(kind, data) != physics_beams(kind):
+    beams = recorded_beams(kind, data)
+    if beams != physics_beams(kind):
         raise SettingsError(
-            f"{run} was trained on {kind} inputs of {recorded_beams(kind, data)} strong beams, "
+            f"{run} was trained on {kind} inputs of {beams} strong beams, "
             f"this version computes {physics_beams(kind)}; start a new run directory"
         )
 
