@@ -10,15 +10,16 @@ Two checks a microscopist would make before trusting a predicted pattern:
    surrogate's pattern against Felix's (raw intensities: Z is blind to scale and offset). The
    crystal is Felix's own CIF with Felix's Debye–Waller factors. The converged engine at the
    model's field, resampled the same way, measures what the resampling itself costs. Beside each
-   Z: the ensemble's estimated Z for the full field, its 90 % upper bound (estimate +
-   ``q90_residual``) and what ``--max-error 0.05`` would do.
+   Z: the model's estimated Z for the full field, its 90 % upper bound and what
+   ``--max-error 0.05`` would do (on the estimate for the ensemble, on the bound for the
+   hybrid: ``predict``'s defaults).
 2. **Towards the zone axis**: Z of the surrogate against the converged engine (its training
    target) on the full field and on the central part of it (the same pattern resampled over
    ±f·W for f = 0.73 and 0.5, i.e. a smaller convergence angle), for the bundled examples and
    the two Felix crystals. The error estimate is calibrated on the full field only.
 
 With ``--hybrid`` the same checks for the shipped hybrid model (``lacbed predict --hybrid``: the
-coarse engine run corrected by a network), which has no error estimate.
+coarse engine run corrected by a network) and its own error estimate.
 
 Usage (repository root; ~1 min of CPU)::
 
@@ -56,7 +57,7 @@ def resample_field(images: np.ndarray, half_width: float, new_half_width: float)
     return np.stack(out).reshape(imgs.shape)
 
 
-def felix_case(name: str, pred, kw: dict, q90: float | None) -> dict:  # noqa: ANN001
+def felix_case(name: str, pred, kw: dict) -> dict:  # noqa: ANN001
     """Surrogate (an Ensemble, or a (model, info) pair without estimate) and engine against one
     Felix run on the shared field."""
     from lacbed.crystal import read_cif
@@ -93,17 +94,16 @@ def felix_case(name: str, pred, kw: dict, q90: float | None) -> dict:  # noqa: A
             float(z_score(sur_c[j], eng_c[j])) for j in range(len(ts))
         ],
     }
-    if res.estimated_z is None:  # one model (the hybrid): no estimate, no --max-error
-        return out
-    est = res.estimated_z[0]
+    est, up = res.estimated_z[0], res.upper90[0]
     strict = predict_series([crystal], ts, model=pred, max_error=0.05, n_jobs=1)
     return {
         **out,
         "estimated_z": [float(v) for v in est],
-        "upper90": [float(v + q90) for v in est],
+        "upper90": [float(v) for v in up],
         "estimate_covers": [bool(e >= z) for e, z in zip(est, z_sur, strict=True)],
-        "upper90_covers": [bool(e + q90 >= z) for e, z in zip(est, z_sur, strict=True)],
-        "spread": [float(v) for v in res.spread[0]],
+        "upper90_covers": [bool(e >= z) for e, z in zip(up, z_sur, strict=True)],
+        "spread": None if res.spread is None else [float(v) for v in res.spread[0]],
+        "max_error_0.05_on": strict.max_error_on,
         "max_error_0.05_source": [str(s) for s in strict.source[0]],
         "max_error_0.05_engine_vs_felix": [
             float(z_score(resample_field(strict.patterns[0, j], w_model, w), felix_c[j]))
@@ -143,10 +143,10 @@ def main(argv=None) -> dict:
     from lacbed.ml.predict import engine_kwargs, load_predictor
 
     pred = load_predictor(None, hybrid=args.hybrid)
-    model, info = pred if args.hybrid else pred.load_models()[0]
+    model, info = (pred.model, pred.info) if args.hybrid else pred.load_models()[0]
     kw = dict(engine_kwargs(info, model.config.size), n_jobs=1)
     q90 = None if args.hybrid else float(pred.calibration["q90_residual"])
-    felix = {n: felix_case(n, pred, kw, q90) for n in ("Si_001", "SrTiO3_001_b200")}
+    felix = {n: felix_case(n, pred, kw) for n in ("Si_001", "SrTiO3_001_b200")}
     thick = [float(t) for t in model.trained_thicknesses_nm]
     profile = {}
     crystals = {p.stem: read_cif(p) for p in sorted(EXAMPLES.glob("*.cif"))}

@@ -30,7 +30,7 @@ def main(argv=None) -> None:
     from lacbed.crystal import example_path, read_cif
     from lacbed.ml.config import TrainConfig
     from lacbed.ml.model import load_surrogate, save_surrogate
-    from lacbed.ml.predict import HYBRID_FILE, load_hybrid, predict_series
+    from lacbed.ml.predict import HYBRID_ERROR_FILE, HYBRID_FILE, load_hybrid, predict_series
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path, help="run directory of a coarse residual model")
@@ -56,8 +56,12 @@ def main(argv=None) -> None:
     path = WEIGHTS / HYBRID_FILE
     train = TrainConfig.from_dict(info.train)
     save_surrogate(model, path, train=train, data=data, metrics=info.metrics, half=True)
+    stale = WEIGHTS / HYBRID_ERROR_FILE  # calibrated for the model just replaced
+    if stale.is_file():
+        stale.unlink()
+        print(f"removed {stale.relative_to(ROOT)}: rerun benchmarks/ml_hybrid_error.py --write")
     shipped = load_hybrid()
-    thick = shipped[0].trained_thicknesses_nm
+    thick = shipped.model.trained_thicknesses_nm
     res = predict_series([read_cif(example_path("Si"))], thick, model=shipped)
     np.save(REFERENCE, res.patterns[0].astype(np.float32))
     for p in (path, REFERENCE):

@@ -59,7 +59,7 @@ def main(argv=None) -> dict:
     from lacbed.ml.uncertainty import spearman
 
     torch.set_num_threads(1)
-    model, _ = load_hybrid() if args.model is None else load_surrogate(args.model)
+    model = load_hybrid().model if args.model is None else load_surrogate(args.model)[0]
     ev = evaluate(model, args.data, splits=("val",))["val"]
     ts = np.asarray(ev.arrays.thickness_nm, dtype=np.float64)
     z = np.asarray(ev.z)

@@ -398,6 +398,13 @@ def test_cli_train_evaluate_predict(tiny_data, tmp_path, capsys):
     assert code == 0, err
     saved = json.loads((run / "config.json").read_text())
     assert saved["train"]["augment"] == "all" and saved["data"]["augment"] == "all"
+    from lacbed.dataset.store import open_dataset
+    from lacbed.ml.training import dataset_version
+
+    ds = open_dataset(tiny_data)
+    assert saved["data"]["dataset_items"] == len(ds)
+    assert saved["data"]["dataset_version"] == ds.settings["lacbed_version"]
+    assert dataset_version({"format": "lacbed-release", "release": "2"}) == "release 2"
     assert (run / "model.pt").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
     assert (run / "logs" / "version_0" / "metrics.csv").is_file()
     code, out, _ = _cli([*args, "--epochs", "3"], capsys)  # rerun: resumes from last.ckpt
@@ -836,6 +843,8 @@ HYBRID_SHA256 = {
     "hybrid.pt": "773fa6e30f7f9110ad283a9227c180a44e17a1c94ac897425a1be9a9f5c76191",
     "hybrid_model_Si.npy": "c8096468ecbce70a6c7c6c45eaed6b91873bec9052a7b421ac598542224fd378",
 }
+#: SHA-256 of its error calibration (benchmarks/ml_hybrid_error.py --write)
+HYBRID_ERROR_SHA256 = "00f1c993ac9d86f86ccc5e783149ebcc6541bef6883c08e8dfa9cdc86a07ac56"
 
 
 def test_shipped_hybrid_model_predicts_the_stored_pattern():
@@ -854,11 +863,15 @@ def test_shipped_hybrid_model_predicts_the_stored_pattern():
     }
     found = {k: hashlib.sha256(v).hexdigest() for k, v in found.items()}
     assert found == HYBRID_SHA256, "the hybrid model changed: rerun benchmarks/ml_make_hybrid.py"
-    model, info = load_predictor(None, hybrid=True)
+    hyb = load_predictor(None, hybrid=True)
+    model, info = hyb.model, hyb.info
     assert model.config.physics_input == "coarse" and model.config.residual
     ts = model.trained_thicknesses_nm
-    res = predict_series([read_cif(example_path("Si"))], ts, model=(model, info))
+    res = predict_series([read_cif(example_path("Si"))], ts, model=hyb)
     assert res.spread is None and set(res.source.ravel()) == {"hybrid"}
+    assert res.estimated_z.shape == (1, len(ts)) and np.all(res.upper90 > res.estimated_z)
+    err = resources.files("lacbed.ml").joinpath("weights", "hybrid.error.json").read_bytes()
+    assert hashlib.sha256(err).hexdigest() == HYBRID_ERROR_SHA256, "rerun ml_hybrid_error.py"
     assert info.data["physics_beams"] == 96  # the coarse input it was trained on
     # the same tolerance as the shipped ensemble's (float32 convolutions across thread counts);
     # the coarse engine run is the same to the last bit (tested in test_ml_physics.py)
@@ -866,27 +879,36 @@ def test_shipped_hybrid_model_predicts_the_stored_pattern():
 
 
 def test_predict_hybrid_runs_the_shipped_hybrid_model(tmp_path, capsys):
-    """`lacbed predict X.cif --hybrid`: every thickness, and bad combinations stop before any
-    work with one line and no output."""
+    """`lacbed predict X.cif --hybrid`: every thickness with its error estimate; --max-error
+    between the two bounds sends exactly the thickness above it to the engine (on the 90 %
+    bound by default); bad combinations stop before any work with one line and no output."""
     from lacbed.crystal import example_path
 
-    out = tmp_path / "si.npy"
-    code, text, err = _cli(
-        ["predict", example_path("GaAs"), "--hybrid", "--thickness", 50, 150, "-o", out], capsys
-    )
+    out = tmp_path / "gaas.npy"
+    args = ["predict", example_path("GaAs"), "--hybrid", "--thickness", 50, 150, "-o", out]
+    code, text, err = _cli(args, capsys)
     assert code == 0, err
     assert np.load(out).shape == (1, 2, 128, 128) and "wrote" in text
-    assert not (tmp_path / "si.errors.json").exists()  # one model: no estimate
+    rows = json.loads((tmp_path / "gaas.errors.json").read_text())["items"]
+    bounds = [r["estimated_z_upper90"] for r in rows]
+    assert [r["source"] for r in rows] == ["hybrid", "hybrid"] and bounds[0] < bounds[1]
+    assert all(r["estimated_z"] < r["estimated_z_upper90"] for r in rows)
+    z = (bounds[0] + bounds[1]) / 2
+    code, text, err = _cli([*args, "--max-error", z], capsys)
+    assert code == 0, err
+    errors = json.loads((tmp_path / "gaas.errors.json").read_text())
+    assert errors["max_error_on"] == "upper90"
+    assert [r["source"] for r in errors["items"]] == ["hybrid", "engine"]
+    assert "1 of 2 patterns from the network, 1 from the engine" in text
     bad = tmp_path / "bad.npy"
     code, _, err = _cli(
         ["predict", example_path("GaAs"), "--hybrid", "--model", tmp_path, "-o", bad], capsys
     )
     assert code != 0 and "--hybrid" in err and not bad.exists()
-    for extra in (["--max-error", 0.05], ["--max-error-on", "upper90"]):
-        code, _, err = _cli(
-            ["predict", example_path("GaAs"), "--hybrid", *extra, "-o", bad], capsys
-        )
-        assert code != 0 and "no error estimate" in err and not bad.exists()
+    code, _, err = _cli(
+        ["predict", example_path("GaAs"), "--hybrid", "--max-error", -1, "-o", bad], capsys
+    )
+    assert code != 0 and "between 0 and 2" in err and not bad.exists()
 
 
 def test_zipped_install_finds_the_model_and_examples(tmp_path):

@@ -199,7 +199,7 @@ def test_max_error_zero_runs_the_engine_for_every_pattern(models, tmp_path, caps
         assert r["engine_thicknesses_nm"] == list(THICK)  # one call per CIF for both
     lines = [ln for ln in text.splitlines() if ln.startswith("engine instead")]
     assert len(lines) == 2 and "Si" in lines[0] and "estimated Z" in lines[0]
-    assert "0 of 4 patterns from the surrogate, 4 from the engine" in text
+    assert "0 of 4 patterns from the network, 4 from the engine" in text
 
 
 def test_max_error_between_the_estimates_replaces_only_those_above(models):
@@ -244,7 +244,8 @@ def test_max_error_on_the_upper_bound_is_conservative(models, tmp_path, capsys):
     need = plain.estimated_z + q90 > z
     assert q90 > 0 and need.any() and not need.all()
     np.testing.assert_array_equal(res.source == "engine", need)
-    assert res.max_error_on == "upper90" and res.max_error_margin == q90
+    assert res.max_error_on == "upper90"
+    np.testing.assert_allclose(res.upper90, plain.estimated_z + q90)
     out = tmp_path / "x.npy"
     code, text, err = _cli(["predict", *CIFS, "--model", ens, "--thickness", *THICK,
                             "--max-error", z, "--max-error-on", "upper90", "-o", out], capsys)  # fmt: skip
@@ -271,7 +272,7 @@ def test_huge_max_error_runs_no_engine(models, tmp_path, capsys):
     np.testing.assert_array_equal(np.load(tmp_path / "big.npy"), np.load(tmp_path / "plain.npy"))
     rows = json.loads((tmp_path / "big.errors.json").read_text())["items"]
     assert len(rows) == 4 and {r["source"] for r in rows} == {"surrogate"}
-    assert "engine instead" not in text and "4 of 4 patterns from the surrogate" in text
+    assert "engine instead" not in text and "4 of 4 patterns from the network" in text
     plain = json.loads((tmp_path / "plain.errors.json").read_text())
     assert plain["max_error"] is None and plain["engine_settings"] is None
 
@@ -335,3 +336,65 @@ def test_inputs_use_the_training_data_scattering_factors():
     shipped = series_inputs([si], model, info, [100.0])[0]["potentials"][0]
     np.testing.assert_array_equal(shipped, projected_potential(si, 128, scattering="kirkland"))
     assert np.abs(got - shipped).max() > 0.1  # V·Å: Lobato and Kirkland differ (0.38 for Si)
+
+
+def _hybrid(tmp_path, error_coef=None):
+    """A fresh residual U-Net on the coarse run (its prediction IS the coarse run, so its
+    correction is 0) and, with ``error_coef``, an error estimate of known form."""
+    from lacbed.ml.hybrid_error import HybridError
+    from lacbed.ml.model import load_surrogate
+    from lacbed.ml.predict import Hybrid
+
+    cfg = ModelConfig("unet", size=SIZE, latent=8, width=4, depth=2, conditioned=True,
+                      physics_channel=True, physics_kind="coarse", residual=True)  # fmt: skip
+    data = {"thicknesses_nm": list(THICK), "engine_settings": {"fake": True}, "physics_beams": 8}
+    path = save_surrogate(
+        make_surrogate(cfg, Normalisation(), seed=0), tmp_path / "h.pt", data=data
+    )
+    model, info = load_surrogate(path)
+    err = None
+    if error_coef is not None:
+        cal = {"coef": list(error_coef), "median_residual": 0.0, "q90_residual": 0.5}
+        err = HybridError.parse(
+            json.dumps({"format": "lacbed-hybrid-error", "calibration": cal}), "t"
+        )
+    return Hybrid(model, info, err)
+
+
+def test_hybrid_max_error_escalates_on_the_90_percent_bound(tmp_path):
+    """With a correction of exactly 0 the estimate is exp(b0 + b1 ln ε + b2 t + b3 ln a) − ε
+    and the bound e^0.5 times that (+ the ε's): a threshold between the two thicknesses' bounds
+    sends exactly the thicker patterns to the engine, the default comparison for a hybrid
+    being the bound; the engine's patterns are the exact oracle."""
+    from lacbed.ml.hybrid_error import EPS
+    from lacbed.ml.predict import predict_series
+
+    crystals = [read_cif(c) for c in CIFS]
+    b0, b2 = np.log(0.01), 0.01  # 1 % at t = 0 for a = 1 Å, e^0.5 per 50 nm
+    hyb = _hybrid(tmp_path, [b0, 0.0, b2, 0.0])
+    plain = predict_series(crystals, THICK, model=hyb)
+    fit = b0 + b2 * np.asarray(THICK)
+    np.testing.assert_allclose(plain.estimated_z, np.tile(np.exp(fit) - EPS, (2, 1)), rtol=1e-12)
+    np.testing.assert_allclose(plain.upper90, np.tile(np.exp(fit + 0.5) - EPS, (2, 1)), rtol=1e-12)
+    assert set(plain.source.ravel()) == {"hybrid"} and plain.spread is None
+    z = float(np.exp(b0 + b2 * 75.0 + 0.5))  # between the bounds at 50 and 100 nm
+    assert z > plain.estimated_z.max()  # on the estimate itself nothing would go
+    res = predict_series(crystals, THICK, model=hyb, max_error=z, n_jobs=1)
+    assert res.max_error_on == "upper90"
+    np.testing.assert_array_equal(res.source[:, 0], ["hybrid", "hybrid"])
+    np.testing.assert_array_equal(res.source[:, 1], ["engine", "engine"])
+    np.testing.assert_array_equal(res.patterns[:, 0], plain.patterns[:, 0])
+    for i, cif in enumerate(CIFS):
+        np.testing.assert_allclose(res.patterns[i, 1], _oracle(cif, [100.0])[0], atol=1e-6)
+    on_est = predict_series(crystals, THICK, model=hyb, max_error=z, max_error_on="estimate")
+    assert set(on_est.source.ravel()) == {"hybrid"}
+
+
+def test_hybrid_without_an_error_estimate_refuses_max_error(tmp_path):
+    from lacbed.ml.predict import predict_series
+
+    hyb = _hybrid(tmp_path)
+    res = predict_series([read_cif(CIFS[0])], THICK, model=hyb)
+    assert res.estimated_z is None and res.upper90 is None
+    with pytest.raises(SettingsError, match="lacks"):
+        predict_series([read_cif(CIFS[0])], THICK, model=hyb, max_error=0.05)

@@ -429,25 +429,27 @@ def predict(
         float | None,
         typer.Option(
             help="Largest accepted estimated Z = 1 - ZNCC (a fraction, e.g. 0.05; needs a "
-            "calibrated ensemble as --model): every pattern whose estimate exceeds it is "
+            "calibrated ensemble as --model, or --hybrid): every pattern whose estimate exceeds it is "
             "computed by the Bloch-wave engine instead (the training data's settings, the "
             "converged default budget; seconds to minutes per CIF at 128 px)."
         ),
     ] = None,
     max_error_on: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="What --max-error is compared with: estimate (the estimated Z) or upper90 (its "
-            "90 % upper bound, the conservative choice: estimate + the calibration's q90)."
+            "90 % upper bound, which 9 in 10 calibration patterns stayed below). Default: "
+            "upper90 with --hybrid (its estimate is a median), estimate otherwise."
         ),
-    ] = "estimate",
+    ] = None,
     hybrid: Annotated[
         bool,
         typer.Option(
             "--hybrid",
             help="Use the shipped hybrid model instead: a coarse Bloch-wave run (96 strong "
             "beams at 64 px, about 2 s of CPU per CIF for four thicknesses) corrected by a "
-            "network; far closer to the converged pattern, no error estimate (model card).",
+            "network; far closer to the converged pattern, with an error estimate from its "
+            "correction (written to OUT's stem + .errors.json; model card).",
         ),
     ] = False,
     threads: Annotated[int, typer.Option(help="torch CPU threads and engine workers.")] = 2,
@@ -459,9 +461,10 @@ def predict(
     asked for; float32, standardised per image (zero mean, unit variance: the model is trained
     with Z = 1 − ZNCC, which ignores scale and offset). The .png is one row of CIFs at one
     thickness, or a grid (rows = CIFs, columns = thicknesses); each title says "surrogate",
-    "hybrid" (a model that corrects an engine run, --hybrid) or "engine". With an ensemble, OUT's stem + .errors.json has one entry per (CIF, thickness):
-    spread, estimated Z, source ("surrogate" or "engine") and, where the engine ran, its own
-    convergence estimate and CPU time.
+    "hybrid" (a model that corrects an engine run, --hybrid) or "engine". With an ensemble or
+    --hybrid, OUT's stem + .errors.json has one entry per (CIF, thickness): estimated Z and its
+    90 % bound, the ensemble spread, the source and, where the engine ran, its own convergence
+    estimate and CPU time.
     """
     suffix = out.suffix.lower()
     if suffix not in _PREDICT_SUFFIXES:
@@ -476,11 +479,6 @@ def predict(
     from lacbed.crystal import read_cif
     from lacbed.ml.predict import load_predictor, predict_series
 
-    if hybrid and (max_error is not None or max_error_on != "estimate"):
-        raise SettingsError(
-            "--hybrid has no error estimate, so no --max-error: for exact patterns use lacbed "
-            "simulate"
-        )
     crystals = [read_cif(c) for c in cifs]  # NonCubicError etc. before anything is written
     predictor = load_predictor(model, hybrid=hybrid)
     res = predict_series(
@@ -488,8 +486,10 @@ def predict(
         n_jobs=threads,
     )  # fmt: skip
     _write_prediction(out, res, crystals)
-    if res.spread is not None:
-        _report_errors(out, res, cifs, crystals, model, predictor.calibration)
+    if res.estimated_z is not None or res.spread is not None:
+        hyb = getattr(predictor, "error", None)
+        calibration = hyb.calibration if hyb is not None else predictor.calibration
+        _report_errors(out, res, cifs, crystals, model, calibration, hybrid=hybrid)
     n = res.patterns.shape[0] * res.patterns.shape[1]
     typer.echo(f"wrote {out} ({n} pattern{'s' if n > 1 else ''})")
 
@@ -530,9 +530,10 @@ def _finite(x) -> float | None:  # noqa: ANN001
     return x if math.isfinite(x) else None
 
 
-def _report_errors(out: Path, res, cifs, crystals, model: Path | None, calibration: dict) -> None:
+def _report_errors(
+    out: Path, res, cifs, crystals, model: Path | None, calibration: dict, *, hybrid: bool
+) -> None:  # fmt: skip
     """Write OUT.errors.json and print the estimates and the engine replacements."""
-    import numpy as np
     from rich.console import Console
 
     from lacbed._io import atomic_path
@@ -544,10 +545,12 @@ def _report_errors(out: Path, res, cifs, crystals, model: Path | None, calibrati
             row = {
                 "cif": str(c),
                 "thickness_nm": float(t),
-                "spread": _finite(res.spread[i, j]),
+                "spread": None if res.spread is None else _finite(res.spread[i, j]),
                 "estimated_z": est,
                 "source": str(res.source[i, j]),
             }
+            if res.upper90 is not None:
+                row["estimated_z_upper90"] = _finite(res.upper90[i, j])  # 9 in 10 below it
             rec = res.engine[i] if res.engine else None
             if row["source"] == "engine":
                 k = rec["thicknesses_nm"].index(float(t))
@@ -556,21 +559,20 @@ def _report_errors(out: Path, res, cifs, crystals, model: Path | None, calibrati
                 row["engine_wall_s"] = rec["wall_s"]
                 row["engine_thicknesses_nm"] = rec["thicknesses_nm"]
                 row["engine_budget_capped"] = rec["budget_capped"]
-            q90 = calibration.get("q90_residual")
-            if est is not None and q90 is not None and np.isfinite(q90):
-                row["estimated_z_upper90"] = est + q90  # held for 90 % of the calibration split
             items.append(row)
-            cell = "no estimate" if est is None else f"estimated Z {100 * est:.1f} %"
-            if "estimated_z_upper90" in row:
-                cell += f", at most {100 * row['estimated_z_upper90']:.0f} % for 9 in 10"
-            spread = "nan" if row["spread"] is None else f"{100 * row['spread']:.1f} %"
-            typer.echo(f"{c} at {t:g} nm: ensemble spread {spread} ({cell})")
+            typer.echo(f"{c} at {t:g} nm: {_estimate_text(row, hybrid)}")
+    if hybrid:
+        what = "shipped hybrid (lacbed/ml/weights/hybrid.pt, hybrid.error.json)"
+    elif model is None:
+        what = "shipped (lacbed/ml/weights/default.json)"
+    else:
+        what = str(model.resolve())
     errors = {
-        "ensemble": "shipped (lacbed/ml/weights/default.json)"
-        if model is None
-        else str(model.resolve()),
+        "model" if hybrid else "ensemble": what,
         "calibration": calibration,
-        "spread_definition": "mean Z between each member and the ensemble mean",
+        "estimate_from": "the hybrid's correction of its coarse run"
+        if hybrid
+        else "mean Z between each member and the ensemble mean (the spread)",
         "thicknesses_nm": [float(t) for t in res.thicknesses_nm],
         "max_error": res.max_error,
         "max_error_on": res.max_error_on if res.max_error is not None else None,
@@ -585,6 +587,18 @@ def _report_errors(out: Path, res, cifs, crystals, model: Path | None, calibrati
     typer.echo(f"wrote {err_path}")
 
 
+def _estimate_text(row: dict, hybrid: bool) -> str:
+    """'ensemble spread 3.1 % (estimated Z 20.0 %, at most 47 % for 9 in 10)' and the like."""
+    est, upper = row["estimated_z"], row.get("estimated_z_upper90")
+    cell = "no estimate" if est is None else f"estimated Z {100 * est:.1f} %"
+    if est is not None and upper is not None:
+        cell += f", at most {100 * upper:.2g} % for 9 in 10"
+    if hybrid:
+        return f"hybrid, {cell}"
+    spread = "nan" if row["spread"] is None else f"{100 * row['spread']:.1f} %"
+    return f"ensemble spread {spread} ({cell})"
+
+
 def _print_engine_runs(console, res, cifs, crystals) -> None:
     """One line per structure the engine computed, with the estimates that sent it there."""
     z = res.max_error
@@ -595,21 +609,20 @@ def _print_engine_runs(console, res, cifs, crystals) -> None:
         js = [j for j in range(len(res.thicknesses_nm)) if res.source[i, j] == "engine"]
         n_engine += len(js)
         what = "estimated Z" if res.max_error_on == "estimate" else "90 % bound of the estimate"
+        value = res.estimated_z if res.max_error_on == "estimate" else res.upper90
         cells = ", ".join(
-            f"{res.thicknesses_nm[j]:g} nm ({what} "
-            f"{100 * (res.estimated_z[i, j] + res.max_error_margin):.1f} %)"
-            for j in js
+            f"{res.thicknesses_nm[j]:g} nm ({what} {100 * value[i, j]:.1f} %)" for j in js
         )
         conv = [v for v in rec["convergence_estimate"] if v is not None]
         conv_txt = f", engine convergence {100 * max(conv):.2g} %" if conv else ""
         name = crystals[i].formula
         console.print(
-            f"engine instead of the surrogate for {name} ({cifs[i]}) at {cells} > "
+            f"engine instead of the network for {name} ({cifs[i]}) at {cells} > "
             f"{100 * z:g} %: {rec['cpu_s']:.1f} s CPU{conv_txt}"
         )
     total = res.source.size
     console.print(
-        f"{total - n_engine} of {total} patterns from the surrogate, {n_engine} from the engine "
+        f"{total - n_engine} of {total} patterns from the network, {n_engine} from the engine "
         f"(--max-error {z:g}"
         + ("" if res.max_error_on == "estimate" else f" on the {res.max_error_on} bound")
         + ")"

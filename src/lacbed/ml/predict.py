@@ -39,7 +39,9 @@ __all__ = [
     "predict_crystals",
     "predict_series",
     "load_hybrid",
+    "Hybrid",
     "HYBRID_FILE",
+    "HYBRID_ERROR_FILE",
     "series_inputs",
 ]
 
@@ -252,17 +254,55 @@ def engine_kwargs(info: ModelInfo, size: int) -> dict:
 
 #: File of the shipped hybrid model beside the ensemble (``lacbed/ml/weights/``).
 HYBRID_FILE = "hybrid.pt"
+#: Its error calibration (:class:`lacbed.ml.hybrid_error.HybridError`), beside it.
+HYBRID_ERROR_FILE = "hybrid.error.json"
 
 
-def load_hybrid() -> tuple[Surrogate, ModelInfo]:
+@dataclass(frozen=True, eq=False)
+class Hybrid:
+    """A hybrid model (its physics input is an engine run) and its error estimate.
+
+    Attributes
+    ----------
+    model : Surrogate
+    info : ModelInfo
+    error : lacbed.ml.hybrid_error.HybridError or None
+        Calibrated estimate of Z from the model's correction of its coarse input; None: none.
+    """
+
+    model: Surrogate
+    info: ModelInfo
+    error: object | None = None
+
+
+def load_hybrid() -> Hybrid:
     """The shipped hybrid model: a network that corrects the coarse Bloch-wave run
-    (:func:`lacbed.ml.physics.physics_maps`, kind 'coarse') towards the converged pattern; one
-    model, no error estimate (model card: ``docs/model_card.md``, "Hybrid mode")."""
+    (:func:`lacbed.ml.physics.physics_maps`, kind 'coarse') towards the converged pattern, with
+    its error estimate (model card: ``docs/model_card.md``, "Hybrid mode").
+
+    Raises
+    ------
+    ModelFileError
+        No hybrid model shipped, or its calibration was made for another model file.
+    """
+    from lacbed.ml.hybrid_error import HybridError, file_sha256
+
     res = _shipped_resource(HYBRID_FILE)
     if not res.is_file():
         raise ModelFileError("no hybrid model is shipped with this installation; pass --model RUN")
     with resources.as_file(res) as p:  # a copy when the package is zipped
-        return load_surrogate(p)
+        model, info = load_surrogate(p)
+        sha = file_sha256(p)
+    err_res = _shipped_resource(HYBRID_ERROR_FILE)
+    error = None
+    if err_res.is_file():
+        error = HybridError.parse(err_res.read_text(), f"the shipped {HYBRID_ERROR_FILE}")
+        if error.calibration.get("model_sha256") != sha:
+            raise ModelFileError(
+                f"the shipped {HYBRID_ERROR_FILE} was calibrated for another {HYBRID_FILE}: "
+                "rerun benchmarks/ml_hybrid_error.py --write"
+            )
+    return Hybrid(model, info, error)
 
 
 def load_predictor(path: str | os.PathLike | None = None, *, hybrid: bool = False):
@@ -270,9 +310,9 @@ def load_predictor(path: str | os.PathLike | None = None, *, hybrid: bool = Fals
 
     Returns
     -------
-    Ensemble or tuple of (Surrogate, ModelInfo)
+    Ensemble, Hybrid or tuple of (Surrogate, ModelInfo)
         ``None`` gives the shipped model, a calibrated ensemble (:func:`load_default`), or with
-        ``hybrid`` the shipped hybrid model (:func:`load_hybrid`).
+        ``hybrid`` the shipped hybrid model and its error estimate (:func:`load_hybrid`).
     """
     if hybrid:
         if path is not None:
@@ -301,9 +341,13 @@ class SeriesPrediction:
     source : ndarray, shape (n, T) of str
         ``"surrogate"``, ``"hybrid"`` (a model that corrects an engine run: its physics channel
         is 'coarse' or 'fewbeam') or ``"engine"`` (the Bloch-wave engine ran instead).
-    spread, estimated_z : ndarray, shape (n, T), or None
-        Ensemble spread and calibrated estimate of Z = 1 − ZNCC [1] (None for a single model;
-        ``estimated_z`` None for an uncalibrated ensemble).
+    spread : ndarray, shape (n, T), or None
+        Ensemble spread [1] (None unless an ensemble).
+    estimated_z, upper90 : ndarray, shape (n, T), or None
+        Calibrated estimate of Z = 1 − ZNCC [1] and its 90 % bound (9 in 10 calibration
+        patterns lay below it), from a calibrated ensemble or a hybrid model with its error
+        estimate; None otherwise (``upper90`` also for an ensemble file without
+        ``q90_residual``).
     engine : list of (dict or None)
         Per crystal, what the engine did when it ran: ``thicknesses_nm`` (those it solved),
         ``convergence_estimate`` (the engine's own Z estimate [1] per solved thickness),
@@ -313,9 +357,7 @@ class SeriesPrediction:
     max_error : float or None
         The threshold on the estimated Z [1].
     max_error_on : str
-        What was compared with it: 'estimate' or 'upper90' (estimate + q90_residual).
-    max_error_margin : float
-        What was added to the estimate before the comparison [1] (0, or q90_residual).
+        What was compared with it: 'estimate' or 'upper90'.
     data_settings : dict
         The engine settings of the model's training data (``engine_settings`` of its file:
         voltage [kV], half-width [1/Å], ...), e.g. for the axes of a figure.
@@ -331,10 +373,10 @@ class SeriesPrediction:
     max_error: float | None = None
     data_settings: dict = field(default_factory=dict)
     max_error_on: str = "estimate"
-    max_error_margin: float = 0.0
+    upper90: np.ndarray | None = None
 
 
-def _check_max_error(max_error, ensemble) -> float | None:
+def _check_max_error(max_error, ensemble, hybrid) -> float | None:
     if max_error is None:
         return None
     z = float(max_error)
@@ -343,12 +385,15 @@ def _check_max_error(max_error, ensemble) -> float | None:
             f"--max-error must be a fraction of Z = 1 - ZNCC between 0 and 2 (0.05 is 5 %), "
             f"got {z:g}"
         )
-    if ensemble is None:
+    if hybrid is not None and hybrid.error is None:
+        raise SettingsError("--max-error needs an error estimate, which this hybrid model lacks")
+    if ensemble is None and hybrid is None:
         raise SettingsError(
             "--max-error needs an error estimate, which a single model does not give: pass an "
-            "ensemble file as --model (lacbed ensemble RUN1 RUN2 ... --data DATA -o ENS.json)"
+            "ensemble file as --model (lacbed ensemble RUN1 RUN2 ... --data DATA -o ENS.json) "
+            "or use --hybrid"
         )
-    if not ensemble.calibrated:
+    if ensemble is not None and not ensemble.calibrated:
         raise SettingsError(
             "--max-error needs a calibrated ensemble; this one has no usable calibration "
             "(made without --data, or its fit failed: see the ensemble file): rerun lacbed "
@@ -357,20 +402,32 @@ def _check_max_error(max_error, ensemble) -> float | None:
     return z
 
 
-def _bound_margin(max_error_on: str, ensemble, used: bool) -> float:
-    """What is added to the estimate before it is compared with ``max_error`` [1] (0 when no
-    threshold is ``used``); the choice is checked either way."""
-    if max_error_on not in ("estimate", "upper90"):
-        raise SettingsError(f"--max-error-on must be estimate or upper90, got {max_error_on!r}")
-    if max_error_on == "estimate" or not used:
-        return 0.0
+def _max_error_on(max_error_on: str | None, ensemble, hybrid, used: bool) -> str:
+    """The comparison for ``max_error`` (None: 'upper90' for a hybrid model, 'estimate'
+    otherwise), checked either way; 'upper90' of an ensemble needs its ``q90_residual``."""
+    how = max_error_on or ("upper90" if hybrid is not None else "estimate")
+    if how not in ("estimate", "upper90"):
+        raise SettingsError(f"--max-error-on must be estimate or upper90, got {how!r}")
+    if used and how == "upper90" and ensemble is not None:
+        q90 = float(ensemble.calibration.get("q90_residual", math.nan))
+        if not math.isfinite(q90):
+            raise SettingsError(
+                "--max-error-on upper90 needs the calibration's 90 % bound (q90_residual), "
+                "which this ensemble file does not have: rerun lacbed ensemble with --data DATA"
+            )
+    return how
+
+
+def _estimates(ensemble, hybrid, spread, out, maps, kw, ts):
+    """Estimated Z and its 90 % bound, each (n, T) or None."""
+    if hybrid is not None and hybrid.error is not None:
+        return hybrid.error.estimate(out, maps, ts, kw["a"])
+    if ensemble is None:
+        return None, None
+    est = ensemble.estimate(spread, kw["potentials"], ts, kw["a"])
     q90 = float(ensemble.calibration.get("q90_residual", math.nan))
-    if not math.isfinite(q90):
-        raise SettingsError(
-            "--max-error-on upper90 needs the calibration's 90 % bound (q90_residual), which "
-            "this ensemble file does not have: rerun lacbed ensemble with --data DATA"
-        )
-    return max(q90, 0.0)  # a bound is never below the estimate
+    upper = est + max(q90, 0.0) if est is not None and math.isfinite(q90) else None
+    return est, upper
 
 
 def predict_series(
@@ -379,7 +436,7 @@ def predict_series(
     *,
     model=None,
     max_error: float | None = None,
-    max_error_on: str = "estimate",
+    max_error_on: str | None = None,
     batch_size: int = 32,
     n_jobs: int | None = None,
 ) -> SeriesPrediction:
@@ -392,19 +449,22 @@ def predict_series(
     thicknesses_nm : sequence of float, optional
         Distinct thicknesses [nm], each one the model serves (:func:`model_thickness`; every
         member of an ensemble). None: the model's (middle) training thickness.
-    model : path-like, Ensemble, (Surrogate, ModelInfo) or None
-        Model file, run directory, ensemble file (``.json``) or object; None: the shipped model.
+    model : path-like, Ensemble, Hybrid, (Surrogate, ModelInfo) or None
+        Model file, run directory, ensemble file (``.json``) or object (:func:`load_predictor`);
+        None: the shipped model.
     max_error : float, optional
-        Z = 1 − ZNCC [1] (e.g. 0.05). Needs a calibrated ensemble: each (crystal, thickness)
+        Z = 1 − ZNCC [1] (e.g. 0.05). Needs an error estimate (a calibrated ensemble or a
+        :class:`Hybrid` with one): each (crystal, thickness)
         whose estimated Z exceeds it (or is not a number) comes from
         :func:`lacbed.simulate.simulate_lacbed` with :func:`engine_kwargs` (one call per
         crystal for all its thicknesses that need it), standardised like the training targets
         (:func:`lacbed.ml.data.prepare_target`). None: the surrogate only.
-    max_error_on : {'estimate', 'upper90'}
-        What is compared with ``max_error``: the estimated Z, or its 90 % upper bound (estimate
-        + the calibration's ``q90_residual``, which held for 90 % of the calibration split): the
-        conservative choice, under which the shipped model keeps no pattern for a threshold
-        below its ``q90_residual`` (0.265).
+    max_error_on : {'estimate', 'upper90'}, optional
+        What is compared with ``max_error``: the estimated Z, or its 90 % upper bound (for an
+        ensemble the estimate + the calibration's ``q90_residual``, which held for 90 % of the
+        calibration split: the shipped ensemble keeps no pattern for a threshold below 0.265).
+        None: 'upper90' for a hybrid model (its estimate is a median: half the errors lie
+        above it), 'estimate' otherwise.
     batch_size : int
         Network batch size.
     n_jobs : int, optional
@@ -419,17 +479,21 @@ def predict_series(
     ------
     SettingsError
         A thickness the model cannot serve, repeated thicknesses, a negative or NaN
-        ``max_error``, ``max_error`` without a calibrated ensemble, an unknown
-        ``max_error_on`` or 'upper90' without a 90 % bound; all before any work.
+        ``max_error``, ``max_error`` without an error estimate, an unknown ``max_error_on`` or
+        'upper90' without a 90 % bound; all before any work.
     """
     from lacbed.crystal import load_crystal
     from lacbed.ml.uncertainty import Ensemble
 
-    pred = model if isinstance(model, Ensemble | tuple) else load_predictor(model)
+    pred = model if isinstance(model, Ensemble | Hybrid | tuple) else load_predictor(model)
     ens = pred if isinstance(pred, Ensemble) else None
-    z_max = _check_max_error(max_error, ens)
-    margin = _bound_margin(max_error_on, ens, used=z_max is not None)
-    pairs = ens.load_models() if ens is not None else [pred]
+    hyb = pred if isinstance(pred, Hybrid) else None
+    z_max = _check_max_error(max_error, ens, hyb)
+    how = _max_error_on(max_error_on, ens, hyb, used=z_max is not None)
+    if ens is not None:
+        pairs = ens.load_models()
+    else:
+        pairs = [(hyb.model, hyb.info)] if hyb is not None else [pred]
     model0, info0 = pairs[0]
     if thicknesses_nm is None:
         thicknesses_nm = [model_thickness(info0, model0, None)]
@@ -465,7 +529,7 @@ def predict_series(
         from lacbed.ml.uncertainty import ensemble_stats
 
         out, spread = ensemble_stats(preds)
-    est = None if ens is None else ens.estimate(spread, kws[0]["potentials"], ts, kws[0]["a"])
+    est, upper = _estimates(ens, hyb, spread, out, maps, kws[0], ts)
     from lacbed.ml.physics import physics_beams
 
     hybrid = physics_beams(model0.config.physics_input) is not None  # reads an engine run
@@ -473,7 +537,7 @@ def predict_series(
     engine: list = [None] * n
     settings = None
     if z_max is not None:
-        need = ~(est + margin <= z_max)  # NaN estimates go to the engine too
+        need = ~((est if how == "estimate" else upper) <= z_max)  # NaN goes to the engine too
         if need.any():
             settings = engine_kwargs(info0, size)
             engine = _engine_fallback(xs, ts, need, out, settings, model0.norm, n_jobs)
@@ -487,8 +551,8 @@ def predict_series(
         engine=engine,
         engine_settings=settings,
         max_error=z_max,
-        max_error_on=max_error_on,
-        max_error_margin=margin,
+        max_error_on=how,
+        upper90=upper,
         data_settings=dict(info0.data.get("engine_settings") or {}),
     )
 

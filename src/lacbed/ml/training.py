@@ -217,6 +217,14 @@ def _trainer(run: Path, cfg, *, progress: bool, tensorboard: bool, n_batches: in
     return trainer, ckpt_best
 
 
+def dataset_version(settings: dict) -> str | None:
+    """What a model file records as its data's version: 'release N' for a release (its
+    ``release.json``), the lacbed version that built a working dataset otherwise."""
+    if settings.get("format") == "lacbed-release":
+        return f"release {settings.get('release')}"
+    return settings.get("lacbed_version")
+
+
 def train(
     data: str | os.PathLike,
     run_dir: str | os.PathLike,
@@ -280,7 +288,8 @@ def train(
     val_loader = torch.utils.data.DataLoader(val_set, batch_size=max(cfg.batch_size, 32))
     data_info = {
         "dataset": str(data),  # as given: no machine-specific absolute path in the model file
-        "dataset_version": ds.settings.get("lacbed_version"),
+        "dataset_version": dataset_version(ds.settings),
+        "dataset_items": len(ds),
         "engine_settings": ds.settings.get("settings", {}),
         "thicknesses_nm": [float(v) for v in tr.thickness_nm],
         "n_train_structures": len(tr),

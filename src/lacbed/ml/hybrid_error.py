@@ -1,0 +1,303 @@
+"""The hybrid model's estimate of its own error, from its correction of the coarse run.
+
+The hybrid model (``lacbed predict --hybrid``) turns a coarse Bloch-wave run (the 'coarse'
+physics map, :func:`lacbed.ml.physics.physics_maps`) into a prediction of the converged
+pattern. How far it had to move the coarse run, the **correction**
+
+    c = Z(prediction, coarse run),   Z = 1 − ZNCC,
+
+says how far the coarse run was from converged, and so roughly how large the remaining error
+is. The estimate is a least-squares fit of the log of the true Z on the log of c, the thickness
+and ln(a / 1 Å), made on a split the model was not trained on (``val``):
+
+    ln(Z + ε) ≈ b₀ + b₁ ln(c + ε) + b₂ t + b₃ ln(a / 1 Å),   ε = EPS,
+
+and its residuals r give two numbers per pattern: the **estimate**, exp(fit + median r) − ε
+(half the calibration patterns lay above it), and the **90 % bound**, exp(fit + q₉₀(r)) − ε (9
+in 10 lay below it). Errors span four decades (0.001 % to 90 %), so the fit is in logs; an
+affine fit in Z itself, tried first, ranked about as well but flagged only 52 of the 110 val
+patterns above 5 % (``benchmarks/ml_refine_estimate.py``). :func:`calibrate_hybrid` also reports, out of fold (the
+calibration materials in ``folds`` groups, each predicted by a fit to the others), the
+Spearman rank correlation of the estimate with the true Z and what ``--max-error`` would do at
+a few thresholds. ``benchmarks/ml_hybrid_error.py`` makes the shipped calibration and
+measures, beside it, signals that ranked no better than c: the high-frequency power of the
+coarse run and the converged run's beam count.
+
+The structures the estimate misses are those whose coarse run is itself far from converged in
+a way the network cannot see: large cells (a > 8 Å, pools of ~1 100 beams against the run's
+96), where the network leaves the coarse run almost as it is (c ≈ 0.1 %) and the true Z can be
+tens of per cent (docs/model_card.md, "Hybrid mode").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lacbed.errors import LacbedError
+from lacbed.metrics import z_score
+
+__all__ = [
+    "EPS",
+    "HYBRID_ERROR_FEATURES",
+    "HybridError",
+    "ESCALATION_THRESHOLDS",
+    "calibrate_hybrid",
+    "correction",
+    "file_sha256",
+    "hybrid_design",
+]
+
+#: Added to Z and to the correction before the logarithm [1] (Z = 0.001 %).
+EPS = 1e-5
+#: Columns of :func:`hybrid_design` after the intercept.
+HYBRID_ERROR_FEATURES: tuple[str, ...] = ("log_correction", "thickness_nm", "log_a")
+#: Thresholds on Z at which :func:`calibrate_hybrid` reports what ``--max-error`` would do [1].
+ESCALATION_THRESHOLDS: tuple[float, ...] = (0.02, 0.05, 0.10)
+
+
+def correction(predicted: np.ndarray, physics: np.ndarray) -> np.ndarray:
+    """Z between each prediction and the coarse run it corrected, shape (...) [1].
+
+    Parameters
+    ----------
+    predicted, physics : ndarray, shape (..., S, S)
+        The hybrid model's predictions and its physics input (any scale: Z ignores scale and
+        offset).
+    """
+    p, q = np.asarray(predicted, dtype=np.float64), np.asarray(physics, dtype=np.float64)
+    if p.shape != q.shape or p.ndim < 2:
+        raise LacbedError(f"predictions {p.shape} and coarse runs {q.shape} must match")
+    return np.asarray(z_score(p, q), dtype=np.float64).reshape(p.shape[:-2])
+
+
+def hybrid_design(corr, thickness_nm, a) -> np.ndarray:
+    """The design matrix of the fit, one row per (structure, thickness).
+
+    Parameters
+    ----------
+    corr : array_like, shape (n, T)
+        Corrections (:func:`correction`) [1].
+    thickness_nm : array_like, shape (T,)
+        Thicknesses [nm].
+    a : array_like, shape (n,)
+        Lattice parameters [Å].
+
+    Returns
+    -------
+    ndarray, shape (n·T, 4)
+        Columns 1, ln(c + ε), t [nm], ln(a / 1 Å).
+    """
+    c = np.asarray(corr, dtype=np.float64)
+    t = np.asarray(thickness_nm, dtype=np.float64).reshape(-1)
+    aa = np.asarray(a, dtype=np.float64).reshape(-1)
+    if c.ndim != 2 or c.shape != (len(aa), len(t)):
+        raise LacbedError(
+            f"corrections must be (structures, thicknesses) = ({len(aa)}, {len(t)}), got {c.shape}"
+        )
+    if not np.all(aa > 0):
+        raise LacbedError("the error estimate needs lattice parameters > 0 Å")
+    cols = [
+        np.ones(c.shape),
+        np.log(np.maximum(c, 0.0) + EPS),
+        np.broadcast_to(t, c.shape),
+        np.broadcast_to(np.log(aa)[:, None], c.shape),
+    ]
+    return np.stack([x.ravel() for x in cols], axis=1)
+
+
+def _fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Least squares of y on x; the median and 90th percentile of the residuals."""
+    coef = np.linalg.lstsq(x, y, rcond=None)[0]
+    r = y - x @ coef
+    return coef, float(np.median(r)), float(np.quantile(r, 0.9))
+
+
+def calibrate_hybrid(
+    z, corr, thickness_nm, a, *, folds: int = 10, seed: int = 0, cost_s=None
+) -> dict:  # fmt: skip
+    """Fit the hybrid's error estimate and measure it out of fold.
+
+    Parameters
+    ----------
+    z : array_like, shape (n, T)
+        True Z of the hybrid's predictions on a split it was not trained on [1].
+    corr : array_like, shape (n, T)
+        Their corrections (:func:`correction`) [1].
+    thickness_nm : array_like, shape (T,)
+        Thicknesses [nm] (≥ 2 distinct).
+    a : array_like, shape (n,)
+        Lattice parameters [Å].
+    folds : int
+        Groups of structures for the out-of-fold measurement (every thickness of a structure
+        in one group).
+    seed : int
+        Seed of the assignment of structures to groups.
+    cost_s : array_like, shape (n,), optional
+        CPU time of the converged engine for each structure, all thicknesses in one call [s]
+        (the release records it): adds the mean engine time per structure that each
+        threshold would cost.
+
+    Returns
+    -------
+    dict
+        ``features``, ``coef`` (intercept first; per unit of the feature: 1/nm for the
+        thickness), ``median_residual`` and ``q90_residual`` (of ln(Z + ε)), ``eps``, ``n``
+        (patterns) and ``out_of_fold``: ``spearman`` (estimate against true Z), ``coverage``
+        and ``coverage_upper90`` (fractions of true Z at or below the estimate and the bound)
+        and ``escalation``: per threshold and per comparison ('estimate', 'upper90'), the
+        fraction of patterns sent to the engine, how many of those above the threshold were,
+        the fraction of structures with at least one (and, with ``cost_s``, their mean engine
+        time per structure [s]) and the median, P90 (per thickness) and maximum Z of the
+        result.
+    """
+    from lacbed.ml.uncertainty import spearman
+
+    zz = np.asarray(z, dtype=np.float64)
+    x = hybrid_design(corr, thickness_nm, a)
+    n, nt = zz.shape
+    if len(np.unique(thickness_nm)) < 2 or n < 2 * folds or folds < 2:
+        raise LacbedError(
+            f"calibrating the hybrid's error needs >= 2 thicknesses and >= {2 * max(folds, 2)} "
+            f"structures, got {nt} and {n}"
+        )
+    if not np.all(np.isfinite(zz)) or not np.all(np.isfinite(x)):
+        raise LacbedError("the hybrid's calibration data hold non-finite values")
+    cost = None if cost_s is None else np.asarray(cost_s, dtype=np.float64).reshape(-1)
+    if cost is not None and cost.shape != (n,):
+        raise LacbedError(f"cost_s must hold one time per structure ({n}), got {cost.shape}")
+    y = np.log(np.maximum(zz, 0.0) + EPS).ravel()
+    coef, med, q90 = _fit(x, y)
+    group = np.repeat(np.random.default_rng(seed).permutation(n) % folds, nt)
+    fit_oof = np.empty_like(y)
+    med_oof, q90_oof = np.empty_like(y), np.empty_like(y)
+    for g in range(folds):
+        out = group == g
+        c, m, q = _fit(x[~out], y[~out])
+        fit_oof[out] = x[out] @ c
+        med_oof[out], q90_oof[out] = m, q
+    est = (np.exp(fit_oof + med_oof) - EPS).reshape(n, nt)
+    upper = (np.exp(fit_oof + q90_oof) - EPS).reshape(n, nt)
+    escalation = {}
+    for thr in ESCALATION_THRESHOLDS:
+        row = {}
+        for name, e in (("estimate", est), ("upper90", upper)):
+            flagged = e > thr
+            any_t = flagged.any(axis=1)
+            row[name] = {
+                "escalated": float(flagged.mean()),
+                "structures_escalated": float(any_t.mean()),
+                "caught": int((flagged & (zz > thr)).sum()),
+                "above_threshold": int((zz > thr).sum()),
+                **_after(zz, flagged),
+            }
+            if cost_s is not None:
+                row[name]["engine_cpu_s_per_structure"] = float(np.mean(np.where(any_t, cost, 0)))
+        escalation[f"{thr:g}"] = row
+    return {
+        "features": list(HYBRID_ERROR_FEATURES),
+        "coef": [float(v) for v in coef],
+        "median_residual": med,
+        "q90_residual": q90,
+        "eps": EPS,
+        "n": int(zz.size),
+        "n_structures": int(n),
+        "thicknesses_nm": [float(t) for t in np.asarray(thickness_nm).reshape(-1)],
+        "out_of_fold": {
+            "folds": int(folds),
+            "seed": int(seed),
+            "spearman": spearman(est, zz),
+            "spearman_per_thickness": [spearman(est[:, j], zz[:, j]) for j in range(nt)],
+            "coverage": float(np.mean(zz <= est)),
+            "coverage_upper90": float(np.mean(zz <= upper)),
+            "escalation": escalation,
+        },
+    }
+
+
+def _after(z: np.ndarray, flagged: np.ndarray) -> dict:
+    """Z per thickness once the flagged patterns come from the converged engine (Z ≈ 0)."""
+    after = np.where(flagged, 0.0, z)
+    return {
+        "median_after": [float(v) for v in np.median(after, axis=0)],
+        "p90_after": [float(v) for v in np.quantile(after, 0.9, axis=0)],
+        "max_after": float(after.max()),
+    }
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes (ties a calibration to the model file it was made for)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class HybridError:
+    """A calibrated error estimate of one hybrid model (:func:`calibrate_hybrid`'s dict, plus
+    ``model_sha256`` of the model file it belongs to, ``split`` and ``dataset``)."""
+
+    calibration: dict
+
+    def estimate(self, predicted, physics, thickness_nm, a) -> tuple[np.ndarray, np.ndarray]:
+        """Estimated Z and its 90 % bound [1], each shape (n, T), at least 0.
+
+        Parameters
+        ----------
+        predicted, physics : ndarray, shape (n, T, S, S)
+            The hybrid's predictions and its coarse-run inputs.
+        thickness_nm : array_like, shape (T,)
+            Thicknesses [nm].
+        a : array_like, shape (n,)
+            Lattice parameters [Å].
+        """
+        c = self.calibration
+        corr = correction(predicted, physics)
+        fit = hybrid_design(corr, thickness_nm, a) @ np.asarray(c["coef"], dtype=np.float64)
+        eps = float(c.get("eps", EPS))
+        est = np.exp(fit + float(c["median_residual"])) - eps
+        upper = np.exp(fit + float(c["q90_residual"])) - eps
+        return np.maximum(est, 0.0).reshape(corr.shape), np.maximum(upper, 0.0).reshape(corr.shape)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the calibration as JSON (atomically)."""
+        from lacbed._io import atomic_path
+
+        path = Path(path)
+        blob = {"format": "lacbed-hybrid-error", "calibration": self.calibration}
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(blob, indent=1, allow_nan=False))
+        return path
+
+    @classmethod
+    def parse(cls, text: str, name: str) -> HybridError:
+        """A calibration from its JSON text (``name`` for the error message), checked."""
+        try:
+            blob = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise LacbedError(f"{name} is not a hybrid error file: {exc}") from None
+        cal = blob.get("calibration") if isinstance(blob, dict) else None
+        if blob.get("format") != "lacbed-hybrid-error" or not isinstance(cal, dict):
+            raise LacbedError(f"{name} is not a hybrid error file (no 'lacbed-hybrid-error')")
+        try:
+            coef = np.asarray(cal["coef"], dtype=float)
+            values = [float(cal["median_residual"]), float(cal["q90_residual"])]
+        except (KeyError, TypeError, ValueError):
+            raise LacbedError(f"{name}: the calibration lacks coef or its residuals") from None
+        if coef.shape != (len(HYBRID_ERROR_FEATURES) + 1,) or not np.all(
+            np.isfinite([*coef, *values])
+        ):
+            raise LacbedError(f"{name}: the calibration's coefficients are not usable")
+        return cls(calibration=cal)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> HybridError:
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise LacbedError(f"{path} is not a hybrid error file: {exc}") from None
+        return cls.parse(text, str(path))
