@@ -204,8 +204,8 @@ def run_curve(
             quadrant=quadrant,
             mirror_pad=mirror_pad,
         )
-    for seed in seeds:
-        for n in used:
+    for n in used:  # every seed of a size before the next size: intervals from the start
+        for seed in seeds:
             if (n, int(seed)) in done:
                 continue
             cfg = TrainConfig(
