@@ -165,6 +165,10 @@ def main(argv=None) -> dict:
         "machine": platform.platform(),
         "z_units": "1 (multiply by 100 for %)",
         "q90_residual": q90,
+        # the hybrid's bound is multiplicative: exp(q90) times the fit, ln Z + ε residuals
+        "q90_residual_of_ln_z": pred.error.calibration["q90_residual"] if args.hybrid else None,
+        "covers_compares": "the estimate and bound (of Z against the converged engine on the "
+        "model's field) with Z against Felix on the shared field",
         "felix": felix,
         "zone_axis_profile": {
             "thickness_nm": thick,

@@ -3,7 +3,7 @@
 Scores the hybrid model (default: the shipped ``hybrid.pt``) on every val structure and
 thickness of a release, fits :func:`lacbed.ml.hybrid_error.calibrate_hybrid` (ln Z against the
 log of the model's correction of its coarse input, the thickness and ln a) and reports, out of
-fold, its Spearman rank correlation with the true Z, its coverage, and what ``--max-error``
+fold (10 folds, each structure prototype whole in one fold), its Spearman rank correlation with the true Z, its coverage, and what ``--max-error``
 would do at 2, 5 and 10 % when compared with the estimate or with its 90 % bound (with the
 engine time that costs: the release's recorded CPU time of each structure sent). For
 comparison it also ranks the true Z by signals that were tried and not used: the correction
@@ -72,7 +72,10 @@ def main(argv=None) -> dict:
     recs = {r["key"]: r for r in getattr(ds, "records", [])}
     cost = [recs.get(k, {}).get("cpu_s") for k in arr.keys]  # the converged run, 4 thicknesses
     cost = cost if all(c is not None for c in cost) else None
-    cal = calibrate_hybrid(z, corr, ts, a, folds=args.folds, seed=args.seed, cost_s=cost)
+    proto = [recs.get(k, {}).get("prototype", k) for k in arr.keys]  # folds keep types whole
+    cal = calibrate_hybrid(
+        z, corr, ts, a, folds=args.folds, seed=args.seed, groups=proto, cost_s=cost
+    )
     cal.update(model_sha256=file_sha256(path), split="val", dataset=args.data.name,
                dataset_items=len(ds))  # fmt: skip
     beams = [recs.get(k, {}).get("engine", {}).get("n_strong_mean") for k in arr.keys]
@@ -95,8 +98,6 @@ def main(argv=None) -> dict:
             "p90": np.quantile(z, 0.9, axis=0).tolist(),
         },
         "signals_spearman": signals,
-        # what sending every structure to the engine costs (its recorded CPU time, mean)
-        "engine_cpu_s_per_structure_all": None if cost is None else float(np.mean(cost)),
         "calibration": cal,
         "worst10": [
             {
@@ -115,12 +116,15 @@ def main(argv=None) -> dict:
         HybridError(calibration=cal).save(args.write)
     oof = cal["out_of_fold"]
     print(f"spearman (out of fold) {oof['spearman']:.3f}; signals {signals}; engine for all: "
-          f"{out['engine_cpu_s_per_structure_all']} s/structure")  # fmt: skip
+          f"{oof['engine_cpu_s_per_structure_all']} s/structure; coverage "
+          f"{oof['coverage_upper90_per_thickness']} {oof['coverage_upper90_cells']}")  # fmt: skip
     for thr, row in oof["escalation"].items():
         for how, r in row.items():
-            print(f"  {how:8s} > {thr}: escalated {100 * r['escalated']:.1f} %, "
+            print(f"  {how:8s} > {thr}: escalated {100 * r['escalated']:.1f} % "
+                  f"({100 * r['structures_escalated']:.1f} % of structures), "
                   f"{r.get('engine_cpu_s_per_structure', float('nan')):.1f} s/structure, caught "
-                  f"{r['caught']}/{r['above_threshold']}, P90 after "
+                  f"{r['caught']}/{r['above_threshold']} (large cells "
+                  f"{r['caught_large_cells']}/{r['above_threshold_large_cells']}), P90 after "
                   f"{np.round(np.asarray(r['p90_after']) * 100, 1)} %")  # fmt: skip
     return out
 

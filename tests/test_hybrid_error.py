@@ -47,10 +47,15 @@ def test_calibration_recovers_a_known_law_and_its_quantiles():
     oof = cal["out_of_fold"]
     assert 0.86 <= oof["coverage_upper90"] <= 0.94 and 0.45 <= oof["coverage"] <= 0.55
     assert oof["spearman"] > 0.8 and cal["n"] == z.size and cal["n_structures"] == len(z)
-    for row in oof["escalation"].values():
-        up, est = row["upper90"], row["estimate"]
-        assert up["escalated"] >= est["escalated"] and up["caught"] >= est["caught"]
-        assert up["max_after"] <= est["max_after"]
+    assert all(0.84 <= v <= 0.96 for v in oof["coverage_upper90_per_thickness"])
+    # the bound sends a pattern when exp(m + q90) − ε > thr, m the true law's mean of ln(Z + ε):
+    # the fraction sent is that of the law's own 90 % quantile above thr (to sampling error)
+    m = (hybrid_design(corr, TS, a) @ TRUE).reshape(z.shape)
+    for thr, row in oof["escalation"].items():
+        up = row["upper90"]
+        assert up["above_threshold"] == int(np.sum(z > float(thr)))
+        expected = np.mean(np.exp(m + 1.2816 * SIGMA) - EPS > float(thr))
+        assert abs(up["escalated"] - expected) < 0.03, thr
 
 
 def test_estimate_is_the_stated_formula_and_grows_with_the_correction():
@@ -76,6 +81,14 @@ def test_correction_is_z_between_prediction_and_coarse_run():
     np.testing.assert_allclose(correction(p, -p), 2.0, atol=1e-12)
     with pytest.raises(LacbedError, match="must match"):
         correction(p, p[:, :4])
+    q = p.copy()
+    q[0] = 1.0  # constant: Z undefined
+    q[1, 2, 3] = np.nan
+    c = correction(p, q)
+    assert np.isnan(c[0]) and np.isnan(c[1]) and np.isfinite(c[2])
+    err = HybridError(calibration={"coef": [-2, 1, 0, 0], "median_residual": 0, "q90_residual": 1})
+    est, upper = err.estimate(p[:, None], q[:, None], [100.0], [4.0, 4.0, 4.0])
+    assert np.isnan(est[:2]).all() and np.isnan(upper[:2]).all() and np.isfinite(est[2]).all()
 
 
 def test_save_load_round_trip(tmp_path):
@@ -101,6 +114,8 @@ def test_save_load_round_trip(tmp_path):
             '"median_residual": 0, "q90_residual": 1}}',
             "not usable",
         ),  # fmt: skip
+        ("[1, 2]", "not a hybrid error file"),
+        ('"lacbed-hybrid-error"', "not a hybrid error file"),
     ],
 )
 def test_bad_calibration_files_fail_with_one_line(tmp_path, text, words):
@@ -148,3 +163,30 @@ def test_shipped_calibration_belongs_to_the_shipped_model(tmp_path, monkeypatch)
     with pytest.raises(ModelFileError, match="another hybrid.pt") as exc:
         predict.load_hybrid()
     assert "\n" not in str(exc.value)
+
+
+def test_folds_keep_every_group_whole():
+    """Structures of one prototype share a fold (no structure type informs its own estimate);
+    every fold is used; the same seed gives the same folds."""
+    from lacbed.ml.hybrid_error import fold_of_groups
+
+    rng = np.random.default_rng(3)
+    groups = rng.choice([f"proto{i}" for i in range(23)], size=200)
+    fold = fold_of_groups(groups, 10, seed=0)
+    for g in set(groups):
+        assert len(set(fold[groups == g])) == 1
+    assert set(fold) == set(range(10))
+    np.testing.assert_array_equal(fold, fold_of_groups(groups, 10, seed=0))
+    assert not np.array_equal(fold, fold_of_groups(groups, 10, seed=1))
+    with pytest.raises(LacbedError, match="cannot fill"):
+        fold_of_groups(groups[:5], 10, seed=0)
+    z, corr, a = _synthetic(n=200)
+    cal = calibrate_hybrid(z, corr, TS, a, groups=groups)
+    assert cal["n_groups"] == len(set(groups))
+
+
+def test_estimates_are_clipped_to_the_largest_z():
+    err = HybridError(calibration={"coef": [5.0, 0, 0, 0], "median_residual": 0, "q90_residual": 1})
+    p = np.random.default_rng(0).random((1, 2, 8, 8))
+    est, upper = err.estimate(p, p[:, ::-1], [50.0, 100.0], [4.0])
+    assert np.all(est == 2.0) and np.all(upper == 2.0)

@@ -250,7 +250,7 @@ def test_max_error_on_the_upper_bound_is_conservative(models, tmp_path, capsys):
     code, text, err = _cli(["predict", *CIFS, "--model", ens, "--thickness", *THICK,
                             "--max-error", z, "--max-error-on", "upper90", "-o", out], capsys)  # fmt: skip
     assert code == 0, err
-    assert "90 % bound of the estimate" in text and "on the upper90 bound" in text
+    assert "90 % bound on Z" in text and "on the upper90 bound" in text
     assert json.loads(out.with_suffix(".errors.json").read_text())["max_error_on"] == "upper90"
     out.unlink()
     out.with_suffix(".errors.json").unlink()
@@ -398,3 +398,54 @@ def test_hybrid_without_an_error_estimate_refuses_max_error(tmp_path):
     assert res.estimated_z is None and res.upper90 is None
     with pytest.raises(SettingsError, match="lacks"):
         predict_series([read_cif(CIFS[0])], THICK, model=hyb, max_error=0.05)
+
+
+def _perturb_head(hyb, value=None, seed=0) -> None:
+    """Give the hybrid's zero-initialised output layer weights (random, or all ``value``), so
+    that its prediction differs from the coarse run."""
+    head = hyb.model.net.head[-1].weight
+    with torch.no_grad():
+        if value is None:
+            g = torch.Generator().manual_seed(seed)
+            head.copy_(0.3 * torch.randn(head.shape, generator=g))
+        else:
+            head.fill_(value)
+
+
+def test_hybrid_estimate_is_the_calibrated_law_of_its_own_correction(tmp_path):
+    """A hybrid whose prediction differs from its coarse run: the estimate and bound are
+    exp(b · (1, ln(c + ε), t, ln a) + r) − ε with c = Z(prediction, coarse run) computed here
+    from the returned patterns and the coarse maps (every coefficient non-zero)."""
+    from lacbed.metrics import z_score
+    from lacbed.ml.hybrid_error import EPS
+    from lacbed.ml.predict import predict_series, series_inputs
+
+    crystals = [read_cif(c) for c in CIFS]
+    coef = [-2.0, 0.8, 0.003, 0.7]
+    hyb = _hybrid(tmp_path, coef)
+    _perturb_head(hyb)
+    res = predict_series(crystals, THICK, model=hyb)
+    kws = series_inputs(crystals, hyb.model, hyb.info, list(THICK), n_jobs=1)
+    maps = np.stack([kw["physics"] for kw in kws], 1)  # (n, T, S, S)
+    c = np.asarray(z_score(res.patterns, maps)).reshape(len(crystals), len(THICK))
+    assert np.all(c > 1e-3)  # the network moved its input
+    a = np.array([x.a for x in crystals])
+    fit = (
+        coef[0]
+        + coef[1] * np.log(c + EPS)
+        + coef[2] * np.asarray(THICK)
+        + coef[3] * np.log(a)[:, None]
+    )
+    np.testing.assert_allclose(res.estimated_z, np.exp(fit) - EPS, rtol=1e-5)
+    np.testing.assert_allclose(res.upper90, np.exp(fit + 0.5) - EPS, rtol=1e-5)
+
+
+def test_hybrid_non_finite_prediction_is_an_error_not_an_estimate(tmp_path):
+    """A network that outputs NaN never gets an estimate: the prediction is refused."""
+    from lacbed.errors import LacbedError
+    from lacbed.ml.predict import predict_series
+
+    hyb = _hybrid(tmp_path, [np.log(0.01), 0.5, 0.0, 0.0])
+    _perturb_head(hyb, value=float("nan"))
+    with pytest.raises(LacbedError, match="non-finite prediction"):
+        predict_series([read_cif(CIFS[0])], THICK, model=hyb)

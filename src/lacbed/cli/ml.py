@@ -429,7 +429,8 @@ def predict(
         float | None,
         typer.Option(
             help="Largest accepted estimated Z = 1 - ZNCC (a fraction, e.g. 0.05; needs a "
-            "calibrated ensemble as --model, or --hybrid): every pattern whose estimate exceeds it is "
+            "calibrated ensemble as --model, or --hybrid): every pattern whose estimate (or, "
+            "by default with --hybrid, its 90 % bound: --max-error-on) exceeds it is "
             "computed by the Bloch-wave engine instead (the training data's settings, the "
             "converged default budget; seconds to minutes per CIF at 128 px)."
         ),
@@ -537,6 +538,7 @@ def _report_errors(
     from rich.console import Console
 
     from lacbed._io import atomic_path
+    from lacbed.ml.hybrid_error import LARGE_CELL_A  # why: model card, "Hybrid mode"
 
     items = []
     for i, c in enumerate(cifs):
@@ -559,6 +561,11 @@ def _report_errors(
                 row["engine_wall_s"] = rec["wall_s"]
                 row["engine_thicknesses_nm"] = rec["thicknesses_nm"]
                 row["engine_budget_capped"] = rec["budget_capped"]
+            if hybrid and crystals[i].a >= LARGE_CELL_A:
+                row["caveat"] = (
+                    f"large cell (a >= {LARGE_CELL_A:g} A): the hybrid's estimate misses most "
+                    "of its large errors; check with lacbed simulate"
+                )
             items.append(row)
             typer.echo(f"{c} at {t:g} nm: {_estimate_text(row, hybrid)}")
     if hybrid:
@@ -588,15 +595,20 @@ def _report_errors(
 
 
 def _estimate_text(row: dict, hybrid: bool) -> str:
-    """'ensemble spread 3.1 % (estimated Z 20.0 %, at most 47 % for 9 in 10)' and the like."""
+    """'ensemble spread 3.1 % (estimated Z 20.0 %, 90 % calibration bound 47.0 %)' and the
+    like; for a pattern the engine replaced, the estimate is that of the prediction replaced."""
     est, upper = row["estimated_z"], row.get("estimated_z_upper90")
     cell = "no estimate" if est is None else f"estimated Z {100 * est:.1f} %"
     if est is not None and upper is not None:
-        cell += f", at most {100 * upper:.2g} % for 9 in 10"
+        cell += f", 90 % calibration bound {100 * upper:.1f} %"
     if hybrid:
-        return f"hybrid, {cell}"
-    spread = "nan" if row["spread"] is None else f"{100 * row['spread']:.1f} %"
-    return f"ensemble spread {spread} ({cell})"
+        text = f"hybrid ({cell})"
+    else:
+        spread = "nan" if row["spread"] is None else f"{100 * row['spread']:.1f} %"
+        text = f"ensemble spread {spread} ({cell})"
+    if row["source"] == "engine":
+        text = "engine, replacing the " + (text if hybrid else f"network with {text}")
+    return text + ("; " + row["caveat"] if "caveat" in row else "")
 
 
 def _print_engine_runs(console, res, cifs, crystals) -> None:
@@ -608,7 +620,7 @@ def _print_engine_runs(console, res, cifs, crystals) -> None:
             continue
         js = [j for j in range(len(res.thicknesses_nm)) if res.source[i, j] == "engine"]
         n_engine += len(js)
-        what = "estimated Z" if res.max_error_on == "estimate" else "90 % bound of the estimate"
+        what = "estimated Z" if res.max_error_on == "estimate" else "90 % bound on Z"
         value = res.estimated_z if res.max_error_on == "estimate" else res.upper90
         cells = ", ".join(
             f"{res.thicknesses_nm[j]:g} nm ({what} {100 * value[i, j]:.1f} %)" for j in js

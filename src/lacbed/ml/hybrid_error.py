@@ -14,19 +14,21 @@ and ln(a / 1 Å), made on a split the model was not trained on (``val``):
 
 and its residuals r give two numbers per pattern: the **estimate**, exp(fit + median r) − ε
 (half the calibration patterns lay above it), and the **90 % bound**, exp(fit + q₉₀(r)) − ε (9
-in 10 lay below it). Errors span four decades (0.001 % to 90 %), so the fit is in logs; an
+in 10 lay below it; fewer at 50 nm and in large cells, see the model card). Errors span four decades (0.001 % to 90 %), so the fit is in logs; an
 affine fit in Z itself, tried first, ranked about as well but flagged only 52 of the 110 val
-patterns above 5 % (``benchmarks/ml_refine_estimate.py``). :func:`calibrate_hybrid` also reports, out of fold (the
-calibration materials in ``folds`` groups, each predicted by a fit to the others), the
-Spearman rank correlation of the estimate with the true Z and what ``--max-error`` would do at
-a few thresholds. ``benchmarks/ml_hybrid_error.py`` makes the shipped calibration and
+patterns above 5 % (``benchmarks/ml_refine_estimate.py``). :func:`calibrate_hybrid` also
+reports, out of fold (the calibration structures in ``folds`` folds, each predicted by a fit to
+the others, each group of related structures, e.g. a prototype, whole in one fold), the
+Spearman rank correlation of the estimate with the true Z, how often the bound holds per
+thickness and cell size, and what ``--max-error`` would do at a few thresholds. ``benchmarks/ml_hybrid_error.py`` makes the shipped calibration and
 measures, beside it, signals that ranked no better than c: the high-frequency power of the
 coarse run and the converged run's beam count.
 
 The structures the estimate misses are those whose coarse run is itself far from converged in
 a way the network cannot see: large cells (a > 8 Å, pools of ~1 100 beams against the run's
 96), where the network leaves the coarse run almost as it is (c ≈ 0.1 %) and the true Z can be
-tens of per cent (docs/model_card.md, "Hybrid mode").
+tens of per cent (docs/model_card.md, "Hybrid mode"); ``lacbed predict --hybrid`` adds a caveat
+to every cell with a ≥ :data:`LARGE_CELL_A`.
 """
 
 from __future__ import annotations
@@ -47,8 +49,11 @@ __all__ = [
     "HYBRID_ERROR_FEATURES",
     "HybridError",
     "ESCALATION_THRESHOLDS",
+    "LARGE_CELL_A",
+    "Z_MAX",
     "calibrate_hybrid",
     "correction",
+    "fold_of_groups",
     "file_sha256",
     "hybrid_design",
 ]
@@ -59,10 +64,17 @@ EPS = 1e-5
 HYBRID_ERROR_FEATURES: tuple[str, ...] = ("log_correction", "thickness_nm", "log_a")
 #: Thresholds on Z at which :func:`calibrate_hybrid` reports what ``--max-error`` would do [1].
 ESCALATION_THRESHOLDS: tuple[float, ...] = (0.02, 0.05, 0.10)
+#: Lattice parameter from which a cell counts as large [Å]: there the coarse run's 96 beams are
+#: a small part of a ~1 100-beam pool, and the estimate misses most large errors (model card).
+LARGE_CELL_A = 8.0
+#: Largest Z there is (anticorrelated patterns) [1]; estimates are clipped to it.
+Z_MAX = 2.0
 
 
 def correction(predicted: np.ndarray, physics: np.ndarray) -> np.ndarray:
-    """Z between each prediction and the coarse run it corrected, shape (...) [1].
+    """Z between each prediction and the coarse run it corrected, shape (...) [1]; NaN where
+    either image is constant or not finite (then the estimate is NaN: ``--max-error`` sends
+    such a pattern to the engine).
 
     Parameters
     ----------
@@ -73,10 +85,15 @@ def correction(predicted: np.ndarray, physics: np.ndarray) -> np.ndarray:
     p, q = np.asarray(predicted, dtype=np.float64), np.asarray(physics, dtype=np.float64)
     if p.shape != q.shape or p.ndim < 2:
         raise LacbedError(f"predictions {p.shape} and coarse runs {q.shape} must match")
-    return np.asarray(z_score(p, q), dtype=np.float64).reshape(p.shape[:-2])
+    with np.errstate(invalid="ignore"):
+        c = np.asarray(z_score(p, q), dtype=np.float64).reshape(p.shape[:-2])
+        # Z of a constant or non-finite image is undefined (z_score calls it 1): no estimate
+        bad = ~(np.all(np.isfinite(p), axis=(-1, -2)) & np.all(np.isfinite(q), axis=(-1, -2)))
+        bad |= (np.ptp(p, axis=(-1, -2)) == 0) | (np.ptp(q, axis=(-1, -2)) == 0)
+    return np.where(bad, np.nan, c)
 
 
-def hybrid_design(corr, thickness_nm, a) -> np.ndarray:
+def hybrid_design(corr, thickness_nm, a, eps: float = EPS) -> np.ndarray:
     """The design matrix of the fit, one row per (structure, thickness).
 
     Parameters
@@ -87,6 +104,8 @@ def hybrid_design(corr, thickness_nm, a) -> np.ndarray:
         Thicknesses [nm].
     a : array_like, shape (n,)
         Lattice parameters [Å].
+    eps : float
+        ε of ln(c + ε) [1].
 
     Returns
     -------
@@ -104,11 +123,32 @@ def hybrid_design(corr, thickness_nm, a) -> np.ndarray:
         raise LacbedError("the error estimate needs lattice parameters > 0 Å")
     cols = [
         np.ones(c.shape),
-        np.log(np.maximum(c, 0.0) + EPS),
+        np.log(np.maximum(c, 0.0) + eps),
         np.broadcast_to(t, c.shape),
         np.broadcast_to(np.log(aa)[:, None], c.shape),
     ]
     return np.stack([x.ravel() for x in cols], axis=1)
+
+
+def fold_of_groups(groups, folds: int, seed: int) -> np.ndarray:
+    """Fold (0 … folds − 1) of each structure such that every group is in one fold.
+
+    Parameters
+    ----------
+    groups : array_like, shape (n,)
+        A label per structure (e.g. its structure prototype, so that no structure type is on
+        both sides of a fold).
+    folds : int
+    seed : int
+        Seed of the shuffle of the distinct labels (dealt to folds in turn).
+    """
+    labels, inverse = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+    if len(labels) < folds:
+        raise LacbedError(f"{len(labels)} groups cannot fill {folds} folds")
+    order = np.random.default_rng(seed).permutation(len(labels))
+    fold_of_label = np.empty(len(labels), dtype=np.int64)
+    fold_of_label[order] = np.arange(len(labels)) % folds
+    return fold_of_label[inverse.reshape(-1)]
 
 
 def _fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -119,7 +159,7 @@ def _fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float, float]:
 
 
 def calibrate_hybrid(
-    z, corr, thickness_nm, a, *, folds: int = 10, seed: int = 0, cost_s=None
+    z, corr, thickness_nm, a, *, folds: int = 10, seed: int = 0, groups=None, cost_s=None
 ) -> dict:  # fmt: skip
     """Fit the hybrid's error estimate and measure it out of fold.
 
@@ -134,30 +174,25 @@ def calibrate_hybrid(
     a : array_like, shape (n,)
         Lattice parameters [Å].
     folds : int
-        Groups of structures for the out-of-fold measurement (every thickness of a structure
-        in one group).
+        Folds of the out-of-fold measurement: each is predicted by a fit to the others.
     seed : int
-        Seed of the assignment of structures to groups.
+        Seed of the assignment of groups to folds (:func:`fold_of_groups`).
+    groups : array_like, shape (n,), optional
+        Label of each structure kept whole within a fold (e.g. the structure prototype, so that
+        related structures never inform each other's estimate); default: each structure alone.
     cost_s : array_like, shape (n,), optional
         CPU time of the converged engine for each structure, all thicknesses in one call [s]
         (the release records it): adds the mean engine time per structure that each
-        threshold would cost.
+        threshold would cost, an upper bound (a structure sent at one thickness is charged its
+        four-thickness run).
 
     Returns
     -------
     dict
         ``features``, ``coef`` (intercept first; per unit of the feature: 1/nm for the
         thickness), ``median_residual`` and ``q90_residual`` (of ln(Z + ε)), ``eps``, ``n``
-        (patterns) and ``out_of_fold``: ``spearman`` (estimate against true Z), ``coverage``
-        and ``coverage_upper90`` (fractions of true Z at or below the estimate and the bound)
-        and ``escalation``: per threshold and per comparison ('estimate', 'upper90'), the
-        fraction of patterns sent to the engine, how many of those above the threshold were,
-        the fraction of structures with at least one (and, with ``cost_s``, their mean engine
-        time per structure [s]) and the median, P90 (per thickness) and maximum Z of the
-        result.
+        (patterns) and ``out_of_fold`` (:func:`_out_of_fold_report`).
     """
-    from lacbed.ml.uncertainty import spearman
-
     zz = np.asarray(z, dtype=np.float64)
     x = hybrid_design(corr, thickness_nm, a)
     n, nt = zz.shape
@@ -171,34 +206,21 @@ def calibrate_hybrid(
     cost = None if cost_s is None else np.asarray(cost_s, dtype=np.float64).reshape(-1)
     if cost is not None and cost.shape != (n,):
         raise LacbedError(f"cost_s must hold one time per structure ({n}), got {cost.shape}")
+    labels = np.arange(n) if groups is None else np.asarray(groups).reshape(-1)
+    if len(labels) != n:
+        raise LacbedError(f"groups must hold one label per structure ({n}), got {len(labels)}")
     y = np.log(np.maximum(zz, 0.0) + EPS).ravel()
     coef, med, q90 = _fit(x, y)
-    group = np.repeat(np.random.default_rng(seed).permutation(n) % folds, nt)
-    fit_oof = np.empty_like(y)
-    med_oof, q90_oof = np.empty_like(y), np.empty_like(y)
+    fold = np.repeat(fold_of_groups(labels, folds, seed), nt)
+    fit_oof, med_oof, q90_oof = np.empty_like(y), np.empty_like(y), np.empty_like(y)
     for g in range(folds):
-        out = group == g
+        out = fold == g
         c, m, q = _fit(x[~out], y[~out])
         fit_oof[out] = x[out] @ c
         med_oof[out], q90_oof[out] = m, q
-    est = (np.exp(fit_oof + med_oof) - EPS).reshape(n, nt)
-    upper = (np.exp(fit_oof + q90_oof) - EPS).reshape(n, nt)
-    escalation = {}
-    for thr in ESCALATION_THRESHOLDS:
-        row = {}
-        for name, e in (("estimate", est), ("upper90", upper)):
-            flagged = e > thr
-            any_t = flagged.any(axis=1)
-            row[name] = {
-                "escalated": float(flagged.mean()),
-                "structures_escalated": float(any_t.mean()),
-                "caught": int((flagged & (zz > thr)).sum()),
-                "above_threshold": int((zz > thr).sum()),
-                **_after(zz, flagged),
-            }
-            if cost_s is not None:
-                row[name]["engine_cpu_s_per_structure"] = float(np.mean(np.where(any_t, cost, 0)))
-        escalation[f"{thr:g}"] = row
+    est = np.minimum(np.exp(fit_oof + med_oof) - EPS, Z_MAX).reshape(n, nt)
+    upper = np.minimum(np.exp(fit_oof + q90_oof) - EPS, Z_MAX).reshape(n, nt)
+    report = _out_of_fold_report(zz, est, upper, np.asarray(a, dtype=np.float64), cost)
     return {
         "features": list(HYBRID_ERROR_FEATURES),
         "coef": [float(v) for v in coef],
@@ -207,16 +229,63 @@ def calibrate_hybrid(
         "eps": EPS,
         "n": int(zz.size),
         "n_structures": int(n),
+        "n_groups": int(len(np.unique(labels.astype(str)))),
         "thicknesses_nm": [float(t) for t in np.asarray(thickness_nm).reshape(-1)],
-        "out_of_fold": {
-            "folds": int(folds),
-            "seed": int(seed),
-            "spearman": spearman(est, zz),
-            "spearman_per_thickness": [spearman(est[:, j], zz[:, j]) for j in range(nt)],
-            "coverage": float(np.mean(zz <= est)),
-            "coverage_upper90": float(np.mean(zz <= upper)),
-            "escalation": escalation,
+        "out_of_fold": {"folds": int(folds), "seed": int(seed), **report},
+    }
+
+
+def _out_of_fold_report(z, est, upper, a, cost) -> dict:
+    """How the out-of-fold estimate and bound (n, T) do against the true Z.
+
+    ``spearman`` (overall, per thickness), ``coverage`` and ``coverage_upper90`` (fractions of
+    true Z at or below the estimate and the bound; the latter also per thickness and for cells
+    below and from :data:`LARGE_CELL_A`) and ``escalation``: per threshold and comparison
+    ('estimate', 'upper90'), the fractions of patterns and of structures sent to the engine,
+    how many patterns above the threshold were sent (all cells, large cells) and the smallest
+    lattice parameter among those missed [Å], with ``cost`` the
+    engine time per structure [s], and the median, P90 (per thickness) and maximum Z after.
+    """
+    from lacbed.ml.uncertainty import spearman
+
+    nt = z.shape[1]
+    large = a >= LARGE_CELL_A
+    covered = z <= upper
+    escalation = {}
+    for thr in ESCALATION_THRESHOLDS:
+        row = {}
+        for name, e in (("estimate", est), ("upper90", upper)):
+            flagged, above = e > thr, z > thr
+            any_t = flagged.any(axis=1)
+            row[name] = {
+                "escalated": float(flagged.mean()),
+                "structures_escalated": float(any_t.mean()),
+                "caught": int((flagged & above).sum()),
+                "above_threshold": int(above.sum()),
+                "caught_large_cells": int((flagged & above)[large].sum()),
+                # the smallest cell among the patterns above the threshold left unsent [Å]
+                "missed_min_a": float(np.broadcast_to(a[:, None], z.shape)[above & ~flagged].min())
+                if (above & ~flagged).any()
+                else None,
+                "above_threshold_large_cells": int(above[large].sum()),
+                **_after(z, flagged),
+            }
+            if cost is not None:
+                row[name]["engine_cpu_s_per_structure"] = float(np.mean(np.where(any_t, cost, 0)))
+        escalation[f"{thr:g}"] = row
+    return {
+        "spearman": spearman(est, z),
+        "spearman_per_thickness": [spearman(est[:, j], z[:, j]) for j in range(nt)],
+        "coverage": float(np.mean(z <= est)),
+        "coverage_upper90": float(covered.mean()),
+        "coverage_upper90_per_thickness": [float(v) for v in covered.mean(axis=0)],
+        "coverage_upper90_cells": {
+            f"a < {LARGE_CELL_A:g}": float(covered[~large].mean()) if (~large).any() else None,
+            f"a >= {LARGE_CELL_A:g}": float(covered[large].mean()) if large.any() else None,
         },
+        "n_large_cells": int(large.sum()),
+        "engine_cpu_s_per_structure_all": None if cost is None else float(np.mean(cost)),
+        "escalation": escalation,
     }
 
 
@@ -243,7 +312,8 @@ class HybridError:
     calibration: dict
 
     def estimate(self, predicted, physics, thickness_nm, a) -> tuple[np.ndarray, np.ndarray]:
-        """Estimated Z and its 90 % bound [1], each shape (n, T), at least 0.
+        """Estimated Z and its 90 % bound [1], each shape (n, T), in [0, :data:`Z_MAX`]; NaN
+        where the correction is (:func:`correction`).
 
         Parameters
         ----------
@@ -255,15 +325,23 @@ class HybridError:
             Lattice parameters [Å].
         """
         c = self.calibration
-        corr = correction(predicted, physics)
-        fit = hybrid_design(corr, thickness_nm, a) @ np.asarray(c["coef"], dtype=np.float64)
         eps = float(c.get("eps", EPS))
-        est = np.exp(fit + float(c["median_residual"])) - eps
-        upper = np.exp(fit + float(c["q90_residual"])) - eps
-        return np.maximum(est, 0.0).reshape(corr.shape), np.maximum(upper, 0.0).reshape(corr.shape)
+        corr = correction(predicted, physics)
+        x = hybrid_design(corr, thickness_nm, a, eps)
+        fit = (x @ np.asarray(c["coef"], dtype=np.float64)).reshape(corr.shape)
+        out = []
+        for r in (float(c["median_residual"]), float(c["q90_residual"])):
+            out.append(np.clip(np.exp(fit + r) - eps, 0.0, Z_MAX))  # NaN stays NaN
+        return out[0], out[1]
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the calibration as JSON (atomically)."""
+        """Write the calibration as JSON (atomically).
+
+        Parameters
+        ----------
+        path : path-like
+            The file (conventionally ``<model stem>.error.json``).
+        """
         from lacbed._io import atomic_path
 
         path = Path(path)
@@ -274,14 +352,27 @@ class HybridError:
 
     @classmethod
     def parse(cls, text: str, name: str) -> HybridError:
-        """A calibration from its JSON text (``name`` for the error message), checked."""
+        """A calibration from its JSON text, checked.
+
+        Parameters
+        ----------
+        text : str
+            The file's text.
+        name : str
+            What to call it in the one-line error.
+
+        Raises
+        ------
+        LacbedError
+            Not JSON, not a 'lacbed-hybrid-error' object, or no usable coefficients.
+        """
         try:
             blob = json.loads(text)
         except json.JSONDecodeError as exc:
             raise LacbedError(f"{name} is not a hybrid error file: {exc}") from None
-        cal = blob.get("calibration") if isinstance(blob, dict) else None
-        if blob.get("format") != "lacbed-hybrid-error" or not isinstance(cal, dict):
+        if not isinstance(blob, dict) or blob.get("format") != "lacbed-hybrid-error":
             raise LacbedError(f"{name} is not a hybrid error file (no 'lacbed-hybrid-error')")
+        cal = blob.get("calibration")
         try:
             coef = np.asarray(cal["coef"], dtype=float)
             values = [float(cal["median_residual"]), float(cal["q90_residual"])]
@@ -295,6 +386,7 @@ class HybridError:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> HybridError:
+        """Read and check a calibration file (:meth:`parse`); one-line error if unreadable."""
         path = Path(path)
         try:
             text = path.read_text()

@@ -14,10 +14,14 @@ from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lacbed.errors import SettingsError
+
+if TYPE_CHECKING:  # annotations only: lacbed.ml.hybrid_error is imported where it is used
+    from lacbed.ml.hybrid_error import HybridError
 from lacbed.ml.model import (
     ModelFileError,
     ModelInfo,
@@ -272,7 +276,7 @@ class Hybrid:
 
     model: Surrogate
     info: ModelInfo
-    error: object | None = None
+    error: HybridError | None = None
 
 
 def load_hybrid() -> Hybrid:
@@ -430,6 +434,21 @@ def _estimates(ensemble, hybrid, spread, out, maps, kw, ts):
     return est, upper
 
 
+def _served_thicknesses(pairs, thicknesses_nm) -> list[float]:
+    """The requested thicknesses [nm] (None: the first model's default), each checked to be
+    served by every model and distinct."""
+    model0, info0 = pairs[0]
+    if thicknesses_nm is None:
+        thicknesses_nm = [model_thickness(info0, model0, None)]
+    ts = [model_thickness(info0, model0, t) for t in np.atleast_1d(thicknesses_nm)]
+    if len(set(ts)) != len(ts):
+        raise SettingsError(f"thicknesses must be distinct, got {ts}")
+    for m, info in pairs[1:]:
+        for t in ts:
+            model_thickness(info, m, t)
+    return ts
+
+
 def predict_series(
     crystals,
     thicknesses_nm=None,
@@ -495,14 +514,7 @@ def predict_series(
     else:
         pairs = [(hyb.model, hyb.info)] if hyb is not None else [pred]
     model0, info0 = pairs[0]
-    if thicknesses_nm is None:
-        thicknesses_nm = [model_thickness(info0, model0, None)]
-    ts = [model_thickness(info0, model0, t) for t in np.atleast_1d(thicknesses_nm)]
-    if len(set(ts)) != len(ts):
-        raise SettingsError(f"thicknesses must be distinct, got {ts}")
-    for m, info in pairs[1:]:
-        for t in ts:
-            model_thickness(info, m, t)
+    ts = _served_thicknesses(pairs, thicknesses_nm)
     xs = [load_crystal(c) for c in crystals]
     src = next((p for p in pairs if p[0].config.physics_channel), pairs[0])[0]
     kws = series_inputs(xs, src, info0, ts, n_jobs=n_jobs)
