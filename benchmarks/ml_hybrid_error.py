@@ -54,30 +54,20 @@ def main(argv=None) -> dict:
 
     from lacbed._io import atomic_path
     from lacbed.dataset.store import open_dataset
-    from lacbed.ml.evaluate import evaluate
-    from lacbed.ml.hybrid_error import HybridError, calibrate_hybrid, correction, file_sha256
-    from lacbed.ml.model import load_surrogate
+    from lacbed.ml.hybrid_error import calibrate_model, correction
     from lacbed.ml.predict import HYBRID_FILE, _shipped_resource
     from lacbed.ml.uncertainty import spearman
 
     torch.set_num_threads(1)
     path = args.model or Path(str(_shipped_resource(HYBRID_FILE)))
-    model, _ = load_surrogate(path)
     ds = open_dataset(args.data)
-    ev = evaluate(model, ds, splits=("val",))["val"]
+    err, ev = calibrate_model(path, ds, folds=args.folds, seed=args.seed)
+    cal = err.calibration
     arr = ev.arrays
     ts = np.asarray(arr.thickness_nm, dtype=np.float64)
     z, a = np.asarray(ev.z), np.asarray(arr.a, dtype=np.float64)
     corr = correction(ev.predicted, arr.physics)
     recs = {r["key"]: r for r in getattr(ds, "records", [])}
-    cost = [recs.get(k, {}).get("cpu_s") for k in arr.keys]  # the converged run, 4 thicknesses
-    cost = cost if all(c is not None for c in cost) else None
-    proto = [recs.get(k, {}).get("prototype", k) for k in arr.keys]  # folds keep types whole
-    cal = calibrate_hybrid(
-        z, corr, ts, a, folds=args.folds, seed=args.seed, groups=proto, cost_s=cost
-    )
-    cal.update(model_sha256=file_sha256(path), split="val", dataset=args.data.name,
-               dataset_items=len(ds))  # fmt: skip
     beams = [recs.get(k, {}).get("engine", {}).get("n_strong_mean") for k in arr.keys]
     signals = {
         "correction": spearman(corr, z),
@@ -86,7 +76,7 @@ def main(argv=None) -> dict:
     if all(b is not None for b in beams):
         signals["converged_n_strong_mean"] = spearman(np.repeat(beams, len(ts)), z.ravel())
     worst = np.argsort(-z.max(axis=1))[:10]
-    _, upper = HybridError(calibration=cal).estimate(ev.predicted, arr.physics, ts, a)
+    _, upper = err.estimate(ev.predicted, arr.physics, ts, a)
     out = {
         "dataset": args.data.name,
         "model": "shipped hybrid.pt" if args.model is None else args.model.name,
@@ -113,7 +103,7 @@ def main(argv=None) -> dict:
     with atomic_path(args.out) as tmp:
         tmp.write_text(json.dumps(out, indent=1))
     if args.write is not None:
-        HybridError(calibration=cal).save(args.write)
+        err.save(args.write)
     oof = cal["out_of_fold"]
     print(f"spearman (out of fold) {oof['spearman']:.3f}; signals {signals}; engine for all: "
           f"{oof['engine_cpu_s_per_structure_all']} s/structure; coverage "

@@ -3,6 +3,8 @@ puts them."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -380,6 +382,34 @@ def test_multi_fidelity_training_end_to_end(crystal_data, tmp_path, monkeypatch,
     except SystemExit as exc:
         assert exc.code == 0, capsys.readouterr().err
     assert np.load(out).shape == (32, 32)
+    assert not (tmp_path / "p.errors.json").exists()  # no calibration yet: no estimate
+    # `lacbed calibrate` gives it an error estimate that predict finds beside the model file
+    # (train split and 2 folds: the toy dataset has 2 val structures)
+    cal = ["calibrate", str(run), "--data", str(crystal_data), "--split", "train", "--folds", "2"]
+    try:
+        main([*cal, "--threads", "1"])
+    except SystemExit as exc:
+        assert exc.code == 0, capsys.readouterr().err
+    assert "Spearman" in capsys.readouterr().out and (run / "model.error.json").is_file()
+    args = ["predict", str(example_path("Cu")), "--model", str(run), "--thickness", "75",
+            "-o", str(out), "--threads", "1"]  # fmt: skip
+    try:
+        main([*args, "--max-error", "2"])
+    except SystemExit as exc:
+        assert exc.code == 0, capsys.readouterr().err
+    rows = json.loads((tmp_path / "p.errors.json").read_text())["items"]
+    assert rows[0]["source"] == "hybrid" and rows[0]["estimated_z"] is not None
+    blob = json.loads((run / "model.error.json").read_text())
+    blob["calibration"]["model_sha256"] = "0" * 64  # made for another model file
+    (run / "model.error.json").write_text(json.dumps(blob))
+    out.unlink()
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code != 0 and "calibrated for another" in err and not out.exists()
     try:
         main(
             ["train", str(crystal_data), "-o", str(tmp_path / "x"), "--residual", "--threads", "1"]

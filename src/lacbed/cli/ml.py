@@ -8,6 +8,7 @@ Contract (issue 5)::
                                           → RUN/metrics.json, RUN/gallery-SPLIT.png
     lacbed predict X.cif [X2.cif ...] [--model RUN|ENS.json | --hybrid] [--thickness T [T ...]]
                    [--max-error Z] -o OUT.npy|OUT.png
+    lacbed calibrate RUN --data DATA      → RUN/model.error.json (a hybrid's error estimate)
 
 torch is imported only inside the commands, so ``lacbed --help`` stays fast.
 """
@@ -397,6 +398,43 @@ def ensemble(
     typer.echo(f"wrote {out} ({len(runs)} members)")
 
 
+@app.command("calibrate")
+def calibrate_hybrid_cmd(
+    run: Annotated[Path, typer.Argument(help="Run directory or model file of a hybrid model.")],
+    data: Annotated[Path, typer.Option(help="Dataset or release it was trained on.")],
+    split: Annotated[
+        str, typer.Option(help="Calibration split (val keeps the test split untouched).")
+    ] = "val",
+    folds: Annotated[
+        int, typer.Option(help="Folds of the out-of-fold check (needs 2 structures per fold).")
+    ] = 10,
+    threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
+) -> None:
+    """Give a hybrid model (--physics-kind coarse or fewbeam) an error estimate.
+
+    Scores it on SPLIT and fits ln Z against the log of how far the network moved its engine
+    input, the thickness and ln a (lacbed.ml.hybrid_error; out of fold with each structure
+    prototype whole in one fold), then writes the calibration beside the model file (RUN/model.pt
+    → RUN/model.error.json), where `lacbed predict --model RUN` finds it and takes --max-error.
+    """
+    _threads(threads)
+    from lacbed.ml.hybrid_error import calibrate_model, error_file
+
+    err, _ = calibrate_model(run, data, split=split, folds=folds)
+    c = err.calibration
+    oof = c["out_of_fold"]
+    out = error_file(run)
+    err.save(out)
+    typer.echo(
+        f"calibrated on {c['split']} ({c['n_structures']} structures, {c['n']} patterns): out of "
+        f"fold Spearman {oof['spearman']:.2f}, 90 % bound holds for "
+        f"{100 * oof['coverage_upper90']:.0f} % ("
+        + " / ".join(f"{100 * v:.0f}" for v in oof["coverage_upper90_per_thickness"])
+        + f" % at {' / '.join(f'{t:g}' for t in c['thicknesses_nm'])} nm)"
+    )
+    typer.echo(f"wrote {out}")
+
+
 class _PredictCommand(TyperCommand):
     """``predict``, whose ``--thickness`` takes several values (``--thickness 50 100 150``)."""
 
@@ -490,7 +528,7 @@ def predict(
     if res.estimated_z is not None or res.spread is not None:
         hyb = getattr(predictor, "error", None)
         calibration = hyb.calibration if hyb is not None else predictor.calibration
-        _report_errors(out, res, cifs, crystals, model, calibration, hybrid=hybrid)
+        _report_errors(out, res, cifs, crystals, model, calibration, hybrid=hyb is not None)
     n = res.patterns.shape[0] * res.patterns.shape[1]
     typer.echo(f"wrote {out} ({n} pattern{'s' if n > 1 else ''})")
 
@@ -568,7 +606,7 @@ def _report_errors(
                 )
             items.append(row)
             typer.echo(f"{c} at {t:g} nm: {_estimate_text(row, hybrid)}")
-    if hybrid:
+    if hybrid and model is None:
         what = "shipped hybrid (lacbed/ml/weights/hybrid.pt, hybrid.error.json)"
     elif model is None:
         what = "shipped (lacbed/ml/weights/default.json)"

@@ -52,7 +52,10 @@ __all__ = [
     "LARGE_CELL_A",
     "Z_MAX",
     "calibrate_hybrid",
+    "calibrate_model",
     "correction",
+    "error_file",
+    "load_error",
     "fold_of_groups",
     "file_sha256",
     "hybrid_design",
@@ -233,6 +236,87 @@ def calibrate_hybrid(
         "thicknesses_nm": [float(t) for t in np.asarray(thickness_nm).reshape(-1)],
         "out_of_fold": {"folds": int(folds), "seed": int(seed), **report},
     }
+
+
+def calibrate_model(
+    path: str | os.PathLike, data, *, split: str = "val", folds: int = 10, seed: int = 0
+) -> tuple[HybridError, object]:
+    """Calibrate a hybrid model file on one split of a dataset or release.
+
+    Scores the model (:func:`lacbed.ml.evaluate.evaluate`), fits :func:`calibrate_hybrid` with
+    the structures' prototypes as fold groups and their recorded engine CPU times (when the
+    records have them), and ties the result to the model file by its SHA-256.
+
+    Parameters
+    ----------
+    path : path-like
+        Model file or run directory of a hybrid model (physics input 'coarse' or 'fewbeam').
+    data : path-like or Dataset
+        Dataset or release; ``split`` must not have been used to train the model.
+    split : str
+        'val' (the default) keeps the test split untouched.
+    folds, seed : int
+        As :func:`calibrate_hybrid`.
+
+    Returns
+    -------
+    error : HybridError
+    evaluation : lacbed.ml.evaluate.SplitEvaluation
+        The scored split (predictions, true Z, inputs), for reports.
+    """
+    from lacbed.dataset.store import Dataset, open_dataset
+    from lacbed.ml.evaluate import evaluate
+    from lacbed.ml.model import _resolve, load_surrogate
+    from lacbed.ml.physics import physics_beams
+
+    file = _resolve(path)
+    model, _ = load_surrogate(file)
+    if physics_beams(model.config.physics_input) is None:
+        raise LacbedError(f"{path} is not a hybrid model (its input is not an engine run)")
+    ds = data if isinstance(data, Dataset) else open_dataset(data)
+    ev = evaluate(model, ds, splits=(split,))[split]
+    arr = ev.arrays
+    recs = {r["key"]: r for r in getattr(ds, "records", [])}
+    cost = [recs.get(k, {}).get("cpu_s") for k in arr.keys]  # the converged run, all thicknesses
+    groups = [recs.get(k, {}).get("prototype", k) for k in arr.keys]
+    cal = calibrate_hybrid(
+        ev.z, correction(ev.predicted, arr.physics), arr.thickness_nm, arr.a, folds=folds,
+        seed=seed, groups=groups, cost_s=cost if all(c is not None for c in cost) else None,
+    )  # fmt: skip
+    cal.update(model_sha256=file_sha256(file), split=ev.split, dataset=Path(ds.path).name,
+               dataset_items=len(ds))  # fmt: skip
+    return HybridError(calibration=cal), ev
+
+
+def error_file(path: str | os.PathLike) -> Path:
+    """Where a model's calibration lives: ``X.error.json`` beside model file ``X.pt`` (a run
+    directory's ``model.pt`` → ``model.error.json``), as the shipped ``hybrid.error.json``."""
+    p = Path(path)
+    p = p / "model.pt" if p.is_dir() else p
+    return p.with_name(p.stem + ".error.json")
+
+
+def load_error(path: str | os.PathLike) -> HybridError | None:
+    """The calibration beside a model file (:func:`error_file`), checked to belong to it;
+    None when there is none.
+
+    Raises
+    ------
+    LacbedError
+        The file is unreadable, malformed, or was made for another model file.
+    """
+    from lacbed.ml.model import _resolve
+
+    model_file = _resolve(path)
+    f = error_file(model_file)
+    if not f.is_file():
+        return None
+    err = HybridError.load(f)
+    if err.calibration.get("model_sha256") != file_sha256(model_file):
+        raise LacbedError(
+            f"{f} was calibrated for another {model_file.name}: rerun lacbed calibrate"
+        )
+    return err
 
 
 def _out_of_fold_report(z, est, upper, a, cost) -> dict:

@@ -316,7 +316,9 @@ def load_predictor(path: str | os.PathLike | None = None, *, hybrid: bool = Fals
     -------
     Ensemble, Hybrid or tuple of (Surrogate, ModelInfo)
         ``None`` gives the shipped model, a calibrated ensemble (:func:`load_default`), or with
-        ``hybrid`` the shipped hybrid model and its error estimate (:func:`load_hybrid`).
+        ``hybrid`` the shipped hybrid model and its error estimate (:func:`load_hybrid`). A
+        hybrid model file with a calibration beside it (``lacbed calibrate``,
+        :func:`lacbed.ml.hybrid_error.error_file`) gives a :class:`Hybrid` too.
     """
     if hybrid:
         if path is not None:
@@ -328,7 +330,16 @@ def load_predictor(path: str | os.PathLike | None = None, *, hybrid: bool = Fals
         from lacbed.ml.uncertainty import Ensemble
 
         return Ensemble.load(path)
-    return load_model(path)
+    model, info = load_model(path)
+    from lacbed.ml.physics import physics_beams
+
+    if physics_beams(model.config.physics_input) is not None:  # a hybrid: its calibration?
+        from lacbed.ml.hybrid_error import load_error
+
+        error = load_error(path)
+        if error is not None:
+            return Hybrid(model, info, error)
+    return model, info
 
 
 @dataclass(frozen=True, eq=False)
