@@ -1,8 +1,10 @@
 """Calibrate the hybrid model's error estimate on val and measure it out of fold.
 
 Scores the hybrid model (default: the shipped ``hybrid.pt``) on every val structure and
-thickness of a release, fits :func:`lacbed.ml.hybrid_error.calibrate_hybrid` (ln Z against the
-log of the model's correction of its coarse input, the thickness and ln a) and reports, out of
+thickness of a release, fits :func:`lacbed.ml.hybrid_error.calibrate_model` (ln Z against the
+log of the model's correction of its coarse input, the thickness and ln a, and for cells of
+a ≥ 8 Å the log of the coarse run's own convergence estimate, for which the coarse runs are
+solved again, ~2 s of CPU per structure) and reports, out of
 fold (10 folds, each structure prototype whole in one fold), its Spearman rank correlation with the true Z, its coverage, and what ``--max-error``
 would do at 2, 5 and 10 % when compared with the estimate or with its 90 % bound (with the
 engine time that costs: the release's recorded CPU time of each structure sent). For
@@ -54,14 +56,19 @@ def main(argv=None) -> dict:
 
     from lacbed._io import atomic_path
     from lacbed.dataset.store import open_dataset
-    from lacbed.ml.hybrid_error import calibrate_model, correction
+    from lacbed.ml.hybrid_error import (
+        LARGE_CELL_A,
+        calibrate_hybrid,
+        calibrate_model,
+        correction,
+    )
     from lacbed.ml.predict import HYBRID_FILE, _shipped_resource
     from lacbed.ml.uncertainty import spearman
 
     torch.set_num_threads(1)
     path = args.model or Path(str(_shipped_resource(HYBRID_FILE)))
     ds = open_dataset(args.data)
-    err, ev = calibrate_model(path, ds, folds=args.folds, seed=args.seed)
+    err, ev, conv = calibrate_model(path, ds, folds=args.folds, seed=args.seed)
     cal = err.calibration
     arr = ev.arrays
     ts = np.asarray(arr.thickness_nm, dtype=np.float64)
@@ -75,8 +82,19 @@ def main(argv=None) -> dict:
     }
     if all(b is not None for b in beams):
         signals["converged_n_strong_mean"] = spearman(np.repeat(beams, len(ts)), z.ravel())
+    large = a >= LARGE_CELL_A
+    without = None
+    if conv is not None:  # what the coarse runs' own estimate adds (large cells)
+        signals["coarse_convergence_estimate_large_cells"] = spearman(conv[large], z[large])
+        signals["correction_large_cells"] = spearman(corr[large], z[large])
+        cost = [recs.get(k, {}).get("cpu_s") for k in arr.keys]
+        without = calibrate_hybrid(
+            z, corr, ts, a, folds=args.folds, seed=args.seed,
+            groups=[recs.get(k, {}).get("prototype", k) for k in arr.keys],
+            cost_s=cost if all(c is not None for c in cost) else None,
+        )["out_of_fold"]  # fmt: skip
     worst = np.argsort(-z.max(axis=1))[:10]
-    _, upper = err.estimate(ev.predicted, arr.physics, ts, a)
+    _, upper = err.estimate(ev.predicted, arr.physics, ts, a, conv)
     out = {
         "dataset": args.data.name,
         "model": "shipped hybrid.pt" if args.model is None else args.model.name,
@@ -88,6 +106,8 @@ def main(argv=None) -> dict:
             "p90": np.quantile(z, 0.9, axis=0).tolist(),
         },
         "signals_spearman": signals,
+        # the same calibration without the coarse runs' convergence estimates (out of fold)
+        "out_of_fold_without_convergence": without,
         "calibration": cal,
         "worst10": [
             {

@@ -115,6 +115,11 @@ def test_save_load_round_trip(tmp_path):
             "not usable",
         ),  # fmt: skip
         ("[1, 2]", "not a hybrid error file"),
+        (
+            '{"format": "lacbed-hybrid-error", "calibration": {"coef": [1, 2, 3, 4, 5], '
+            '"median_residual": 0, "q90_residual": 1}}',
+            "not usable",
+        ),  # fmt: skip
         ('"lacbed-hybrid-error"', "not a hybrid error file"),
     ],
 )
@@ -190,3 +195,36 @@ def test_estimates_are_clipped_to_the_largest_z():
     p = np.random.default_rng(0).random((1, 2, 8, 8))
     est, upper = err.estimate(p, p[:, ::-1], [50.0, 100.0], [4.0])
     assert np.all(est == 2.0) and np.all(upper == 2.0)
+
+
+def test_large_cells_get_the_engines_convergence_estimate_as_a_feature():
+    """With convergence estimates the design has L·ln(e + ε) and L (L = 1 for a ≥ 8 Å): small
+    cells' rows do not depend on e; a law with a convergence slope is recovered (~5 standard
+    errors), and such a calibration refuses to estimate without the convergence estimates."""
+    rng = np.random.default_rng(5)
+    n = 300
+    a = np.where(np.arange(n) % 2 == 0, rng.uniform(3.0, 7.0, n), rng.uniform(8.0, 14.0, n))
+    corr = np.exp(rng.normal(np.log(0.01), 1.0, (n, len(TS))))
+    conv = np.exp(rng.normal(np.log(0.005), 1.5, (n, len(TS))))
+    x = hybrid_design(corr, TS, a, convergence=conv)
+    large = np.repeat(a >= 8.0, len(TS))
+    assert x.shape == (n * len(TS), 6)
+    np.testing.assert_array_equal(x[~large, 4:], 0.0)
+    np.testing.assert_allclose(x[large, 4], np.log(conv.ravel()[large] + EPS))
+    np.testing.assert_array_equal(x[large, 5], 1.0)
+    x_other = hybrid_design(corr, TS, a, convergence=conv * 10)
+    np.testing.assert_array_equal(x_other[~large], x[~large])
+    true = np.array([-2.0, 0.9, 0.004, 1.0, 0.6, 1.5])
+    z = np.exp(x @ true + rng.normal(0.0, SIGMA, x.shape[0])).reshape(n, len(TS)) - EPS
+    cal = calibrate_hybrid(z, corr, TS, a, convergence=conv)
+    assert cal["features"][-2:] == ["large_cell_log_convergence", "large_cell"]
+    assert abs(cal["coef"][4] - 0.6) < 0.1  # standard error ~0.02 (150 large cells)
+    err = HybridError.parse(json.dumps({"format": "lacbed-hybrid-error", "calibration": cal}), "c")
+    assert err.needs_convergence
+    p = rng.random((2, 4, 8, 8))
+    with pytest.raises(LacbedError, match="convergence"):
+        err.estimate(p, p[:, :, ::-1], TS, [4.0, 9.0])
+    est, _ = err.estimate(p, p[:, :, ::-1], TS, [4.0, 9.0], np.full((2, 4), 0.01))
+    est2, _ = err.estimate(p, p[:, :, ::-1], TS, [4.0, 9.0], np.full((2, 4), 0.1))
+    np.testing.assert_array_equal(est[0], est2[0])  # the small cell ignores it
+    assert np.all(est2[1] > est[1])  # the large one's estimate grows with it

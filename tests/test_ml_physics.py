@@ -258,6 +258,26 @@ def test_coarse_input_is_the_engine_at_half_the_pixels(tmp_path):
     assert z[0] < COARSE_Z_SI_64PX[0] and z[1] < COARSE_Z_SI_64PX[1], z
 
 
+def test_coarse_maps_are_the_coarse_input_with_the_engines_estimate():
+    """coarse_maps gives the same pixels as physics_maps(kind='coarse') (the estimate re-solves
+    a sample of pixels with twice the beams and leaves the intensities alone) and the engine's
+    own estimate per thickness, as simulate_lacbed reports it."""
+    from lacbed.ml.physics import COARSE_STRONG, coarse_maps, physics_maps
+    from lacbed.simulate import simulate_lacbed
+
+    cu = read_cif(example_path("Cu"))
+    ts = [50.0, 150.0]
+    maps, conv = coarse_maps([cu], ts, size=32, strong_beams=16)
+    np.testing.assert_array_equal(
+        maps, physics_maps([cu], ts, size=32, kind="coarse", strong_beams=16)
+    )
+    run = simulate_lacbed(cu, ts, size=16, strong_beams=16, n_jobs=1)
+    np.testing.assert_array_equal(conv[0], run.settings["convergence_estimate_per_thickness"])
+    assert conv.shape == (1, 2) and np.all(conv > 0)  # 16 beams: not converged
+    assert coarse_maps([cu], ts, size=32)[1][0, 0] < conv[0, 0]  # 96 beams: closer
+    assert COARSE_STRONG == 96
+
+
 SMALL_FCC_CIF = """data_small
 _cell_length_a 2.2
 _cell_length_b 2.2

@@ -449,3 +449,39 @@ def test_hybrid_non_finite_prediction_is_an_error_not_an_estimate(tmp_path):
     _perturb_head(hyb, value=float("nan"))
     with pytest.raises(LacbedError, match="non-finite prediction"):
         predict_series([read_cif(CIFS[0])], THICK, model=hyb)
+
+
+BIG_CIF = (
+    "data_big\n_symmetry_space_group_name_H-M 'P m -3 m'\n_cell_length_a 8.5\n"
+    "_cell_length_b 8.5\n_cell_length_c 8.5\n_cell_angle_alpha 90\n_cell_angle_beta 90\n"
+    "_cell_angle_gamma 90\nloop_\n_atom_site_label\n_atom_site_type_symbol\n"
+    "_atom_site_fract_x\n_atom_site_fract_y\n_atom_site_fract_z\nCu1 Cu 0 0 0\n"
+)
+
+
+def test_hybrid_estimate_of_a_large_cell_uses_the_coarse_runs_own_estimate(tmp_path):
+    """A calibration with the large-cell columns: predict runs the coarse engine with its
+    convergence estimate e and the estimate is exp(b · (1, ln(c + ε), t, ln a, L·ln(e + ε), L))
+    − ε, L = 1 only for the a = 8.5 Å cell; c and e computed here independently."""
+    from lacbed.crystal import read_cif as read
+    from lacbed.metrics import z_score
+    from lacbed.ml.hybrid_error import EPS
+    from lacbed.ml.predict import predict_series, series_inputs
+
+    big = tmp_path / "big.cif"
+    big.write_text(BIG_CIF)
+    crystals = [read_cif(CIFS[0]), read(big)]
+    coef = [-2.0, 0.8, 0.003, 0.7, 0.5, 1.2]
+    hyb = _hybrid(tmp_path, coef)
+    _perturb_head(hyb)
+    res = predict_series(crystals, THICK, model=hyb, n_jobs=1)
+    kws = series_inputs(crystals, hyb.model, hyb.info, list(THICK), n_jobs=1, convergence=True)
+    maps = np.stack([kw["physics"] for kw in kws], 1)
+    e = np.stack([kw["convergence"] for kw in kws], 1)
+    assert np.all(np.isfinite(e[1])) and np.all(e[1] >= 0) and e[1].max() > 0.01
+    c = np.asarray(z_score(res.patterns, maps)).reshape(2, len(THICK))
+    a = np.array([x.a for x in crystals])
+    fit = (coef[0] + coef[1] * np.log(c + EPS) + coef[2] * np.asarray(THICK)
+           + coef[3] * np.log(a)[:, None])  # fmt: skip
+    fit[1] += coef[4] * np.log(e[1] + EPS) + coef[5]
+    np.testing.assert_allclose(res.estimated_z, np.exp(fit) - EPS, rtol=1e-5)

@@ -420,7 +420,7 @@ def calibrate_hybrid_cmd(
     _threads(threads)
     from lacbed.ml.hybrid_error import calibrate_model, error_file
 
-    err, _ = calibrate_model(run, data, split=split, folds=folds)
+    err, _, _ = calibrate_model(run, data, split=split, folds=folds)
     c = err.calibration
     oof = c["out_of_fold"]
     out = error_file(run)
@@ -601,8 +601,9 @@ def _report_errors(
                 row["engine_budget_capped"] = rec["budget_capped"]
             if hybrid and crystals[i].a >= LARGE_CELL_A:
                 row["caveat"] = (
-                    f"large cell (a >= {LARGE_CELL_A:g} A): the hybrid's estimate misses most "
-                    "of its large errors; check with lacbed simulate"
+                    f"large cell (a >= {LARGE_CELL_A:g} A): the coarse run is far from "
+                    "converged and the estimate less reliable (model card); check with lacbed "
+                    "simulate"
                 )
             items.append(row)
             typer.echo(f"{c} at {t:g} nm: {_estimate_text(row, hybrid)}")

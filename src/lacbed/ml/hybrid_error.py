@@ -24,17 +24,21 @@ thickness and cell size, and what ``--max-error`` would do at a few thresholds. 
 measures, beside it, signals that ranked no better than c: the high-frequency power of the
 coarse run and the converged run's beam count.
 
-The structures the estimate misses are those whose coarse run is itself far from converged in
-a way the network cannot see: large cells (a > 8 Å, pools of ~1 100 beams against the run's
-96), where the network leaves the coarse run almost as it is (c ≈ 0.1 %) and the true Z can be
-tens of per cent (docs/model_card.md, "Hybrid mode"); ``lacbed predict --hybrid`` adds a caveat
-to every cell with a ≥ :data:`LARGE_CELL_A`.
+**Large cells** (a ≥ :data:`LARGE_CELL_A`, pools of ~1 100 beams against the coarse run's 96)
+are where the correction fails: the network leaves a coarse run that is far from converged
+almost as it is (c ≈ 0.1 %) and the true Z can be tens of per cent. There the coarse run's own
+convergence estimate e (the engine re-solves a sample of pixels with twice the beams,
+:func:`lacbed.ml.physics.coarse_maps`; at 96 beams and 64 px it costs little) sees what the
+network cannot, and the fit takes two more columns, L·ln(e + ε) and L (L = 1 for a large cell,
+0 otherwise, so small cells' estimates do not depend on e). The gain is measured by
+``benchmarks/ml_hybrid_error.py`` and given in docs/model_card.md, "Hybrid mode".
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +47,8 @@ import numpy as np
 
 from lacbed.errors import LacbedError
 from lacbed.metrics import z_score
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "EPS",
@@ -63,8 +69,11 @@ __all__ = [
 
 #: Added to Z and to the correction before the logarithm [1] (Z = 0.001 %).
 EPS = 1e-5
-#: Columns of :func:`hybrid_design` after the intercept.
-HYBRID_ERROR_FEATURES: tuple[str, ...] = ("log_correction", "thickness_nm", "log_a")
+#: Columns of :func:`hybrid_design` after the intercept; the last two only with the coarse
+#: runs' convergence estimates (``large_cell`` is 1 for a ≥ :data:`LARGE_CELL_A`, else 0).
+HYBRID_ERROR_FEATURES: tuple[str, ...] = (
+    "log_correction", "thickness_nm", "log_a", "large_cell_log_convergence", "large_cell",
+)  # fmt: skip
 #: Thresholds on Z at which :func:`calibrate_hybrid` reports what ``--max-error`` would do [1].
 ESCALATION_THRESHOLDS: tuple[float, ...] = (0.02, 0.05, 0.10)
 #: Lattice parameter from which a cell counts as large [Å]: there the coarse run's 96 beams are
@@ -96,7 +105,9 @@ def correction(predicted: np.ndarray, physics: np.ndarray) -> np.ndarray:
     return np.where(bad, np.nan, c)
 
 
-def hybrid_design(corr, thickness_nm, a, eps: float = EPS) -> np.ndarray:
+def hybrid_design(
+    corr, thickness_nm, a, eps: float = EPS, convergence=None, large_a: float = LARGE_CELL_A
+) -> np.ndarray:
     """The design matrix of the fit, one row per (structure, thickness).
 
     Parameters
@@ -109,11 +120,18 @@ def hybrid_design(corr, thickness_nm, a, eps: float = EPS) -> np.ndarray:
         Lattice parameters [Å].
     eps : float
         ε of ln(c + ε) [1].
+    convergence : array_like, shape (n, T), optional
+        The engine's convergence estimate of each coarse run [1]
+        (:func:`lacbed.ml.physics.coarse_maps`); used for large cells only.
+    large_a : float
+        Lattice parameter from which a cell is large [Å].
 
     Returns
     -------
-    ndarray, shape (n·T, 4)
-        Columns 1, ln(c + ε), t [nm], ln(a / 1 Å).
+    ndarray, shape (n·T, 4) or, with ``convergence``, (n·T, 6)
+        Columns 1, ln(c + ε), t [nm], ln(a / 1 Å) [, L·ln(e + ε), L] with e the convergence
+        estimate and L = 1 for a ≥ :data:`LARGE_CELL_A`, else 0 (so small cells' rows do not
+        depend on e).
     """
     c = np.asarray(corr, dtype=np.float64)
     t = np.asarray(thickness_nm, dtype=np.float64).reshape(-1)
@@ -130,6 +148,14 @@ def hybrid_design(corr, thickness_nm, a, eps: float = EPS) -> np.ndarray:
         np.broadcast_to(t, c.shape),
         np.broadcast_to(np.log(aa)[:, None], c.shape),
     ]
+    if convergence is not None:
+        e = np.asarray(convergence, dtype=np.float64)
+        if e.shape != c.shape:
+            raise LacbedError(f"convergence estimates {e.shape} must match corrections {c.shape}")
+        large = np.broadcast_to((aa >= large_a)[:, None], c.shape)
+        with np.errstate(invalid="ignore"):
+            log_e = np.log(np.maximum(e, 0.0) + eps)
+        cols += [np.where(large, log_e, 0.0), large.astype(np.float64)]
     return np.stack([x.ravel() for x in cols], axis=1)
 
 
@@ -162,7 +188,8 @@ def _fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float, float]:
 
 
 def calibrate_hybrid(
-    z, corr, thickness_nm, a, *, folds: int = 10, seed: int = 0, groups=None, cost_s=None
+    z, corr, thickness_nm, a, *, folds: int = 10, seed: int = 0, groups=None, cost_s=None,
+    convergence=None,
 ) -> dict:  # fmt: skip
     """Fit the hybrid's error estimate and measure it out of fold.
 
@@ -188,6 +215,9 @@ def calibrate_hybrid(
         (the release records it): adds the mean engine time per structure that each
         threshold would cost, an upper bound (a structure sent at one thickness is charged its
         four-thickness run).
+    convergence : array_like, shape (n, T), optional
+        The engine's convergence estimates of the coarse runs (:func:`hybrid_design`): the fit
+        then has the two large-cell columns.
 
     Returns
     -------
@@ -197,7 +227,7 @@ def calibrate_hybrid(
         (patterns) and ``out_of_fold`` (:func:`_out_of_fold_report`).
     """
     zz = np.asarray(z, dtype=np.float64)
-    x = hybrid_design(corr, thickness_nm, a)
+    x = hybrid_design(corr, thickness_nm, a, convergence=convergence)
     n, nt = zz.shape
     if len(np.unique(thickness_nm)) < 2 or n < 2 * folds or folds < 2:
         raise LacbedError(
@@ -225,7 +255,8 @@ def calibrate_hybrid(
     upper = np.minimum(np.exp(fit_oof + q90_oof) - EPS, Z_MAX).reshape(n, nt)
     report = _out_of_fold_report(zz, est, upper, np.asarray(a, dtype=np.float64), cost)
     return {
-        "features": list(HYBRID_ERROR_FEATURES),
+        "features": list(HYBRID_ERROR_FEATURES[: x.shape[1] - 1]),
+        "large_cell_a": LARGE_CELL_A,
         "coef": [float(v) for v in coef],
         "median_residual": med,
         "q90_residual": q90,
@@ -240,7 +271,7 @@ def calibrate_hybrid(
 
 def calibrate_model(
     path: str | os.PathLike, data, *, split: str = "val", folds: int = 10, seed: int = 0
-) -> tuple[HybridError, object]:
+) -> tuple[HybridError, object, np.ndarray | None]:
     """Calibrate a hybrid model file on one split of a dataset or release.
 
     Scores the model (:func:`lacbed.ml.evaluate.evaluate`), fits :func:`calibrate_hybrid` with
@@ -263,6 +294,8 @@ def calibrate_model(
     error : HybridError
     evaluation : lacbed.ml.evaluate.SplitEvaluation
         The scored split (predictions, true Z, inputs), for reports.
+    convergence : ndarray, shape (n, T), or None
+        The coarse runs' convergence estimates (a 'coarse' model), for reports.
     """
     from lacbed.dataset.store import Dataset, open_dataset
     from lacbed.ml.evaluate import evaluate
@@ -270,7 +303,7 @@ def calibrate_model(
     from lacbed.ml.physics import physics_beams
 
     file = _resolve(path)
-    model, _ = load_surrogate(file)
+    model, info = load_surrogate(file)
     if physics_beams(model.config.physics_input) is None:
         raise LacbedError(f"{path} is not a hybrid model (its input is not an engine run)")
     ds = data if isinstance(data, Dataset) else open_dataset(data)
@@ -279,13 +312,38 @@ def calibrate_model(
     recs = {r["key"]: r for r in getattr(ds, "records", [])}
     cost = [recs.get(k, {}).get("cpu_s") for k in arr.keys]  # the converged run, all thicknesses
     groups = [recs.get(k, {}).get("prototype", k) for k in arr.keys]
+    conv = cpu = None
+    if model.config.physics_input == "coarse":  # the coarse runs again, with their estimates
+        conv, cpu = _coarse_convergence(ds, info, arr)
     cal = calibrate_hybrid(
         ev.z, correction(ev.predicted, arr.physics), arr.thickness_nm, arr.a, folds=folds,
         seed=seed, groups=groups, cost_s=cost if all(c is not None for c in cost) else None,
+        convergence=conv,
     )  # fmt: skip
     cal.update(model_sha256=file_sha256(file), split=ev.split, dataset=Path(ds.path).name,
-               dataset_items=len(ds))  # fmt: skip
-    return HybridError(calibration=cal), ev
+               dataset_items=len(ds), coarse_cpu_s_per_structure=cpu)  # fmt: skip
+    return HybridError(calibration=cal), ev, conv
+
+
+def _coarse_convergence(ds, info, arr) -> tuple[np.ndarray, float]:
+    """The engine's convergence estimate (n, T) of each coarse run of a scored split, checked
+    to reproduce the maps the model was scored on, and the CPU time per structure [s]."""
+    import time
+
+    from lacbed.ml.data import _crystals_of
+    from lacbed.ml.physics import coarse_maps, map_settings, recorded_beams
+
+    crystals = _crystals_of(ds, [str(k) for k in arr.keys])
+    t0 = time.process_time()
+    maps, conv = coarse_maps(
+        crystals, arr.thickness_nm, size=ds.size, strong_beams=recorded_beams("coarse", info.data),
+        **map_settings(ds.settings.get("settings", {})),
+    )  # fmt: skip
+    cpu = (time.process_time() - t0) / max(len(crystals), 1)
+    log.info("coarse runs with their estimates: %.2f s CPU per structure", cpu)
+    if not np.allclose(maps, np.asarray(arr.physics), rtol=0, atol=1e-5):
+        raise LacbedError("the coarse runs do not reproduce the maps the model was scored on")
+    return conv, cpu
 
 
 def error_file(path: str | os.PathLike) -> Path:
@@ -395,9 +453,16 @@ class HybridError:
 
     calibration: dict
 
-    def estimate(self, predicted, physics, thickness_nm, a) -> tuple[np.ndarray, np.ndarray]:
+    @property
+    def needs_convergence(self) -> bool:
+        """Whether the estimate uses the coarse runs' convergence estimates (large cells)."""
+        return len(self.calibration["coef"]) == len(HYBRID_ERROR_FEATURES) + 1
+
+    def estimate(
+        self, predicted, physics, thickness_nm, a, convergence=None
+    ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
         """Estimated Z and its 90 % bound [1], each shape (n, T), in [0, :data:`Z_MAX`]; NaN
-        where the correction is (:func:`correction`).
+        where the correction is (:func:`correction`) or a large cell's convergence estimate.
 
         Parameters
         ----------
@@ -407,11 +472,21 @@ class HybridError:
             Thicknesses [nm].
         a : array_like, shape (n,)
             Lattice parameters [Å].
+        convergence : array_like, shape (n, T), optional
+            The coarse runs' convergence estimates [1] (:func:`lacbed.ml.physics.coarse_maps`);
+            needed when :attr:`needs_convergence`.
         """
         c = self.calibration
         eps = float(c.get("eps", EPS))
         corr = correction(predicted, physics)
-        x = hybrid_design(corr, thickness_nm, a, eps)
+        if self.needs_convergence and convergence is None:
+            raise LacbedError(
+                "this hybrid error estimate needs the coarse runs' convergence estimates"
+            )
+        x = hybrid_design(
+            corr, thickness_nm, a, eps, convergence if self.needs_convergence else None,
+            float(c.get("large_cell_a", LARGE_CELL_A)),
+        )  # fmt: skip
         fit = (x @ np.asarray(c["coef"], dtype=np.float64)).reshape(corr.shape)
         out = []
         for r in (float(c["median_residual"]), float(c["q90_residual"])):
@@ -462,8 +537,10 @@ class HybridError:
             values = [float(cal["median_residual"]), float(cal["q90_residual"])]
         except (KeyError, TypeError, ValueError):
             raise LacbedError(f"{name}: the calibration lacks coef or its residuals") from None
-        if coef.shape != (len(HYBRID_ERROR_FEATURES) + 1,) or not np.all(
-            np.isfinite([*coef, *values])
+        if (
+            coef.ndim != 1
+            or len(coef) not in (4, len(HYBRID_ERROR_FEATURES) + 1)
+            or not np.all(np.isfinite([*coef, *values]))
         ):
             raise LacbedError(f"{name}: the calibration's coefficients are not usable")
         return cls(calibration=cal)

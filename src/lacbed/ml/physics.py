@@ -53,6 +53,7 @@ __all__ = [
     "map_settings",
     "physics_beams",
     "physics_maps",
+    "coarse_maps",
     "recorded_beams",
     "two_beam_integrated_intensity",
     "upsample_pattern",
@@ -263,6 +264,63 @@ def map_settings(dataset_settings: dict) -> dict:
     }
 
 
+def _engine_map(c, ts, size, kind, strong_beams, n_jobs, engine, *, estimate=False):
+    """One crystal's engine-run map (T, size, size): 'coarse' at :func:`coarse_size` pixels
+    with at most the crystal's pool of beams, upsampled; 'fewbeam' at ``size``. With
+    ``estimate`` also the engine's convergence estimate per thickness (T,) [1] (the estimate
+    re-solves a sample of pixels with twice the beams and leaves the intensities as they are:
+    tested); otherwise ``None`` and the sample is skipped."""
+    from lacbed.simulate import simulate_lacbed
+
+    coarse = kind == "coarse"
+    n_strong = int(strong_beams)
+    if coarse:
+        from lacbed.simulate.plan import beam_pool_size
+
+        n_strong = min(n_strong, beam_pool_size(c, engine["voltage_kv"]))
+    kw = {} if estimate else {"convergence_sample": 0.0}
+    run = simulate_lacbed(
+        c, ts, size=coarse_size(size) if coarse else size, strong_beams=n_strong,
+        n_jobs=n_jobs, **engine, **kw,
+    )  # fmt: skip
+    img = upsample_pattern(run.intensities, size) if coarse else run.intensities
+    if not estimate:
+        return img, None
+    per = run.settings.get("convergence_estimate_per_thickness")
+    if per is None:
+        per = [run.settings.get("convergence_estimate")] * len(ts)
+    return img, np.array([np.nan if v is None else float(v) for v in per])
+
+
+def coarse_maps(
+    crystals, thicknesses_nm, *, size: int, strong_beams: int | None = None,
+    n_jobs: int | None = 1, voltage_kv: float = 200.0, half_width: float | None = None,
+    scattering: str = "kirkland", absorption: str = "bird-king",
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The 'coarse' maps of :func:`physics_maps` (the same pixels) and the engine's own
+    convergence estimate of each coarse run.
+
+    Returns
+    -------
+    maps : ndarray, shape (n, T, size, size) float32
+    convergence : ndarray, shape (n, T) float64
+        Z between the coarse run and the same run with twice the strong beams on a sample of
+        pixels [1] (:func:`lacbed.simulate.simulate_lacbed`); NaN where the engine gave none.
+        At 96 beams and 64 px the sample costs little: ``benchmarks/ml_hybrid_error.py``
+        records the CPU time per structure with it (against 1.84 s without,
+        ``benchmarks/results/ml_coarse_physics_96.json``).
+    """
+    ts = [float(t) for t in np.atleast_1d(thicknesses_nm)]
+    beams = COARSE_STRONG if strong_beams is None else int(strong_beams)
+    engine = dict(voltage_kv=voltage_kv, half_width=half_width, scattering=scattering,
+                  absorption=absorption)  # fmt: skip
+    maps = np.empty((len(crystals), len(ts), size, size), dtype=np.float32)
+    conv = np.full((len(crystals), len(ts)), np.nan)
+    for i, c in enumerate(crystals):
+        maps[i], conv[i] = _engine_map(c, ts, size, "coarse", beams, n_jobs, engine, estimate=True)
+    return maps, conv
+
+
 def physics_maps(
     crystals,
     thicknesses_nm,
@@ -333,27 +391,9 @@ def physics_maps(
                 except (OSError, ValueError):
                     pass
         if kind != "bragg":  # an engine run: coarse (half the pixels, upsampled) or few-beam
-            from lacbed.simulate import simulate_lacbed
-
-            coarse = kind == "coarse"
-            n_strong = int(strong_beams)
-            if coarse:
-                from lacbed.simulate.plan import beam_pool_size
-
-                n_strong = min(n_strong, beam_pool_size(c, voltage_kv))
-            run = simulate_lacbed(
-                c,
-                ts,
-                size=coarse_size(size) if coarse else size,
-                half_width=half_width,
-                voltage_kv=voltage_kv,
-                scattering=scattering,
-                absorption=absorption,
-                strong_beams=n_strong,
-                n_jobs=n_jobs,
-                convergence_sample=0.0,  # the estimate re-solves pixels; the map never uses it
-            ).intensities
-            out[i] = upsample_pattern(run, size) if coarse else run
+            engine = dict(voltage_kv=voltage_kv, half_width=half_width, scattering=scattering,
+                          absorption=absorption)  # fmt: skip
+            out[i] = _engine_map(c, ts, size, kind, int(strong_beams), n_jobs, engine)[0]
         for j, t in enumerate(ts if kind == "bragg" else []):
             out[i, j] = bragg_line_map(
                 c,

@@ -183,13 +183,16 @@ def model_inputs(crystals, model: Surrogate, info: ModelInfo, thickness_nm: floa
 
 
 def series_inputs(
-    crystals, model: Surrogate, info: ModelInfo, thicknesses_nm, n_jobs: int | None = 1
-) -> list[dict]:
+    crystals, model: Surrogate, info: ModelInfo, thicknesses_nm, n_jobs: int | None = 1,
+    convergence: bool = False,
+) -> list[dict]:  # fmt: skip
     """:func:`model_inputs` at several thicknesses [nm]: one dict per thickness, in order.
 
     The potentials are computed once; only the physics maps (if the model has a physics
     channel; an engine run uses ``n_jobs`` worker threads) and ``thickness_nm`` differ between
-    the dicts.
+    the dicts. With ``convergence`` (a 'coarse' model only) each dict also holds
+    ``convergence``: the engine's convergence estimate of each coarse run (n,) [1]
+    (:func:`lacbed.ml.physics.coarse_maps`, the same maps).
     """
     from lacbed.crystal import load_crystal
     from lacbed.scattering import projected_potential
@@ -209,25 +212,31 @@ def series_inputs(
     scattering = (info.data.get("engine_settings") or {}).get("scattering") or "kirkland"
     pots = [projected_potential(c, size, scattering=scattering) for c in xs]
     pots = np.stack(pots) if xs else np.zeros((0, size, size))
-    maps = None
+    maps = conv = None
     if model.config.physics_channel:
-        from lacbed.ml.physics import map_settings, physics_maps, recorded_beams
+        from lacbed.ml.physics import coarse_maps, map_settings, physics_maps, recorded_beams
 
         settings = map_settings(info.data.get("engine_settings") or {})
         kind = model.config.physics_kind
         beams = recorded_beams(kind, info.data)  # what the model was trained on
-        maps = physics_maps(
-            xs, ts, size=size, kind=kind, strong_beams=beams, n_jobs=n_jobs, **settings
-        )
+        kw = dict(size=size, strong_beams=beams, n_jobs=n_jobs, **settings)
+        if convergence and kind == "coarse":
+            maps, conv = coarse_maps(xs, ts, **kw)
+        else:
+            maps = physics_maps(xs, ts, kind=kind, **kw)
     base = {
         "potentials": pots,
         "a": np.array([c.a for c in xs]),
         "symmetry": [c.bright_field_symmetry for c in xs],
     }
-    return [
+    out = [
         dict(base, physics=None if maps is None else maps[:, j], thickness_nm=t)
         for j, t in enumerate(ts)
     ]
+    if conv is not None:
+        for j, d in enumerate(out):
+            d["convergence"] = conv[:, j]
+    return out
 
 
 #: Fields of the training data's engine settings that the engine fallback takes over; the beam
@@ -433,13 +442,16 @@ def _max_error_on(max_error_on: str | None, ensemble, hybrid, used: bool) -> str
     return how
 
 
-def _estimates(ensemble, hybrid, spread, out, maps, kw, ts):
+def _estimates(ensemble, hybrid, spread, out, maps, kws, ts):
     """Estimated Z and its 90 % bound, each (n, T) or None."""
     if hybrid is not None and hybrid.error is not None:
-        return hybrid.error.estimate(out, maps, ts, kw["a"])
+        conv = None
+        if "convergence" in kws[0]:
+            conv = np.stack([k["convergence"] for k in kws], axis=1)
+        return hybrid.error.estimate(out, maps, ts, kws[0]["a"], conv)
     if ensemble is None:
         return None, None
-    est = ensemble.estimate(spread, kw["potentials"], ts, kw["a"])
+    est = ensemble.estimate(spread, kws[0]["potentials"], ts, kws[0]["a"])
     q90 = float(ensemble.calibration.get("q90_residual", math.nan))
     upper = est + max(q90, 0.0) if est is not None and math.isfinite(q90) else None
     return est, upper
@@ -528,7 +540,8 @@ def predict_series(
     ts = _served_thicknesses(pairs, thicknesses_nm)
     xs = [load_crystal(c) for c in crystals]
     src = next((p for p in pairs if p[0].config.physics_channel), pairs[0])[0]
-    kws = series_inputs(xs, src, info0, ts, n_jobs=n_jobs)
+    wants = hyb is not None and hyb.error is not None and hyb.error.needs_convergence
+    kws = series_inputs(xs, src, info0, ts, n_jobs=n_jobs, convergence=wants)
     n, nt, size = len(xs), len(ts), model0.config.size
     maps = None if kws[0]["physics"] is None else np.stack([kw["physics"] for kw in kws], 1)
     preds = np.stack(
@@ -552,7 +565,7 @@ def predict_series(
         from lacbed.ml.uncertainty import ensemble_stats
 
         out, spread = ensemble_stats(preds)
-    est, upper = _estimates(ens, hyb, spread, out, maps, kws[0], ts)
+    est, upper = _estimates(ens, hyb, spread, out, maps, kws, ts)
     from lacbed.ml.physics import physics_beams
 
     hybrid = physics_beams(model0.config.physics_input) is not None  # reads an engine run
