@@ -454,6 +454,11 @@ class HybridError:
     calibration: dict
 
     @property
+    def large_cell_a(self) -> float:
+        """Lattice parameter from which this calibration treats a cell as large [Å]."""
+        return float(self.calibration.get("large_cell_a", LARGE_CELL_A))
+
+    @property
     def needs_convergence(self) -> bool:
         """Whether the estimate uses the coarse runs' convergence estimates (large cells)."""
         return len(self.calibration["coef"]) == len(HYBRID_ERROR_FEATURES) + 1
@@ -485,7 +490,7 @@ class HybridError:
             )
         x = hybrid_design(
             corr, thickness_nm, a, eps, convergence if self.needs_convergence else None,
-            float(c.get("large_cell_a", LARGE_CELL_A)),
+            self.large_cell_a,
         )  # fmt: skip
         fit = (x @ np.asarray(c["coef"], dtype=np.float64)).reshape(corr.shape)
         out = []

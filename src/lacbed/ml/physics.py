@@ -295,10 +295,11 @@ def _engine_map(c, ts, size, kind, strong_beams, n_jobs, engine, *, estimate=Fal
 def coarse_maps(
     crystals, thicknesses_nm, *, size: int, strong_beams: int | None = None,
     n_jobs: int | None = 1, voltage_kv: float = 200.0, half_width: float | None = None,
-    scattering: str = "kirkland", absorption: str = "bird-king",
+    scattering: str = "kirkland", absorption: str = "bird-king", estimate=True,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """The 'coarse' maps of :func:`physics_maps` (the same pixels) and the engine's own
-    convergence estimate of each coarse run.
+    convergence estimate of each coarse run (``estimate``: for all, or a bool per crystal;
+    NaN for the others, which skip the estimate's sample).
 
     Returns
     -------
@@ -316,8 +317,11 @@ def coarse_maps(
                   absorption=absorption)  # fmt: skip
     maps = np.empty((len(crystals), len(ts), size, size), dtype=np.float32)
     conv = np.full((len(crystals), len(ts)), np.nan)
+    wanted = np.broadcast_to(np.asarray(estimate, dtype=bool), (len(crystals),))
     for i, c in enumerate(crystals):
-        maps[i], conv[i] = _engine_map(c, ts, size, "coarse", beams, n_jobs, engine, estimate=True)
+        maps[i], e = _engine_map(c, ts, size, "coarse", beams, n_jobs, engine, estimate=wanted[i])
+        if e is not None:
+            conv[i] = e
     return maps, conv
 
 

@@ -184,15 +184,15 @@ def model_inputs(crystals, model: Surrogate, info: ModelInfo, thickness_nm: floa
 
 def series_inputs(
     crystals, model: Surrogate, info: ModelInfo, thicknesses_nm, n_jobs: int | None = 1,
-    convergence: bool = False,
+    convergence=False,
 ) -> list[dict]:  # fmt: skip
     """:func:`model_inputs` at several thicknesses [nm]: one dict per thickness, in order.
 
     The potentials are computed once; only the physics maps (if the model has a physics
     channel; an engine run uses ``n_jobs`` worker threads) and ``thickness_nm`` differ between
-    the dicts. With ``convergence`` (a 'coarse' model only) each dict also holds
-    ``convergence``: the engine's convergence estimate of each coarse run (n,) [1]
-    (:func:`lacbed.ml.physics.coarse_maps`, the same maps).
+    the dicts. With ``convergence`` (a 'coarse' model only; True, or a bool per crystal) each
+    dict also holds ``convergence``: the engine's convergence estimate of each coarse run (n,)
+    [1], NaN for crystals not asked for (:func:`lacbed.ml.physics.coarse_maps`, the same maps).
     """
     from lacbed.crystal import load_crystal
     from lacbed.scattering import projected_potential
@@ -220,8 +220,8 @@ def series_inputs(
         kind = model.config.physics_kind
         beams = recorded_beams(kind, info.data)  # what the model was trained on
         kw = dict(size=size, strong_beams=beams, n_jobs=n_jobs, **settings)
-        if convergence and kind == "coarse":
-            maps, conv = coarse_maps(xs, ts, **kw)
+        if np.any(convergence) and kind == "coarse":
+            maps, conv = coarse_maps(xs, ts, estimate=convergence, **kw)
         else:
             maps = physics_maps(xs, ts, kind=kind, **kw)
     base = {
@@ -448,6 +448,8 @@ def _estimates(ensemble, hybrid, spread, out, maps, kws, ts):
         conv = None
         if "convergence" in kws[0]:
             conv = np.stack([k["convergence"] for k in kws], axis=1)
+        elif hybrid.error.needs_convergence:  # no large cell: no estimate was asked for
+            conv = np.full(out.shape[:2], np.nan)
         return hybrid.error.estimate(out, maps, ts, kws[0]["a"], conv)
     if ensemble is None:
         return None, None
@@ -540,7 +542,9 @@ def predict_series(
     ts = _served_thicknesses(pairs, thicknesses_nm)
     xs = [load_crystal(c) for c in crystals]
     src = next((p for p in pairs if p[0].config.physics_channel), pairs[0])[0]
-    wants = hyb is not None and hyb.error is not None and hyb.error.needs_convergence
+    wants = False
+    if hyb is not None and hyb.error is not None and hyb.error.needs_convergence:
+        wants = [c.a >= hyb.error.large_cell_a for c in xs]  # only large cells use it
     kws = series_inputs(xs, src, info0, ts, n_jobs=n_jobs, convergence=wants)
     n, nt, size = len(xs), len(ts), model0.config.size
     maps = None if kws[0]["physics"] is None else np.stack([kw["physics"] for kw in kws], 1)
