@@ -83,16 +83,20 @@ def main(argv=None) -> dict:
     if all(b is not None for b in beams):
         signals["converged_n_strong_mean"] = spearman(np.repeat(beams, len(ts)), z.ravel())
     large = a >= LARGE_CELL_A
-    without = None
+    without = intercept_only = None
     if conv is not None:  # what the coarse runs' own estimate adds (large cells)
         signals["coarse_convergence_estimate_large_cells"] = spearman(conv[large], z[large])
         signals["correction_large_cells"] = spearman(corr[large], z[large])
         cost = [recs.get(k, {}).get("cpu_s") for k in arr.keys]
-        without = calibrate_hybrid(
-            z, corr, ts, a, folds=args.folds, seed=args.seed,
-            groups=[recs.get(k, {}).get("prototype", k) for k in arr.keys],
-            cost_s=cost if all(c is not None for c in cost) else None,
-        )["out_of_fold"]  # fmt: skip
+        kw = dict(folds=args.folds, seed=args.seed,
+                  groups=[recs.get(k, {}).get("prototype", k) for k in arr.keys],
+                  cost_s=cost if all(c is not None for c in cost) else None)  # fmt: skip
+        without = calibrate_hybrid(z, corr, ts, a, **kw)["out_of_fold"]
+        # ablation: the large-cell columns with a constant in place of the estimate (so only
+        # the large cells' own intercept and residuals): what the estimate itself adds
+        intercept_only = calibrate_hybrid(z, corr, ts, a, convergence=np.ones_like(z), **kw)[
+            "out_of_fold"
+        ]
     worst = np.argsort(-z.max(axis=1))[:10]
     _, upper = err.estimate(ev.predicted, arr.physics, ts, a, conv)
     out = {
@@ -108,6 +112,7 @@ def main(argv=None) -> dict:
         "signals_spearman": signals,
         # the same calibration without the coarse runs' convergence estimates (out of fold)
         "out_of_fold_without_convergence": without,
+        "out_of_fold_large_cell_intercept_only": intercept_only if conv is not None else None,
         "calibration": cal,
         "worst10": [
             {

@@ -485,3 +485,29 @@ def test_hybrid_estimate_of_a_large_cell_uses_the_coarse_runs_own_estimate(tmp_p
            + coef[3] * np.log(a)[:, None])  # fmt: skip
     fit[1] += coef[4] * np.log(e[1] + EPS) + coef[5]
     np.testing.assert_allclose(res.estimated_z, np.exp(fit) - EPS, rtol=1e-5)
+
+
+def test_hybrid_pays_for_the_convergence_estimate_only_for_large_cells(tmp_path, monkeypatch):
+    """The coarse runs skip the estimate's sample (convergence_sample=0) except for a cell of
+    a ≥ 8 Å under a calibration that uses it; an old 4-coefficient calibration asks for none."""
+    import lacbed.simulate as simulate
+    from lacbed.ml.predict import predict_series
+
+    big = tmp_path / "big.cif"
+    big.write_text(BIG_CIF)
+    crystals = [read_cif(CIFS[0]), read_cif(big)]
+    calls = []
+    real = simulate.simulate_lacbed
+
+    def spy(crystal, *args, **kwargs):
+        calls.append((crystal.a, kwargs.get("convergence_sample", "default")))
+        return real(crystal, *args, **kwargs)
+
+    monkeypatch.setattr(simulate, "simulate_lacbed", spy)
+    new = _hybrid(tmp_path, [-2.0, 0.8, 0.003, 0.7, 0.5, 1.2])
+    predict_series(crystals, THICK, model=new, n_jobs=1)
+    assert calls == [(crystals[0].a, 0.0), (8.5, "default")]
+    calls.clear()
+    old = _hybrid(tmp_path, [-2.0, 0.8, 0.003, 0.7])
+    predict_series(crystals, THICK, model=old, n_jobs=1)
+    assert calls == [(crystals[0].a, 0.0), (8.5, 0.0)]

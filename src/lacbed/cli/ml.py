@@ -420,7 +420,7 @@ def calibrate_hybrid_cmd(
     _threads(threads)
     from lacbed.ml.hybrid_error import calibrate_model, error_file
 
-    err, _, _ = calibrate_model(run, data, split=split, folds=folds)
+    err, _, _ = calibrate_model(run, data, split=split, folds=folds, n_jobs=threads)
     c = err.calibration
     oof = c["out_of_fold"]
     out = error_file(run)
@@ -528,7 +528,7 @@ def predict(
     if res.estimated_z is not None or res.spread is not None:
         hyb = getattr(predictor, "error", None)
         calibration = hyb.calibration if hyb is not None else predictor.calibration
-        _report_errors(out, res, cifs, crystals, model, calibration, hybrid=hyb is not None)
+        _report_errors(out, res, cifs, crystals, model, calibration, hybrid=hyb)
     n = res.patterns.shape[0] * res.patterns.shape[1]
     typer.echo(f"wrote {out} ({n} pattern{'s' if n > 1 else ''})")
 
@@ -570,13 +570,13 @@ def _finite(x) -> float | None:  # noqa: ANN001
 
 
 def _report_errors(
-    out: Path, res, cifs, crystals, model: Path | None, calibration: dict, *, hybrid: bool
+    out: Path, res, cifs, crystals, model: Path | None, calibration: dict, *, hybrid=None
 ) -> None:  # fmt: skip
-    """Write OUT.errors.json and print the estimates and the engine replacements."""
+    """Write OUT.errors.json and print the estimates and the engine replacements (``hybrid``:
+    the hybrid model's :class:`lacbed.ml.hybrid_error.HybridError`, None for an ensemble)."""
     from rich.console import Console
 
     from lacbed._io import atomic_path
-    from lacbed.ml.hybrid_error import LARGE_CELL_A  # why: model card, "Hybrid mode"
 
     items = []
     for i, c in enumerate(cifs):
@@ -599,25 +599,28 @@ def _report_errors(
                 row["engine_wall_s"] = rec["wall_s"]
                 row["engine_thicknesses_nm"] = rec["thicknesses_nm"]
                 row["engine_budget_capped"] = rec["budget_capped"]
-            if hybrid and crystals[i].a >= LARGE_CELL_A:
-                row["caveat"] = (
-                    f"large cell (a >= {LARGE_CELL_A:g} A): the coarse run is far from "
-                    "converged and the estimate less reliable (model card); check with lacbed "
-                    "simulate"
-                )
+            if hybrid is not None and crystals[i].a >= hybrid.large_cell_a:
+                row["caveat"] = _large_cell_caveat(hybrid)
             items.append(row)
             typer.echo(f"{c} at {t:g} nm: {_estimate_text(row, hybrid)}")
-    if hybrid and model is None:
+    if hybrid is not None and model is None:
         what = "shipped hybrid (lacbed/ml/weights/hybrid.pt, hybrid.error.json)"
     elif model is None:
         what = "shipped (lacbed/ml/weights/default.json)"
     else:
         what = str(model.resolve())
     errors = {
-        "model" if hybrid else "ensemble": what,
+        "model" if hybrid is not None else "ensemble": what,
         "calibration": calibration,
-        "estimate_from": "the hybrid's correction of its coarse run"
-        if hybrid
+        "estimate_from": (
+            "the hybrid's correction of its coarse run"
+            + (
+                " and, for large cells, the coarse run's convergence estimate"
+                if hybrid.needs_convergence
+                else ""
+            )  # fmt: skip
+        )
+        if hybrid is not None
         else "mean Z between each member and the ensemble mean (the spread)",
         "thicknesses_nm": [float(t) for t in res.thicknesses_nm],
         "max_error": res.max_error,
@@ -633,14 +636,22 @@ def _report_errors(
     typer.echo(f"wrote {err_path}")
 
 
-def _estimate_text(row: dict, hybrid: bool) -> str:
+def _large_cell_caveat(err) -> str:
+    """Why a large cell's hybrid estimate deserves a second look (model card, "Hybrid mode")."""
+    head = f"large cell (a >= {err.large_cell_a:g} A): the coarse run is far from converged"
+    if err.needs_convergence:
+        return head + " and the estimate less reliable; check with lacbed simulate"
+    return head + " and this estimate misses most large errors; check with lacbed simulate"
+
+
+def _estimate_text(row: dict, hybrid) -> str:
     """'ensemble spread 3.1 % (estimated Z 20.0 %, 90 % calibration bound 47.0 %)' and the
     like; for a pattern the engine replaced, the estimate is that of the prediction replaced."""
     est, upper = row["estimated_z"], row.get("estimated_z_upper90")
     cell = "no estimate" if est is None else f"estimated Z {100 * est:.1f} %"
     if est is not None and upper is not None:
         cell += f", 90 % calibration bound {100 * upper:.1f} %"
-    if hybrid:
+    if hybrid is not None:
         text = f"hybrid ({cell})"
     else:
         spread = "nan" if row["spread"] is None else f"{100 * row['spread']:.1f} %"

@@ -14,7 +14,8 @@ and ln(a / 1 Å), made on a split the model was not trained on (``val``):
 
 and its residuals r give two numbers per pattern: the **estimate**, exp(fit + median r) − ε
 (half the calibration patterns lay above it), and the **90 % bound**, exp(fit + q₉₀(r)) − ε (9
-in 10 lay below it; fewer at 50 nm and in large cells, see the model card). Errors span four decades (0.001 % to 90 %), so the fit is in logs; an
+in 10 lay below it; the residuals' quantiles are taken separately for small and large cells;
+fewer lie below at 50 nm, see the model card). Errors span four decades (0.001 % to 90 %), so the fit is in logs; an
 affine fit in Z itself, tried first, ranked about as well but flagged only 52 of the 110 val
 patterns above 5 % (``benchmarks/ml_refine_estimate.py``). :func:`calibrate_hybrid` also
 reports, out of fold (the calibration structures in ``folds`` folds, each predicted by a fit to
@@ -180,11 +181,16 @@ def fold_of_groups(groups, folds: int, seed: int) -> np.ndarray:
     return fold_of_label[inverse.reshape(-1)]
 
 
-def _fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """Least squares of y on x; the median and 90th percentile of the residuals."""
+def _fit(x: np.ndarray, y: np.ndarray, large: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least squares of y on x; the median and 90th percentile of the residuals, per class
+    (row 0: small cells, row 1: large; a class with fewer than 10 rows takes all rows')."""
     coef = np.linalg.lstsq(x, y, rcond=None)[0]
     r = y - x @ coef
-    return coef, float(np.median(r)), float(np.quantile(r, 0.9))
+    q = np.empty((2, 2))
+    for k, rows in enumerate((~large, large)):
+        rk = r[rows] if rows.sum() >= 10 else r
+        q[k] = np.median(rk), np.quantile(rk, 0.9)
+    return coef, q
 
 
 def calibrate_hybrid(
@@ -223,8 +229,11 @@ def calibrate_hybrid(
     -------
     dict
         ``features``, ``coef`` (intercept first; per unit of the feature: 1/nm for the
-        thickness), ``median_residual`` and ``q90_residual`` (of ln(Z + ε)), ``eps``, ``n``
-        (patterns) and ``out_of_fold`` (:func:`_out_of_fold_report`).
+        thickness), ``median_residual`` and ``q90_residual`` (of ln(Z + ε), small cells) and
+        ``large_cell_residuals`` (the same for a ≥ :data:`LARGE_CELL_A`: each class gets its
+        own 90 % bound), ``eps``, ``n`` (patterns) and ``out_of_fold``
+        (:func:`_out_of_fold_report`). With fewer large-cell groups than ``folds`` the
+        convergence columns are left out.
     """
     zz = np.asarray(z, dtype=np.float64)
     x = hybrid_design(corr, thickness_nm, a, convergence=convergence)
@@ -243,23 +252,31 @@ def calibrate_hybrid(
     if len(labels) != n:
         raise LacbedError(f"groups must hold one label per structure ({n}), got {len(labels)}")
     y = np.log(np.maximum(zz, 0.0) + EPS).ravel()
-    coef, med, q90 = _fit(x, y)
+    aa = np.asarray(a, dtype=np.float64).reshape(-1)
+    large = np.repeat(aa >= LARGE_CELL_A, nt)
+    if x.shape[1] > 4 and len(np.unique(labels[aa >= LARGE_CELL_A].astype(str))) < folds:
+        log.warning("fewer than %d large-cell groups: the fit leaves out the convergence "
+                    "estimate", folds)  # fmt: skip
+        x = x[:, :4]  # too few to fit the two large-cell columns (collinear, or none)
+    coef, q = _fit(x, y, large)
     fold = np.repeat(fold_of_groups(labels, folds, seed), nt)
     fit_oof, med_oof, q90_oof = np.empty_like(y), np.empty_like(y), np.empty_like(y)
     for g in range(folds):
         out = fold == g
-        c, m, q = _fit(x[~out], y[~out])
+        c, qg = _fit(x[~out], y[~out], large[~out])
         fit_oof[out] = x[out] @ c
-        med_oof[out], q90_oof[out] = m, q
+        k = large[out].astype(int)
+        med_oof[out], q90_oof[out] = qg[k, 0], qg[k, 1]
     est = np.minimum(np.exp(fit_oof + med_oof) - EPS, Z_MAX).reshape(n, nt)
     upper = np.minimum(np.exp(fit_oof + q90_oof) - EPS, Z_MAX).reshape(n, nt)
-    report = _out_of_fold_report(zz, est, upper, np.asarray(a, dtype=np.float64), cost)
+    report = _out_of_fold_report(zz, est, upper, aa, cost)
     return {
         "features": list(HYBRID_ERROR_FEATURES[: x.shape[1] - 1]),
         "large_cell_a": LARGE_CELL_A,
         "coef": [float(v) for v in coef],
-        "median_residual": med,
-        "q90_residual": q90,
+        "median_residual": float(q[0, 0]),  # small cells (a < large_cell_a)
+        "q90_residual": float(q[0, 1]),
+        "large_cell_residuals": {"median": float(q[1, 0]), "q90": float(q[1, 1])},
         "eps": EPS,
         "n": int(zz.size),
         "n_structures": int(n),
@@ -270,8 +287,9 @@ def calibrate_hybrid(
 
 
 def calibrate_model(
-    path: str | os.PathLike, data, *, split: str = "val", folds: int = 10, seed: int = 0
-) -> tuple[HybridError, object, np.ndarray | None]:
+    path: str | os.PathLike, data, *, split: str = "val", folds: int = 10, seed: int = 0,
+    n_jobs: int | None = 1,
+) -> tuple[HybridError, object, np.ndarray | None]:  # fmt: skip
     """Calibrate a hybrid model file on one split of a dataset or release.
 
     Scores the model (:func:`lacbed.ml.evaluate.evaluate`), fits :func:`calibrate_hybrid` with
@@ -288,6 +306,8 @@ def calibrate_model(
         'val' (the default) keeps the test split untouched.
     folds, seed : int
         As :func:`calibrate_hybrid`.
+    n_jobs : int, optional
+        Engine worker threads for the coarse runs that are solved again.
 
     Returns
     -------
@@ -307,6 +327,15 @@ def calibrate_model(
     if physics_beams(model.config.physics_input) is None:
         raise LacbedError(f"{path} is not a hybrid model (its input is not an engine run)")
     ds = data if isinstance(data, Dataset) else open_dataset(data)
+    from lacbed.ml.physics import map_settings
+
+    mine = map_settings(info.data.get("engine_settings") or {})
+    theirs = map_settings(ds.settings.get("settings", {}))
+    if mine != theirs:  # predict builds the maps from the model's settings
+        raise LacbedError(
+            f"{Path(ds.path).name} was built with other engine settings than {file.name} was "
+            f"trained on ({theirs} against {mine}): calibrate on its own dataset"
+        )
     ev = evaluate(model, ds, splits=(split,))[split]
     arr = ev.arrays
     recs = {r["key"]: r for r in getattr(ds, "records", [])}
@@ -314,34 +343,40 @@ def calibrate_model(
     groups = [recs.get(k, {}).get("prototype", k) for k in arr.keys]
     conv = cpu = None
     if model.config.physics_input == "coarse":  # the coarse runs again, with their estimates
-        conv, cpu = _coarse_convergence(ds, info, arr)
+        conv, cpu = _coarse_convergence(ds, info, arr, n_jobs)
     cal = calibrate_hybrid(
         ev.z, correction(ev.predicted, arr.physics), arr.thickness_nm, arr.a, folds=folds,
         seed=seed, groups=groups, cost_s=cost if all(c is not None for c in cost) else None,
         convergence=conv,
     )  # fmt: skip
     cal.update(model_sha256=file_sha256(file), split=ev.split, dataset=Path(ds.path).name,
-               dataset_items=len(ds), coarse_cpu_s_per_structure=cpu)  # fmt: skip
+               dataset_items=len(ds), coarse_cpu_s_per_large_cell=cpu)  # fmt: skip
     return HybridError(calibration=cal), ev, conv
 
 
-def _coarse_convergence(ds, info, arr) -> tuple[np.ndarray, float]:
-    """The engine's convergence estimate (n, T) of each coarse run of a scored split, checked
-    to reproduce the maps the model was scored on, and the CPU time per structure [s]."""
+def _coarse_convergence(ds, info, arr, n_jobs) -> tuple[np.ndarray, float]:
+    """The engine's convergence estimate (n, T) of each large cell's coarse run of a scored
+    split (NaN for the others, as ``predict`` computes it), the runs checked to reproduce the
+    maps the model was scored on, and the CPU time per large cell [s]."""
     import time
 
     from lacbed.ml.data import _crystals_of
     from lacbed.ml.physics import coarse_maps, map_settings, recorded_beams
 
-    crystals = _crystals_of(ds, [str(k) for k in arr.keys])
+    large = np.asarray(arr.a, dtype=np.float64) >= LARGE_CELL_A
+    conv = np.full((len(large), len(arr.thickness_nm)), np.nan)
+    keys = [str(k) for k, big in zip(arr.keys, large, strict=True) if big]
+    if not keys:
+        return conv, None
+    crystals = _crystals_of(ds, keys)
     t0 = time.process_time()
-    maps, conv = coarse_maps(
+    maps, conv[large] = coarse_maps(
         crystals, arr.thickness_nm, size=ds.size, strong_beams=recorded_beams("coarse", info.data),
-        **map_settings(ds.settings.get("settings", {})),
+        n_jobs=n_jobs, **map_settings(ds.settings.get("settings", {})),
     )  # fmt: skip
-    cpu = (time.process_time() - t0) / max(len(crystals), 1)
-    log.info("coarse runs with their estimates: %.2f s CPU per structure", cpu)
-    if not np.allclose(maps, np.asarray(arr.physics), rtol=0, atol=1e-5):
+    cpu = (time.process_time() - t0) / len(crystals)
+    log.info("large cells' coarse runs with their estimates: %.2f s CPU each", cpu)
+    if not np.allclose(maps, np.asarray(arr.physics)[large], rtol=0, atol=1e-5):
         raise LacbedError("the coarse runs do not reproduce the maps the model was scored on")
     return conv, cpu
 
@@ -363,13 +398,15 @@ def load_error(path: str | os.PathLike) -> HybridError | None:
     LacbedError
         The file is unreadable, malformed, or was made for another model file.
     """
-    from lacbed.ml.model import _resolve
+    from lacbed.ml.model import _resolve, load_surrogate
 
     model_file = _resolve(path)
     f = error_file(model_file)
     if not f.is_file():
         return None
     err = HybridError.load(f)
+    if err.needs_convergence and load_surrogate(model_file)[0].config.physics_input != "coarse":
+        raise LacbedError(f"{f} needs coarse runs, which {model_file.name} does not take")
     if err.calibration.get("model_sha256") != file_sha256(model_file):
         raise LacbedError(
             f"{f} was calibrated for another {model_file.name}: rerun lacbed calibrate"
@@ -494,7 +531,10 @@ class HybridError:
         )  # fmt: skip
         fit = (x @ np.asarray(c["coef"], dtype=np.float64)).reshape(corr.shape)
         out = []
-        for r in (float(c["median_residual"]), float(c["q90_residual"])):
+        large = (np.asarray(a, dtype=np.float64).reshape(-1) >= self.large_cell_a)[:, None]
+        big = c.get("large_cell_residuals") or {}
+        for key, big_key in (("median_residual", "median"), ("q90_residual", "q90")):
+            r = np.where(large, float(big.get(big_key, c[key])), float(c[key]))
             out.append(np.clip(np.exp(fit + r) - eps, 0.0, Z_MAX))  # NaN stays NaN
         return out[0], out[1]
 
