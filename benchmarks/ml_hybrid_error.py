@@ -61,6 +61,7 @@ def main(argv=None) -> dict:
         calibrate_hybrid,
         calibrate_model,
         correction,
+        record_groups_costs,
     )
     from lacbed.ml.predict import HYBRID_FILE, _shipped_resource
     from lacbed.ml.uncertainty import spearman
@@ -87,10 +88,8 @@ def main(argv=None) -> dict:
     if conv is not None:  # what the coarse runs' own estimate adds (large cells)
         signals["coarse_convergence_estimate_large_cells"] = spearman(conv[large], z[large])
         signals["correction_large_cells"] = spearman(corr[large], z[large])
-        cost = [recs.get(k, {}).get("cpu_s") for k in arr.keys]
-        kw = dict(folds=args.folds, seed=args.seed,
-                  groups=[recs.get(k, {}).get("prototype", k) for k in arr.keys],
-                  cost_s=cost if all(c is not None for c in cost) else None)  # fmt: skip
+        groups, cost = record_groups_costs(ds, arr.keys)  # as calibrate_model takes them
+        kw = dict(folds=args.folds, seed=args.seed, groups=groups, cost_s=cost)
         without = calibrate_hybrid(z, corr, ts, a, **kw)["out_of_fold"]
         # ablation: the large-cell columns with a constant in place of the estimate (so only
         # the large cells' own intercept and residuals): what the estimate itself adds

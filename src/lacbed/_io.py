@@ -1,4 +1,5 @@
-"""File-writing helpers used at the edges (CLI, dataset storage): atomic writes."""
+"""File helpers used at the edges (CLI, dataset storage, model files): atomic writes, reads
+that fail with one line."""
 
 from __future__ import annotations
 
@@ -8,7 +9,18 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "check_writable"]
+__all__ = ["atomic_path", "check_writable", "read_text"]
+
+
+def read_text(path: str | os.PathLike, what: str) -> str:
+    """The text of a file, or a one-line :class:`lacbed.errors.LacbedError` ("PATH is not
+    WHAT: reason") when it cannot be read."""
+    from lacbed.errors import LacbedError
+
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        raise LacbedError(f"{path} is not {what}: {exc}") from None
 
 
 def check_writable(path: str | os.PathLike) -> Path:

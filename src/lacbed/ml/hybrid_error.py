@@ -63,6 +63,7 @@ __all__ = [
     "correction",
     "error_file",
     "load_error",
+    "record_groups_costs",
     "fold_of_groups",
     "file_sha256",
     "hybrid_design",
@@ -320,15 +321,13 @@ def calibrate_model(
     from lacbed.dataset.store import Dataset, open_dataset
     from lacbed.ml.evaluate import evaluate
     from lacbed.ml.model import _resolve, load_surrogate
-    from lacbed.ml.physics import physics_beams
+    from lacbed.ml.physics import map_settings, physics_beams
 
     file = _resolve(path)
     model, info = load_surrogate(file)
     if physics_beams(model.config.physics_input) is None:
         raise LacbedError(f"{path} is not a hybrid model (its input is not an engine run)")
     ds = data if isinstance(data, Dataset) else open_dataset(data)
-    from lacbed.ml.physics import map_settings
-
     mine = map_settings(info.data.get("engine_settings") or {})
     theirs = map_settings(ds.settings.get("settings", {}))
     if mine != theirs:  # predict builds the maps from the model's settings
@@ -338,20 +337,26 @@ def calibrate_model(
         )
     ev = evaluate(model, ds, splits=(split,))[split]
     arr = ev.arrays
-    recs = {r["key"]: r for r in getattr(ds, "records", [])}
-    cost = [recs.get(k, {}).get("cpu_s") for k in arr.keys]  # the converged run, all thicknesses
-    groups = [recs.get(k, {}).get("prototype", k) for k in arr.keys]
+    groups, cost = record_groups_costs(ds, arr.keys)
     conv = cpu = None
     if model.config.physics_input == "coarse":  # the coarse runs again, with their estimates
         conv, cpu = _coarse_convergence(ds, info, arr, n_jobs)
     cal = calibrate_hybrid(
         ev.z, correction(ev.predicted, arr.physics), arr.thickness_nm, arr.a, folds=folds,
-        seed=seed, groups=groups, cost_s=cost if all(c is not None for c in cost) else None,
-        convergence=conv,
+        seed=seed, groups=groups, cost_s=cost, convergence=conv,
     )  # fmt: skip
     cal.update(model_sha256=file_sha256(file), split=ev.split, dataset=Path(ds.path).name,
                dataset_items=len(ds), coarse_cpu_s_per_large_cell=cpu)  # fmt: skip
     return HybridError(calibration=cal), ev, conv
+
+
+def record_groups_costs(ds, keys) -> tuple[list, list | None]:
+    """Fold groups (each structure's prototype, else its key) and converged-engine CPU times
+    [s] (None unless every record has one) of the items ``keys`` of a dataset or release."""
+    recs = {r["key"]: r for r in getattr(ds, "records", [])}
+    groups = [recs.get(k, {}).get("prototype", k) for k in keys]
+    cost = [recs.get(k, {}).get("cpu_s") for k in keys]  # the converged run, all thicknesses
+    return groups, cost if all(c is not None for c in cost) else None
 
 
 def _coarse_convergence(ds, info, arr, n_jobs) -> tuple[np.ndarray, float]:
@@ -389,28 +394,30 @@ def error_file(path: str | os.PathLike) -> Path:
     return p.with_name(p.stem + ".error.json")
 
 
-def load_error(path: str | os.PathLike) -> HybridError | None:
-    """The calibration beside a model file (:func:`error_file`), checked to belong to it;
-    None when there is none.
+def load_error(path: str | os.PathLike, physics_input: str | None) -> HybridError | None:
+    """The calibration beside a model file (:func:`error_file`), checked to belong to it
+    (:meth:`HybridError.check_model`); None when there is none.
+
+    Parameters
+    ----------
+    path : path-like
+        Model file or run directory.
+    physics_input : str or None
+        The loaded model's physics input ('coarse', 'fewbeam', ...).
 
     Raises
     ------
     LacbedError
         The file is unreadable, malformed, or was made for another model file.
     """
-    from lacbed.ml.model import _resolve, load_surrogate
+    from lacbed.ml.model import _resolve
 
     model_file = _resolve(path)
     f = error_file(model_file)
     if not f.is_file():
         return None
     err = HybridError.load(f)
-    if err.needs_convergence and load_surrogate(model_file)[0].config.physics_input != "coarse":
-        raise LacbedError(f"{f} needs coarse runs, which {model_file.name} does not take")
-    if err.calibration.get("model_sha256") != file_sha256(model_file):
-        raise LacbedError(
-            f"{f} was calibrated for another {model_file.name}: rerun lacbed calibrate"
-        )
+    err.check_model(model_file, physics_input, f.name, "rerun lacbed calibrate")
     return err
 
 
@@ -494,6 +501,20 @@ class HybridError:
     def large_cell_a(self) -> float:
         """Lattice parameter from which this calibration treats a cell as large [Å]."""
         return float(self.calibration.get("large_cell_a", LARGE_CELL_A))
+
+    def check_model(
+        self, model_file: str | os.PathLike, physics_input: str | None, name: str, hint: str
+    ) -> None:  # fmt: skip
+        """Raise :class:`lacbed.ml.model.ModelFileError` (one line, naming the calibration
+        ``name`` and ending in ``hint``) unless this calibration was made for ``model_file``
+        (its SHA-256) and, if it uses convergence estimates, the model takes coarse runs."""
+        from lacbed.ml.model import ModelFileError
+
+        model_file = Path(model_file)
+        if self.needs_convergence and physics_input != "coarse":
+            raise ModelFileError(f"{name} needs coarse runs, which {model_file.name} does not take")
+        if self.calibration.get("model_sha256") != file_sha256(model_file):
+            raise ModelFileError(f"{name} was calibrated for another {model_file.name}: {hint}")
 
     @property
     def needs_convergence(self) -> bool:
@@ -593,9 +614,6 @@ class HybridError:
     @classmethod
     def load(cls, path: str | os.PathLike) -> HybridError:
         """Read and check a calibration file (:meth:`parse`); one-line error if unreadable."""
-        path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise LacbedError(f"{path} is not a hybrid error file: {exc}") from None
-        return cls.parse(text, str(path))
+        from lacbed._io import read_text
+
+        return cls.parse(read_text(path, "a hybrid error file"), str(path))

@@ -367,6 +367,8 @@ def physics_maps(
     ts = [float(t) for t in np.atleast_1d(thicknesses_nm)]
     if strong_beams is None:
         strong_beams = physics_beams(kind)
+    engine = dict(voltage_kv=voltage_kv, half_width=half_width, scattering=scattering,
+                  absorption=absorption)  # fmt: skip
     out = np.empty((len(crystals), len(ts), size, size), dtype=np.float32)
     for i, c in enumerate(crystals):
         path = None
@@ -395,8 +397,6 @@ def physics_maps(
                 except (OSError, ValueError):
                     pass
         if kind != "bragg":  # an engine run: coarse (half the pixels, upsampled) or few-beam
-            engine = dict(voltage_kv=voltage_kv, half_width=half_width, scattering=scattering,
-                          absorption=absorption)  # fmt: skip
             out[i] = _engine_map(c, ts, size, kind, int(strong_beams), n_jobs, engine)[0]
         for j, t in enumerate(ts if kind == "bragg" else []):
             out[i, j] = bragg_line_map(

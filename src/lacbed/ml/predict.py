@@ -298,23 +298,20 @@ def load_hybrid() -> Hybrid:
     ModelFileError
         No hybrid model shipped, or its calibration was made for another model file.
     """
-    from lacbed.ml.hybrid_error import HybridError, file_sha256
+    from lacbed.ml.hybrid_error import HybridError
 
     res = _shipped_resource(HYBRID_FILE)
     if not res.is_file():
         raise ModelFileError("no hybrid model is shipped with this installation; pass --model RUN")
-    with resources.as_file(res) as p:  # a copy when the package is zipped
-        model, info = load_surrogate(p)
-        sha = file_sha256(p)
     err_res = _shipped_resource(HYBRID_ERROR_FILE)
     error = None
-    if err_res.is_file():
-        error = HybridError.parse(err_res.read_text(), f"the shipped {HYBRID_ERROR_FILE}")
-        if error.calibration.get("model_sha256") != sha:
-            raise ModelFileError(
-                f"the shipped {HYBRID_ERROR_FILE} was calibrated for another {HYBRID_FILE}: "
-                "rerun benchmarks/ml_hybrid_error.py --write"
-            )
+    with resources.as_file(res) as p:  # a copy when the package is zipped
+        model, info = load_surrogate(p)
+        if err_res.is_file():
+            name = f"the shipped {HYBRID_ERROR_FILE}"
+            error = HybridError.parse(err_res.read_text(), name)
+            hint = "rerun benchmarks/ml_hybrid_error.py --write"
+            error.check_model(p, model.config.physics_input, name, hint)
     return Hybrid(model, info, error)
 
 
@@ -345,7 +342,7 @@ def load_predictor(path: str | os.PathLike | None = None, *, hybrid: bool = Fals
     if physics_beams(model.config.physics_input) is not None:  # a hybrid: its calibration?
         from lacbed.ml.hybrid_error import load_error
 
-        error = load_error(path)
+        error = load_error(path, model.config.physics_input)
         if error is not None:
             return Hybrid(model, info, error)
     return model, info

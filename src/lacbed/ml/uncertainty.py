@@ -350,12 +350,10 @@ class Ensemble:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Ensemble:
+        from lacbed._io import read_text
+
         path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise LacbedError(f"{path} is not an ensemble file: {exc}") from None
-        blob = cls.parse(text, str(path))
+        blob = cls.parse(read_text(path, "an ensemble file"), str(path))
         base = path.resolve().parent
         calibration = dict(blob.get("calibration") or {})
         ref = calibration.get("reference")
